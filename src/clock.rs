@@ -1,0 +1,58 @@
+//! Time sources: the system clock, and a manual clock for tests.
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// A source of wall-clock time in milliseconds since the Unix epoch.
+///
+/// Logs read it to decide time-based segment rolls (and, later, retention).
+/// Tests inject a [`ManualClock`] so that time-based behaviour is
+/// deterministic and nothing sleeps.
+pub trait Clock: Send + Sync + Debug {
+    /// The current time in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The operating system's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        crate::record::now_ms()
+    }
+}
+
+/// A clock that only moves when told to.
+///
+/// ```
+/// use embedlog::{Clock, ManualClock};
+/// let clock = ManualClock::new(1_000);
+/// clock.advance(500);
+/// assert_eq!(clock.now_ms(), 1_500);
+/// ```
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock reading `now_ms`.
+    pub fn new(now_ms: i64) -> Self {
+        ManualClock(AtomicI64::new(now_ms))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now_ms: i64) {
+        self.0.store(now_ms, Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `ms`.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,192 @@
+//! The crate's one error type.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A `Result` whose error is [`enum@Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in embedlog.
+///
+/// Each variant carries the facts needed to act on it: the file and byte
+/// position of corrupt data, the valid range of an out-of-range offset, the
+/// operation and path of an I/O error. The `Display` text says what happened
+/// and, where there is one, what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation failed.
+    #[error("I/O error while trying to {op} {path}: {source}")]
+    Io {
+        /// What was being done ("write", "fsync", "open", ...).
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The disk (or quota) is full. Nothing was acknowledged that is not
+    /// stored; free space and retry.
+    #[error("no space left on device while trying to {op} {path}; free space and retry")]
+    DiskFull {
+        /// What was being done.
+        op: &'static str,
+        /// The file being written.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Data on disk failed a check (CRC, length, offset order, ...) at a
+    /// position that recovery must not silently discard.
+    #[error("corrupt data in {path} at byte {position}: {reason}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte position of the first bad byte or of the record batch that
+        /// failed its check.
+        position: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// Bytes handed to a decoder (not read from a log file) are not a valid
+    /// record batch.
+    #[error("invalid record batch at byte {position}: {reason}")]
+    InvalidBatch {
+        /// Byte position within the input where decoding failed.
+        position: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// The requested offset is outside the log's range `[start, end]`.
+    #[error("offset {requested} is out of range: the log holds offsets {start}..{end}")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        requested: u64,
+        /// The log start offset (the oldest offset still readable).
+        start: u64,
+        /// The log end offset (the offset the next record will get).
+        end: u64,
+    },
+
+    /// A previous write or fsync failed in a way that leaves the durable state
+    /// unknown. The log refuses further writes; close it and open it again
+    /// (recovery will establish what is durable).
+    #[error("log {path} is poisoned by an earlier failure ({reason}); close and reopen it")]
+    Poisoned {
+        /// The log directory.
+        path: PathBuf,
+        /// The failure that poisoned it.
+        reason: String,
+    },
+
+    /// Another handle, in this process or another, holds the directory.
+    #[error("{path} is locked by another embedlog instance (in this or another process)")]
+    Locked {
+        /// The locked directory.
+        path: PathBuf,
+    },
+
+    /// A record batch is larger than the configured maximum.
+    #[error("record batch of {size} bytes exceeds the maximum of {max} bytes")]
+    BatchTooLarge {
+        /// The encoded batch size.
+        size: usize,
+        /// The configured maximum (`LogConfig::max_batch_bytes`).
+        max: usize,
+    },
+
+    /// A configuration value is out of its valid range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// An argument is not valid for this call.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The data uses a feature this version does not support (for example a
+    /// compressed record batch).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
+    /// The handle was closed.
+    #[error("the log is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Wraps an I/O error with the operation and path, turning "no space
+    /// left" into [`Error::DiskFull`].
+    pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+        if is_no_space(&source) {
+            Error::DiskFull {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        } else {
+            Error::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+
+    pub(crate) fn corrupt(path: &Path, position: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            position,
+            reason: reason.into(),
+        }
+    }
+}
+
+fn is_no_space(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        // ENOSPC (28) and EDQUOT (122 on Linux) both mean "out of space".
+        if matches!(e.raw_os_error(), Some(28) | Some(122)) {
+            return true;
+        }
+    }
+    e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enospc_maps_to_disk_full() {
+        let e = Error::io(
+            "write",
+            Path::new("/x/0.log"),
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        assert!(matches!(e, Error::DiskFull { op: "write", .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/x/0.log") && msg.contains("free space"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn other_io_errors_keep_path_and_op() {
+        let e = Error::io("fsync", Path::new("/d"), io::Error::other("boom"));
+        assert!(matches!(e, Error::Io { op: "fsync", .. }));
+        assert_eq!(e.to_string(), "I/O error while trying to fsync /d: boom");
+    }
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: Send + Sync + 'static + std::error::Error>() {}
+        check::<Error>();
+    }
+}

@@ -1,0 +1,39 @@
+//! Durable storage: segments, indexes, and the partition log. Knows nothing
+//! of topics, producers or consumers.
+
+mod checkpoint;
+mod index;
+mod log;
+mod mmap;
+mod segment;
+pub(crate) mod vfs;
+
+pub use log::{AppendInfo, Durability, Log, LogConfig, ReadLimit, VerifyReport};
+
+/// Fuzzing and testing entry points for the pure parsers of on-disk bytes.
+#[doc(hidden)]
+pub mod parse {
+    /// Checks an index file's bytes (`time` selects the time index layout).
+    pub fn check_index(time: bool, bytes: &[u8]) -> Result<usize, String> {
+        let kind = if time {
+            super::index::IndexKind::Time
+        } else {
+            super::index::IndexKind::Offset
+        };
+        super::index::check_entries(kind, bytes)
+    }
+
+    /// Scans a segment's bytes as recovery does; returns the valid length
+    /// and the next offset.
+    pub fn scan_segment(bytes: &[u8], base: u64) -> (u64, u64) {
+        match super::segment::scan(bytes, 0, base, base, true, |_, _| Ok(())) {
+            Ok(end) => (end.valid_len, end.next_offset),
+            Err(_) => (0, base),
+        }
+    }
+
+    /// Decodes a checkpoint file's bytes.
+    pub fn checkpoint(bytes: &[u8]) -> bool {
+        super::checkpoint::Checkpoint::decode(bytes).is_ok()
+    }
+}

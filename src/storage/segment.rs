@@ -1,0 +1,868 @@
+//! One segment: a `.log` file of record batches named by its base offset
+//! (20 digits, as Kafka names them) and its two indexes.
+//!
+//! The log file holds whole batches back to back, nothing else. It is
+//! written with positioned writes and read through a read-only memory map;
+//! the active segment is mapped at its maximum size up front so it never
+//! needs remapping. `size` is the published length: readers never look past
+//! it, and the writer never changes a byte below it.
+
+use super::checkpoint::SegmentSummary;
+use super::index::{Entry, Index, IndexKind};
+use super::vfs::{Vfs, VfsFile};
+use crate::error::{Error, Result};
+use crate::record::{Batch, BatchHeader, Batches, FormatError, Offset};
+use bytes::Bytes;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// No timestamp seen yet.
+pub(crate) const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// The file name of the segment log with `base` offset.
+pub(crate) fn log_file_name(base: Offset) -> String {
+    format!("{base:020}.log")
+}
+
+/// Parses a segment log file name; `None` if `name` is not one.
+pub(crate) fn parse_log_file_name(name: &str) -> Option<Offset> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Sizes that bound one segment, derived from the log's configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Roll when the next batch would take the segment past this.
+    pub(crate) segment_bytes: u64,
+    /// The active segment's mapping (≥ segment_bytes and the largest batch).
+    pub(crate) map_len: u64,
+    /// Offset index entries a segment can hold.
+    pub(crate) index_capacity: usize,
+    /// Bytes between offset index entries.
+    pub(crate) index_interval: u64,
+}
+
+/// The writer's indexing state for the active segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexState {
+    /// Bytes appended since the batch of the last offset index entry began.
+    bytes_since_entry: u64,
+    /// Timestamp of the last time index entry.
+    last_time_entry: i64,
+}
+
+impl IndexState {
+    pub(crate) fn fresh() -> Self {
+        IndexState {
+            bytes_since_entry: 0,
+            last_time_entry: NO_TIMESTAMP,
+        }
+    }
+}
+
+/// How a scan of a segment ended.
+#[derive(Debug)]
+pub(crate) struct ScanEnd {
+    /// Position after the last valid batch.
+    pub(crate) valid_len: u64,
+    /// Offset after the last valid batch (the segment base if none).
+    pub(crate) next_offset: Offset,
+    /// Why the scan stopped before the end, and where.
+    pub(crate) invalid: Option<FormatError>,
+}
+
+/// Walks the batches of `buf` from `pos`, checking each header, its length,
+/// offset order (each batch starts after the previous one ends, and at or
+/// after `base`) and, with `verify_crc`, its CRC. Calls `visit` for every
+/// valid batch. Pure: works on any bytes.
+pub(crate) fn scan(
+    buf: &[u8],
+    mut pos: usize,
+    base: Offset,
+    mut next_offset: Offset,
+    verify_crc: bool,
+    mut visit: impl FnMut(usize, &BatchHeader) -> Result<()>,
+) -> Result<ScanEnd> {
+    let mut invalid = None;
+    while pos < buf.len() {
+        let rest = &buf[pos..];
+        let h = match BatchHeader::parse(rest) {
+            Ok(h) => h,
+            Err(e) => {
+                invalid = Some(FormatError {
+                    position: pos + e.position,
+                    reason: e.reason,
+                });
+                break;
+            }
+        };
+        let problem = if h.size() > rest.len() {
+            Some(format!(
+                "batch of {} bytes runs past the end of the segment ({} bytes remain)",
+                h.size(),
+                rest.len()
+            ))
+        } else if h.first_offset() < next_offset.max(base) {
+            Some(format!(
+                "batch base offset {} is below the expected {}",
+                h.first_offset(),
+                next_offset.max(base)
+            ))
+        } else if h.last_offset() - base > i32::MAX as u64 {
+            Some(format!(
+                "offset {} is too far from the segment base {base}",
+                h.last_offset()
+            ))
+        } else if verify_crc && !crate::record::crc_matches(&rest[..h.size()]) {
+            Some("CRC-32C mismatch".to_string())
+        } else {
+            None
+        };
+        if let Some(reason) = problem {
+            invalid = Some(FormatError {
+                position: pos,
+                reason,
+            });
+            break;
+        }
+        visit(pos, &h)?;
+        next_offset = h.last_offset() + 1;
+        pos += h.size();
+    }
+    Ok(ScanEnd {
+        valid_len: pos as u64,
+        next_offset,
+        invalid,
+    })
+}
+
+/// One segment of a partition log.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) base: Offset,
+    path: Arc<Path>,
+    file: Box<dyn VfsFile>,
+    /// The mapping: the file's length, or `map_len` for the active segment.
+    data: Bytes,
+    /// Published length in bytes.
+    size: AtomicU64,
+    /// Offset after the last record (the base if empty).
+    next_offset: AtomicU64,
+    max_timestamp: AtomicI64,
+    offset_of_max: AtomicU64,
+    /// The time the segment's age is measured from, for time-based rolls:
+    /// its first batch's max timestamp, or its creation time if empty.
+    roll_basis: AtomicI64,
+    offset_index: Index,
+    time_index: Index,
+}
+
+/// A segment opened from disk, with what its writer needs to continue.
+pub(crate) struct Loaded {
+    pub(crate) segment: Segment,
+    pub(crate) state: IndexState,
+    /// Recovery cut the file short (a torn or corrupt tail).
+    pub(crate) truncated: bool,
+}
+
+/// How to open an existing segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mode<'a> {
+    /// It was complete and fsync'd: check the indexes cheaply; rebuild them
+    /// if they fail; any invalid batch is corruption.
+    Trust(Option<&'a SegmentSummary>),
+    /// It may hold a torn tail: scan every batch, rebuild the indexes, and
+    /// cut the file at the first invalid batch unless that batch starts
+    /// below `recovery_point` (then it is corruption).
+    Recover { recovery_point: Offset },
+}
+
+impl Segment {
+    pub(crate) fn log_path(dir: &Path, base: Offset) -> PathBuf {
+        dir.join(log_file_name(base))
+    }
+
+    /// Creates a new, empty active segment.
+    pub(crate) fn create(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        base: Offset,
+        limits: &Limits,
+        now: i64,
+    ) -> Result<Segment> {
+        let path = Self::log_path(dir, base);
+        let file = vfs
+            .create(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        let data = file
+            .map(limits.map_len)
+            .map_err(|e| Error::io("map", &path, e))?;
+        let offset_index = Index::create(
+            vfs,
+            Index::path_for(&path, IndexKind::Offset),
+            IndexKind::Offset,
+            limits.index_capacity,
+        )?;
+        let time_index = Index::create(
+            vfs,
+            Index::path_for(&path, IndexKind::Time),
+            IndexKind::Time,
+            limits.index_capacity + 1,
+        )?;
+        Ok(Segment {
+            base,
+            path: path.into(),
+            file,
+            data,
+            size: AtomicU64::new(0),
+            next_offset: AtomicU64::new(base),
+            max_timestamp: AtomicI64::new(NO_TIMESTAMP),
+            offset_of_max: AtomicU64::new(base),
+            roll_basis: AtomicI64::new(now),
+            offset_index,
+            time_index,
+        })
+    }
+
+    /// Opens an existing segment. `active` gets the preallocated indexes
+    /// and the full-size mapping of the last segment.
+    pub(crate) fn load(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        base: Offset,
+        limits: &Limits,
+        active: bool,
+        mode: Mode<'_>,
+        now: i64,
+    ) -> Result<Loaded> {
+        let path = Self::log_path(dir, base);
+        let file = vfs.open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        if len > u64::from(u32::MAX) {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!("segment of {len} bytes exceeds 4 GiB"),
+            ));
+        }
+        let map_len = if active { len.max(limits.map_len) } else { len };
+        let data = file.map(map_len).map_err(|e| Error::io("map", &path, e))?;
+        let mut truncated = false;
+        let (offset_index, time_index, state, size, next) = match mode {
+            Mode::Trust(summary) => {
+                match Self::check_indexes(vfs, &path, &data[..len as usize], base, limits, summary)?
+                {
+                    Some(ok) => ok,
+                    None => {
+                        let (o, t, st, end) =
+                            Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
+                        if let Some(e) = end.invalid {
+                            return Err(e.in_file(&path, 0));
+                        }
+                        (o, t, st, len, end.next_offset)
+                    }
+                }
+            }
+            Mode::Recover { recovery_point } => {
+                let (o, t, st, end) =
+                    Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
+                if let Some(e) = end.invalid {
+                    if end.next_offset < recovery_point {
+                        return Err(Error::corrupt(
+                            &path,
+                            e.position as u64,
+                            format!(
+                                "{} (offset {} is below the recovery point {recovery_point}, so this is not a torn write)",
+                                e.reason, end.next_offset
+                            ),
+                        ));
+                    }
+                    file.set_len(end.valid_len)
+                        .map_err(|e| Error::io("truncate", &path, e))?;
+                    truncated = true;
+                }
+                (o, t, st, end.valid_len, end.next_offset)
+            }
+        };
+        let seg = Segment {
+            base,
+            path: path.into(),
+            file,
+            data,
+            size: AtomicU64::new(size),
+            next_offset: AtomicU64::new(next),
+            max_timestamp: AtomicI64::new(NO_TIMESTAMP),
+            offset_of_max: AtomicU64::new(base),
+            roll_basis: AtomicI64::new(now),
+            offset_index,
+            time_index,
+        };
+        let mut seg = seg;
+        if let Some(e) = seg.time_index.last() {
+            seg.max_timestamp.store(e.key, Ordering::Relaxed);
+            seg.offset_of_max
+                .store(base + u64::from(e.value), Ordering::Relaxed);
+        }
+        if size > 0 {
+            // Age counts from the first batch's timestamp, as Kafka's does,
+            // but never from the future.
+            let h = BatchHeader::parse(&seg.data[..]).map_err(|e| e.in_file(&seg.path, 0))?;
+            seg.roll_basis
+                .store(h.max_timestamp.min(now), Ordering::Relaxed);
+        }
+        let mut state = state;
+        if active {
+            seg.offset_index.reserve(limits.index_capacity)?;
+            seg.time_index.reserve(limits.index_capacity + 1)?;
+        } else {
+            seg.finish_indexes(&mut state)?;
+        }
+        Ok(Loaded {
+            segment: seg,
+            state,
+            truncated,
+        })
+    }
+
+    /// Opens and checks the indexes of a complete segment without reading
+    /// more of the log than the tail after the last index entry. `None`
+    /// means they must be rebuilt.
+    #[allow(clippy::type_complexity)]
+    fn check_indexes(
+        vfs: &dyn Vfs,
+        path: &Path,
+        log: &[u8],
+        base: Offset,
+        limits: &Limits,
+        summary: Option<&SegmentSummary>,
+    ) -> Result<Option<(Index, Index, IndexState, u64, Offset)>> {
+        let Some(oi) = Index::open(
+            vfs,
+            Index::path_for(path, IndexKind::Offset),
+            IndexKind::Offset,
+        )?
+        else {
+            return Ok(None);
+        };
+        let Some(ti) = Index::open(vfs, Index::path_for(path, IndexKind::Time), IndexKind::Time)?
+        else {
+            return Ok(None);
+        };
+        if oi.check().is_err() || ti.check().is_err() {
+            return Ok(None);
+        }
+        let summary = summary.filter(|s| s.base == base && s.log_len == log.len() as u64);
+        if let Some(s) = summary
+            && (s.index_len != oi.file_len() || s.time_index_len != ti.file_len())
+        {
+            return Ok(None);
+        }
+        // The first batch must start at or after the base the name gives.
+        if !log.is_empty() {
+            let h = BatchHeader::parse(log).map_err(|e| e.in_file(path, 0))?;
+            if h.first_offset() < base {
+                return Err(Error::corrupt(
+                    path,
+                    0,
+                    format!(
+                        "segment named for offset {base} starts with offset {}",
+                        h.first_offset()
+                    ),
+                ));
+            }
+        }
+        // The last offset entry must point at the batch it names, and no
+        // entry may be missing after it: walk the tail.
+        let (from_pos, from_next) = match oi.last() {
+            Some(e) => {
+                let pos = e.value as usize;
+                let Ok(h) = BatchHeader::parse(log.get(pos..).unwrap_or_default()) else {
+                    return Ok(None);
+                };
+                if h.last_offset() != base + e.key as u64 {
+                    return Ok(None);
+                }
+                (pos, h.first_offset())
+            }
+            None => (0, base),
+        };
+        let mut short = false;
+        let end = scan(log, from_pos, base, from_next, false, |pos, _| {
+            if (pos - from_pos) as u64 > limits.index_interval {
+                short = true;
+            }
+            Ok(())
+        })?;
+        if short || end.invalid.is_some() {
+            return Ok(None);
+        }
+        // The last time entry is the segment's max timestamp, if known.
+        if let Some(s) = summary {
+            let want = (s.max_timestamp != NO_TIMESTAMP).then(|| Entry {
+                key: s.max_timestamp,
+                value: (s.offset_of_max - base) as u32,
+            });
+            if ti.last() != want {
+                return Ok(None);
+            }
+        }
+        if let Some(t) = ti.last()
+            && base + u64::from(t.value) >= end.next_offset
+        {
+            return Ok(None);
+        }
+        let state = IndexState {
+            bytes_since_entry: (log.len() - from_pos) as u64,
+            last_time_entry: ti.last().map_or(NO_TIMESTAMP, |e| e.key),
+        };
+        Ok(Some((oi, ti, state, log.len() as u64, end.next_offset)))
+    }
+
+    /// Rebuilds both indexes from the log, verifying every CRC. Stops at the
+    /// first invalid batch (reported in the `ScanEnd`).
+    fn rebuild(
+        vfs: &dyn Vfs,
+        path: &Path,
+        log: &[u8],
+        base: Offset,
+        limits: &Limits,
+    ) -> Result<(Index, Index, IndexState, ScanEnd)> {
+        let oi = Index::create(
+            vfs,
+            Index::path_for(path, IndexKind::Offset),
+            IndexKind::Offset,
+            limits.index_capacity,
+        )?;
+        let ti = Index::create(
+            vfs,
+            Index::path_for(path, IndexKind::Time),
+            IndexKind::Time,
+            limits.index_capacity + 1,
+        )?;
+        let mut st = IndexState::fresh();
+        let mut max_ts = NO_TIMESTAMP;
+        let mut offset_of_max = base;
+        let end = scan(log, 0, base, base, true, |pos, h| {
+            index_batch(
+                &oi,
+                &ti,
+                &mut st,
+                &mut max_ts,
+                &mut offset_of_max,
+                base,
+                pos as u64,
+                h,
+                limits.index_interval,
+            )
+        })?;
+        Ok((oi, ti, st, end))
+    }
+
+    pub(crate) fn path(&self) -> &Arc<Path> {
+        &self.path
+    }
+
+    /// Published size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn next_offset(&self) -> Offset {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn roll_basis(&self) -> i64 {
+        self.roll_basis.load(Ordering::Relaxed)
+    }
+
+    /// Whether a batch of `len` bytes ending at `last_offset` can go into
+    /// this segment, or the log must roll first.
+    pub(crate) fn fits(&self, len: u64, last_offset: Offset, limits: &Limits) -> bool {
+        let size = self.size();
+        let room = if size == 0 {
+            len <= self.data.len() as u64
+        } else {
+            size + len <= limits.segment_bytes && size + len <= self.data.len() as u64
+        };
+        room && last_offset - self.base <= i32::MAX as u64
+            && !self.offset_index.is_full()
+            && !self.time_index.is_full()
+    }
+
+    /// Appends one batch (whose header is `h`) and publishes it. Nothing is
+    /// published if an error is returned.
+    pub(crate) fn append(
+        &self,
+        batch: &[u8],
+        h: &BatchHeader,
+        st: &mut IndexState,
+        limits: &Limits,
+        now: i64,
+    ) -> Result<()> {
+        let pos = self.size.load(Ordering::Relaxed);
+        self.file
+            .write_at(batch, pos)
+            .map_err(|e| Error::io("write", &self.path, e))?;
+        let mut max_ts = self.max_timestamp.load(Ordering::Relaxed);
+        let mut offset_of_max = self.offset_of_max.load(Ordering::Relaxed);
+        let saved = (*st, self.offset_index.len(), self.time_index.len());
+        if let Err(e) = index_batch(
+            &self.offset_index,
+            &self.time_index,
+            st,
+            &mut max_ts,
+            &mut offset_of_max,
+            self.base,
+            pos,
+            h,
+            limits.index_interval,
+        ) {
+            *st = saved.0;
+            self.offset_index.unpublish_from(saved.1);
+            self.time_index.unpublish_from(saved.2);
+            return Err(e);
+        }
+        if pos == 0 {
+            self.roll_basis.store(now, Ordering::Relaxed);
+        }
+        self.max_timestamp.store(max_ts, Ordering::Release);
+        self.offset_of_max.store(offset_of_max, Ordering::Release);
+        self.next_offset
+            .store(h.last_offset() + 1, Ordering::Release);
+        self.size.store(pos + batch.len() as u64, Ordering::Release);
+        Ok(())
+    }
+
+    /// Adds the final time index entry and trims both index files: done when
+    /// the segment stops being active (roll, close).
+    pub(crate) fn finish_indexes(&self, st: &mut IndexState) -> Result<()> {
+        let max_ts = self.max_timestamp();
+        if max_ts != NO_TIMESTAMP && max_ts > st.last_time_entry {
+            let rel = (self.offset_of_max.load(Ordering::Acquire) - self.base) as u32;
+            if self.time_index.append(Entry {
+                key: max_ts,
+                value: rel,
+            })? {
+                st.last_time_entry = max_ts;
+            }
+        }
+        self.offset_index.trim()?;
+        self.time_index.trim()
+    }
+
+    /// The summary a checkpoint keeps for a complete segment.
+    pub(crate) fn summary(&self) -> SegmentSummary {
+        SegmentSummary {
+            base: self.base,
+            log_len: self.size(),
+            index_len: (self.offset_index.len() * IndexKind::Offset.entry_size()) as u64,
+            time_index_len: (self.time_index.len() * IndexKind::Time.entry_size()) as u64,
+            max_timestamp: self.max_timestamp(),
+            offset_of_max: self.offset_of_max.load(Ordering::Acquire),
+        }
+    }
+
+    /// `fdatasync` of the log file.
+    pub(crate) fn sync_log(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fsync", &self.path, e))
+    }
+
+    /// `fdatasync` of the log and both indexes.
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        self.sync_log()?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Trims the log file to its published size (after a failed write left
+    /// bytes past it).
+    pub(crate) fn trim_log(&self) -> Result<()> {
+        self.file
+            .set_len(self.size())
+            .map_err(|e| Error::io("truncate", &self.path, e))
+    }
+
+    /// Removes the segment's files. Readers holding its data keep it.
+    pub(crate) fn delete_files(&self, vfs: &dyn Vfs) -> Result<()> {
+        for p in [
+            self.path.to_path_buf(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ] {
+            match vfs.remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("delete", &p, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The published bytes (whole batches).
+    pub(crate) fn bytes(&self, size: u64) -> &[u8] {
+        &self.data[..size as usize]
+    }
+
+    fn header_at(&self, pos: u64, size: u64) -> Result<BatchHeader> {
+        let rest = &self.data[pos as usize..size as usize];
+        let h = BatchHeader::parse(rest).map_err(|e| e.in_file(&self.path, pos))?;
+        if h.size() > rest.len() || h.first_offset() < self.base {
+            return Err(Error::corrupt(
+                &self.path,
+                pos,
+                format!(
+                    "batch at offset {} of {} bytes does not fit the segment",
+                    h.first_offset(),
+                    h.size()
+                ),
+            ));
+        }
+        Ok(h)
+    }
+
+    /// Position of the first batch whose last offset is `>= target`, looking
+    /// only at the first `size` bytes; `None` if there is none.
+    fn position_of(&self, target: Offset, size: u64) -> Result<Option<u64>> {
+        let rel = target.saturating_sub(self.base).min(u64::from(u32::MAX)) as i64;
+        let mut pos = 0;
+        if let Some(e) = self.offset_index.floor(rel, false) {
+            // An entry written for a batch that is not published yet (or a
+            // bad index) is not trusted: fall back to the segment start.
+            let p = u64::from(e.value);
+            if p < size
+                && let Ok(h) = self.header_at(p, size)
+                && h.last_offset() == self.base + e.key as u64
+            {
+                pos = p;
+            }
+        }
+        while pos < size {
+            let h = self.header_at(pos, size)?;
+            if h.last_offset() >= target {
+                return Ok(Some(pos));
+            }
+            pos += h.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from the one holding `from` on, below `end`, up to
+    /// `max_bytes` (but always one batch) and about `max_records`.
+    pub(crate) fn read(
+        &self,
+        from: Offset,
+        end: Offset,
+        max_bytes: usize,
+        max_records: usize,
+    ) -> Result<Option<Batches>> {
+        let size = self.size();
+        let Some(start) = self.position_of(from, size)? else {
+            return Ok(None);
+        };
+        let mut pos = start;
+        let mut records = 0usize;
+        while pos < size && records < max_records {
+            let h = self.header_at(pos, size)?;
+            if h.first_offset() >= end {
+                break;
+            }
+            let len = h.size() as u64;
+            if pos > start && (pos + len - start) as usize > max_bytes {
+                break;
+            }
+            records += (h.last_offset().min(end - 1) + 1).saturating_sub(from.max(h.first_offset()))
+                as usize;
+            pos += len;
+        }
+        if pos == start {
+            return Ok(None);
+        }
+        let data = self.data.slice(start as usize..pos as usize);
+        Ok(Some(Batches::from_log(
+            data,
+            self.path.clone(),
+            start,
+            from,
+            max_records,
+        )))
+    }
+
+    /// The first offset `>= min_offset` whose record has a timestamp
+    /// `>= timestamp`, if this segment has one.
+    pub(crate) fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+        min_offset: Offset,
+        end: Offset,
+    ) -> Result<Option<Offset>> {
+        if self.max_timestamp() < timestamp {
+            return Ok(None);
+        }
+        // Every record up to the entry's offset is older than `timestamp`.
+        let start = match self.time_index.floor(timestamp, true) {
+            Some(e) => min_offset.max(self.base + u64::from(e.value) + 1),
+            None => min_offset,
+        };
+        let size = self.size();
+        let Some(mut pos) = self.position_of(start, size)? else {
+            return Ok(None);
+        };
+        while pos < size {
+            let h = self.header_at(pos, size)?;
+            if h.first_offset() >= end {
+                break;
+            }
+            if h.max_timestamp >= timestamp {
+                let batch = Batch::from_log(
+                    self.data.slice(pos as usize..pos as usize + h.size()),
+                    h,
+                    self.path.clone(),
+                    pos,
+                );
+                for r in batch.records()? {
+                    let r = r?;
+                    if r.offset >= start && r.offset < end && r.timestamp >= timestamp {
+                        return Ok(Some(r.offset));
+                    }
+                }
+            }
+            pos += h.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Verifies every batch: header, order, CRC and record encoding.
+    pub(crate) fn verify(&self) -> Result<u64> {
+        let size = self.size();
+        let data = self.data.slice(..size as usize);
+        let end = scan(&data, 0, self.base, self.base, true, |_, _| Ok(()))?;
+        if let Some(e) = end.invalid {
+            return Err(e.in_file(&self.path, 0));
+        }
+        let mut records = 0;
+        for r in Batches::from_log(data, self.path.clone(), 0, 0, usize::MAX).records() {
+            r?;
+            records += 1;
+        }
+        Ok(records)
+    }
+
+    /// The bytes of the batches before `offset`'s batch, for truncation:
+    /// returns the position of the first batch whose last offset is
+    /// `>= offset`.
+    pub(crate) fn truncation_point(&self, offset: Offset) -> Result<u64> {
+        let size = self.size();
+        Ok(self.position_of(offset, size)?.unwrap_or(size))
+    }
+
+    /// Offset of the first batch at or after `pos` (or `next_offset` at the end).
+    pub(crate) fn offset_at(&self, pos: u64) -> Result<Offset> {
+        let size = self.size();
+        if pos >= size {
+            return Ok(self.next_offset());
+        }
+        Ok(self.header_at(pos, size)?.first_offset())
+    }
+}
+
+/// Applies Kafka's indexing rule to one batch at `pos`.
+#[allow(clippy::too_many_arguments)]
+fn index_batch(
+    oi: &Index,
+    ti: &Index,
+    st: &mut IndexState,
+    max_ts: &mut i64,
+    offset_of_max: &mut Offset,
+    base: Offset,
+    pos: u64,
+    h: &BatchHeader,
+    interval: u64,
+) -> Result<()> {
+    if h.max_timestamp > *max_ts {
+        *max_ts = h.max_timestamp;
+        *offset_of_max = h.last_offset();
+    }
+    if st.bytes_since_entry > interval {
+        let rel = (h.last_offset() - base) as i64;
+        // Capacity is sized for the segment; a full index makes the log roll
+        // before the next append, so a `false` here cannot lose an entry
+        // that lookups need (they fall back to scanning).
+        oi.append(Entry {
+            key: rel,
+            value: pos as u32,
+        })?;
+        if *max_ts > st.last_time_entry {
+            ti.append(Entry {
+                key: *max_ts,
+                value: (*offset_of_max - base) as u32,
+            })?;
+            st.last_time_entry = *max_ts;
+        }
+        st.bytes_since_entry = 0;
+    }
+    st.bytes_since_entry += h.size() as u64;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_twenty_digits() {
+        assert_eq!(log_file_name(42), "00000000000000000042.log");
+        assert_eq!(parse_log_file_name("00000000000000000042.log"), Some(42));
+        assert_eq!(parse_log_file_name("42.log"), None);
+        assert_eq!(parse_log_file_name("0000000000000000004x.log"), None);
+        assert_eq!(parse_log_file_name("00000000000000000042.index"), None);
+        assert_eq!(
+            parse_log_file_name("99999999999999999999.log"),
+            None,
+            "overflows u64"
+        );
+    }
+
+    #[test]
+    fn scan_stops_at_garbage_and_reports_where() {
+        let mut buf = Vec::new();
+        let mut all = Vec::new();
+        for base in [0i64, 1] {
+            let p = crate::record::BatchParams {
+                base_offset: base,
+                ..Default::default()
+            };
+            crate::record::encode_batch(&mut buf, &p, &[crate::Record::new("x").timestamp(1)])
+                .unwrap();
+            all.extend_from_slice(&buf);
+        }
+        let one = all.len() / 2;
+        all.extend_from_slice(&[0u8; 10]);
+        let mut seen = Vec::new();
+        let end = scan(&all, 0, 0, 0, true, |pos, h| {
+            seen.push((pos, h.first_offset()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(0, 0), (one, 1)]);
+        assert_eq!(end.valid_len, 2 * one as u64);
+        assert_eq!(end.next_offset, 2);
+        assert!(end.invalid.is_some());
+        // Out-of-order offsets stop the scan too.
+        let mut swapped = all[one..2 * one].to_vec();
+        swapped.extend_from_slice(&all[..one]);
+        let end = scan(&swapped, 0, 0, 0, true, |_, _| Ok(())).unwrap();
+        assert_eq!(end.valid_len, one as u64);
+        assert!(end.invalid.unwrap().reason.contains("below the expected"));
+    }
+}

@@ -1,0 +1,315 @@
+//! The file-system seam: every file operation that must survive faults goes
+//! through these traits, so tests can inject I/O errors, full disks and
+//! failed fsyncs. Production uses [`RealFs`].
+
+use bytes::Bytes;
+use std::fmt::Debug;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A directory tree of files.
+pub(crate) trait Vfs: Send + Sync + Debug {
+    /// Opens an existing file for reading and writing.
+    fn open(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    /// Creates a file (truncating any existing one) for reading and writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    /// Reads a whole (small) file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Atomically renames `from` over `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Names of the entries of a directory.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Makes the directory's entries (creates, renames, deletes) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// One open file.
+pub(crate) trait VfsFile: Send + Sync + Debug {
+    /// Current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Writes all of `buf` at `pos`.
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// `fdatasync`: makes written data (and the length) durable.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Maps `len` bytes read-only (may exceed the current length; bytes past
+    /// the end must not be read).
+    fn map(&self, len: u64) -> io::Result<Bytes>;
+    /// Takes an exclusive advisory lock without waiting; `Ok(false)` if
+    /// another handle holds it.
+    fn try_lock(&self) -> io::Result<bool>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RealFs;
+
+#[derive(Debug)]
+struct RealFile(File);
+
+impl Vfs for RealFs {
+    fn open(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let f = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Box::new(RealFile(f)))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Box::new(RealFile(f)))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            // Names that are not UTF-8 cannot be ours; they are skipped.
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            File::open(dir)?.sync_all()
+        }
+        #[cfg(not(unix))]
+        {
+            // Windows has no directory fsync; renames are journaled by NTFS.
+            let _ = dir;
+            Ok(())
+        }
+    }
+}
+
+impl VfsFile for RealFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileExt::write_all_at(&self.0, buf, pos)
+        }
+        #[cfg(windows)]
+        {
+            let mut done = 0;
+            while done < buf.len() {
+                let n = std::os::windows::fs::FileExt::seek_write(
+                    &self.0,
+                    &buf[done..],
+                    pos + done as u64,
+                )?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                done += n;
+            }
+            Ok(())
+        }
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn map(&self, len: u64) -> io::Result<Bytes> {
+        super::mmap::map(&self.0, len)
+    }
+
+    fn try_lock(&self) -> io::Result<bool> {
+        match self.0.try_lock() {
+            Ok(()) => Ok(true),
+            Err(fs::TryLockError::WouldBlock) => Ok(false),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+/// Writes `data` to `path` atomically: a temporary file is written and
+/// fsync'd, renamed over `path`, and the directory fsync'd. After a crash the
+/// file holds either the old or the new contents, never a mix.
+pub(crate) fn write_atomic(vfs: &dyn Vfs, path: &Path, data: &[u8]) -> crate::Result<()> {
+    let tmp = tmp_path(path);
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let f = vfs
+        .create(&tmp)
+        .map_err(|e| crate::Error::io("create", &tmp, e))?;
+    f.write_at(data, 0)
+        .map_err(|e| crate::Error::io("write", &tmp, e))?;
+    f.sync_data()
+        .map_err(|e| crate::Error::io("fsync", &tmp, e))?;
+    drop(f);
+    vfs.rename(&tmp, path)
+        .map_err(|e| crate::Error::io("rename", path, e))?;
+    vfs.sync_dir(dir)
+        .map_err(|e| crate::Error::io("fsync directory", dir, e))?;
+    Ok(())
+}
+
+/// The temporary name `write_atomic` uses for `path`.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+pub(crate) mod faulty {
+    //! A fault-injecting file system for tests: wraps [`RealFs`] and fails
+    //! chosen operations with a chosen error.
+
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+    /// Which operation to fail.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Op {
+        Write,
+        Sync,
+        SetLen,
+        Rename,
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Faults {
+        /// Fail the Nth (0-based) matching operation from now; -1 = never.
+        countdown: AtomicI64,
+        op: parking_lot::Mutex<Option<(Op, io::ErrorKind, bool)>>,
+        pub(crate) tripped: AtomicBool,
+    }
+
+    impl Faults {
+        /// Fails the `nth` next `op` with `kind`; `persistent` keeps failing.
+        pub(crate) fn fail(&self, op: Op, nth: i64, kind: io::ErrorKind, persistent: bool) {
+            *self.op.lock() = Some((op, kind, persistent));
+            self.countdown.store(nth, Ordering::SeqCst);
+            self.tripped.store(false, Ordering::SeqCst);
+        }
+
+        pub(crate) fn clear(&self) {
+            *self.op.lock() = None;
+        }
+
+        fn check(&self, op: Op) -> io::Result<()> {
+            let g = self.op.lock();
+            let Some((fop, kind, persistent)) = *g else {
+                return Ok(());
+            };
+            if fop != op {
+                return Ok(());
+            }
+            let left = self.countdown.fetch_sub(1, Ordering::SeqCst);
+            if left <= 0 && (persistent || left == 0) {
+                self.tripped.store(true, Ordering::SeqCst);
+                return Err(io::Error::from(kind));
+            }
+            Ok(())
+        }
+    }
+
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct FaultyFs {
+        pub(crate) faults: Arc<Faults>,
+    }
+
+    #[derive(Debug)]
+    struct FaultyFile {
+        inner: Box<dyn VfsFile>,
+        faults: Arc<Faults>,
+    }
+
+    impl Vfs for FaultyFs {
+        fn open(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+            Ok(Box::new(FaultyFile {
+                inner: RealFs.open(path)?,
+                faults: self.faults.clone(),
+            }))
+        }
+        fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+            Ok(Box::new(FaultyFile {
+                inner: RealFs.create(path)?,
+                faults: self.faults.clone(),
+            }))
+        }
+        fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+            RealFs.read(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            self.faults.check(Op::Rename)?;
+            RealFs.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            RealFs.remove_file(path)
+        }
+        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+            RealFs.create_dir_all(path)
+        }
+        fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+            RealFs.list(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            self.faults.check(Op::Sync)?;
+            RealFs.sync_dir(dir)
+        }
+    }
+
+    impl VfsFile for FaultyFile {
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+            self.faults.check(Op::Write)?;
+            self.inner.write_at(buf, pos)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.faults.check(Op::SetLen)?;
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.faults.check(Op::Sync)?;
+            self.inner.sync_data()
+        }
+        fn map(&self, len: u64) -> io::Result<Bytes> {
+            self.inner.map(len)
+        }
+        fn try_lock(&self) -> io::Result<bool> {
+            self.inner.try_lock()
+        }
+    }
+}
