@@ -1203,8 +1203,7 @@ impl Inner {
                 .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
         }
         let seg = &segs[keep - 1];
-        let pos = seg.truncation_point(offset)?;
-        let new_end = seg.offset_at(pos)?;
+        let (pos, new_end) = seg.truncation_point(offset)?;
         // Rewrite the segment's prefix into a new file and rename it over
         // the old one: readers mapping the old file keep their bytes.
         let path = seg.path().to_path_buf();

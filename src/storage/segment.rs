@@ -107,9 +107,9 @@ pub(crate) fn scan(
                 h.size(),
                 rest.len()
             ))
-        } else if h.first_offset() < next_offset.max(base) {
+        } else if h.first_offset() != next_offset.max(base) {
             Some(format!(
-                "batch base offset {} is below the expected {}",
+                "batch base offset {} where {} was expected (batches are contiguous)",
                 h.first_offset(),
                 next_offset.max(base)
             ))
@@ -253,23 +253,25 @@ impl Segment {
         let map_len = if active { len.max(limits.map_len) } else { len };
         let data = file.map(map_len).map_err(|e| Error::io("map", &path, e))?;
         let mut truncated = false;
-        let (offset_index, time_index, state, size, next) = match mode {
+        // `max` is the segment's max timestamp and its offset when a scan
+        // computed it; otherwise the last time index entry holds it.
+        let (offset_index, time_index, state, size, next, max) = match mode {
             Mode::Trust(summary) => {
                 match Self::check_indexes(vfs, &path, &data[..len as usize], base, limits, summary)?
                 {
-                    Some(ok) => ok,
+                    Some((o, t, st, size, next)) => (o, t, st, size, next, None),
                     None => {
-                        let (o, t, st, end) =
+                        let (o, t, st, end, max) =
                             Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
                         if let Some(e) = end.invalid {
                             return Err(e.in_file(&path, 0));
                         }
-                        (o, t, st, len, end.next_offset)
+                        (o, t, st, len, end.next_offset, Some(max))
                     }
                 }
             }
             Mode::Recover { recovery_point } => {
-                let (o, t, st, end) =
+                let (o, t, st, end, max) =
                     Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
                 if let Some(e) = end.invalid {
                     if end.next_offset < recovery_point {
@@ -277,7 +279,9 @@ impl Segment {
                             &path,
                             e.position as u64,
                             format!(
-                                "{} (offset {} is below the recovery point {recovery_point}, so this is not a torn write)",
+                                "{} (offset {} is below the recovery point {recovery_point}, so this is \
+                                 not a torn write; to accept losing the rest of the log, delete \
+                                 embedlog.checkpoint and reopen)",
                                 e.reason, end.next_offset
                             ),
                         ));
@@ -286,10 +290,10 @@ impl Segment {
                         .map_err(|e| Error::io("truncate", &path, e))?;
                     truncated = true;
                 }
-                (o, t, st, end.valid_len, end.next_offset)
+                (o, t, st, end.valid_len, end.next_offset, Some(max))
             }
         };
-        let seg = Segment {
+        let mut seg = Segment {
             base,
             path: path.into(),
             file,
@@ -302,11 +306,14 @@ impl Segment {
             offset_index,
             time_index,
         };
-        let mut seg = seg;
-        if let Some(e) = seg.time_index.last() {
-            seg.max_timestamp.store(e.key, Ordering::Relaxed);
-            seg.offset_of_max
-                .store(base + u64::from(e.value), Ordering::Relaxed);
+        let max = max.or_else(|| {
+            seg.time_index
+                .last()
+                .map(|e| (e.key, base + u64::from(e.value)))
+        });
+        if let Some((ts, offset)) = max {
+            seg.max_timestamp.store(ts, Ordering::Relaxed);
+            seg.offset_of_max.store(offset, Ordering::Relaxed);
         }
         if size > 0 {
             // Age counts from the first batch's timestamp, as Kafka's does,
@@ -431,7 +438,7 @@ impl Segment {
         log: &[u8],
         base: Offset,
         limits: &Limits,
-    ) -> Result<(Index, Index, IndexState, ScanEnd)> {
+    ) -> Result<(Index, Index, IndexState, ScanEnd, (i64, Offset))> {
         let oi = Index::create(
             vfs,
             Index::path_for(path, IndexKind::Offset),
@@ -460,7 +467,7 @@ impl Segment {
                 limits.index_interval,
             )
         })?;
-        Ok((oi, ti, st, end))
+        Ok((oi, ti, st, end, (max_ts, offset_of_max)))
     }
 
     pub(crate) fn path(&self) -> &Arc<Path> {
@@ -614,45 +621,73 @@ impl Segment {
         &self.data[..size as usize]
     }
 
-    fn header_at(&self, pos: u64, size: u64) -> Result<BatchHeader> {
+    /// The header of the batch at `pos`, checked to fit below `size`, to
+    /// start at `expected` (batches are contiguous) and to end before
+    /// `next` (the segment's end offset, loaded after `size`).
+    fn header_at(
+        &self,
+        pos: u64,
+        size: u64,
+        expected: Offset,
+        next: Offset,
+    ) -> Result<BatchHeader> {
         let rest = &self.data[pos as usize..size as usize];
         let h = BatchHeader::parse(rest).map_err(|e| e.in_file(&self.path, pos))?;
-        if h.size() > rest.len() || h.first_offset() < self.base {
-            return Err(Error::corrupt(
-                &self.path,
-                pos,
-                format!(
-                    "batch at offset {} of {} bytes does not fit the segment",
-                    h.first_offset(),
-                    h.size()
-                ),
-            ));
+        let problem = if h.size() > rest.len() {
+            Some(format!(
+                "batch of {} bytes runs past the segment's end ({} bytes remain)",
+                h.size(),
+                rest.len()
+            ))
+        } else if h.first_offset() != expected {
+            Some(format!(
+                "batch starts at offset {} where {expected} was expected",
+                h.first_offset()
+            ))
+        } else if h.last_offset() >= next {
+            Some(format!(
+                "batch ends at offset {} past the segment's end offset {next}",
+                h.last_offset()
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(reason) => Err(Error::corrupt(&self.path, pos, reason)),
+            None => Ok(h),
         }
-        Ok(h)
     }
 
-    /// Position of the first batch whose last offset is `>= target`, looking
-    /// only at the first `size` bytes; `None` if there is none.
-    fn position_of(&self, target: Offset, size: u64) -> Result<Option<u64>> {
+    /// Position and first offset of the first batch whose last offset is
+    /// `>= target`, looking only at the first `size` bytes; `None` if there
+    /// is none.
+    fn position_of(
+        &self,
+        target: Offset,
+        size: u64,
+        next: Offset,
+    ) -> Result<Option<(u64, Offset)>> {
         let rel = target.saturating_sub(self.base).min(u64::from(u32::MAX)) as i64;
-        let mut pos = 0;
+        let (mut pos, mut expected) = (0, self.base);
         if let Some(e) = self.offset_index.floor(rel, false) {
             // An entry written for a batch that is not published yet (or a
             // bad index) is not trusted: fall back to the segment start.
             let p = u64::from(e.value);
             if p < size
-                && let Ok(h) = self.header_at(p, size)
+                && let Ok(h) = BatchHeader::parse(&self.data[p as usize..size as usize])
                 && h.last_offset() == self.base + e.key as u64
+                && h.first_offset() >= self.base
             {
-                pos = p;
+                (pos, expected) = (p, h.first_offset());
             }
         }
         while pos < size {
-            let h = self.header_at(pos, size)?;
+            let h = self.header_at(pos, size, expected, next)?;
             if h.last_offset() >= target {
-                return Ok(Some(pos));
+                return Ok(Some((pos, expected)));
             }
             pos += h.size() as u64;
+            expected = h.last_offset() + 1;
         }
         Ok(None)
     }
@@ -667,13 +702,14 @@ impl Segment {
         max_records: usize,
     ) -> Result<Option<Batches>> {
         let size = self.size();
-        let Some(start) = self.position_of(from, size)? else {
+        let next = self.next_offset();
+        let Some((start, mut expected)) = self.position_of(from, size, next)? else {
             return Ok(None);
         };
         let mut pos = start;
         let mut records = 0usize;
         while pos < size && records < max_records {
-            let h = self.header_at(pos, size)?;
+            let h = self.header_at(pos, size, expected, next)?;
             if h.first_offset() >= end {
                 break;
             }
@@ -684,6 +720,7 @@ impl Segment {
             records += (h.last_offset().min(end - 1) + 1).saturating_sub(from.max(h.first_offset()))
                 as usize;
             pos += len;
+            expected = h.last_offset() + 1;
         }
         if pos == start {
             return Ok(None);
@@ -715,11 +752,13 @@ impl Segment {
             None => min_offset,
         };
         let size = self.size();
-        let Some(mut pos) = self.position_of(start, size)? else {
+        let next = self.next_offset();
+        let Some((mut pos, mut expected)) = self.position_of(start, size, next)? else {
             return Ok(None);
         };
         while pos < size {
-            let h = self.header_at(pos, size)?;
+            let h = self.header_at(pos, size, expected, next)?;
+            expected = h.last_offset() + 1;
             if h.first_offset() >= end {
                 break;
             }
@@ -758,21 +797,15 @@ impl Segment {
         Ok(records)
     }
 
-    /// The bytes of the batches before `offset`'s batch, for truncation:
-    /// returns the position of the first batch whose last offset is
-    /// `>= offset`.
-    pub(crate) fn truncation_point(&self, offset: Offset) -> Result<u64> {
+    /// Where to cut for truncation to `offset`: the position of the first
+    /// batch whose last offset is `>= offset` (or the end if none),
+    /// and the offset that batch starts at (the new end offset).
+    pub(crate) fn truncation_point(&self, offset: Offset) -> Result<(u64, Offset)> {
         let size = self.size();
-        Ok(self.position_of(offset, size)?.unwrap_or(size))
-    }
-
-    /// Offset of the first batch at or after `pos` (or `next_offset` at the end).
-    pub(crate) fn offset_at(&self, pos: u64) -> Result<Offset> {
-        let size = self.size();
-        if pos >= size {
-            return Ok(self.next_offset());
-        }
-        Ok(self.header_at(pos, size)?.first_offset())
+        let next = self.next_offset();
+        Ok(self
+            .position_of(offset, size, next)?
+            .unwrap_or((size, next)))
     }
 }
 
@@ -862,7 +895,7 @@ mod tests {
         let mut swapped = all[one..2 * one].to_vec();
         swapped.extend_from_slice(&all[..one]);
         let end = scan(&swapped, 0, 0, 0, true, |_, _| Ok(())).unwrap();
-        assert_eq!(end.valid_len, one as u64);
-        assert!(end.invalid.unwrap().reason.contains("below the expected"));
+        assert_eq!(end.valid_len, 0, "the first batch must start at the base");
+        assert!(end.invalid.unwrap().reason.contains("was expected"));
     }
 }

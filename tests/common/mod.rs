@@ -1,0 +1,106 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use embedlog::{Batches, Log, LogConfig, Offset, ReadLimit, Record, StoredRecord};
+use std::path::{Path, PathBuf};
+
+/// A record whose value names its index, with a header on every third one.
+pub fn record(i: u64) -> Record {
+    let mut r = Record::new(format!("value-{i}-{}", "x".repeat((i % 23) as usize)))
+        .key(format!("key-{}", i % 7))
+        .timestamp(1_700_000_000_000 + (i as i64) * 10);
+    if i % 3 == 0 {
+        r = r.header("i", i.to_string());
+    }
+    r
+}
+
+/// Every record from `from` to the end, reading in small pieces.
+pub fn read_from(log: &Log, from: Offset) -> embedlog::Result<Vec<StoredRecord>> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < log.end_offset() {
+        let batches = log.read(at, ReadLimit::bytes(1000))?;
+        if batches.is_empty() {
+            break;
+        }
+        for r in batches.records() {
+            let r = r?;
+            assert!(r.offset >= at, "offsets go forward");
+            at = r.offset + 1;
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Every record from the log start.
+pub fn read_all(log: &Log) -> embedlog::Result<Vec<StoredRecord>> {
+    read_from(log, log.start_offset())
+}
+
+/// `(start, end, first offset, last offset)` of each whole batch in `bytes`.
+pub fn batch_bounds(bytes: &[u8]) -> Vec<(usize, usize, u64, u64)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for b in Batches::from_bytes(Bytes::copy_from_slice(bytes)).iter() {
+        let Ok(b) = b else { break };
+        let len = b.as_bytes().len();
+        out.push((pos, pos + len, b.base_offset(), b.last_offset()));
+        pos += len;
+    }
+    out
+}
+
+/// A temporary directory, in memory (`/dev/shm`) where there is one: these
+/// tests check logic, not the disk, and fsync on tmpfs is free.
+/// `EMBEDLOG_TEST_DISK=1` puts them on the real temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if std::env::var_os("EMBEDLOG_TEST_DISK").is_none() && shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
+/// Copies the files of `src` into a new temporary directory.
+pub fn copy_dir(src: &Path) -> tempfile::TempDir {
+    let dst = tempdir();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() && e.file_name() != ".lock" {
+            std::fs::copy(e.path(), dst.path().join(e.file_name())).unwrap();
+        }
+    }
+    dst
+}
+
+/// Paths of the segment logs in `dir`, oldest first.
+pub fn segment_logs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A small-segment configuration so tests see several segments.
+pub fn small_segments() -> LogConfig {
+    LogConfig::default()
+        .segment_bytes(2048)
+        .index_interval_bytes(256)
+}
+
+/// Asserts two record lists are equal, offset by offset.
+pub fn assert_records_eq(got: &[StoredRecord], want: &[(Offset, Record)]) {
+    assert_eq!(got.len(), want.len(), "record count");
+    for (g, (o, w)) in got.iter().zip(want) {
+        assert_eq!(g.offset, *o);
+        assert_eq!(&g.clone().into_record(), w, "record at offset {o}");
+    }
+}
