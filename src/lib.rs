@@ -30,7 +30,7 @@
 //! // Find the first record at or after a time.
 //! assert_eq!(log.offset_for_timestamp(1_700_000_000_100)?, Some(1));
 //! log.close()?;
-//! # Ok::<(), embedlog::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! ## Kafka concepts
