@@ -1247,6 +1247,9 @@ impl Inner {
         }
         w.state = loaded.state;
         w.unflushed.retain(|s| s.base < seg.base);
+        // Truncating into the batch that straddles the start offset leaves
+        // nothing readable: the start follows the end down.
+        self.log_start.fetch_min(new_end, Ordering::SeqCst);
         self.next_offset.store(new_end, Ordering::SeqCst);
         {
             let mut st = self.sync.lock();
