@@ -78,4 +78,5 @@ pub use record::{
 pub use storage::{AppendInfo, Durability, Log, LogConfig, ReadLimit, VerifyReport};
 
 #[doc(hidden)]
-pub use storage::parse as __parse;
+#[path = "fuzzing.rs"]
+pub mod __fuzz;

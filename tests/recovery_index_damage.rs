@@ -46,6 +46,9 @@ fn build() -> tempfile::TempDir {
     dir
 }
 
+/// A way to damage a file.
+type Damage = Box<dyn Fn(&Path)>;
+
 fn index_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -71,7 +74,7 @@ fn damaged_indexes_are_rebuilt_and_reads_are_unchanged() {
     for file in &files {
         let name = file.file_name().unwrap();
         let len = std::fs::metadata(file).unwrap().len();
-        let damages: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        let damages: Vec<(&str, Damage)> = vec![
             (
                 "delete",
                 Box::new(|p: &Path| std::fs::remove_file(p).unwrap()),

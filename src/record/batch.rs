@@ -1008,7 +1008,7 @@ impl Batches {
     }
 }
 
-impl<'a> IntoIterator for &'a Batches {
+impl IntoIterator for &Batches {
     type Item = Result<Batch>;
     type IntoIter = BatchIter;
     fn into_iter(self) -> BatchIter {

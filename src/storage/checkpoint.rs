@@ -120,7 +120,7 @@ impl Checkpoint {
         }
         let flags = u16::from_be_bytes([b[6], b[7]]);
         let n = u32::from_be_bytes([b[48], b[49], b[50], b[51]]) as usize;
-        if (body.len() - FIXED) / ENTRY != n || (body.len() - FIXED) % ENTRY != 0 {
+        if (body.len() - FIXED) / ENTRY != n || !(body.len() - FIXED).is_multiple_of(ENTRY) {
             return Err(format!(
                 "segment table of {n} entries does not match the file length"
             ));

@@ -110,7 +110,7 @@ fn encode(kind: IndexKind, e: Entry, out: &mut [u8; 12]) -> usize {
 /// tests and fuzzers feed it directly.
 pub(crate) fn check_entries(kind: IndexKind, buf: &[u8]) -> std::result::Result<usize, String> {
     let size = kind.entry_size();
-    if buf.len() % size != 0 {
+    if !buf.len().is_multiple_of(size) {
         return Err(format!(
             "length {} is not a multiple of the entry size {size}",
             buf.len()

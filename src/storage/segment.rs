@@ -162,6 +162,16 @@ pub(crate) struct Segment {
     time_index: Index,
 }
 
+/// Indexes rebuilt from a scan of the log, and what the scan found.
+struct Rebuilt {
+    offset_index: Index,
+    time_index: Index,
+    state: IndexState,
+    end: ScanEnd,
+    /// The max timestamp of the valid batches and its offset.
+    max: (i64, Offset),
+}
+
 /// A segment opened from disk, with what its writer needs to continue.
 pub(crate) struct Loaded {
     pub(crate) segment: Segment,
@@ -261,8 +271,13 @@ impl Segment {
                 {
                     Some((o, t, st, size, next)) => (o, t, st, size, next, None),
                     None => {
-                        let (o, t, st, end, max) =
-                            Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
+                        let Rebuilt {
+                            offset_index: o,
+                            time_index: t,
+                            state: st,
+                            end,
+                            max,
+                        } = Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
                         if let Some(e) = end.invalid {
                             return Err(e.in_file(&path, 0));
                         }
@@ -271,8 +286,13 @@ impl Segment {
                 }
             }
             Mode::Recover { recovery_point } => {
-                let (o, t, st, end, max) =
-                    Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
+                let Rebuilt {
+                    offset_index: o,
+                    time_index: t,
+                    state: st,
+                    end,
+                    max,
+                } = Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
                 if let Some(e) = end.invalid {
                     if end.next_offset < recovery_point {
                         return Err(Error::corrupt(
@@ -438,7 +458,7 @@ impl Segment {
         log: &[u8],
         base: Offset,
         limits: &Limits,
-    ) -> Result<(Index, Index, IndexState, ScanEnd, (i64, Offset))> {
+    ) -> Result<Rebuilt> {
         let oi = Index::create(
             vfs,
             Index::path_for(path, IndexKind::Offset),
@@ -467,7 +487,13 @@ impl Segment {
                 limits.index_interval,
             )
         })?;
-        Ok((oi, ti, st, end, (max_ts, offset_of_max)))
+        Ok(Rebuilt {
+            offset_index: oi,
+            time_index: ti,
+            state: st,
+            end,
+            max: (max_ts, offset_of_max),
+        })
     }
 
     pub(crate) fn path(&self) -> &Arc<Path> {

@@ -10,7 +10,7 @@ pub fn record(i: u64) -> Record {
     let mut r = Record::new(format!("value-{i}-{}", "x".repeat((i % 23) as usize)))
         .key(format!("key-{}", i % 7))
         .timestamp(1_700_000_000_000 + (i as i64) * 10);
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         r = r.header("i", i.to_string());
     }
     r
@@ -58,10 +58,11 @@ pub fn batch_bounds(bytes: &[u8]) -> Vec<(usize, usize, u64, u64)> {
 /// `EMBEDLOG_TEST_DISK=1` puts them on the real temporary directory.
 pub fn tempdir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
-    if std::env::var_os("EMBEDLOG_TEST_DISK").is_none() && shm.is_dir() {
-        if let Ok(d) = tempfile::tempdir_in(shm) {
-            return d;
-        }
+    if std::env::var_os("EMBEDLOG_TEST_DISK").is_none()
+        && shm.is_dir()
+        && let Ok(d) = tempfile::tempdir_in(shm)
+    {
+        return d;
     }
     tempfile::tempdir().unwrap()
 }
