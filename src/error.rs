@@ -114,9 +114,68 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
-    /// The handle was closed.
-    #[error("the log is closed")]
+    /// The handle (or the broker behind it) was closed.
+    #[error("closed")]
     Closed,
+
+    /// A topic name breaks Kafka's rules.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// No topic has this name (it was never created, or was deleted).
+    #[error("unknown topic {name:?}")]
+    UnknownTopic {
+        /// The name asked for.
+        name: String,
+    },
+
+    /// A topic with this name exists already.
+    #[error("topic {name:?} already exists")]
+    TopicExists {
+        /// The name.
+        name: String,
+    },
+
+    /// The topic has no such partition.
+    #[error("topic {topic:?} has no partition {partition} (it has {count})")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the topic has.
+        count: u32,
+    },
+
+    /// A consumer has no position for a partition and its reset policy is
+    /// `OffsetReset::Error`: seek first.
+    #[error("no offset for {topic}-{partition} and the reset policy is Error; seek first")]
+    NoOffset {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+
+    /// A producer's batch could not be appended; every record in it fails
+    /// with this error.
+    #[error("delivery failed: {0}")]
+    DeliveryFailed(#[source] std::sync::Arc<Error>),
+
+    /// The stored metadata of the data directory is damaged or from an
+    /// unknown version.
+    #[error("bad metadata in {path}: {reason}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {

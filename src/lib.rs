@@ -64,18 +64,31 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod admin;
+mod broker;
 mod clock;
+mod consumer;
 mod error;
+mod producer;
 mod record;
 mod storage;
+mod topic;
 
+pub use admin::{Admin, OffsetSpec, PartitionDescription, TopicDescription};
+pub use broker::{Broker, BrokerBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, OffsetReset};
 pub use error::{Error, Result};
+pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use record::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
     Compression, Header, Offset, Record, RecordIter, StoredRecord, TimestampType, now_ms,
 };
-pub use storage::{AppendInfo, Durability, Log, LogConfig, ReadLimit, VerifyReport};
+pub use storage::{AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, VerifyReport};
+pub use topic::{
+    DefaultPartitioner, MAX_TOPIC_NAME_LEN, Partition, Partitioner, Topic, TopicConfig,
+    TopicPartition, murmur2, partition_for_key, validate_topic_name,
+};
 
 #[doc(hidden)]
 #[path = "fuzzing.rs"]

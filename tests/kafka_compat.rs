@@ -164,3 +164,27 @@ fn a_kafka_python_batch_appended_to_a_log_reads_back() {
     assert_eq!(&seg[first_len + 8..], &bin[8..]);
     assert_eq!(&seg[first_len..first_len + 8], &1i64.to_be_bytes());
 }
+
+#[test]
+fn append_batch_rejects_batches_whose_records_disagree_with_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let (bin, _) = fixture("basic");
+    // Claim a max timestamp below the records' (and fix the CRC, as a
+    // careless client would): the log must not trust it.
+    let mut lying = bin.clone();
+    lying[35..43].copy_from_slice(&1i64.to_be_bytes());
+    let crc = crc32c::crc32c(&lying[21..]);
+    lying[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(
+        log.append_batch(&mut lying, embedlog::Durability::Buffered),
+        Err(embedlog::Error::InvalidBatch { .. })
+    ));
+    let mut bad_crc = bin.clone();
+    bad_crc[70] ^= 1;
+    assert!(
+        log.append_batch(&mut bad_crc, embedlog::Durability::Buffered)
+            .is_err()
+    );
+    assert_eq!(log.end_offset(), 0, "nothing was appended");
+}

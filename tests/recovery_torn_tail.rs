@@ -148,3 +148,35 @@ fn recovery_is_idempotent() {
     assert!(first.len() < all.len());
     assert_records_eq(&first, &all[..first.len()]);
 }
+
+#[test]
+fn a_hole_between_segments_after_power_loss_cuts_the_log_there() {
+    // Three segments, none fsync'd; the middle one loses its last batch (as
+    // if its writeback never happened) while the newer one kept its data.
+    let config = LogConfig::default()
+        .segment_bytes(700)
+        .index_interval_bytes(64);
+    let (dir, all) = crashed_log(config.clone());
+    let logs = segment_logs(dir.path());
+    assert!(logs.len() >= 3);
+    let middle = logs[logs.len() - 2].clone();
+    let bytes = std::fs::read(&middle).unwrap();
+    let bounds = batch_bounds(&bytes);
+    let last = bounds.last().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&middle)
+        .unwrap()
+        .set_len(last.0 as u64)
+        .unwrap();
+    let log = Log::open(dir.path(), config).unwrap();
+    assert_eq!(log.end_offset(), last.2, "the log ends at the hole");
+    assert_eq!(
+        segment_logs(dir.path()).len(),
+        logs.len() - 1,
+        "newer segments are gone"
+    );
+    assert_records_eq(&read_all(&log).unwrap(), &all[..last.2 as usize]);
+    log.append(&[Record::new("next").timestamp(1)]).unwrap();
+    assert_eq!(log.end_offset(), last.2 + 1);
+}

@@ -358,6 +358,13 @@ fn record_body_size(r: &Record, ts_delta: i64, offset_delta: i64) -> usize {
     n
 }
 
+/// An upper bound of the bytes `r` takes in a batch, whatever its deltas.
+pub(crate) fn record_size_bound(r: &Record) -> usize {
+    // Deltas of at most 10 (timestamp) and 5 (offset) bytes, a length
+    // prefix of at most 5.
+    record_body_size(r, 0, 0) - 2 + 10 + 5 + 5
+}
+
 fn put_record(buf: &mut Vec<u8>, r: &Record, ts_delta: i64, offset_delta: i64) {
     let body = record_body_size(r, ts_delta, offset_delta);
     buf.reserve(body + 5);
@@ -839,6 +846,47 @@ fn parse_record(buf: &[u8], pos: usize) -> Result<RawRecord, FormatError> {
     })
 }
 
+/// Checks every record of a whole batch (`buf`, header `h` already
+/// parsed): lengths, offset deltas, header keys, the record count, no
+/// trailing bytes, and, for create-time batches, that the header's max
+/// timestamp is the records' max. Works without allocating.
+pub(crate) fn validate_records(buf: &[u8], h: &BatchHeader) -> Result<(), FormatError> {
+    let mut pos = BATCH_HEADER_SIZE;
+    let mut prev = -1i64;
+    let mut max_ts = i64::MIN;
+    for _ in 0..h.record_count {
+        let raw = parse_record(buf, pos)?;
+        if raw.offset_delta <= prev || raw.offset_delta > i64::from(h.last_offset_delta) {
+            return Err(FormatError::new(
+                pos,
+                format!("offset delta {} out of order", raw.offset_delta),
+            ));
+        }
+        prev = raw.offset_delta;
+        max_ts = max_ts.max(h.base_timestamp.wrapping_add(raw.ts_delta));
+        pos = raw.end;
+    }
+    if pos != buf.len() {
+        return Err(FormatError::new(
+            pos,
+            format!("{} bytes after the last record", buf.len() - pos),
+        ));
+    }
+    if h.timestamp_type() == TimestampType::CreateTime
+        && h.record_count > 0
+        && max_ts != h.max_timestamp
+    {
+        return Err(FormatError::new(
+            35,
+            format!(
+                "header max timestamp {} but the records' max is {max_ts}",
+                h.max_timestamp
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Iterator for BatchRecords {
     type Item = Result<StoredRecord>;
 
@@ -875,13 +923,8 @@ impl Iterator for BatchRecords {
         }
         let timestamp = match h.timestamp_type() {
             TimestampType::LogAppendTime => h.max_timestamp,
-            TimestampType::CreateTime => match h.base_timestamp.checked_add(raw.ts_delta) {
-                Some(t) => t,
-                None => {
-                    let pos = self.pos;
-                    return self.fail(FormatError::new(pos, "timestamp overflows"));
-                }
-            },
+            // Kafka computes with wrapping arithmetic; so does the encoder.
+            TimestampType::CreateTime => h.base_timestamp.wrapping_add(raw.ts_delta),
         };
         let slice = |r: Option<(usize, usize)>| r.map(|(a, b)| data.slice(a..b));
         let mut headers = Vec::new();
@@ -1216,6 +1259,48 @@ mod tests {
         bytes[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
         let e = Batch::new(Bytes::from(bytes)).unwrap_err();
         assert!(e.to_string().contains("cannot fit"), "{e}");
+    }
+
+    #[test]
+    fn extreme_timestamps_roundtrip_with_wrapping_deltas() {
+        let records = [
+            Record::new("a").timestamp(-1),
+            Record::new("b").timestamp(i64::MAX),
+            Record::new("c").timestamp(i64::MIN),
+        ];
+        let batch = Batch::new(Bytes::from(encode(&records))).unwrap();
+        let got: Vec<_> = batch
+            .records()
+            .unwrap()
+            .map(|r| r.unwrap().timestamp)
+            .collect();
+        assert_eq!(got, [-1, i64::MAX, i64::MIN]);
+        assert_eq!(validate_records(batch.as_bytes(), batch.header()), Ok(()));
+    }
+
+    #[test]
+    fn validate_records_catches_what_the_crc_cannot() {
+        let bytes = encode(&sample());
+        let h = BatchHeader::parse(&bytes).unwrap();
+        assert_eq!(validate_records(&bytes, &h), Ok(()));
+        // A header max timestamp below a record's (re-checksummed: a client
+        // can send exactly this).
+        let mut lying = bytes.clone();
+        lying[35..43].copy_from_slice(&999i64.to_be_bytes());
+        let crc = batch_crc(&lying);
+        lying[17..21].copy_from_slice(&crc.to_be_bytes());
+        let h2 = BatchHeader::parse(&lying).unwrap();
+        assert!(
+            validate_records(&lying, &h2)
+                .unwrap_err()
+                .reason
+                .contains("max timestamp")
+        );
+        // A record count that disagrees with the records.
+        let mut short = bytes.clone();
+        short[57..61].copy_from_slice(&2i32.to_be_bytes());
+        let h3 = BatchHeader::parse(&short).unwrap();
+        assert!(validate_records(&short, &h3).is_err());
     }
 
     #[test]

@@ -7,7 +7,10 @@ pub use batch::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
     Compression, RecordIter, TimestampType,
 };
-pub(crate) use batch::{BatchParams, FormatError, crc_matches, encode_batch};
+pub(crate) use batch::{
+    BatchParams, FormatError, batch_crc, crc_matches, encode_batch, record_size_bound,
+    validate_records,
+};
 
 use bytes::Bytes;
 use std::time::{SystemTime, UNIX_EPOCH};

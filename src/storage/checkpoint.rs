@@ -14,7 +14,7 @@
 //! | 32..40  | active length   | u64  | clean shutdown: its length in bytes |
 //! | 40..48  | next offset     | u64  | clean shutdown: the log end offset |
 //! | 48..52  | segment count   | u32  | entries of the table that follows |
-//! | 52..    | segment table   | 48 bytes each | base offset, log length, `.index` length, `.timeindex` length (u64 each), max timestamp (i64), offset of max timestamp (u64) |
+//! | 52..    | segment table   | 56 bytes each | base offset, log length, `.index` length, `.timeindex` length (u64 each), max timestamp (i64), offset of max timestamp (u64), CRC-32C of `.index`, CRC-32C of `.timeindex` (u32 each) |
 //! | last 4  | CRC-32C         | u32  | of every byte before it |
 //!
 //! The segment table describes segments whose files were complete (rolled,
@@ -33,7 +33,7 @@ pub(crate) const FILE_NAME: &str = "embedlog.checkpoint";
 const MAGIC: &[u8; 4] = b"ELCK";
 const VERSION: u16 = 1;
 const FIXED: usize = 52;
-const ENTRY: usize = 48;
+const ENTRY: usize = 56;
 
 /// What a clean shutdown recorded about the last segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,8 @@ pub(crate) struct SegmentSummary {
     pub(crate) time_index_len: u64,
     pub(crate) max_timestamp: i64,
     pub(crate) offset_of_max: Offset,
+    pub(crate) index_crc: u32,
+    pub(crate) time_index_crc: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -86,6 +88,8 @@ impl Checkpoint {
             }
             b.extend_from_slice(&s.max_timestamp.to_be_bytes());
             b.extend_from_slice(&s.offset_of_max.to_be_bytes());
+            b.extend_from_slice(&s.index_crc.to_be_bytes());
+            b.extend_from_slice(&s.time_index_crc.to_be_bytes());
         }
         let crc = crc32c::crc32c(&b);
         b.extend_from_slice(&crc.to_be_bytes());
@@ -135,6 +139,18 @@ impl Checkpoint {
                     time_index_len: u64_at(at + 24),
                     max_timestamp: u64_at(at + 32) as i64,
                     offset_of_max: u64_at(at + 40),
+                    index_crc: u32::from_be_bytes([
+                        body[at + 48],
+                        body[at + 49],
+                        body[at + 50],
+                        body[at + 51],
+                    ]),
+                    time_index_crc: u32::from_be_bytes([
+                        body[at + 52],
+                        body[at + 53],
+                        body[at + 54],
+                        body[at + 55],
+                    ]),
                 }
             })
             .collect();
@@ -154,6 +170,12 @@ impl Checkpoint {
     pub(crate) fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Option<Checkpoint>> {
         let path = dir.join(FILE_NAME);
         match vfs.read(&path) {
+            // A table of more than 2^24 segments is not one we wrote.
+            Ok(b) if b.len() > FIXED + 4 + ENTRY * (1 << 24) => Err(Error::corrupt(
+                &path,
+                0,
+                format!("{} bytes is too large for a checkpoint", b.len()),
+            )),
             Ok(b) => Checkpoint::decode(&b).map(Some).map_err(|reason| {
                 Error::corrupt(
                     &path,
@@ -193,6 +215,8 @@ mod tests {
                 time_index_len: 24,
                 max_timestamp: -5,
                 offset_of_max: 3,
+                index_crc: 7,
+                time_index_crc: 0xdead_beef,
             }],
         };
         let b = cp.encode();

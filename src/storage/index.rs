@@ -220,13 +220,13 @@ impl Index {
         Ok(())
     }
 
-    /// Forgets entries from `n` on (an append that failed half way).
-    pub(crate) fn unpublish_from(&self, n: usize) {
-        self.entries.store(n, Ordering::Release);
-    }
-
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// CRC-32C of the published entries' bytes.
+    pub(crate) fn crc(&self) -> u32 {
+        crc32c::crc32c(&self.map[..self.len() * self.kind.entry_size()])
     }
 
     /// Published entries.
@@ -269,6 +269,16 @@ impl Index {
     /// Appends an entry. Only the log's writer calls this. Returns `false`
     /// (and writes nothing) when the index is full.
     pub(crate) fn append(&self, e: Entry) -> Result<bool> {
+        let staged = self.stage(e)?;
+        if staged {
+            self.commit();
+        }
+        Ok(staged)
+    }
+
+    /// Writes an entry in the slot after the published ones without
+    /// publishing it (no reader looks there yet). `false` if full.
+    pub(crate) fn stage(&self, e: Entry) -> Result<bool> {
         let n = self.entries.load(Ordering::Relaxed);
         if n >= self.capacity {
             return Ok(false);
@@ -279,8 +289,13 @@ impl Index {
         self.file
             .write_at(&buf[..len], pos)
             .map_err(|err| Error::io("write", &self.path, err))?;
-        self.entries.store(n + 1, Ordering::Release);
         Ok(true)
+    }
+
+    /// Publishes the staged entry.
+    pub(crate) fn commit(&self) {
+        let n = self.entries.load(Ordering::Relaxed);
+        self.entries.store(n + 1, Ordering::Release);
     }
 
     /// Cuts the file to its entries (on roll and close). The mapping stays

@@ -6,7 +6,8 @@ use super::vfs::{RealFs, Vfs, VfsFile};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::record::{
-    BATCH_HEADER_SIZE, BatchHeader, BatchParams, Batches, Offset, Record, encode_batch,
+    BATCH_HEADER_SIZE, BatchHeader, BatchParams, Batches, Offset, Record, TimestampType,
+    encode_batch,
 };
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,7 @@ pub struct LogConfig {
     durability: Durability,
     flush_messages: Option<u64>,
     flush_interval: Option<Duration>,
+    timestamp_type: TimestampType,
     clock: Arc<dyn Clock>,
 }
 
@@ -64,6 +66,7 @@ impl Default for LogConfig {
             durability: Durability::Buffered,
             flush_messages: None,
             flush_interval: None,
+            timestamp_type: TimestampType::CreateTime,
             clock: Arc::new(SystemClock),
         }
     }
@@ -126,7 +129,17 @@ impl LogConfig {
         self
     }
 
-    /// The clock used for time-based rolls. Default: [`SystemClock`].
+    /// Which timestamps records keep (Kafka's `message.timestamp.type`):
+    /// the producer's ([`TimestampType::CreateTime`]) or the time the log
+    /// appended the batch ([`TimestampType::LogAppendTime`], from the clock).
+    /// Default: create time.
+    pub fn timestamp_type(mut self, t: TimestampType) -> Self {
+        self.timestamp_type = t;
+        self
+    }
+
+    /// The clock used for time-based rolls and log-append time. Default:
+    /// [`SystemClock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -142,7 +155,12 @@ impl LogConfig {
         self.durability
     }
 
-    fn validate(&self) -> Result<()> {
+    /// The configured background flush interval.
+    pub fn get_flush_interval(&self) -> Option<Duration> {
+        self.flush_interval
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
         let max = i32::MAX as u64;
         if !(MIN_SIZE..=max).contains(&self.segment_bytes) {
             return Err(Error::InvalidConfig(format!(
@@ -278,6 +296,77 @@ impl Signal {
     }
 }
 
+/// A wake-up signal a reader can share across many logs: each
+/// [`Log::watch`]ed log notifies it after every append, and a waiter sleeps
+/// until the notification count moves past what it saw.
+///
+/// ```
+/// use embedlog::{Log, LogConfig, Notify, Record};
+/// use std::{sync::Arc, time::Duration};
+/// let dir = tempfile::tempdir()?;
+/// let log = Log::open(dir.path(), LogConfig::default())?;
+/// let notify = Arc::new(Notify::new());
+/// log.watch(notify.clone());
+/// let seen = notify.generation();
+/// log.append(&[Record::new("x")])?;
+/// assert!(notify.wait_past(seen, Duration::from_secs(5)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Notify {
+    generation: Mutex<u64>,
+    cv: Condvar,
+    waiters: AtomicUsize,
+}
+
+impl Notify {
+    /// A new signal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of notifications so far; pass it to
+    /// [`wait_past`](Self::wait_past) after checking for data.
+    pub fn generation(&self) -> u64 {
+        *self.generation.lock()
+    }
+
+    /// Wakes every waiter.
+    pub fn notify(&self) {
+        let mut g = self.generation.lock();
+        *g += 1;
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Sleeps until a notification after `seen` arrives or `timeout`
+    /// passes; returns whether one arrived.
+    pub fn wait_past(&self, seen: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.generation.lock();
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        while *g == seen {
+            if self.cv.wait_until(&mut g, deadline).timed_out() {
+                break;
+            }
+        }
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        *g != seen
+    }
+}
+
+/// Marks an encoded batch as log-append time stamped `now`: sets the
+/// timestamp-type attribute and the max timestamp, then the CRC (both are
+/// covered by it).
+fn set_log_append_time(batch: &mut [u8], now: i64) {
+    let attributes = i16::from_be_bytes([batch[21], batch[22]]) | 0x08;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[35..43].copy_from_slice(&now.to_be_bytes());
+    let crc = crate::record::batch_crc(batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 #[derive(Debug)]
 struct SyncState {
     /// Every offset below this is fsync'd.
@@ -285,8 +374,21 @@ struct SyncState {
     in_progress: bool,
 }
 
+impl SyncState {
+    /// Records an fsync that covered every offset below `upto`, unless a
+    /// truncation (`epoch` moved) replaced files after it began.
+    fn advance(&mut self, upto: Offset, epoch: u64, now_epoch: u64) {
+        if epoch == now_epoch {
+            self.synced = self.synced.max(upto);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Writer {
+    /// The current configuration (changeable with `Log::set_config`).
+    config: LogConfig,
+    limits: Limits,
     /// Reused encoding buffer.
     buf: Vec<u8>,
     state: IndexState,
@@ -298,16 +400,19 @@ struct Writer {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
-    config: LogConfig,
-    limits: Limits,
+    clock: Arc<dyn Clock>,
     vfs: Arc<dyn Vfs>,
-    _lock: Box<dyn VfsFile>,
+    /// The directory lock, released when the log closes.
+    lock: Mutex<Option<Box<dyn VfsFile>>>,
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     writer: Mutex<Writer>,
     next_offset: AtomicU64,
     log_start: AtomicU64,
     poisoned: AtomicBool,
     poison_reason: Mutex<String>,
+    /// Bumped (under the writer lock) by every truncation, which replaces
+    /// files an fsync in progress may not cover.
+    truncations: AtomicU64,
     sync: Mutex<SyncState>,
     sync_cv: Condvar,
     /// Serializes checkpoint writes.
@@ -318,6 +423,8 @@ struct Inner {
     /// A checkpoint write failed; retry at the next flush.
     checkpoint_stale: AtomicBool,
     signal: Signal,
+    /// Notified after every append (consumers waiting on many logs).
+    watchers: RwLock<Vec<Arc<Notify>>>,
     closed: AtomicBool,
     stop: Mutex<bool>,
     stop_cv: Condvar,
@@ -369,9 +476,9 @@ impl Log {
     }
 
     pub(crate) fn open_with(vfs: Arc<dyn Vfs>, dir: &Path, config: LogConfig) -> Result<Log> {
-        config.validate()?;
+        config.check()?;
         let inner = Arc::new(Inner::open(vfs, dir, config)?);
-        let flusher = inner.config.flush_interval.map(|every| {
+        let flusher = inner.writer.lock().config.flush_interval.map(|every| {
             let inner = inner.clone();
             std::thread::Builder::new()
                 .name("embedlog-flush".into())
@@ -390,9 +497,52 @@ impl Log {
         &self.inner.dir
     }
 
-    /// The configuration the log was opened with.
-    pub fn config(&self) -> &LogConfig {
-        &self.inner.config
+    /// The current configuration.
+    pub fn config(&self) -> LogConfig {
+        self.inner.writer.lock().config.clone()
+    }
+
+    /// Changes the configuration of the open log. Segment size and age,
+    /// index interval, batch limit, durability, flush-by-count and the
+    /// timestamp type apply from the next append (existing segments keep
+    /// their size); `flush_interval` applies from the next open.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`].
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.check()?;
+        let mut w = self.inner.writer.lock();
+        w.limits = config.limits();
+        w.config = config;
+        Ok(())
+    }
+
+    /// Registers `notify` to be woken after every append (and on close).
+    pub fn watch(&self, notify: Arc<Notify>) {
+        self.inner.watchers.write().push(notify);
+    }
+
+    /// Removes a registration made with [`watch`](Self::watch).
+    pub fn unwatch(&self, notify: &Arc<Notify>) {
+        self.inner
+            .watchers
+            .write()
+            .retain(|n| !Arc::ptr_eq(n, notify));
+    }
+
+    /// Closes the log through a shared handle (the broker's close).
+    pub(crate) fn shutdown_shared(&self) -> Result<()> {
+        self.inner.shutdown()
+    }
+
+    /// Stops the log without writing anything more: its directory is about
+    /// to be deleted. Readers keep the bytes they hold; further calls fail
+    /// with [`Error::Closed`].
+    pub(crate) fn abandon(&self) {
+        let _w = self.inner.writer.lock();
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.lock.lock().take();
+        self.inner.wake_all();
     }
 
     /// Appends `records` as one batch with the configured durability.
@@ -404,7 +554,7 @@ impl Log {
     /// (nothing is appended then), [`Error::Poisoned`] after a failed fsync,
     /// [`Error::Closed`].
     pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
-        self.append_with(records, self.inner.config.durability)
+        self.inner.append_records(records, None)
     }
 
     /// Appends `records` as one batch with the given durability.
@@ -412,7 +562,7 @@ impl Log {
     /// # Errors
     /// As [`append`](Self::append).
     pub fn append_with(&self, records: &[Record], durability: Durability) -> Result<AppendInfo> {
-        self.inner.append_records(records, durability)
+        self.inner.append_records(records, Some(durability))
     }
 
     /// Appends a batch already encoded (by [`BatchBuilder`](crate::BatchBuilder)
@@ -423,7 +573,17 @@ impl Log {
     /// [`Error::InvalidBatch`] if `batch` is not exactly one valid,
     /// uncompressed batch; otherwise as [`append`](Self::append).
     pub fn append_batch(&self, batch: &mut [u8], durability: Durability) -> Result<AppendInfo> {
-        self.inner.append_encoded(batch, durability)
+        self.inner.append_encoded(batch, durability, true)
+    }
+
+    /// [`append_batch`](Self::append_batch) for batches this crate's
+    /// `BatchBuilder` just made: the records are not decoded again.
+    pub(crate) fn append_built(
+        &self,
+        batch: &mut [u8],
+        durability: Durability,
+    ) -> Result<AppendInfo> {
+        self.inner.append_encoded(batch, durability, false)
     }
 
     /// Reads whole batches starting with the one that holds `from`.
@@ -499,6 +659,15 @@ impl Log {
         self.inner.sync_to(end)
     }
 
+    /// fsyncs at least every offset below `offset` (group commit: returns
+    /// at once if that is done, joins an fsync in progress otherwise).
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush).
+    pub fn flush_to(&self, offset: Offset) -> Result<()> {
+        self.inner.sync_to(offset.min(self.end_offset()))
+    }
+
     /// Closes the active segment and starts a new one at the log end offset
     /// (nothing happens if the active segment is empty).
     ///
@@ -557,9 +726,10 @@ impl Log {
     /// # Errors
     /// I/O errors flushing; then the next open recovers as after a crash.
     pub fn close(mut self) -> Result<()> {
-        let r = self.inner.shutdown();
+        // The flusher goes first: its fsync must not overlap the
+        // clean-shutdown record.
         self.stop_flusher();
-        r
+        self.inner.shutdown()
     }
 
     /// Drops the log as a crash would: no flush, no clean-shutdown record.
@@ -569,6 +739,7 @@ impl Log {
     pub fn simulate_crash(mut self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.stop_flusher();
+        self.inner.lock.lock().take();
     }
 
     fn stop_flusher(&mut self) {
@@ -584,9 +755,30 @@ impl Drop for Log {
     fn drop(&mut self) {
         // Best effort: a failure here leaves an unclean shutdown, which the
         // next open recovers from.
-        let _ = self.inner.shutdown();
         self.stop_flusher();
+        let _ = self.inner.shutdown();
     }
+}
+
+/// Deletes the files of the segments with these bases, newest first, and
+/// makes that durable.
+fn remove_segments(vfs: &dyn Vfs, dir: &Path, bases: &[Offset]) -> Result<()> {
+    for &b in bases.iter().rev() {
+        let log = Segment::log_path(dir, b);
+        for p in [
+            log.with_extension("index"),
+            log.with_extension("timeindex"),
+            log.clone(),
+        ] {
+            match vfs.remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &p, e)),
+            }
+        }
+    }
+    vfs.sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
 impl Inner {
@@ -711,11 +903,13 @@ impl Inner {
         }
         let inner = Inner {
             dir: dir.to_path_buf(),
-            limits,
+            clock: config.clock.clone(),
             vfs,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
             segments: RwLock::new(Arc::new(segments)),
             writer: Mutex::new(Writer {
+                config,
+                limits,
                 buf: Vec::new(),
                 state: state.unwrap_or_else(IndexState::fresh),
                 unflushed: Vec::new(),
@@ -725,6 +919,7 @@ impl Inner {
             log_start: AtomicU64::new(log_start),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
+            truncations: AtomicU64::new(0),
             sync: Mutex::new(SyncState {
                 synced: next_offset,
                 in_progress: false,
@@ -734,10 +929,10 @@ impl Inner {
             checkpoint_clean: AtomicBool::new(!recovered && cp.clean.is_some()),
             checkpoint_stale: AtomicBool::new(false),
             signal: Signal::default(),
+            watchers: RwLock::new(Vec::new()),
             closed: AtomicBool::new(false),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
-            config,
         };
         if !inner.checkpoint_clean.load(Ordering::Relaxed) {
             inner.store_checkpoint(None)?;
@@ -776,41 +971,47 @@ impl Inner {
             } else {
                 Mode::Trust(cp.segments.iter().find(|s| s.base == base))
             };
+            if let Some(prev) = segs.last() {
+                let end = prev.next_offset();
+                if end > base {
+                    return Err(Error::corrupt(
+                        prev.path(),
+                        prev.size(),
+                        format!(
+                            "segment ends at offset {end} but the next segment starts at {base}"
+                        ),
+                    ));
+                }
+                if end < base {
+                    if i < recover_from || end < rp {
+                        return Err(Error::corrupt(
+                            prev.path(),
+                            prev.size(),
+                            format!(
+                                "segment ends at offset {end} but the next one starts at {base}, and offsets \
+                                 below the recovery point {rp} were fsync'd"
+                            ),
+                        ));
+                    }
+                    // The previous segment lost its unsynced tail while a
+                    // newer one kept data (power loss): everything from the
+                    // hole on is newer than the tear and goes; the previous
+                    // segment is reloaded as the active one.
+                    remove_segments(vfs, dir, &bases[i..])?;
+                    bases.truncate(i);
+                    segs.pop();
+                    i -= 1;
+                    continue;
+                }
+            }
             let loaded = Segment::load(vfs, dir, base, limits, active, mode, now)?;
             if loaded.truncated && !active {
                 // Everything after a torn segment is newer than the tear and
                 // was never fsync'd: it goes, and this segment becomes active.
                 drop(loaded);
-                for &b in bases[i + 1..].iter().rev() {
-                    let gone = Segment::log_path(dir, b);
-                    for p in [
-                        gone.with_extension("index"),
-                        gone.with_extension("timeindex"),
-                        gone.clone(),
-                    ] {
-                        match vfs.remove_file(&p) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                            Err(e) => return Err(Error::io("remove", &p, e)),
-                        }
-                    }
-                }
-                vfs.sync_dir(dir)
-                    .map_err(|e| Error::io("fsync directory", dir, e))?;
+                remove_segments(vfs, dir, &bases[i + 1..])?;
                 bases.truncate(i + 1);
                 continue;
-            }
-            if let Some(prev) = segs.last()
-                && prev.next_offset() > base
-            {
-                return Err(Error::corrupt(
-                    prev.path(),
-                    prev.size(),
-                    format!(
-                        "segment ends at offset {} but the next segment starts at {base}",
-                        prev.next_offset()
-                    ),
-                ));
             }
             state = loaded.state;
             segs.push(Arc::new(loaded.segment));
@@ -889,7 +1090,11 @@ impl Inner {
         Ok(())
     }
 
-    fn append_records(&self, records: &[Record], durability: Durability) -> Result<AppendInfo> {
+    fn append_records(
+        &self,
+        records: &[Record],
+        durability: Option<Durability>,
+    ) -> Result<AppendInfo> {
         let mut w = self.lock_writer()?;
         let base = self.next_offset.load(Ordering::Relaxed);
         let mut buf = std::mem::take(&mut w.buf);
@@ -897,15 +1102,18 @@ impl Inner {
             base_offset: base as i64,
             ..BatchParams::default()
         };
-        let r = encode_batch(&mut buf, &params, records).and_then(|_| {
-            let h = BatchHeader::parse(&buf).map_err(|e| e.in_memory(0))?;
-            self.append_locked(&mut w, &buf, &h)
-        });
+        let r = encode_batch(&mut buf, &params, records)
+            .and_then(|_| self.append_locked(&mut w, &mut buf));
         w.buf = buf;
         self.finish_append(w, r, durability)
     }
 
-    fn append_encoded(&self, batch: &mut [u8], durability: Durability) -> Result<AppendInfo> {
+    fn append_encoded(
+        &self,
+        batch: &mut [u8],
+        durability: Durability,
+        check_records: bool,
+    ) -> Result<AppendInfo> {
         let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
         if h.size() != batch.len() {
             return Err(Error::InvalidBatch {
@@ -926,39 +1134,43 @@ impl Inner {
         if h.compression() != crate::record::Compression::None {
             return Err(Error::Unsupported("compressed record batches".into()));
         }
+        if check_records {
+            crate::record::validate_records(batch, &h).map_err(|e| e.in_memory(0))?;
+        }
         let mut w = self.lock_writer()?;
-        let base = self.next_offset.load(Ordering::Relaxed);
         // The base offset is outside the CRC, so assigning it needs no
         // re-checksum (Kafka's design).
+        let base = self.next_offset.load(Ordering::Relaxed);
         batch[0..8].copy_from_slice(&(base as i64).to_be_bytes());
-        let h = BatchHeader {
-            base_offset: base as i64,
-            ..h
-        };
-        let r = self.append_locked(&mut w, batch, &h);
-        self.finish_append(w, r, durability)
+        let r = self.append_locked(&mut w, batch);
+        self.finish_append(w, r, Some(durability))
     }
 
-    /// Writes one encoded batch whose header says it starts at the log end.
-    fn append_locked(&self, w: &mut Writer, batch: &[u8], h: &BatchHeader) -> Result<AppendInfo> {
-        if batch.len() > self.config.max_batch_bytes {
+    /// Writes one encoded batch (its base offset already the log end).
+    fn append_locked(&self, w: &mut Writer, batch: &mut [u8]) -> Result<AppendInfo> {
+        if batch.len() > w.config.max_batch_bytes {
             return Err(Error::BatchTooLarge {
                 size: batch.len(),
-                max: self.config.max_batch_bytes,
+                max: w.config.max_batch_bytes,
             });
         }
+        let now = self.clock.now_ms();
+        if w.config.timestamp_type == TimestampType::LogAppendTime {
+            set_log_append_time(batch, now);
+        }
+        let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
         self.mark_dirty()?;
-        let now = self.config.clock.now_ms();
         let mut active = self.active();
-        let aged = self
+        let aged = w
             .config
             .segment_ms
             .is_some_and(|ms| active.size() > 0 && now.saturating_sub(active.roll_basis()) >= ms);
-        if aged || !active.fits(batch.len() as u64, h.last_offset(), &self.limits) {
+        if aged || !active.fits(batch.len() as u64, h.last_offset(), &w.limits) {
             self.roll_locked(w)?;
             active = self.active();
         }
-        if let Err(e) = active.append(batch, h, &mut w.state, &self.limits, now) {
+        let limits = w.limits;
+        if let Err(e) = active.append(batch, &h, &mut w.state, &limits, now) {
             // Bytes past the published end may have been written; cut them
             // so a clean close leaves no garbage. If even that fails the
             // file's state is unknown.
@@ -981,19 +1193,28 @@ impl Inner {
         &self,
         w: parking_lot::MutexGuard<'_, Writer>,
         r: Result<AppendInfo>,
-        durability: Durability,
+        durability: Option<Durability>,
     ) -> Result<AppendInfo> {
-        let flush_due = self
+        let flush_due = w
             .config
             .flush_messages
             .is_some_and(|n| w.unflushed_records >= n);
+        let durability = durability.unwrap_or(w.config.durability);
         drop(w);
         let info = r?;
-        self.signal.notify();
+        self.wake_all();
         if durability == Durability::Sync || flush_due {
             self.sync_to(info.last_offset + 1)?;
         }
         Ok(info)
+    }
+
+    /// Wakes readers waiting for data (and on close).
+    fn wake_all(&self) {
+        self.signal.notify();
+        for n in self.watchers.read().iter() {
+            n.notify();
+        }
     }
 
     fn roll_locked(&self, w: &mut Writer) -> Result<()> {
@@ -1002,13 +1223,9 @@ impl Inner {
             return Ok(());
         }
         let base = self.next_offset.load(Ordering::Relaxed);
-        let now = self.config.clock.now_ms();
+        let now = self.clock.now_ms();
         let new = Arc::new(Segment::create(
-            &*self.vfs,
-            &self.dir,
-            base,
-            &self.limits,
-            now,
+            &*self.vfs, &self.dir, base, &w.limits, now,
         )?);
         self.vfs
             .sync_dir(&self.dir)
@@ -1049,7 +1266,9 @@ impl Inner {
             st = self.sync.lock();
             st.in_progress = false;
             match r {
-                Ok(upto) => st.synced = st.synced.max(upto),
+                Ok((upto, epoch)) => {
+                    st.advance(upto, epoch, self.truncations.load(Ordering::SeqCst))
+                }
                 Err(e) => {
                     self.poison(&e);
                     self.sync_cv.notify_all();
@@ -1067,12 +1286,13 @@ impl Inner {
 
     /// fsyncs the rolled segments and the active one; returns the offset
     /// everything below which is now durable.
-    fn flush_once(&self) -> Result<Offset> {
-        let (end, active, rolled) = {
+    fn flush_once(&self) -> Result<(Offset, u64)> {
+        let (end, epoch, active, rolled) = {
             let mut w = self.writer.lock();
             w.unflushed_records = 0;
             (
                 self.next_offset.load(Ordering::SeqCst),
+                self.truncations.load(Ordering::SeqCst),
                 self.active(),
                 std::mem::take(&mut w.unflushed),
             )
@@ -1086,7 +1306,7 @@ impl Inner {
             // crash does not rescan them. Done after `synced` is updated.
             self.checkpoint_stale.store(true, Ordering::SeqCst);
         }
-        Ok(end)
+        Ok((end, epoch))
     }
 
     fn try_checkpoint(&self) {
@@ -1185,11 +1405,13 @@ impl Inner {
             self.poison(e);
         }
         drop(w);
-        self.signal.notify();
+        self.wake_all();
         r
     }
 
     fn truncate_locked(&self, w: &mut Writer, offset: Offset) -> Result<Offset> {
+        // Any fsync now in progress may miss the files replaced below.
+        self.truncations.fetch_add(1, Ordering::SeqCst);
         let vfs = &*self.vfs;
         let segs = self.snapshot();
         // Segments wholly at or after `offset` go, newest first, so a crash
@@ -1227,12 +1449,12 @@ impl Inner {
             .map_err(|e| Error::io("rename", &path, e))?;
         vfs.sync_dir(&self.dir)
             .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
-        let now = self.config.clock.now_ms();
+        let now = self.clock.now_ms();
         let loaded = Segment::load(
             vfs,
             &self.dir,
             seg.base,
-            &self.limits,
+            &w.limits,
             true,
             Mode::Recover { recovery_point: 0 },
             now,
@@ -1301,24 +1523,56 @@ impl Inner {
     }
 
     fn shutdown(&self) -> Result<()> {
+        // Take the group-commit slot first, so that no fsync is in flight
+        // while the clean-shutdown record is written (the flusher takes the
+        // writer lock inside the slot, so the slot comes before the lock).
+        {
+            let mut st = self.sync.lock();
+            while st.in_progress {
+                self.sync_cv.wait(&mut st);
+            }
+            st.in_progress = true;
+        }
+        let r = self.shutdown_in_slot();
+        let mut st = self.sync.lock();
+        st.in_progress = false;
+        self.sync_cv.notify_all();
+        drop(st);
+        // Whatever happened, this handle is done with the directory.
+        self.lock.lock().take();
+        r
+    }
+
+    fn shutdown_in_slot(&self) -> Result<()> {
         let mut w = self.writer.lock();
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        self.signal.notify();
-        if self.poisoned.load(Ordering::SeqCst) {
-            return Err(Error::Poisoned {
-                path: self.dir.clone(),
-                reason: self.poison_reason.lock().clone(),
-            });
+        self.wake_all();
+        let poisoned = || {
+            self.poisoned
+                .load(Ordering::SeqCst)
+                .then(|| Error::Poisoned {
+                    path: self.dir.clone(),
+                    reason: self.poison_reason.lock().clone(),
+                })
+        };
+        if let Some(e) = poisoned() {
+            return Err(e);
         }
         let active = self.active();
-        active.trim_log()?;
-        active.finish_indexes(&mut w.state)?;
-        for s in std::mem::take(&mut w.unflushed) {
-            s.sync_all()?;
+        let synced = (|| {
+            active.trim_log()?;
+            active.finish_indexes(&mut w.state)?;
+            for s in std::mem::take(&mut w.unflushed) {
+                s.sync_all()?;
+            }
+            active.sync_all()
+        })();
+        if let Err(e) = synced {
+            self.poison(&e);
+            return Err(e);
         }
-        active.sync_all()?;
         let end = self.next_offset.load(Ordering::SeqCst);
         self.sync.lock().synced = end;
         self.store_checkpoint(Some(CleanShutdown {
@@ -1427,6 +1681,63 @@ mod tests {
         log.close().unwrap();
         let log = Log::open_with(Arc::new(fs), dir.path(), config).unwrap();
         assert_eq!(values(&log, 0).len(), 20);
+    }
+
+    #[test]
+    fn an_fsync_that_straddles_a_truncation_does_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        for i in 0..10 {
+            log.append(&[rec(i)]).unwrap();
+        }
+        // An fsync starts (records its end and epoch)...
+        let (upto, epoch) = log.inner.flush_once().unwrap();
+        assert_eq!(upto, 10);
+        // ...a truncation replaces files meanwhile, and new records arrive.
+        assert_eq!(log.truncate_to(5).unwrap(), 5);
+        for i in 0..5 {
+            log.append(&[rec(100 + i)]).unwrap();
+        }
+        let mut st = log.inner.sync.lock();
+        st.advance(upto, epoch, log.inner.truncations.load(Ordering::SeqCst));
+        assert!(
+            st.synced <= 5,
+            "the old fsync must not vouch for the new files: {}",
+            st.synced
+        );
+        drop(st);
+        log.flush().unwrap();
+        assert_eq!(log.flushed_offset(), 10);
+    }
+
+    #[test]
+    fn log_append_time_and_set_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::ManualClock::new(42));
+        let log = Log::open(dir.path(), LogConfig::default().clock(clock.clone())).unwrap();
+        log.append(&[rec(0)]).unwrap();
+        log.set_config(
+            log.config()
+                .timestamp_type(TimestampType::LogAppendTime)
+                .segment_bytes(4096),
+        )
+        .unwrap();
+        clock.set(77);
+        let info = log.append(&[rec(1), rec(2)]).unwrap();
+        assert_eq!(info.max_timestamp, 77);
+        let got: Vec<_> = log
+            .read(0, ReadLimit::default())
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap().timestamp)
+            .collect();
+        assert_eq!(got, [1000, 77, 77]);
+        assert!(log.verify().is_ok(), "the CRC was recomputed");
+        assert!(matches!(
+            log.set_config(LogConfig::default().segment_bytes(1)),
+            Err(Error::InvalidConfig(_))
+        ));
+        assert_eq!(log.config().get_segment_bytes(), 4096);
     }
 
     #[test]

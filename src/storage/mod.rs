@@ -8,7 +8,7 @@ mod mmap;
 mod segment;
 pub(crate) mod vfs;
 
-pub use log::{AppendInfo, Durability, Log, LogConfig, ReadLimit, VerifyReport};
+pub use log::{AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, VerifyReport};
 
 /// Fuzzing and testing entry points for the pure parsers of on-disk bytes.
 #[doc(hidden)]

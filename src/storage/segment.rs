@@ -31,7 +31,8 @@ pub(crate) fn parse_log_file_name(name: &str) -> Option<Offset> {
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    stem.parse().ok()
+    // Kafka offsets are signed 64-bit: larger names are not segments.
+    stem.parse().ok().filter(|&b: &u64| b <= i64::MAX as u64)
 }
 
 /// Sizes that bound one segment, derived from the log's configuration.
@@ -160,6 +161,8 @@ pub(crate) struct Segment {
     roll_basis: AtomicI64,
     offset_index: Index,
     time_index: Index,
+    /// CRC-32C of both index files once the segment is complete.
+    index_crcs: parking_lot::Mutex<Option<(u32, u32)>>,
 }
 
 /// Indexes rebuilt from a scan of the log, and what the scan found.
@@ -236,6 +239,7 @@ impl Segment {
             roll_basis: AtomicI64::new(now),
             offset_index,
             time_index,
+            index_crcs: parking_lot::Mutex::new(None),
         })
     }
 
@@ -325,6 +329,7 @@ impl Segment {
             roll_basis: AtomicI64::new(now),
             offset_index,
             time_index,
+            index_crcs: parking_lot::Mutex::new(None),
         };
         let max = max.or_else(|| {
             seg.time_index
@@ -383,9 +388,16 @@ impl Segment {
         if oi.check().is_err() || ti.check().is_err() {
             return Ok(None);
         }
-        let summary = summary.filter(|s| s.base == base && s.log_len == log.len() as u64);
-        if let Some(s) = summary
-            && (s.index_len != oi.file_len() || s.time_index_len != ti.file_len())
+        // Only a segment the checkpoint describes, unchanged, is trusted:
+        // its indexes must match the recorded lengths and CRCs (an index
+        // cut at an entry boundary or with a flipped entry fails here).
+        let Some(s) = summary.filter(|s| s.base == base && s.log_len == log.len() as u64) else {
+            return Ok(None);
+        };
+        if s.index_len != oi.file_len()
+            || s.time_index_len != ti.file_len()
+            || s.index_crc != oi.crc()
+            || s.time_index_crc != ti.crc()
         {
             return Ok(None);
         }
@@ -411,7 +423,7 @@ impl Segment {
                 let Ok(h) = BatchHeader::parse(log.get(pos..).unwrap_or_default()) else {
                     return Ok(None);
                 };
-                if h.last_offset() != base + e.key as u64 {
+                if Some(h.last_offset()) != base.checked_add(e.key as u64) {
                     return Ok(None);
                 }
                 (pos, h.first_offset())
@@ -428,18 +440,19 @@ impl Segment {
         if short || end.invalid.is_some() {
             return Ok(None);
         }
-        // The last time entry is the segment's max timestamp, if known.
-        if let Some(s) = summary {
-            let want = (s.max_timestamp != NO_TIMESTAMP).then(|| Entry {
-                key: s.max_timestamp,
-                value: (s.offset_of_max - base) as u32,
-            });
-            if ti.last() != want {
-                return Ok(None);
-            }
+        // The last time entry is the segment's max timestamp.
+        let Some(rel_of_max) = s.offset_of_max.checked_sub(base) else {
+            return Ok(None);
+        };
+        let want = (s.max_timestamp != NO_TIMESTAMP).then_some(Entry {
+            key: s.max_timestamp,
+            value: rel_of_max as u32,
+        });
+        if ti.last() != want {
+            return Ok(None);
         }
         if let Some(t) = ti.last()
-            && base + u64::from(t.value) >= end.next_offset
+            && base.saturating_add(u64::from(t.value)) >= end.next_offset
         {
             return Ok(None);
         }
@@ -547,8 +560,7 @@ impl Segment {
             .map_err(|e| Error::io("write", &self.path, e))?;
         let mut max_ts = self.max_timestamp.load(Ordering::Relaxed);
         let mut offset_of_max = self.offset_of_max.load(Ordering::Relaxed);
-        let saved = (*st, self.offset_index.len(), self.time_index.len());
-        if let Err(e) = index_batch(
+        index_batch(
             &self.offset_index,
             &self.time_index,
             st,
@@ -558,12 +570,7 @@ impl Segment {
             pos,
             h,
             limits.index_interval,
-        ) {
-            *st = saved.0;
-            self.offset_index.unpublish_from(saved.1);
-            self.time_index.unpublish_from(saved.2);
-            return Err(e);
-        }
+        )?;
         if pos == 0 {
             self.roll_basis.store(now, Ordering::Relaxed);
         }
@@ -589,11 +596,17 @@ impl Segment {
             }
         }
         self.offset_index.trim()?;
-        self.time_index.trim()
+        self.time_index.trim()?;
+        *self.index_crcs.lock() = Some((self.offset_index.crc(), self.time_index.crc()));
+        Ok(())
     }
 
     /// The summary a checkpoint keeps for a complete segment.
     pub(crate) fn summary(&self) -> SegmentSummary {
+        let (index_crc, time_index_crc) = self
+            .index_crcs
+            .lock()
+            .unwrap_or_else(|| (self.offset_index.crc(), self.time_index.crc()));
         SegmentSummary {
             base: self.base,
             log_len: self.size(),
@@ -601,6 +614,8 @@ impl Segment {
             time_index_len: (self.time_index.len() * IndexKind::Time.entry_size()) as u64,
             max_timestamp: self.max_timestamp(),
             offset_of_max: self.offset_of_max.load(Ordering::Acquire),
+            index_crc,
+            time_index_crc,
         }
     }
 
@@ -835,7 +850,9 @@ impl Segment {
     }
 }
 
-/// Applies Kafka's indexing rule to one batch at `pos`.
+/// Applies Kafka's indexing rule to one batch at `pos`. Both entries are
+/// written before either is published, and nothing (neither the entries nor
+/// `st`) changes if a write fails.
 #[allow(clippy::too_many_arguments)]
 fn index_batch(
     oi: &Index,
@@ -848,29 +865,38 @@ fn index_batch(
     h: &BatchHeader,
     interval: u64,
 ) -> Result<()> {
-    if h.max_timestamp > *max_ts {
-        *max_ts = h.max_timestamp;
-        *offset_of_max = h.last_offset();
+    let (mut new_max, mut new_offset_of_max) = (*max_ts, *offset_of_max);
+    if h.max_timestamp > new_max {
+        new_max = h.max_timestamp;
+        new_offset_of_max = h.last_offset();
     }
+    let mut next = *st;
     if st.bytes_since_entry > interval {
-        let rel = (h.last_offset() - base) as i64;
-        // Capacity is sized for the segment; a full index makes the log roll
-        // before the next append, so a `false` here cannot lose an entry
-        // that lookups need (they fall back to scanning).
-        oi.append(Entry {
-            key: rel,
+        // Capacity is sized for the segment and a full index makes the log
+        // roll before the next append, so a full index here only costs a
+        // longer scan for lookups, never a wrong answer.
+        let offset_staged = oi.stage(Entry {
+            key: (h.last_offset() - base) as i64,
             value: pos as u32,
         })?;
-        if *max_ts > st.last_time_entry {
-            ti.append(Entry {
-                key: *max_ts,
-                value: (*offset_of_max - base) as u32,
+        let time_staged = new_max > st.last_time_entry
+            && ti.stage(Entry {
+                key: new_max,
+                value: (new_offset_of_max - base) as u32,
             })?;
-            st.last_time_entry = *max_ts;
+        if offset_staged {
+            oi.commit();
         }
-        st.bytes_since_entry = 0;
+        if time_staged {
+            ti.commit();
+            next.last_time_entry = new_max;
+        }
+        next.bytes_since_entry = 0;
     }
-    st.bytes_since_entry += h.size() as u64;
+    next.bytes_since_entry += h.size() as u64;
+    *st = next;
+    *max_ts = new_max;
+    *offset_of_max = new_offset_of_max;
     Ok(())
 }
 

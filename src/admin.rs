@@ -1,0 +1,208 @@
+//! The Admin API: create, delete, list, describe and alter topics; list
+//! offsets; delete records.
+
+use crate::broker::Broker;
+use crate::error::Result;
+use crate::record::Offset;
+use crate::topic::{Topic, TopicConfig};
+
+/// Which offset [`Admin::list_offsets`] looks up (Kafka's `OffsetSpec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset (the oldest readable record).
+    Earliest,
+    /// The log end offset (where the next record goes).
+    Latest,
+    /// The first offset whose record's timestamp is at or after this time
+    /// (milliseconds since the epoch).
+    Timestamp(i64),
+}
+
+/// What [`Admin::describe_topic`] reports about one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDescription {
+    /// The partition number.
+    pub partition: u32,
+    /// The oldest readable offset.
+    pub start_offset: Offset,
+    /// The offset the next record gets.
+    pub end_offset: Offset,
+    /// Every offset below this one is fsync'd.
+    pub flushed_offset: Offset,
+    /// Bytes of record batches on disk.
+    pub size_bytes: u64,
+    /// Number of segment files.
+    pub segments: usize,
+}
+
+/// What [`Admin::describe_topic`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    /// The topic's name.
+    pub name: String,
+    /// Each partition, in order.
+    pub partitions: Vec<PartitionDescription>,
+    /// The topic's configuration.
+    pub config: TopicConfig,
+}
+
+impl TopicDescription {
+    /// Records held across all partitions (end − start, summed).
+    pub fn record_count(&self) -> u64 {
+        self.partitions
+            .iter()
+            .map(|p| p.end_offset - p.start_offset)
+            .sum()
+    }
+
+    /// Bytes on disk across all partitions.
+    pub fn size_bytes(&self) -> u64 {
+        self.partitions.iter().map(|p| p.size_bytes).sum()
+    }
+}
+
+/// The Admin API of a [`Broker`] (Kafka's `Admin` client, in process).
+///
+/// ```
+/// use embedlog::{Broker, OffsetSpec, TopicConfig};
+/// let dir = tempfile::tempdir()?;
+/// let broker = Broker::open(dir.path())?;
+/// let admin = broker.admin();
+/// admin.create_topic("orders", TopicConfig::default().partitions(3))?;
+/// assert_eq!(admin.list_topics()?, ["orders"]);
+/// admin.add_partitions("orders", 6)?;
+/// assert_eq!(admin.describe_topic("orders")?.partitions.len(), 6);
+/// assert_eq!(admin.list_offsets("orders", 0, OffsetSpec::Latest)?, Some(0));
+/// admin.delete_topic("orders")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub(crate) broker: Broker,
+}
+
+impl Admin {
+    /// Creates a topic with `config.partitions` empty partitions. The topic
+    /// and its configuration are durable when this returns.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTopicName`], [`Error::InvalidConfig`],
+    /// [`Error::TopicExists`], I/O errors.
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        self.broker.create_topic(name, config)
+    }
+
+    /// Deletes a topic and its files. Handles that readers hold stay
+    /// readable (their bytes are mapped); writes through them fail.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], I/O errors.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.broker.delete_topic(name)
+    }
+
+    /// The names of all topics, sorted. Internal topics (names starting with
+    /// `__`) are left out.
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn list_topics(&self) -> Result<Vec<String>> {
+        self.broker.check_open()?;
+        Ok(self
+            .broker
+            .topic_names()
+            .into_iter()
+            .filter(|n| !n.starts_with("__"))
+            .collect())
+    }
+
+    /// Partitions, offsets, sizes and configuration of a topic.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let topic = self.broker.topic(name)?;
+        let partitions = topic
+            .partitions()
+            .iter()
+            .map(|p| PartitionDescription {
+                partition: p.id(),
+                start_offset: p.start_offset(),
+                end_offset: p.end_offset(),
+                flushed_offset: p.log().flushed_offset(),
+                size_bytes: p.log().size_bytes(),
+                segments: p.log().segment_count(),
+            })
+            .collect();
+        Ok(TopicDescription {
+            name: name.to_string(),
+            partitions,
+            config: topic.config(),
+        })
+    }
+
+    /// Grows a topic to `total` partitions. Keys map to partitions by the
+    /// count, so keyed records may go to a different partition afterwards
+    /// (as in Kafka).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `total` is larger than the current
+    /// count; [`Error::UnknownTopic`]; I/O errors.
+    pub fn add_partitions(&self, name: &str, total: u32) -> Result<()> {
+        self.broker.add_partitions(name, total)
+    }
+
+    /// Replaces a topic's configuration (durably) and applies it to the open
+    /// partitions. The partition count cannot change here.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`], [`Error::InvalidArgument`] for a different
+    /// partition count, [`Error::UnknownTopic`].
+    pub fn alter_config(&self, name: &str, config: TopicConfig) -> Result<()> {
+        self.broker.alter_config(name, config)
+    }
+
+    /// Looks up an offset of a partition (Kafka's `ListOffsets`). `None`
+    /// only for a timestamp later than every record's.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`],
+    /// [`Error::Corrupt`].
+    pub fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<Option<Offset>> {
+        let p = self.broker.partition(topic, partition)?;
+        Ok(match spec {
+            OffsetSpec::Earliest => Some(p.start_offset()),
+            OffsetSpec::Latest => Some(p.end_offset()),
+            OffsetSpec::Timestamp(ts) => p.offset_for_timestamp(ts)?,
+        })
+    }
+
+    /// Deletes the records of a partition before `offset` (Kafka's
+    /// `DeleteRecords`): the start offset moves there durably and whole
+    /// segments before it are removed.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] past the end; unknown topic or partition.
+    pub fn delete_records(&self, topic: &str, partition: u32, before: Offset) -> Result<()> {
+        self.broker
+            .partition(topic, partition)?
+            .log()
+            .delete_records_before(before)
+    }
+
+    /// The broker this admin belongs to.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+}
+
+impl From<&Broker> for Admin {
+    fn from(b: &Broker) -> Self {
+        b.admin()
+    }
+}

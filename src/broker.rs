@@ -1,0 +1,545 @@
+//! The broker: one data directory, its lock, the topic registry and the
+//! background housekeeping thread.
+
+use crate::admin::Admin;
+use crate::clock::{Clock, SystemClock};
+use crate::consumer::{Consumer, ConsumerConfig};
+use crate::error::{Error, Result};
+use crate::producer::{Producer, ProducerConfig};
+use crate::storage::vfs::{RealFs, write_atomic};
+use crate::storage::{Log, LogConfig};
+use crate::topic::{Partition, Topic, TopicConfig, TopicState, validate_topic_name};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+const LOCK_FILE: &str = ".lock";
+const TOPICS_DIR: &str = "topics";
+const TOPIC_CONFIG: &str = "topic.conf";
+const CREATING_PREFIX: &str = ".creating-";
+const DELETING_PREFIX: &str = ".deleting-";
+
+/// Opens a [`Broker`] with settings other than the defaults.
+///
+/// ```
+/// use embedlog::Broker;
+/// use std::time::Duration;
+/// let dir = tempfile::tempdir()?;
+/// let broker = Broker::builder(dir.path())
+///     .housekeeping_interval(Duration::from_millis(50))
+///     .open()?;
+/// broker.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BrokerBuilder {
+    root: PathBuf,
+    clock: Arc<dyn Clock>,
+    housekeeping_interval: Duration,
+}
+
+impl BrokerBuilder {
+    /// The clock for timestamps, rolls and (later) retention. Default:
+    /// [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How often the background thread checks for work (topic
+    /// `flush_interval`s). Default: 100 ms.
+    pub fn housekeeping_interval(mut self, every: Duration) -> Self {
+        self.housekeeping_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Opens (or creates) the data directory.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another broker (in this or another process)
+    /// holds it; [`Error::Metadata`] for a damaged topic configuration;
+    /// whatever opening a partition's log reports.
+    pub fn open(self) -> Result<Broker> {
+        Broker::open_with(self)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct BrokerInner {
+    pub(crate) root: PathBuf,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The directory lock, released by `close`.
+    lock: Mutex<Option<File>>,
+    topics: RwLock<BTreeMap<String, Topic>>,
+    /// Serializes topic creation, deletion and changes.
+    admin: Mutex<()>,
+    closed: AtomicBool,
+    stop: Arc<Stop>,
+    housekeeper: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
+}
+
+/// Tells the housekeeping thread to stop; shared so that the thread can wait
+/// on it without keeping the broker alive.
+#[derive(Debug, Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// An embedded "Kafka broker": owns one data directory and its topics.
+///
+/// `Broker` is `Send + Sync` and cheap to clone (all clones share one
+/// broker). [`close`](Self::close) flushes and closes every partition;
+/// dropping the last clone (and every producer and consumer) does the same,
+/// ignoring errors.
+///
+/// ```
+/// use embedlog::{Broker, ConsumerConfig, ProducerConfig, Record, TopicConfig};
+/// use std::time::Duration;
+/// let dir = tempfile::tempdir()?;
+/// let broker = Broker::open(dir.path())?;
+/// broker.admin().create_topic("events", TopicConfig::default().partitions(4))?;
+///
+/// let producer = broker.producer(ProducerConfig::default());
+/// let delivery = producer.send("events", Record::new("hello").key("user-1"))?;
+/// producer.flush()?;
+/// let meta = delivery.wait()?;
+///
+/// let mut consumer = broker.consumer(ConsumerConfig::default());
+/// consumer.assign(&[("events", meta.partition)])?;
+/// consumer.seek_to_beginning(&[("events", meta.partition)])?;
+/// let records = consumer.poll(Duration::from_secs(1))?;
+/// assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+/// broker.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub(crate) inner: Arc<BrokerInner>,
+}
+
+impl Broker {
+    /// Opens (or creates) the broker in `root` with default settings.
+    ///
+    /// # Errors
+    /// As [`BrokerBuilder::open`].
+    pub fn open(root: impl AsRef<Path>) -> Result<Broker> {
+        Self::builder(root).open()
+    }
+
+    /// A builder for a broker in `root`.
+    pub fn builder(root: impl AsRef<Path>) -> BrokerBuilder {
+        BrokerBuilder {
+            root: root.as_ref().to_path_buf(),
+            clock: Arc::new(SystemClock),
+            housekeeping_interval: Duration::from_millis(100),
+        }
+    }
+
+    fn open_with(b: BrokerBuilder) -> Result<Broker> {
+        let root = b.root;
+        let topics_dir = root.join(TOPICS_DIR);
+        fs::create_dir_all(&topics_dir)
+            .map_err(|e| Error::io("create directory", &topics_dir, e))?;
+        let lock_path = root.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("create", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: root }),
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path, e)),
+        }
+        let mut topics = BTreeMap::new();
+        let entries = fs::read_dir(&topics_dir).map_err(|e| Error::io("list", &topics_dir, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", &topics_dir, e))?;
+            let path = entry.path();
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: not ours
+            };
+            if !path.is_dir() {
+                continue;
+            }
+            if name.starts_with(CREATING_PREFIX) || name.starts_with(DELETING_PREFIX) {
+                // An interrupted create or delete: neither is visible yet.
+                fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
+                continue;
+            }
+            if validate_topic_name(&name).is_err() {
+                continue; // a foreign directory; leave it alone
+            }
+            names.push(name);
+        }
+        for name in names {
+            let topic = load_topic(&topics_dir.join(&name), &name, &b.clock)?;
+            topics.insert(name, topic);
+        }
+        let inner = Arc::new(BrokerInner {
+            root,
+            clock: b.clock,
+            lock: Mutex::new(Some(lock)),
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            stop: Arc::new(Stop::default()),
+            housekeeper: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&inner);
+        let stop = inner.stop.clone();
+        let every = b.housekeeping_interval;
+        let handle = std::thread::Builder::new()
+            .name("embedlog-housekeeping".into())
+            .spawn(move || housekeeping(weak, stop, every))
+            .map_err(|e| Error::io("spawn housekeeping thread for", &inner.root, e))?;
+        let id = handle.thread().id();
+        *inner.housekeeper.lock() = Some((handle, id));
+        Ok(Broker { inner })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The Admin API.
+    pub fn admin(&self) -> Admin {
+        Admin {
+            broker: self.clone(),
+        }
+    }
+
+    /// The topic named `name`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::Closed`].
+    pub fn topic(&self, name: &str) -> Result<Topic> {
+        self.check_open()?;
+        self.inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic {
+                name: name.to_string(),
+            })
+    }
+
+    /// Partition `partition` of topic `topic`.
+    ///
+    /// # Errors
+    /// As [`topic`](Self::topic) and [`Topic::partition`].
+    pub fn partition(&self, topic: &str, partition: u32) -> Result<Partition> {
+        self.topic(topic)?.partition(partition)
+    }
+
+    /// A new producer.
+    pub fn producer(&self, config: ProducerConfig) -> Producer {
+        Producer::new(self.clone(), config)
+    }
+
+    /// A new consumer.
+    pub fn consumer(&self, config: ConsumerConfig) -> Consumer {
+        Consumer::new(self.clone(), config)
+    }
+
+    /// Flushes and closes every partition, stops the background thread and
+    /// releases the directory lock. Later calls on this broker (and its
+    /// clones, producers and consumers) fail with [`Error::Closed`]; readers
+    /// keep the bytes they hold.
+    ///
+    /// # Errors
+    /// The first error closing a partition (the rest are still closed);
+    /// the next open recovers them as after a crash.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn topics_dir(&self) -> PathBuf {
+        self.inner.root.join(TOPICS_DIR)
+    }
+
+    pub(crate) fn topic_names(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    /// Creates a topic (admin).
+    pub(crate) fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        validate_topic_name(name)?;
+        config.validate()?;
+        let _g = self.inner.admin.lock();
+        self.check_open()?;
+        if self.inner.topics.read().contains_key(name) {
+            return Err(Error::TopicExists {
+                name: name.to_string(),
+            });
+        }
+        let topics_dir = self.topics_dir();
+        // A short temporary name: a 249-character topic name plus a prefix
+        // would pass the file system's 255-byte limit.
+        let tmp = topics_dir.join(format!("{CREATING_PREFIX}{}", unique_suffix()));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| Error::io("remove", &tmp, e))?;
+        }
+        fs::create_dir_all(&tmp).map_err(|e| Error::io("create directory", &tmp, e))?;
+        for p in 0..config.partitions {
+            let d = tmp.join(p.to_string());
+            fs::create_dir(&d).map_err(|e| Error::io("create directory", &d, e))?;
+        }
+        write_atomic(&RealFs, &tmp.join(TOPIC_CONFIG), config.encode().as_bytes())?;
+        let dir = topics_dir.join(name);
+        fs::rename(&tmp, &dir).map_err(|e| Error::io("rename", &dir, e))?;
+        sync_dir(&topics_dir)?;
+        let topic = load_topic(&dir, name, &self.inner.clock)?;
+        self.inner
+            .topics
+            .write()
+            .insert(name.to_string(), topic.clone());
+        Ok(topic)
+    }
+
+    /// Deletes a topic (admin).
+    pub(crate) fn delete_topic(&self, name: &str) -> Result<()> {
+        let _g = self.inner.admin.lock();
+        self.check_open()?;
+        let Some(topic) = self.inner.topics.write().remove(name) else {
+            return Err(Error::UnknownTopic {
+                name: name.to_string(),
+            });
+        };
+        topic.state.deleted.store(true, Ordering::SeqCst);
+        for p in topic.partitions() {
+            p.log.abandon();
+        }
+        let topics_dir = self.topics_dir();
+        let dir = topics_dir.join(name);
+        let doomed = topics_dir.join(format!("{DELETING_PREFIX}{}", unique_suffix()));
+        // Renamed first so that a crash mid-way never leaves half a topic
+        // that the next open would load.
+        fs::rename(&dir, &doomed).map_err(|e| Error::io("rename", &dir, e))?;
+        sync_dir(&topics_dir)?;
+        fs::remove_dir_all(&doomed).map_err(|e| Error::io("remove", &doomed, e))?;
+        Ok(())
+    }
+
+    /// Grows a topic to `total` partitions (admin).
+    pub(crate) fn add_partitions(&self, name: &str, total: u32) -> Result<()> {
+        let _g = self.inner.admin.lock();
+        let topic = self.topic(name)?;
+        let current = topic.partition_count();
+        if total <= current {
+            return Err(Error::InvalidArgument(format!(
+                "topic {name:?} has {current} partitions; the new count must be larger, not {total}"
+            )));
+        }
+        let mut config = topic.config().partitions(total);
+        config.validate()?;
+        let dir = self.topics_dir().join(name);
+        let log_config = config.log_config(self.inner.clock.clone());
+        let mut added = Vec::new();
+        for p in current..total {
+            let log = Log::open(dir.join(p.to_string()), log_config.clone())?;
+            added.push(Partition {
+                topic: topic.state.name.clone(),
+                id: p,
+                log: Arc::new(log),
+            });
+        }
+        sync_dir(&dir)?;
+        // The count is committed by the configuration file: a crash before
+        // this leaves extra directories that the next open removes.
+        write_atomic(&RealFs, &dir.join(TOPIC_CONFIG), config.encode().as_bytes())?;
+        config.partitions = total;
+        topic.state.partitions.write().extend(added);
+        *topic.state.config.write() = config;
+        Ok(())
+    }
+
+    /// Replaces a topic's configuration (admin).
+    pub(crate) fn alter_config(&self, name: &str, config: TopicConfig) -> Result<()> {
+        config.validate()?;
+        let _g = self.inner.admin.lock();
+        let topic = self.topic(name)?;
+        if config.partitions != topic.partition_count() {
+            return Err(Error::InvalidArgument(format!(
+                "alter_config cannot change the partition count ({} to {}); use add_partitions",
+                topic.partition_count(),
+                config.partitions
+            )));
+        }
+        let dir = self.topics_dir().join(name);
+        write_atomic(&RealFs, &dir.join(TOPIC_CONFIG), config.encode().as_bytes())?;
+        let log_config = config.log_config(self.inner.clock.clone());
+        for p in topic.partitions() {
+            p.log.set_config(log_config.clone())?;
+        }
+        *topic.state.config.write() = config;
+        Ok(())
+    }
+}
+
+impl BrokerInner {
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        *self.stop.stopped.lock() = true;
+        self.stop.cv.notify_all();
+        if let Some((h, id)) = self.housekeeper.lock().take()
+            && id != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
+        let topics = std::mem::take(&mut *self.topics.write());
+        let mut first_err = None;
+        for t in topics.values() {
+            for p in t.partitions() {
+                if let Err(e) = p.log.shutdown_shared() {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        // Another broker may open the directory from now on.
+        self.lock.lock().take();
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for BrokerInner {
+    fn drop(&mut self) {
+        // Best effort: what fails here is recovered by the next open.
+        let _ = self.close();
+    }
+}
+
+/// A name part no other temporary directory of this process has.
+fn unique_suffix() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{nanos}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    use crate::storage::vfs::Vfs;
+    RealFs
+        .sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Opens the topic stored in `dir`.
+fn load_topic(dir: &Path, name: &str, clock: &Arc<dyn Clock>) -> Result<Topic> {
+    let conf_path = dir.join(TOPIC_CONFIG);
+    let text = match fs::read(&conf_path) {
+        Ok(b) => String::from_utf8(b).map_err(|_| Error::Metadata {
+            path: conf_path.clone(),
+            reason: "not UTF-8".into(),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Metadata {
+                path: conf_path,
+                reason: "missing: the topic directory has no configuration".into(),
+            });
+        }
+        Err(e) => return Err(Error::io("read", &conf_path, e)),
+    };
+    let config = TopicConfig::decode(&text).map_err(|reason| Error::Metadata {
+        path: conf_path.clone(),
+        reason,
+    })?;
+    config.validate().map_err(|e| Error::Metadata {
+        path: conf_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let log_config: LogConfig = config.log_config(clock.clone());
+    let name: Arc<str> = name.into();
+    let mut partitions = Vec::with_capacity(config.partitions as usize);
+    for p in 0..config.partitions {
+        let log = Log::open(dir.join(p.to_string()), log_config.clone())?;
+        partitions.push(Partition {
+            topic: name.clone(),
+            id: p,
+            log: Arc::new(log),
+        });
+    }
+    // Partition directories past the count are from an interrupted
+    // add_partitions: they were never visible.
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let n = e.file_name();
+            if let Some(p) = n.to_str().and_then(|s| s.parse::<u32>().ok())
+                && p >= config.partitions
+                && e.path().is_dir()
+            {
+                fs::remove_dir_all(e.path()).map_err(|err| Error::io("remove", &e.path(), err))?;
+            }
+        }
+    }
+    Ok(Topic {
+        state: Arc::new(TopicState {
+            name,
+            partitions: RwLock::new(partitions),
+            config: RwLock::new(config),
+            deleted: AtomicBool::new(false),
+        }),
+    })
+}
+
+/// Flushes topics with a `flush_interval` on schedule, until the broker
+/// stops. Holds the broker only while working, so dropping the last handle
+/// closes it.
+fn housekeeping(broker: Weak<BrokerInner>, stop: Arc<Stop>, every: Duration) {
+    let mut last_flush: HashMap<String, Instant> = HashMap::new();
+    loop {
+        {
+            let mut stopped = stop.stopped.lock();
+            if *stopped {
+                return;
+            }
+            let _ = stop.cv.wait_for(&mut stopped, every);
+            if *stopped {
+                return;
+            }
+        }
+        let Some(inner) = broker.upgrade() else {
+            return;
+        };
+        let topics: Vec<Topic> = inner.topics.read().values().cloned().collect();
+        drop(inner);
+        let now = Instant::now();
+        for t in topics {
+            let Some(interval) = t.config().get_flush_interval() else {
+                continue;
+            };
+            let last = last_flush.entry(t.name().to_string()).or_insert(now);
+            if now.duration_since(*last) >= interval {
+                *last = now;
+                for p in t.partitions() {
+                    // A failure poisons the partition; its writers see it.
+                    let _ = p.log.flush();
+                }
+            }
+        }
+    }
+}

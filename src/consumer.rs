@@ -1,0 +1,452 @@
+//! The consumer: reads assigned partitions from positions it keeps,
+//! long-polling for new records.
+
+use crate::broker::Broker;
+use crate::error::{Error, Result};
+use crate::record::{Header, Offset};
+use crate::storage::{Notify, ReadLimit};
+use crate::topic::{Partition, TopicPartition};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a consumer starts when it has no valid position for a partition
+/// (Kafka's `auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// The oldest record still held.
+    Earliest,
+    /// The end: only records appended from now on.
+    #[default]
+    Latest,
+    /// Fail with [`Error::NoOffset`] or [`Error::OffsetOutOfRange`].
+    Error,
+}
+
+/// Settings of a [`Consumer`]. Every setter documents its default.
+///
+/// ```
+/// use embedlog::{ConsumerConfig, OffsetReset};
+/// let config = ConsumerConfig::default()
+///     .max_poll_records(1000)
+///     .offset_reset(OffsetReset::Earliest);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    max_poll_records: usize,
+    max_partition_fetch_bytes: usize,
+    offset_reset: OffsetReset,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            max_poll_records: 500,
+            max_partition_fetch_bytes: 1 << 20,
+            offset_reset: OffsetReset::Latest,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Most records one [`Consumer::poll`] returns (`max.poll.records`).
+    /// Default: 500. At least 1.
+    pub fn max_poll_records(mut self, n: usize) -> Self {
+        self.max_poll_records = n.max(1);
+        self
+    }
+
+    /// Bytes read from one partition per poll
+    /// (`max.partition.fetch.bytes`); a larger batch is still returned
+    /// whole. Default: 1 MiB.
+    pub fn max_partition_fetch_bytes(mut self, bytes: usize) -> Self {
+        self.max_partition_fetch_bytes = bytes.max(1);
+        self
+    }
+
+    /// What to do without a valid position (`auto.offset.reset`). Default:
+    /// [`OffsetReset::Latest`].
+    pub fn offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.offset_reset = reset;
+        self
+    }
+}
+
+/// A record as a consumer receives it. Key, value and header values share
+/// the partition's memory map: no payload was copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: u32,
+    /// The record's offset.
+    pub offset: Offset,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// The key.
+    pub key: Option<Bytes>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<Bytes>,
+    /// The headers.
+    pub headers: Vec<Header>,
+}
+
+#[derive(Debug)]
+struct Assigned {
+    tp: TopicPartition,
+    partition: Partition,
+    /// `None` until the reset policy gives one.
+    position: Option<Offset>,
+}
+
+/// Reads records from assigned partitions.
+///
+/// A consumer is `Send` and used from one thread. Consumers are
+/// independent: each keeps its own positions, reading removes nothing, and
+/// a slow consumer never slows a producer.
+///
+/// ```
+/// use embedlog::{Broker, ConsumerConfig, OffsetReset, Record, TopicConfig};
+/// use std::time::Duration;
+/// let dir = tempfile::tempdir()?;
+/// let broker = Broker::open(dir.path())?;
+/// let topic = broker.admin().create_topic("logs", TopicConfig::default())?;
+/// topic.partition(0)?.append(&[Record::new("line 1"), Record::new("line 2")])?;
+///
+/// let mut consumer = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
+/// consumer.assign(&[("logs", 0)])?;
+/// for record in consumer.iter_timeout(Duration::from_millis(50)) {
+///     let record = record?;
+///     println!("{}: {:?}", record.offset, record.value);
+/// }
+/// assert_eq!(consumer.position(("logs", 0))?, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Consumer {
+    broker: Broker,
+    config: ConsumerConfig,
+    assigned: Vec<Assigned>,
+    notify: Arc<Notify>,
+    next: usize,
+}
+
+impl Consumer {
+    pub(crate) fn new(broker: Broker, config: ConsumerConfig) -> Consumer {
+        Consumer {
+            broker,
+            config,
+            assigned: Vec::new(),
+            notify: Arc::new(Notify::new()),
+            next: 0,
+        }
+    }
+
+    /// Reads exactly these partitions from now on (replacing the previous
+    /// assignment; positions of partitions that stay are kept).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`]; nothing changes
+    /// then.
+    pub fn assign<I>(&mut self, partitions: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
+        let mut next = Vec::new();
+        for tp in partitions {
+            let tp: TopicPartition = tp.into();
+            if next.iter().any(|a: &Assigned| a.tp == tp) {
+                continue;
+            }
+            let partition = self.broker.partition(&tp.topic, tp.partition)?;
+            let position = self
+                .assigned
+                .iter()
+                .find(|a| a.tp == tp)
+                .and_then(|a| a.position);
+            next.push(Assigned {
+                tp,
+                partition,
+                position,
+            });
+        }
+        for a in &self.assigned {
+            a.partition.log().unwatch(&self.notify);
+        }
+        for a in &next {
+            a.partition.log().watch(self.notify.clone());
+        }
+        self.assigned = next;
+        self.next = 0;
+        Ok(())
+    }
+
+    /// The assigned partitions.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.assigned.iter().map(|a| a.tp.clone()).collect()
+    }
+
+    /// Drops every assignment.
+    pub fn unassign(&mut self) {
+        for a in &self.assigned {
+            a.partition.log().unwatch(&self.notify);
+        }
+        self.assigned.clear();
+    }
+
+    fn find(&mut self, tp: impl Into<TopicPartition>) -> Result<&mut Assigned> {
+        let tp = tp.into();
+        self.assigned
+            .iter_mut()
+            .find(|a| a.tp == tp)
+            .ok_or_else(|| Error::InvalidArgument(format!("{tp} is not assigned to this consumer")))
+    }
+
+    /// Reads from `offset` next in partition `tp`. An offset outside the
+    /// partition's range is handled by the reset policy at the next poll.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `tp` is not assigned.
+    pub fn seek(&mut self, tp: impl Into<TopicPartition>, offset: Offset) -> Result<()> {
+        self.find(tp)?.position = Some(offset);
+        Ok(())
+    }
+
+    /// Moves to the oldest record of each partition.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if one is not assigned.
+    pub fn seek_to_beginning<I>(&mut self, partitions: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
+        for tp in partitions {
+            let a = self.find(tp)?;
+            a.position = Some(a.partition.start_offset());
+        }
+        Ok(())
+    }
+
+    /// Moves past the newest record of each partition.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if one is not assigned.
+    pub fn seek_to_end<I>(&mut self, partitions: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
+        for tp in partitions {
+            let a = self.find(tp)?;
+            a.position = Some(a.partition.end_offset());
+        }
+        Ok(())
+    }
+
+    /// Moves to the first record with a timestamp at or after `timestamp`
+    /// (to the end if there is none). Returns the new position.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `tp` is not assigned; read errors.
+    pub fn seek_to_timestamp(
+        &mut self,
+        tp: impl Into<TopicPartition>,
+        timestamp: i64,
+    ) -> Result<Offset> {
+        let a = self.find(tp)?;
+        let offset = match a.partition.offset_for_timestamp(timestamp)? {
+            Some(o) => o,
+            None => a.partition.end_offset(),
+        };
+        a.position = Some(offset);
+        Ok(offset)
+    }
+
+    /// The offset the next poll reads from in `tp` (applying the reset
+    /// policy if there is no position yet).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `tp` is not assigned; [`Error::NoOffset`]
+    /// under [`OffsetReset::Error`].
+    pub fn position(&mut self, tp: impl Into<TopicPartition>) -> Result<Offset> {
+        let reset = self.config.offset_reset;
+        let a = self.find(tp)?;
+        resolve(a, reset)
+    }
+
+    /// Returns the records available now, up to `max_poll_records`, or
+    /// waits up to `timeout` for some to arrive (an empty result means none
+    /// did). Waiting sleeps until an append wakes it: no spinning.
+    ///
+    /// # Errors
+    /// Read errors; the reset policy's errors; [`Error::UnknownTopic`] for a
+    /// deleted topic; [`Error::Closed`].
+    pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.notify.generation();
+            let out = self.fetch()?;
+            if !out.is_empty() {
+                return Ok(out);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(out);
+            }
+            self.notify.wait_past(seen, deadline - now);
+        }
+    }
+
+    fn fetch(&mut self) -> Result<Vec<ConsumerRecord>> {
+        self.broker.check_open()?;
+        let n = self.assigned.len();
+        let mut out = Vec::new();
+        let max = self.config.max_poll_records;
+        let reset = self.config.offset_reset;
+        let broker = self.broker.clone();
+        for i in 0..n {
+            if out.len() >= max {
+                break;
+            }
+            let a = &mut self.assigned[(self.next + i) % n];
+            let mut pos = resolve(a, reset)?;
+            let limit =
+                ReadLimit::bytes(self.config.max_partition_fetch_bytes).records(max - out.len());
+            let batches = match a.partition.read(pos, limit) {
+                Ok(b) => b,
+                Err(Error::OffsetOutOfRange {
+                    requested,
+                    start,
+                    end,
+                }) => {
+                    pos = match reset {
+                        OffsetReset::Earliest => start,
+                        OffsetReset::Latest => end,
+                        OffsetReset::Error => {
+                            return Err(Error::OffsetOutOfRange {
+                                requested,
+                                start,
+                                end,
+                            });
+                        }
+                    };
+                    a.position = Some(pos);
+                    a.partition.read(pos, limit)?
+                }
+                Err(Error::Closed)
+                    if broker.check_open().is_ok() && broker.topic(&a.tp.topic).is_err() =>
+                {
+                    return Err(Error::UnknownTopic {
+                        name: a.tp.topic.to_string(),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            for r in batches.records() {
+                let r = r?;
+                a.position = Some(r.offset + 1);
+                out.push(ConsumerRecord {
+                    topic: a.tp.topic.clone(),
+                    partition: a.tp.partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                });
+            }
+        }
+        if n > 0 {
+            // Start the next poll at the next partition, for fairness.
+            self.next = (self.next + 1) % n;
+        }
+        Ok(out)
+    }
+
+    /// An iterator that polls forever (until an error): the
+    /// `for record in &mut consumer` loop.
+    pub fn iter(&mut self) -> ConsumerIter<'_> {
+        ConsumerIter {
+            consumer: self,
+            buffered: VecDeque::new(),
+            idle: None,
+        }
+    }
+
+    /// An iterator that ends once no record arrived for `idle`.
+    pub fn iter_timeout(&mut self, idle: Duration) -> ConsumerIter<'_> {
+        ConsumerIter {
+            consumer: self,
+            buffered: VecDeque::new(),
+            idle: Some(idle),
+        }
+    }
+}
+
+fn resolve(a: &mut Assigned, reset: OffsetReset) -> Result<Offset> {
+    if let Some(p) = a.position {
+        return Ok(p);
+    }
+    let p = match reset {
+        OffsetReset::Earliest => a.partition.start_offset(),
+        OffsetReset::Latest => a.partition.end_offset(),
+        OffsetReset::Error => {
+            return Err(Error::NoOffset {
+                topic: a.tp.topic.to_string(),
+                partition: a.tp.partition,
+            });
+        }
+    };
+    a.position = Some(p);
+    Ok(p)
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.unassign();
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Consumer {
+    type Item = Result<ConsumerRecord>;
+    type IntoIter = ConsumerIter<'a>;
+    fn into_iter(self) -> ConsumerIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over a consumer's records; see [`Consumer::iter`].
+#[derive(Debug)]
+pub struct ConsumerIter<'a> {
+    consumer: &'a mut Consumer,
+    buffered: VecDeque<ConsumerRecord>,
+    idle: Option<Duration>,
+}
+
+impl Iterator for ConsumerIter<'_> {
+    type Item = Result<ConsumerRecord>;
+
+    fn next(&mut self) -> Option<Result<ConsumerRecord>> {
+        loop {
+            if let Some(r) = self.buffered.pop_front() {
+                return Some(Ok(r));
+            }
+            match self
+                .consumer
+                .poll(self.idle.unwrap_or(Duration::from_secs(3600)))
+            {
+                Ok(v) if v.is_empty() => {
+                    if self.idle.is_some() {
+                        return None;
+                    }
+                }
+                Ok(v) => self.buffered.extend(v),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
