@@ -28,7 +28,7 @@ pub enum OffsetReset {
 ///
 /// ```
 /// use embedlog::{ConsumerConfig, OffsetReset};
-/// let config = ConsumerConfig::default()
+/// let _config = ConsumerConfig::default()
 ///     .max_poll_records(1000)
 ///     .offset_reset(OffsetReset::Earliest);
 /// ```
@@ -313,51 +313,61 @@ impl Consumer {
                 break;
             }
             let a = &mut self.assigned[(self.next + i) % n];
-            let mut pos = resolve(a, reset)?;
-            let limit =
-                ReadLimit::bytes(self.config.max_partition_fetch_bytes).records(max - out.len());
-            let batches = match a.partition.read(pos, limit) {
-                Ok(b) => b,
-                Err(Error::OffsetOutOfRange {
-                    requested,
-                    start,
-                    end,
-                }) => {
-                    pos = match reset {
-                        OffsetReset::Earliest => start,
-                        OffsetReset::Latest => end,
-                        OffsetReset::Error => {
-                            return Err(Error::OffsetOutOfRange {
-                                requested,
-                                start,
-                                end,
-                            });
-                        }
-                    };
-                    a.position = Some(pos);
-                    a.partition.read(pos, limit)?
+            if a.partition.log().is_closed() {
+                broker.check_open()?;
+                return Err(Error::UnknownTopic {
+                    name: a.tp.topic.to_string(),
+                });
+            }
+            // A read returns batches of one segment: keep reading this
+            // partition while the record and byte budgets allow.
+            let mut bytes_left = self.config.max_partition_fetch_bytes;
+            while out.len() < max && bytes_left > 0 {
+                let mut pos = resolve(a, reset)?;
+                if pos >= a.partition.end_offset() && pos >= a.partition.start_offset() {
+                    break;
                 }
-                Err(Error::Closed)
-                    if broker.check_open().is_ok() && broker.topic(&a.tp.topic).is_err() =>
-                {
-                    return Err(Error::UnknownTopic {
-                        name: a.tp.topic.to_string(),
+                let limit = ReadLimit::bytes(bytes_left).records(max - out.len());
+                let batches = match a.partition.read(pos, limit) {
+                    Ok(b) => b,
+                    Err(Error::OffsetOutOfRange {
+                        requested,
+                        start,
+                        end,
+                    }) => {
+                        pos = match reset {
+                            OffsetReset::Earliest => start,
+                            OffsetReset::Latest => end,
+                            OffsetReset::Error => {
+                                return Err(Error::OffsetOutOfRange {
+                                    requested,
+                                    start,
+                                    end,
+                                });
+                            }
+                        };
+                        a.position = Some(pos);
+                        a.partition.read(pos, limit)?
+                    }
+                    Err(e) => return Err(e),
+                };
+                if batches.is_empty() {
+                    break;
+                }
+                bytes_left = bytes_left.saturating_sub(batches.len_bytes());
+                for r in batches.records() {
+                    let r = r?;
+                    a.position = Some(r.offset + 1);
+                    out.push(ConsumerRecord {
+                        topic: a.tp.topic.clone(),
+                        partition: a.tp.partition,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
                     });
                 }
-                Err(e) => return Err(e),
-            };
-            for r in batches.records() {
-                let r = r?;
-                a.position = Some(r.offset + 1);
-                out.push(ConsumerRecord {
-                    topic: a.tp.topic.clone(),
-                    partition: a.tp.partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
-                });
             }
         }
         if n > 0 {

@@ -167,6 +167,10 @@ pub enum Error {
     #[error("delivery failed: {0}")]
     DeliveryFailed(#[source] std::sync::Arc<Error>),
 
+    /// A value could not be encoded or decoded by a codec.
+    #[error("codec: {0}")]
+    Codec(String),
+
     /// The stored metadata of the data directory is damaged or from an
     /// unknown version.
     #[error("bad metadata in {path}: {reason}")]

@@ -3,33 +3,34 @@
 //! Kafka's model of durable, partitioned event streams inside your own
 //! process: no broker to run, no network hop, one directory on disk.
 //!
-//! This release provides the storage engine: a partition's [`Log`], a
-//! segmented, offset-addressed log of record batches in **Kafka's record
-//! batch v2 format, byte for byte**, with Kafka-layout offset and time
-//! indexes, group-committed fsyncs and crash recovery.
+//! A [`Broker`] owns a data directory of topics; each topic is split into
+//! partitions; each partition is a segmented log of record batches in
+//! **Kafka's record batch v2 format, byte for byte**, with Kafka-layout offset
+//! and time indexes, group-committed fsyncs and crash recovery. A
+//! [`Producer`] partitions (Kafka's murmur2 for keys) and batches records; a
+//! [`Consumer`] reads from any offset or time and long-polls for new ones.
 //!
 //! ```
-//! use embedlog::{Durability, Log, LogConfig, ReadLimit, Record};
+//! use embedlog::{Broker, ConsumerConfig, OffsetReset, ProducerConfig, Record, TopicConfig};
+//! use std::time::Duration;
 //!
 //! let dir = tempfile::tempdir()?;
-//! let log = Log::open(dir.path(), LogConfig::default())?;
+//! let broker = Broker::open(dir.path())?;
+//! broker.admin().create_topic("orders", TopicConfig::default().partitions(3))?;
 //!
-//! // Append a batch: offsets are assigned from the log end.
-//! log.append(&[
-//!     Record::new("signed up").key("user-1").timestamp(1_700_000_000_000),
-//!     Record::new("logged in").key("user-1").timestamp(1_700_000_000_500),
-//! ])?;
-//! // A sync append returns once it (and everything before) is fsync'd.
-//! log.append_with(&[Record::new("paid").key("user-1")], Durability::Sync)?;
-//!
-//! // Read from any offset: zero-copy batches, decoded record by record.
-//! for record in log.read(1, ReadLimit::default())?.records() {
-//!     let record = record?;
-//!     println!("{} {:?}", record.offset, record.value);
+//! let producer = broker.producer(ProducerConfig::default());
+//! for i in 0..10 {
+//!     // Same key, same partition: a customer's orders stay in order.
+//!     producer.send("orders", Record::new(format!("order {i}")).key("customer-7"))?;
 //! }
-//! // Find the first record at or after a time.
-//! assert_eq!(log.offset_for_timestamp(1_700_000_000_100)?, Some(1));
-//! log.close()?;
+//! producer.flush()?; // stored (in the OS) when this returns
+//!
+//! let mut consumer = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
+//! consumer.assign([("orders", 0), ("orders", 1), ("orders", 2)])?;
+//! let records = consumer.poll(Duration::from_secs(1))?;
+//! assert_eq!(records.len(), 10);
+//! assert_eq!(records[3].value.as_deref(), Some(&b"order 3"[..]));
+//! broker.close()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -37,27 +38,36 @@
 //!
 //! | Kafka | embedlog |
 //! |---|---|
+//! | broker (one data directory) | [`Broker`] |
+//! | Admin client | [`Admin`] |
+//! | topic, partition | [`Topic`], [`Partition`], [`TopicConfig`] |
+//! | producer, partitioner, `batch.size`, `linger.ms` | [`Producer`], [`Partitioner`], [`ProducerConfig`] |
+//! | consumer, `auto.offset.reset`, `max.poll.records` | [`Consumer`], [`OffsetReset`], [`ConsumerConfig`] |
 //! | partition log (segments, `.index`, `.timeindex`) | [`Log`] |
 //! | record batch v2 | [`Batch`], [`BatchBuilder`], [`Batches`] |
-//! | record (key, value, timestamp, headers) | [`Record`], [`StoredRecord`], [`Header`] |
-//! | `segment.bytes`, `segment.ms`, `index.interval.bytes`, `flush.messages`, `flush.ms` | [`LogConfig`] |
+//! | record (key, value, timestamp, headers) | [`Record`], [`ConsumerRecord`], [`Header`] |
 //!
 //! ## Durability contract
 //!
-//! - When [`Log::append`] returns, the batch is in the operating system: it
-//!   survives a crash of the process (`kill -9`), not a power loss.
-//! - With [`Durability::Sync`], success means the batch and everything
-//!   before it were fsync'd (`fdatasync`; the directory is fsync'd when a
-//!   segment file is created or deleted): it survives power loss. Concurrent
-//!   sync appenders share one fsync (group commit).
-//! - [`LogConfig::flush_messages`] and [`LogConfig::flush_interval`] bound
-//!   what a power loss can take from buffered appends.
+//! - When an append is acknowledged ([`Partition::append`] returns, a
+//!   producer's [`Delivery`] resolves, or [`Producer::flush`] returns), the
+//!   batch is in the operating system: it survives a crash of the process
+//!   (`kill -9`), not a power loss. Records still in a producer's batch are
+//!   not acknowledged yet.
+//! - With [`Durability::Sync`] (per producer, per log, or per call), success
+//!   means the batch and everything before it were fsync'd (`fdatasync`; the
+//!   directory is fsync'd when a segment file is created or deleted): it
+//!   survives power loss. Concurrent sync appenders share one fsync (group
+//!   commit).
+//! - A topic's `flush_messages` / `flush_interval` bound what a power loss
+//!   can take from buffered appends.
 //! - Readers never see part of a batch. After a crash, reopening cuts a torn
 //!   or corrupt tail at the last whole, valid batch; corruption in data that
 //!   was fsync'd is reported as [`Error::Corrupt`], never dropped silently.
-//! - After a failed fsync the log refuses writes ([`Error::Poisoned`]) until
-//!   it is reopened: a failed fsync cannot be retried safely.
+//! - After a failed fsync a partition refuses writes ([`Error::Poisoned`])
+//!   until it is reopened: a failed fsync cannot be retried safely.
 #![deny(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(
     not(test),
@@ -67,6 +77,8 @@
 mod admin;
 mod broker;
 mod clock;
+#[cfg(any(feature = "json", feature = "postcard"))]
+mod codec;
 mod consumer;
 mod error;
 mod producer;
@@ -77,6 +89,12 @@ mod topic;
 pub use admin::{Admin, OffsetSpec, PartitionDescription, TopicDescription};
 pub use broker::{Broker, BrokerBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "json")]
+pub use codec::Json;
+#[cfg(feature = "postcard")]
+pub use codec::Postcard;
+#[cfg(any(feature = "json", feature = "postcard"))]
+pub use codec::{Codec, DefaultCodec};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, OffsetReset};
 pub use error::{Error, Result};
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};

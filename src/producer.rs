@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 /// ```
 /// use embedlog::{Durability, ProducerConfig};
 /// use std::time::Duration;
-/// let config = ProducerConfig::default()
+/// let _config = ProducerConfig::default()
 ///     .batch_size(64 << 10)
 ///     .linger(Duration::from_millis(2))
 ///     .durability(Durability::Sync);
@@ -115,7 +115,6 @@ impl Slot {
 /// Records waiting in a batch are not acknowledged: they are appended when
 /// the batch fills, when `linger` passes, or on [`Producer::flush`].
 #[derive(Debug, Clone)]
-#[must_use = "a delivery reports whether the record was stored"]
 pub struct Delivery {
     slot: Arc<Slot>,
     index: u32,

@@ -614,6 +614,11 @@ impl Log {
         self.inner.log_start.load(Ordering::Acquire)
     }
 
+    /// Whether the log was closed (or its topic deleted).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
     /// The offset the next record will get (one past the last record).
     pub fn end_offset(&self) -> Offset {
         self.inner.next_offset.load(Ordering::SeqCst)
