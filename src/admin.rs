@@ -3,6 +3,8 @@
 
 use crate::broker::Broker;
 use crate::error::Result;
+#[allow(unused_imports)] // for intra-doc links
+use crate::error::Error;
 use crate::record::Offset;
 use crate::topic::{Topic, TopicConfig};
 
