@@ -2,9 +2,9 @@
 //! offsets; delete records.
 
 use crate::broker::Broker;
-use crate::error::Result;
 #[allow(unused_imports)] // for intra-doc links
 use crate::error::Error;
+use crate::error::Result;
 use crate::record::Offset;
 use crate::topic::{Topic, TopicConfig};
 
