@@ -614,6 +614,13 @@ impl Log {
         self.inner.log_start.load(Ordering::Acquire)
     }
 
+    /// Whether an earlier failure (a failed fsync, or a failed clean-up
+    /// after a failed write) made the log refuse writes until it is
+    /// reopened ([`Error::Poisoned`]).
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::SeqCst)
+    }
+
     /// Whether the log was closed (or its topic deleted).
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::SeqCst)
@@ -1229,13 +1236,26 @@ impl Inner {
         }
         let base = self.next_offset.load(Ordering::Relaxed);
         let now = self.clock.now_ms();
-        let new = Arc::new(Segment::create(
-            &*self.vfs, &self.dir, base, &w.limits, now,
-        )?);
-        self.vfs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
-        old.finish_indexes(&mut w.state)?;
+        let created =
+            Segment::create(&*self.vfs, &self.dir, base, &w.limits, now).and_then(|new| {
+                self.vfs
+                    .sync_dir(&self.dir)
+                    .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+                old.finish_indexes(&mut w.state)?;
+                Ok(new)
+            });
+        let new = match created {
+            Ok(new) => Arc::new(new),
+            Err(e) => {
+                // The old segment stays active: the new one's files must not
+                // outlive this failure, or the next open would find a
+                // segment starting inside the old one.
+                if let Err(e2) = remove_segments(&*self.vfs, &self.dir, &[base]) {
+                    self.poison(&e2);
+                }
+                return Err(e);
+            }
+        };
         {
             let mut segs = self.segments.write();
             let mut list: Vec<_> = segs.iter().cloned().collect();
@@ -1591,7 +1611,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::vfs::faulty::{FaultyFs, Op};
+    use crate::storage::faulty::{FaultyFs, Op};
     use std::io;
 
     fn rec(i: u64) -> Record {
@@ -1675,7 +1695,7 @@ mod tests {
         // Second write of the next append is its offset index entry.
         fs.faults.fail(Op::Write, 1, io::ErrorKind::Other, false);
         assert!(log.append(&[rec(1)]).is_err());
-        assert!(fs.faults.tripped.load(Ordering::SeqCst));
+        assert!(fs.faults.tripped());
         fs.faults.clear();
         for i in 1..20 {
             log.append(&[rec(i)]).unwrap();

@@ -2,6 +2,10 @@
 //! of topics, producers or consumers.
 
 mod checkpoint;
+#[cfg(test)]
+mod fault_tests;
+#[cfg(any(test, feature = "fault-injection"))]
+pub(crate) mod faulty;
 mod index;
 mod log;
 mod mmap;

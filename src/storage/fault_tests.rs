@@ -1,0 +1,362 @@
+//! The log against a `Vec` model under injected I/O faults and simulated
+//! crashes (the fault-injecting file system of `faulty.rs`):
+//!
+//! - after every injected fault, the call that hit it failed (and the log is
+//!   poisoned exactly when an fsync failed), or the data is there; nothing
+//!   acknowledged is ever missing or different;
+//! - after every simulated crash, which keeps, drops or tears each write
+//!   made since the last fsync, reopening yields every fsync'd record and a
+//!   clean prefix of the rest.
+
+use super::faulty::{CrashMode, Faults, FaultyFs, Op};
+use super::{Durability, Log, LogConfig, ReadLimit};
+use crate::{Error, Offset, Record};
+use proptest::prelude::*;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+fn config() -> LogConfig {
+    LogConfig::default()
+        .segment_bytes(1200)
+        .index_interval_bytes(100)
+}
+
+fn open(fs: &FaultyFs, dir: &Path) -> crate::Result<Log> {
+    Log::open_with(Arc::new(fs.clone()), dir, config())
+}
+
+fn record(n: u64, len: usize) -> Record {
+    Record::new(vec![(n % 251) as u8; len])
+        .key(n.to_string())
+        .timestamp(n as i64)
+}
+
+/// Everything readable, in order, checked against the model's records.
+fn check(log: &Log, model: &[Record]) {
+    assert_eq!(log.end_offset(), model.len() as Offset, "end offset");
+    let mut at = log.start_offset();
+    while at < log.end_offset() {
+        let b = log.read(at, ReadLimit::bytes(700)).unwrap();
+        assert!(!b.is_empty());
+        for r in b.records() {
+            let r = r.unwrap();
+            assert_eq!(r.offset, at);
+            assert_eq!(r.clone().into_record(), model[at as usize], "record {at}");
+            at += 1;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum CrashOp {
+    Append { n: u8, len: u16, sync: bool },
+    Flush,
+    Roll,
+    Truncate(f64),
+    Reopen,
+    Crash { seed: u64, mode: u8 },
+}
+
+fn crash_op() -> impl Strategy<Value = CrashOp> {
+    prop_oneof![
+        8 => (1u8..4, 1u16..200, prop::bool::weighted(0.25)).prop_map(|(n, len, sync)| CrashOp::Append { n, len, sync }),
+        1 => Just(CrashOp::Flush),
+        1 => Just(CrashOp::Roll),
+        1 => (0.0..1.0f64).prop_map(CrashOp::Truncate),
+        1 => Just(CrashOp::Reopen),
+        3 => (any::<u64>(), 0u8..3).prop_map(|(seed, mode)| CrashOp::Crash { seed, mode }),
+    ]
+}
+
+fn run_crashes(ops: Vec<CrashOp>) {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::default();
+    let mut log = open(&fs, dir.path()).unwrap();
+    let mut model: Vec<Record> = Vec::new();
+    let mut batches: Vec<(Offset, Offset)> = Vec::new();
+    let mut counter = 0;
+    for op in ops {
+        match op {
+            CrashOp::Append { n, len, sync } => {
+                let recs: Vec<_> = (0..n)
+                    .map(|_| {
+                        counter += 1;
+                        record(counter, len as usize)
+                    })
+                    .collect();
+                let d = if sync {
+                    Durability::Sync
+                } else {
+                    Durability::Buffered
+                };
+                let info = log.append_with(&recs, d).unwrap();
+                batches.push((info.base_offset, info.last_offset));
+                model.extend(recs);
+            }
+            CrashOp::Flush => log.flush().unwrap(),
+            CrashOp::Roll => log.roll().unwrap(),
+            CrashOp::Truncate(f) => {
+                let at = (model.len() as f64 * f) as Offset;
+                let end = log.truncate_to(at).unwrap();
+                model.truncate(end as usize);
+                batches.retain(|b| b.1 < end);
+            }
+            CrashOp::Reopen => {
+                log.close().unwrap();
+                log = open(&fs, dir.path()).unwrap();
+            }
+            CrashOp::Crash { seed, mode } => {
+                let flushed = log.flushed_offset();
+                log.simulate_crash();
+                let mode = match mode {
+                    0 => CrashMode::KeepAll,
+                    1 => CrashMode::DropAll,
+                    _ => CrashMode::Random(seed),
+                };
+                fs.faults.crash(mode);
+                log = open(&fs, dir.path()).unwrap();
+                let end = log.end_offset();
+                assert!(
+                    end >= flushed,
+                    "{mode:?}: lost fsync'd records ({end} < {flushed})"
+                );
+                assert!(end <= model.len() as Offset);
+                if mode == CrashMode::KeepAll {
+                    assert_eq!(
+                        end,
+                        model.len() as Offset,
+                        "a process crash loses nothing appended"
+                    );
+                }
+                assert!(
+                    end == 0 || batches.iter().any(|b| b.1 + 1 == end),
+                    "{end} is not a batch boundary"
+                );
+                model.truncate(end as usize);
+                batches.retain(|b| b.1 < end);
+            }
+        }
+        check(&log, &model);
+    }
+    log.close().unwrap();
+    let log = open(&fs, dir.path()).unwrap();
+    check(&log, &model);
+    log.verify().unwrap();
+}
+
+#[derive(Debug, Clone)]
+enum FaultOp {
+    Append {
+        n: u8,
+        sync: bool,
+    },
+    Flush,
+    Roll,
+    Arm {
+        op: u8,
+        nth: u8,
+        enospc: bool,
+        persistent: bool,
+    },
+    Reopen,
+}
+
+fn fault_op() -> impl Strategy<Value = FaultOp> {
+    prop_oneof![
+        8 => (1u8..4, prop::bool::weighted(0.3)).prop_map(|(n, sync)| FaultOp::Append { n, sync }),
+        1 => Just(FaultOp::Flush),
+        1 => Just(FaultOp::Roll),
+        3 => (0u8..4, 0u8..12, any::<bool>(), prop::bool::weighted(0.3))
+            .prop_map(|(op, nth, enospc, persistent)| FaultOp::Arm { op, nth, enospc, persistent }),
+        1 => Just(FaultOp::Reopen),
+    ]
+}
+
+fn arm(faults: &Faults, op: u8, nth: u8, enospc: bool, persistent: bool) -> Op {
+    let op = [Op::Write, Op::Sync, Op::SetLen, Op::Rename][op as usize % 4];
+    let kind = if enospc {
+        io::ErrorKind::StorageFull
+    } else {
+        io::ErrorKind::Other
+    };
+    faults.fail(op, i64::from(nth), kind, persistent);
+    op
+}
+
+fn run_faults(ops: Vec<FaultOp>) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::default();
+    let mut log = open(&fs, dir.path()).unwrap();
+    let mut model: Vec<Record> = Vec::new();
+    let mut counter = 0;
+    let mut poisoned = false;
+    let mut tripped = 0;
+    for op in ops {
+        match op {
+            FaultOp::Append { n, sync } => {
+                let recs: Vec<_> = (0..n)
+                    .map(|_| {
+                        counter += 1;
+                        record(counter, 50)
+                    })
+                    .collect();
+                let d = if sync {
+                    Durability::Sync
+                } else {
+                    Durability::Buffered
+                };
+                let before = log.end_offset();
+                let was_poisoned = log.is_poisoned();
+                match log.append_with(&recs, d) {
+                    Ok(info) => {
+                        assert!(!was_poisoned, "a poisoned log accepted an append");
+                        assert_eq!(info.base_offset, before);
+                        model.extend(recs);
+                    }
+                    Err(e) => {
+                        assert!(
+                            matches!(
+                                e,
+                                Error::Io { .. } | Error::DiskFull { .. } | Error::Poisoned { .. }
+                            ),
+                            "{e:?}"
+                        );
+                        if was_poisoned {
+                            assert!(matches!(e, Error::Poisoned { .. }), "{e:?}");
+                        }
+                        if log.end_offset() != before {
+                            // The batch went in and its fsync failed: the
+                            // log must refuse writes from now on.
+                            assert_eq!(log.end_offset(), before + u64::from(n));
+                            assert!(log.is_poisoned(), "a failed fsync must poison");
+                            model.extend(recs);
+                        }
+                    }
+                }
+                if log.is_poisoned() {
+                    assert!(matches!(
+                        log.append(&[record(0, 1)]),
+                        Err(Error::Poisoned { .. })
+                    ));
+                    poisoned = true;
+                }
+            }
+            FaultOp::Flush => match log.flush() {
+                Ok(()) => assert!(!log.is_poisoned()),
+                Err(_) => {
+                    assert!(log.is_poisoned(), "a failed fsync must poison");
+                    poisoned = true;
+                }
+            },
+            FaultOp::Roll => {
+                let _ = log.roll();
+                poisoned |= log.is_poisoned();
+            }
+            FaultOp::Arm {
+                op,
+                nth,
+                enospc,
+                persistent,
+            } => {
+                arm(&fs.faults, op, nth, enospc, persistent);
+            }
+            FaultOp::Reopen => {
+                if fs.faults.tripped() {
+                    tripped += 1;
+                }
+                fs.faults.clear();
+                let _ = log.close();
+                log = open(&fs, dir.path()).unwrap();
+                poisoned = false;
+                assert!(!log.is_poisoned());
+            }
+        }
+        // Poison lasts until the log is reopened.
+        assert_eq!(
+            log.is_poisoned(),
+            poisoned,
+            "poisoned state changed by itself"
+        );
+        // Whatever failed, what is readable is exactly what was appended.
+        check(&log, &model);
+    }
+    if fs.faults.tripped() {
+        tripped += 1;
+    }
+    fs.faults.clear();
+    let _ = log.close();
+    let log = open(&fs, dir.path()).unwrap();
+    check(&log, &model);
+    log.verify().unwrap();
+    tripped
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("EMBEDLOG_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn crashes_keep_every_fsynced_record_and_a_clean_prefix(ops in prop::collection::vec(crash_op(), 1..50)) {
+        run_crashes(ops);
+    }
+
+    #[test]
+    fn injected_faults_fail_the_call_or_keep_the_data(ops in prop::collection::vec(fault_op(), 1..50)) {
+        run_faults(ops);
+    }
+}
+
+/// Every fault point of a fixed workload, one at a time: each kind of
+/// operation, each occurrence, EIO and ENOSPC, once and persistently.
+#[test]
+fn every_fault_point_of_a_workload() {
+    let workload = |fs: &FaultyFs, dir: &Path| -> Vec<Record> {
+        let mut model = Vec::new();
+        let Ok(log) = open(fs, dir) else { return model };
+        for i in 0..12u64 {
+            let recs = vec![record(i, 90)];
+            let d = if i % 3 == 0 {
+                Durability::Sync
+            } else {
+                Durability::Buffered
+            };
+            let before = log.end_offset();
+            let r = log.append_with(&recs, d);
+            if r.is_ok() || log.end_offset() > before {
+                model.extend(recs);
+            }
+        }
+        let _ = log.close();
+        model
+    };
+    // Count the operations of a clean run.
+    let clean = FaultyFs::default();
+    let dir = tempfile::tempdir().unwrap();
+    let want = workload(&clean, dir.path());
+    assert_eq!(want.len(), 12);
+    let mut points = 0;
+    for op in [Op::Write, Op::Sync, Op::SetLen, Op::Rename] {
+        for nth in 0..clean.faults.seen(op) {
+            for kind in [io::ErrorKind::Other, io::ErrorKind::StorageFull] {
+                for persistent in [false, true] {
+                    let fs = FaultyFs::default();
+                    let dir = tempfile::tempdir().unwrap();
+                    fs.faults.fail(op, nth as i64, kind, persistent);
+                    let model = workload(&fs, dir.path());
+                    assert!(fs.faults.tripped(), "{op:?} #{nth} never happened");
+                    fs.faults.clear();
+                    // Reopen without faults: exactly what was acknowledged
+                    // (or appended before a failed fsync) is there.
+                    let log = open(&fs, dir.path()).unwrap();
+                    check(&log, &model);
+                    points += 1;
+                }
+            }
+        }
+    }
+    assert!(points >= 100, "only {points} fault points");
+    eprintln!("exercised {points} distinct fault points");
+}
