@@ -18,7 +18,7 @@
 //! segment rolls or the log closes. Indexes are derived data: a missing or
 //! inconsistent index is rebuilt from the log.
 
-use super::vfs::{Vfs, VfsFile};
+use super::vfs::{Handle, Vfs};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
@@ -63,7 +63,7 @@ pub(crate) struct Entry {
 pub(crate) struct Index {
     kind: IndexKind,
     path: PathBuf,
-    file: Box<dyn VfsFile>,
+    file: Handle,
     /// Mapping of the whole preallocated capacity (or the file, if inactive).
     map: Bytes,
     /// Published entry count: entries below it are complete and immutable.
@@ -164,7 +164,7 @@ impl Index {
         Ok(Index {
             kind,
             path,
-            file,
+            file: Handle::new(file),
             map,
             entries: AtomicUsize::new(0),
             capacity,
@@ -186,7 +186,7 @@ impl Index {
         Ok(Some(Index {
             kind,
             path,
-            file,
+            file: Handle::new(file),
             map,
             entries: AtomicUsize::new(n),
             capacity: n,
@@ -209,13 +209,13 @@ impl Index {
         let n = self.len();
         let capacity = capacity.max(n);
         let bytes = (capacity * self.kind.entry_size()) as u64;
-        self.file
-            .set_len(bytes)
-            .map_err(|e| Error::io("preallocate", &self.path, e))?;
         self.map = self
             .file
-            .map(bytes)
-            .map_err(|e| Error::io("map", &self.path, e))?;
+            .with(|f| {
+                f.set_len(bytes)?;
+                f.map(bytes)
+            })
+            .map_err(|e| Error::io("preallocate", &self.path, e))?;
         self.capacity = capacity;
         Ok(())
     }
@@ -287,7 +287,7 @@ impl Index {
         let len = encode(self.kind, e, &mut buf);
         let pos = (n * self.kind.entry_size()) as u64;
         self.file
-            .write_at(&buf[..len], pos)
+            .with(|f| f.write_at(&buf[..len], pos))
             .map_err(|err| Error::io("write", &self.path, err))?;
         Ok(true)
     }
@@ -303,8 +303,13 @@ impl Index {
     pub(crate) fn trim(&self) -> Result<()> {
         let len = (self.len() * self.kind.entry_size()) as u64;
         self.file
-            .set_len(len)
+            .with(|f| f.set_len(len))
             .map_err(|e| Error::io("trim", &self.path, e))
+    }
+
+    /// Closes the file descriptor (the segment is complete and fsync'd).
+    pub(crate) fn release(&self) {
+        self.file.release();
     }
 
     pub(crate) fn sync(&self) -> Result<()> {

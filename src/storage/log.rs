@@ -17,6 +17,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const LOCK_FILE: &str = ".lock";
+/// Rolled segments that may wait for an fsync (holding descriptors).
+const MAX_UNFLUSHED_ROLLED: usize = 4;
 const TRUNCATING_SUFFIX: &str = ".truncating";
 
 /// When an append counts as done.
@@ -913,6 +915,12 @@ impl Inner {
             vfs.sync_dir(dir)
                 .map_err(|e| Error::io("fsync directory", dir, e))?;
         }
+        // Complete segments need no descriptors: their bytes are mapped.
+        if let Some((_, complete)) = segments.split_last() {
+            for s in complete {
+                s.release_handles();
+            }
+        }
         let inner = Inner {
             dir: dir.to_path_buf(),
             clock: config.clock.clone(),
@@ -1264,6 +1272,18 @@ impl Inner {
         }
         w.state = IndexState::fresh();
         w.unflushed.push(old);
+        // Rolled segments keep their descriptors until fsync'd (an fsync on
+        // a fresh descriptor may miss an earlier writeback error). Bound how
+        // many wait, so a buffered log without a flush policy does not
+        // accumulate descriptors: the oldest is fsync'd here.
+        while w.unflushed.len() > MAX_UNFLUSHED_ROLLED {
+            let oldest = w.unflushed.remove(0);
+            if let Err(e) = oldest.sync_all() {
+                self.poison(&e);
+                return Err(e);
+            }
+            oldest.release_handles();
+        }
         Ok(())
     }
 
@@ -1324,6 +1344,7 @@ impl Inner {
         };
         for s in &rolled {
             s.sync_all()?;
+            s.release_handles();
         }
         active.sync_log()?;
         if !rolled.is_empty() {

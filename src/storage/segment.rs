@@ -9,7 +9,7 @@
 
 use super::checkpoint::SegmentSummary;
 use super::index::{Entry, Index, IndexKind};
-use super::vfs::{Vfs, VfsFile};
+use super::vfs::{Handle, Vfs};
 use crate::error::{Error, Result};
 use crate::record::{Batch, BatchHeader, Batches, FormatError, Offset};
 use bytes::Bytes;
@@ -147,7 +147,7 @@ pub(crate) fn scan(
 pub(crate) struct Segment {
     pub(crate) base: Offset,
     path: Arc<Path>,
-    file: Box<dyn VfsFile>,
+    file: Handle,
     /// The mapping: the file's length, or `map_len` for the active segment.
     data: Bytes,
     /// Published length in bytes.
@@ -230,7 +230,7 @@ impl Segment {
         Ok(Segment {
             base,
             path: path.into(),
-            file,
+            file: Handle::new(file),
             data,
             size: AtomicU64::new(0),
             next_offset: AtomicU64::new(base),
@@ -320,7 +320,7 @@ impl Segment {
         let mut seg = Segment {
             base,
             path: path.into(),
-            file,
+            file: Handle::new(file),
             data,
             size: AtomicU64::new(size),
             next_offset: AtomicU64::new(next),
@@ -556,7 +556,7 @@ impl Segment {
     ) -> Result<()> {
         let pos = self.size.load(Ordering::Relaxed);
         self.file
-            .write_at(batch, pos)
+            .with(|f| f.write_at(batch, pos))
             .map_err(|e| Error::io("write", &self.path, e))?;
         let mut max_ts = self.max_timestamp.load(Ordering::Relaxed);
         let mut offset_of_max = self.offset_of_max.load(Ordering::Relaxed);
@@ -633,11 +633,19 @@ impl Segment {
         self.time_index.sync()
     }
 
+    /// Closes the segment's file descriptors: it is complete and fsync'd,
+    /// and its bytes stay reachable through the memory maps.
+    pub(crate) fn release_handles(&self) {
+        self.file.release();
+        self.offset_index.release();
+        self.time_index.release();
+    }
+
     /// Trims the log file to its published size (after a failed write left
     /// bytes past it).
     pub(crate) fn trim_log(&self) -> Result<()> {
         self.file
-            .set_len(self.size())
+            .with(|f| f.set_len(self.size()))
             .map_err(|e| Error::io("truncate", &self.path, e))
     }
 
