@@ -1,6 +1,7 @@
 //! Flipping any byte of a segment never makes embedlog panic or return a
 //! wrong record: fsync'd data that fails a check is reported as `Corrupt`
-//! (at open or at read), and an unsynced tail is cut at the damaged batch.
+//! (at open or at read), and an unsynced tail is cut at the damaged batch
+//! (except a first batch that is whole but at the wrong offset: reported).
 
 mod common;
 use common::*;
@@ -118,6 +119,21 @@ fn unsynced_segment_any_flip_cuts_the_tail_at_the_damaged_batch() {
     for at in 0..bytes.len() {
         let copy = copy_dir(dir.path());
         flip(copy.path(), at);
+        if at < 8 {
+            // The first batch's base offset is outside the CRC: flipped, the
+            // batch is whole and valid but at another offset than the file's
+            // name, which no torn write produces. Cutting it would drop good
+            // data, so open reports it instead.
+            match Log::open(copy.path(), config()) {
+                Err(Error::Corrupt {
+                    position: 0,
+                    reason,
+                    ..
+                }) => assert!(reason.contains("named for offset")),
+                other => panic!("flip at {at}: {other:?}"),
+            }
+            continue;
+        }
         let log = Log::open(copy.path(), config()).unwrap();
         let damaged = bounds.iter().find(|b| (b.0..b.1).contains(&at)).unwrap();
         let want = if in_leader_epoch(&bounds, at) {

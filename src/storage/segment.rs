@@ -75,6 +75,9 @@ pub(crate) struct ScanEnd {
     pub(crate) next_offset: Offset,
     /// Why the scan stopped before the end, and where.
     pub(crate) invalid: Option<FormatError>,
+    /// The batch that stopped the scan was whole and CRC-valid, only at the
+    /// wrong offset: not something a torn write produces.
+    pub(crate) misplaced: bool,
 }
 
 /// Walks the batches of `buf` from `pos`, checking each header, its length,
@@ -90,6 +93,7 @@ pub(crate) fn scan(
     mut visit: impl FnMut(usize, &BatchHeader) -> Result<()>,
 ) -> Result<ScanEnd> {
     let mut invalid = None;
+    let mut misplaced = false;
     while pos < buf.len() {
         let rest = &buf[pos..];
         let h = match BatchHeader::parse(rest) {
@@ -109,6 +113,7 @@ pub(crate) fn scan(
                 rest.len()
             ))
         } else if h.first_offset() != next_offset.max(base) {
+            misplaced = crate::record::crc_matches(&rest[..h.size()]);
             Some(format!(
                 "batch base offset {} where {} was expected (batches are contiguous)",
                 h.first_offset(),
@@ -139,6 +144,7 @@ pub(crate) fn scan(
         valid_len: pos as u64,
         next_offset,
         invalid,
+        misplaced,
     })
 }
 
@@ -298,6 +304,16 @@ impl Segment {
                     max,
                 } = Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
                 if let Some(e) = end.invalid {
+                    if end.misplaced && end.valid_len == 0 {
+                        // A whole, CRC-valid first batch at another offset
+                        // than the file's name: a misnamed or foreign file,
+                        // not a torn write. Cutting it would drop good data.
+                        return Err(Error::corrupt(
+                            &path,
+                            0,
+                            format!("segment named for offset {base}: {}", e.reason),
+                        ));
+                    }
                     if end.next_offset < recovery_point {
                         return Err(Error::corrupt(
                             &path,
