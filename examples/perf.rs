@@ -12,10 +12,13 @@
 //! Defaults: `all`, 2 000 000 records of 100 bytes, 1 partition, 8 threads
 //! for the group-commit test, buffered, data under `./embedlog-perf` (removed
 //! afterwards; use a real disk: fsync figures on tmpfs mean nothing).
-//! Prints a markdown table.
+//! Prints a markdown table. `EMBEDLOG_PERF_SCALE_GB=10` instead writes
+//! that many GiB and prints the rate and memory of each GiB and the time to
+//! reopen.
 
 use embedlog::{
-    Broker, ConsumerConfig, Durability, Log, LogConfig, OffsetReset, ProducerConfig, ReadLimit, Record, TopicConfig,
+    Broker, ConsumerConfig, Durability, Log, LogConfig, OffsetReset, ProducerConfig, ReadLimit,
+    Record, TopicConfig,
 };
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -89,7 +92,7 @@ fn ratio(a: f64, b: f64) -> String {
 }
 
 fn progress(label: &str, done: u64, total: u64) {
-    if total >= 100 && done % (total / 20).max(1) == 0 {
+    if total >= 100 && done.is_multiple_of((total / 20).max(1)) {
         eprint!("\r{label}: {:>3}%", done * 100 / total);
         if done + (total / 20).max(1) > total {
             eprintln!();
@@ -181,7 +184,9 @@ fn commitlog_read(dir: &Path) -> (u64, Duration) {
     let mut next = 0;
     let mut n = 0;
     loop {
-        let msgs = log.read(next, commitlog::ReadLimit::max_bytes(1 << 20)).unwrap();
+        let msgs = log
+            .read(next, commitlog::ReadLimit::max_bytes(1 << 20))
+            .unwrap();
         let mut any = false;
         for m in msgs.iter() {
             std::hint::black_box(m.payload());
@@ -203,12 +208,23 @@ fn produce(a: &Args, rows: &mut Vec<Row>) -> PathBuf {
     let broker = Broker::open(&root).unwrap();
     broker
         .admin()
-        .create_topic("perf", TopicConfig::default().partitions(a.partitions).segment_bytes(256 << 20))
+        .create_topic(
+            "perf",
+            TopicConfig::default()
+                .partitions(a.partitions)
+                .segment_bytes(256 << 20),
+        )
         .unwrap();
-    let producer = broker.producer(ProducerConfig::default().batch_size(64 << 10).durability(a.durability));
+    let producer = broker.producer(
+        ProducerConfig::default()
+            .batch_size(64 << 10)
+            .durability(a.durability),
+    );
     let started = Instant::now();
     for i in 0..a.records {
-        let _ = producer.send("perf", Record::new(payload(a.size, i)).timestamp(i as i64)).unwrap();
+        let _ = producer
+            .send("perf", Record::new(payload(a.size, i)).timestamp(i as i64))
+            .unwrap();
         progress("produce (embedlog producer)", i + 1, a.records);
     }
     producer.flush().unwrap();
@@ -223,7 +239,10 @@ fn produce(a: &Args, rows: &mut Vec<Row>) -> PathBuf {
     let mut batch = Vec::with_capacity(100);
     while i < a.records {
         batch.clear();
-        batch.extend((i..(i + 100).min(a.records)).map(|k| Record::new(payload(a.size, k)).timestamp(k as i64)));
+        batch.extend(
+            (i..(i + 100).min(a.records))
+                .map(|k| Record::new(payload(a.size, k)).timestamp(k as i64)),
+        );
         log.append(&batch).unwrap();
         i += 100;
     }
@@ -236,10 +255,17 @@ fn produce(a: &Args, rows: &mut Vec<Row>) -> PathBuf {
     let cl1 = commitlog_write(&fresh(&a.dir, "commitlog1"), single_n, a.size, 1);
     let ours_r = rate(a.records, ours);
     rows.push(Row {
-        what: format!("produce {} × {} B, Producer (64 KiB batches), 1 thread", a.records, a.size),
+        what: format!(
+            "produce {} × {} B, Producer (64 KiB batches), 1 thread",
+            a.records, a.size
+        ),
         embedlog: mrec(a.records, ours),
         bufwriter: mrec(a.records, bw),
-        commitlog: format!("{} (batches of 100); {} (single)", mrec(a.records, cl100), mrec(single_n, cl1)),
+        commitlog: format!(
+            "{} (batches of 100); {} (single)",
+            mrec(a.records, cl100),
+            mrec(single_n, cl1)
+        ),
         ratio: format!(
             "{} BufWriter, {} commitlog batched",
             ratio(ours_r, rate(a.records, bw)),
@@ -264,7 +290,11 @@ fn consume(a: &Args, rows: &mut Vec<Row>) {
     // Consumer over the producer's data, then Log::read over the log's.
     let root = a.dir.join("broker");
     let broker = Broker::open(&root).unwrap();
-    let mut c = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest).max_poll_records(10_000));
+    let mut c = broker.consumer(
+        ConsumerConfig::default()
+            .offset_reset(OffsetReset::Earliest)
+            .max_poll_records(10_000),
+    );
     c.assign((0..a.partitions).map(|p| ("perf", p))).unwrap();
     let started = Instant::now();
     let mut n = 0u64;
@@ -281,7 +311,11 @@ fn consume(a: &Args, rows: &mut Vec<Row>) {
     drop(c);
     broker.close().unwrap();
 
-    let log = Log::open(a.dir.join("log"), LogConfig::default().segment_bytes(256 << 20)).unwrap();
+    let log = Log::open(
+        a.dir.join("log"),
+        LogConfig::default().segment_bytes(256 << 20),
+    )
+    .unwrap();
     let started = Instant::now();
     let mut at = 0;
     let end = log.end_offset();
@@ -293,6 +327,20 @@ fn consume(a: &Args, rows: &mut Vec<Row>) {
         }
     }
     let ours_log = started.elapsed();
+    let started = Instant::now();
+    let mut at = 0;
+    while at < end {
+        for r in log
+            .read(at, ReadLimit::bytes(1 << 20))
+            .unwrap()
+            .records_ref()
+        {
+            let r = r.unwrap();
+            std::hint::black_box(r.value.map(|v| v.len()));
+            at = r.offset + 1;
+        }
+    }
+    let ours_ref = started.elapsed();
     let (bn, bw) = bufwriter_read(&a.dir.join("bufwriter.dat"));
     let (cn, cl) = commitlog_read(&a.dir.join("commitlog100"));
     assert_eq!((bn, cn), (a.records, a.records));
@@ -301,14 +349,30 @@ fn consume(a: &Args, rows: &mut Vec<Row>) {
         embedlog: mrec(a.records, ours_consumer),
         bufwriter: mrec(bn, bw),
         commitlog: mrec(cn, cl),
-        ratio: format!("{} commitlog", ratio(rate(a.records, ours_consumer), rate(cn, cl))),
+        ratio: format!(
+            "{} commitlog",
+            ratio(rate(a.records, ours_consumer), rate(cn, cl))
+        ),
     });
     rows.push(Row {
-        what: "consume sequentially, Log::read (CRC checked)".into(),
+        what: "consume sequentially, Log::read + records_ref (borrowed, CRC checked)".into(),
+        embedlog: mrec(a.records, ours_ref),
+        bufwriter: mrec(bn, bw),
+        commitlog: mrec(cn, cl),
+        ratio: format!(
+            "{} commitlog",
+            ratio(rate(a.records, ours_ref), rate(cn, cl))
+        ),
+    });
+    rows.push(Row {
+        what: "consume sequentially, Log::read + records (zero-copy Bytes, CRC checked)".into(),
         embedlog: mrec(a.records, ours_log),
         bufwriter: mrec(bn, bw),
         commitlog: mrec(cn, cl),
-        ratio: format!("{} commitlog", ratio(rate(a.records, ours_log), rate(cn, cl))),
+        ratio: format!(
+            "{} commitlog",
+            ratio(rate(a.records, ours_log), rate(cn, cl))
+        ),
     });
 
     // Random single-record reads: embedlog on 1-record batches (the same
@@ -318,7 +382,8 @@ fn consume(a: &Args, rows: &mut Vec<Row>) {
     let single = fresh(&a.dir, "log1");
     let log1 = Log::open(&single, LogConfig::default().segment_bytes(256 << 20)).unwrap();
     for i in 0..n1 {
-        log1.append(&[Record::new(payload(a.size, i)).timestamp(i as i64)]).unwrap();
+        log1.append(&[Record::new(payload(a.size, i)).timestamp(i as i64)])
+            .unwrap();
     }
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
@@ -334,13 +399,42 @@ fn consume(a: &Args, rows: &mut Vec<Row>) {
         std::hint::black_box(b.records().next().unwrap().unwrap().offset);
     }
     let ours_rand = started.elapsed();
+    // The same with a dense offset index (an entry per batch, as commitlog
+    // keeps one per message) instead of Kafka's one per 4 KiB.
+    log1.set_config(log1.config().index_interval_bytes(0))
+        .unwrap();
+    drop(log1);
+    for f in std::fs::read_dir(&single).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension()
+            .is_some_and(|e| e == "index" || e == "timeindex")
+        {
+            std::fs::remove_file(p).unwrap(); // rebuilt densely on open
+        }
+    }
+    let log1 = Log::open(
+        &single,
+        LogConfig::default()
+            .segment_bytes(256 << 20)
+            .index_interval_bytes(0),
+    )
+    .unwrap();
+    let started = Instant::now();
+    for _ in 0..reads {
+        let o = next() % n1;
+        let b = log1.read(o, ReadLimit::bytes(1).records(1)).unwrap();
+        std::hint::black_box(b.records().next().unwrap().unwrap().offset);
+    }
+    let ours_dense = started.elapsed();
     let cl1 = commitlog_open(&a.dir.join("commitlog1"));
     let cl_n = cl1.next_offset();
     use commitlog::message::MessageSet;
     let started = Instant::now();
     for _ in 0..reads {
         let o = next() % cl_n;
-        let m = cl1.read(o, commitlog::ReadLimit::max_bytes(a.size + 64)).unwrap();
+        let m = cl1
+            .read(o, commitlog::ReadLimit::max_bytes(a.size + 64))
+            .unwrap();
         std::hint::black_box(m.iter().next().map(|msg| msg.payload().len()));
     }
     let cl_rand = started.elapsed();
@@ -363,18 +457,37 @@ fn consume(a: &Args, rows: &mut Vec<Row>) {
     }
     let pread = started.elapsed();
     rows.push(Row {
-        what: format!("read one record at a random offset ({reads} reads)"),
+        what: format!("read one record at a random offset, dense index ({reads} reads)"),
+        embedlog: format!("{:.2} M reads/s", rate(reads, ours_dense) / 1e6),
+        bufwriter: format!("{:.2} M reads/s (pread)", rate(reads, pread) / 1e6),
+        commitlog: format!("{:.2} M reads/s", rate(reads, cl_rand) / 1e6),
+        ratio: format!(
+            "{} commitlog",
+            ratio(rate(reads, ours_dense), rate(reads, cl_rand))
+        ),
+    });
+    rows.push(Row {
+        what: format!("read one record at a random offset, Kafka's 4 KiB index ({reads} reads)"),
         embedlog: format!("{:.2} M reads/s", rate(reads, ours_rand) / 1e6),
         bufwriter: format!("{:.2} M reads/s (pread)", rate(reads, pread) / 1e6),
         commitlog: format!("{:.2} M reads/s", rate(reads, cl_rand) / 1e6),
-        ratio: format!("{} commitlog", ratio(rate(reads, ours_rand), rate(reads, cl_rand))),
+        ratio: format!(
+            "{} commitlog",
+            ratio(rate(reads, ours_rand), rate(reads, cl_rand))
+        ),
     });
 }
 
 fn percentiles(mut v: Vec<u64>) -> String {
     v.sort_unstable();
     let p = |q: f64| v[((v.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-    format!("p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs, max {:.1} µs", p(0.5), p(0.99), p(0.999), p(1.0))
+    format!(
+        "p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs, max {:.1} µs",
+        p(0.5),
+        p(0.99),
+        p(0.999),
+        p(1.0)
+    )
 }
 
 fn latency(a: &Args, rows: &mut Vec<Row>) {
@@ -399,7 +512,10 @@ fn latency(a: &Args, rows: &mut Vec<Row>) {
     // Producer (linger 0) → a consumer blocked in poll, same process.
     let root = fresh(&a.dir, "latency-broker");
     let broker = Broker::open(&root).unwrap();
-    broker.admin().create_topic("lat", TopicConfig::default()).unwrap();
+    broker
+        .admin()
+        .create_topic("lat", TopicConfig::default())
+        .unwrap();
     let mut c = broker.consumer(ConsumerConfig::default());
     c.assign([("lat", 0)]).unwrap();
     c.position(("lat", 0)).unwrap();
@@ -418,7 +534,9 @@ fn latency(a: &Args, rows: &mut Vec<Row>) {
     let producer = broker.producer(ProducerConfig::default().linger(Duration::ZERO));
     for i in 0..m {
         let sent = epoch.elapsed().as_nanos() as u64;
-        let _ = producer.send("lat", Record::new(sent.to_le_bytes().to_vec())).unwrap();
+        let _ = producer
+            .send("lat", Record::new(sent.to_le_bytes().to_vec()))
+            .unwrap();
         if i % 10 == 0 {
             // Leave the consumer time to block again: we measure wake-ups.
             std::thread::sleep(Duration::from_micros(50));
@@ -448,7 +566,11 @@ fn sync(a: &Args, rows: &mut Vec<Row>) {
     let ours = started.elapsed();
     drop(log);
     // Raw write + fdatasync of the same size.
-    let f = OpenOptions::new().create(true).append(true).open(a.dir.join("raw-sync.dat")).unwrap();
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(a.dir.join("raw-sync.dat"))
+        .unwrap();
     let rec = payload(a.size + 70, 0);
     let started = Instant::now();
     for _ in 0..n {
@@ -477,7 +599,8 @@ fn sync(a: &Args, rows: &mut Vec<Row>) {
             let size = a.size;
             s.spawn(move || {
                 for i in 0..per {
-                    log.append(&[Record::new(payload(size, k as u64 * per + i))]).unwrap();
+                    log.append(&[Record::new(payload(size, k as u64 * per + i))])
+                        .unwrap();
                 }
             });
         }
@@ -489,7 +612,11 @@ fn sync(a: &Args, rows: &mut Vec<Row>) {
             let path = a.dir.join(format!("raw-sync-{k}.dat"));
             let rec = rec.clone();
             s.spawn(move || {
-                let f = OpenOptions::new().create(true).append(true).open(path).unwrap();
+                let f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap();
                 for _ in 0..per {
                     (&f).write_all(&rec).unwrap();
                     f.sync_data().unwrap();
@@ -532,12 +659,70 @@ fn open_time(a: &Args, rows: &mut Vec<Row>) {
     let cl_open = started.elapsed();
     drop(cl);
     rows.push(Row {
-        what: format!("open after clean close ({} MB), median of 5", size / 1_000_000),
+        what: format!(
+            "open after clean close ({} MB), median of 5",
+            size / 1_000_000
+        ),
         embedlog: format!("{:.2} ms", times[2].as_secs_f64() * 1e3),
         bufwriter: "—".into(),
         commitlog: format!("{:.2} ms", cl_open.as_secs_f64() * 1e3),
         ratio: "target ≤ 50 ms at 10 GB".into(),
     });
+}
+
+/// Writes `gb` GiB through the producer in 1 GiB steps, printing the rate
+/// of each step and the resident memory, then times a reopen.
+fn scale(a: &Args, gb: u64) {
+    let root = fresh(&a.dir, "scale");
+    let broker = Broker::open(&root).unwrap();
+    broker
+        .admin()
+        .create_topic("scale", TopicConfig::default())
+        .unwrap();
+    let producer = broker.producer(ProducerConfig::default().batch_size(256 << 10));
+    let per_gb = (1u64 << 30) / (a.size as u64 + 20);
+    let rss = || {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| {
+                s.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .map_or(0, |pages| pages * 4096 / 1_000_000)
+    };
+    println!("| GiB written | M rec/s in this GiB | RSS (MB) |");
+    println!("|---|---|---|");
+    let mut i = 0u64;
+    for step in 1..=gb {
+        let started = Instant::now();
+        for _ in 0..per_gb {
+            let _ = producer
+                .send("scale", Record::new(payload(a.size, i)).timestamp(i as i64))
+                .unwrap();
+            i += 1;
+        }
+        producer.flush().unwrap();
+        println!(
+            "| {step} | {:.2} | {} |",
+            rate(per_gb, started.elapsed()) / 1e6,
+            rss()
+        );
+    }
+    drop(producer);
+    broker.close().unwrap();
+    drop(broker);
+    let started = Instant::now();
+    let broker = Broker::open(&root).unwrap();
+    let opened = started.elapsed();
+    let d = broker.admin().describe_topic("scale").unwrap();
+    println!(
+        "\nreopened {:.1} GB ({} segments) after a clean close in {:.2} ms",
+        d.size_bytes() as f64 / 1e9,
+        d.partitions[0].segments,
+        opened.as_secs_f64() * 1e3
+    );
+    broker.close().unwrap();
 }
 
 fn main() {
@@ -549,6 +734,14 @@ fn main() {
         }
     };
     std::fs::create_dir_all(&a.dir).unwrap();
+    if let Some(gb) = std::env::var("EMBEDLOG_PERF_SCALE_GB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        scale(&a, gb);
+        let _ = std::fs::remove_dir_all(&a.dir);
+        return;
+    }
     let started = Instant::now();
     let mut rows = Vec::new();
     let all = a.what == "all";
@@ -579,6 +772,9 @@ fn main() {
     println!("| workload | embedlog | BufWriter / raw | commitlog 0.2 | ratio |");
     println!("|---|---|---|---|---|");
     for r in rows {
-        println!("| {} | {} | {} | {} | {} |", r.what, r.embedlog, r.bufwriter, r.commitlog, r.ratio);
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.what, r.embedlog, r.bufwriter, r.commitlog, r.ratio
+        );
     }
 }

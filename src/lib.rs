@@ -100,7 +100,8 @@ pub use error::{Error, Result};
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use record::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
-    Compression, Header, Offset, Record, RecordIter, StoredRecord, TimestampType, now_ms,
+    Compression, Header, Offset, Record, RecordIter, RecordRef, RecordRefIter, StoredRecord,
+    TimestampType, now_ms,
 };
 pub use storage::{AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, VerifyReport};
 pub use topic::{

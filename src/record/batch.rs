@@ -1049,6 +1049,201 @@ impl Batches {
             remaining: self.max_records,
         }
     }
+
+    /// Like [`records`](Self::records), but each record borrows its key,
+    /// value and headers from these batches instead of sharing them through
+    /// `Bytes`: no reference counting per record, the fastest way to scan.
+    ///
+    /// ```
+    /// use embedlog::{BatchBuilder, Batches, Record};
+    /// let mut b = BatchBuilder::new();
+    /// b.push(&Record::new("v").key("k").header("h", "x"));
+    /// let batches = Batches::from_bytes(b.finish()?.into());
+    /// for r in batches.records_ref() {
+    ///     let r = r?;
+    ///     assert_eq!((r.key, r.value), (Some(&b"k"[..]), Some(&b"v"[..])));
+    ///     assert_eq!(r.headers().next().unwrap()?, ("h", Some(&b"x"[..])));
+    /// }
+    /// # Ok::<(), embedlog::Error>(())
+    /// ```
+    pub fn records_ref(&self) -> RecordRefIter<'_> {
+        RecordRefIter {
+            data: &self.data,
+            path: self.path.as_ref(),
+            position: self.position,
+            pos: 0,
+            batch: None,
+            skip_before: self.skip_before,
+            remaining: self.max_records,
+        }
+    }
+}
+
+/// A record borrowed from the batch it was decoded from (see
+/// [`Batches::records_ref`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// The record's offset.
+    pub offset: Offset,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// The key.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    headers: &'a [u8],
+    header_count: usize,
+}
+
+impl<'a> RecordRef<'a> {
+    /// The headers, as `(name, value)` pairs (names were checked to be
+    /// UTF-8 when the record was decoded).
+    pub fn headers(&self) -> impl Iterator<Item = Result<(&'a str, Option<&'a [u8]>)>> + 'a {
+        let (buf, mut p) = (self.headers, 0usize);
+        (0..self.header_count).map(move |_| {
+            let bad = || Error::InvalidBatch {
+                position: 0,
+                reason: "header changed while decoding".into(),
+            };
+            let klen = get_len(buf, &mut p, "header key length", buf.len())
+                .map_err(|_| bad())?
+                .ok_or_else(bad)?;
+            let key = std::str::from_utf8(&buf[p..p + klen]).map_err(|_| bad())?;
+            p += klen;
+            let value = get_len(buf, &mut p, "header value length", buf.len())
+                .map_err(|_| bad())?
+                .map(|n| {
+                    let v = &buf[p..p + n];
+                    p += n;
+                    v
+                });
+            Ok((key, value))
+        })
+    }
+
+    /// An owned copy sharing nothing with the batch.
+    pub fn to_record(&self) -> Result<Record> {
+        let headers = self
+            .headers()
+            .map(|h| {
+                h.map(|(k, v)| Header {
+                    key: Bytes::copy_from_slice(k.as_bytes()),
+                    value: v.map(Bytes::copy_from_slice),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Record {
+            key: self.key.map(Bytes::copy_from_slice),
+            value: self.value.map(Bytes::copy_from_slice),
+            timestamp: self.timestamp,
+            headers,
+        })
+    }
+}
+
+/// Iterator over borrowed records; see [`Batches::records_ref`].
+#[derive(Debug)]
+pub struct RecordRefIter<'a> {
+    data: &'a Bytes,
+    path: Option<&'a Arc<Path>>,
+    position: u64,
+    pos: usize,
+    /// The batch being decoded: its header, start, and next record position.
+    batch: Option<(BatchHeader, usize, usize, i32, i64)>,
+    skip_before: Offset,
+    remaining: usize,
+}
+
+impl<'a> RecordRefIter<'a> {
+    fn fail(&mut self, at: usize, e: FormatError) -> Option<Result<RecordRef<'a>>> {
+        self.remaining = 0;
+        let source = Source {
+            path: self.path.cloned(),
+            position: self.position + at as u64,
+        };
+        Some(Err(source.error(e)))
+    }
+}
+
+impl<'a> Iterator for RecordRefIter<'a> {
+    type Item = Result<RecordRef<'a>>;
+
+    fn next(&mut self) -> Option<Result<RecordRef<'a>>> {
+        let data: &'a [u8] = self.data;
+        while self.remaining > 0 {
+            if let Some((h, start, ref mut at, ref mut index, ref mut prev)) = self.batch {
+                let buf = &data[start..start + h.size()];
+                if *index >= h.record_count {
+                    if *at != buf.len() {
+                        let a = *at;
+                        return self
+                            .fail(start, FormatError::new(a, "bytes after the last record"));
+                    }
+                    self.batch = None;
+                    continue;
+                }
+                let raw = match parse_record(buf, *at) {
+                    Ok(r) => r,
+                    Err(e) => return self.fail(start, e),
+                };
+                if raw.offset_delta <= *prev || raw.offset_delta > i64::from(h.last_offset_delta) {
+                    let a = *at;
+                    return self.fail(start, FormatError::new(a, "offset delta out of order"));
+                }
+                *prev = raw.offset_delta;
+                *index += 1;
+                *at = raw.end;
+                let offset = h.base_offset as u64 + raw.offset_delta as u64;
+                if offset < self.skip_before {
+                    continue;
+                }
+                self.remaining -= 1;
+                let timestamp = match h.timestamp_type() {
+                    TimestampType::LogAppendTime => h.max_timestamp,
+                    TimestampType::CreateTime => h.base_timestamp.wrapping_add(raw.ts_delta),
+                };
+                let slice = |r: Option<(usize, usize)>| r.map(|(a, b)| &buf[a..b]);
+                return Some(Ok(RecordRef {
+                    offset,
+                    timestamp,
+                    key: slice(raw.key),
+                    value: slice(raw.value),
+                    headers: &buf[raw.headers_at..raw.end],
+                    header_count: raw.header_count,
+                }));
+            }
+            if self.pos >= data.len() {
+                return None;
+            }
+            let start = self.pos;
+            let rest = &data[start..];
+            let h = match BatchHeader::parse(rest) {
+                Ok(h) => h,
+                Err(e) => return self.fail(start, e),
+            };
+            if h.size() > rest.len() {
+                return self.fail(start, FormatError::new(8, "batch runs past the end"));
+            }
+            self.pos += h.size();
+            if h.last_offset() < self.skip_before {
+                continue;
+            }
+            let buf = &rest[..h.size()];
+            if !crc_matches(buf) {
+                return self.fail(start, FormatError::new(CRC_OFFSET, "CRC-32C mismatch"));
+            }
+            if h.compression() != Compression::None {
+                self.remaining = 0;
+                return Some(Err(Error::Unsupported(format!(
+                    "compressed record batch ({:?}) at offset {}",
+                    h.compression(),
+                    h.base_offset
+                ))));
+            }
+            self.batch = Some((h, start, BATCH_HEADER_SIZE, 0, -1));
+        }
+        None
+    }
 }
 
 impl IntoIterator for &Batches {
@@ -1337,6 +1532,41 @@ mod tests {
         let first = batch.records().unwrap().next().unwrap().unwrap();
         let v = first.value.unwrap();
         assert!(range.contains(&(v.as_ptr() as usize)), "value was copied");
+    }
+
+    #[test]
+    fn borrowed_records_equal_owned_records() {
+        let mut all = Vec::new();
+        let mut buf = Vec::new();
+        for base in [0i64, 3, 6] {
+            let p = BatchParams {
+                base_offset: base,
+                ..BatchParams::default()
+            };
+            encode_batch(&mut buf, &p, &sample()).unwrap();
+            all.extend_from_slice(&buf);
+        }
+        for (skip, max) in [(0, usize::MAX), (4, 3), (8, 10), (9, 1)] {
+            let mut b = Batches::from_bytes(all.clone().into());
+            b.skip_before = skip;
+            b.max_records = max;
+            let owned: Vec<_> = b.records().map(|r| r.unwrap()).collect();
+            let borrowed: Vec<_> = b.records_ref().map(|r| r.unwrap()).collect();
+            assert_eq!(owned.len(), borrowed.len(), "skip {skip} max {max}");
+            for (o, r) in owned.iter().zip(&borrowed) {
+                assert_eq!(r.offset, o.offset);
+                assert_eq!(r.to_record().unwrap(), o.clone().into_record());
+            }
+        }
+        // Damage is reported the same way.
+        for i in 0..all.len() {
+            let mut d = all.clone();
+            d[i] ^= 0x20;
+            let b = Batches::from_bytes(d.into());
+            let owned_err = b.records().any(|r| r.is_err());
+            let borrowed_err = b.records_ref().any(|r| r.is_err());
+            assert_eq!(owned_err, borrowed_err, "flip at {i}");
+        }
     }
 
     #[test]

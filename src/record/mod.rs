@@ -5,7 +5,7 @@ pub(crate) mod varint;
 
 pub use batch::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
-    Compression, RecordIter, TimestampType,
+    Compression, RecordIter, RecordRef, RecordRefIter, TimestampType,
 };
 pub(crate) use batch::{
     BatchParams, FormatError, batch_crc, crc_matches, encode_batch, record_size_bound,

@@ -19,6 +19,17 @@ use std::time::{Duration, Instant};
 const LOCK_FILE: &str = ".lock";
 /// Rolled segments that may wait for an fsync (holding descriptors).
 const MAX_UNFLUSHED_ROLLED: usize = 4;
+/// Longest a group-commit leader waits for sync appenders to join it.
+const COMMIT_DELAY: Duration = Duration::from_micros(50);
+
+/// Marks one sync append in flight; see `Inner::sync_appender`.
+struct SyncAppender<'a>(&'a AtomicUsize);
+
+impl Drop for SyncAppender<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 const TRUNCATING_SUFFIX: &str = ".truncating";
 
 /// When an append counts as done.
@@ -374,6 +385,8 @@ struct SyncState {
     /// Every offset below this is fsync'd.
     synced: Offset,
     in_progress: bool,
+    /// Threads waiting for the fsync in progress.
+    waiting: usize,
 }
 
 impl SyncState {
@@ -416,6 +429,13 @@ struct Inner {
     /// files an fsync in progress may not cover.
     truncations: AtomicU64,
     sync: Mutex<SyncState>,
+    /// Wakes a group-commit leader when another appender starts waiting.
+    leader_cv: Condvar,
+    /// Sync appends between their start and their fsync (group commit
+    /// waits a moment for them to join an fsync).
+    sync_appenders: AtomicUsize,
+    /// The configured durability is `Sync`.
+    default_sync: AtomicBool,
     sync_cv: Condvar,
     /// Serializes checkpoint writes.
     checkpoint: Mutex<()>,
@@ -515,6 +535,9 @@ impl Log {
         config.check()?;
         let mut w = self.inner.writer.lock();
         w.limits = config.limits();
+        self.inner
+            .default_sync
+            .store(config.durability == Durability::Sync, Ordering::Relaxed);
         w.config = config;
         Ok(())
     }
@@ -921,6 +944,7 @@ impl Inner {
                 s.release_handles();
             }
         }
+        let default_sync = config.durability == Durability::Sync;
         let inner = Inner {
             dir: dir.to_path_buf(),
             clock: config.clock.clone(),
@@ -943,7 +967,11 @@ impl Inner {
             sync: Mutex::new(SyncState {
                 synced: next_offset,
                 in_progress: false,
+                waiting: 0,
             }),
+            leader_cv: Condvar::new(),
+            sync_appenders: AtomicUsize::new(0),
+            default_sync: AtomicBool::new(default_sync),
             sync_cv: Condvar::new(),
             checkpoint: Mutex::new(()),
             checkpoint_clean: AtomicBool::new(!recovered && cp.clean.is_some()),
@@ -1115,6 +1143,7 @@ impl Inner {
         records: &[Record],
         durability: Option<Durability>,
     ) -> Result<AppendInfo> {
+        let _sync = self.sync_appender(durability);
         let mut w = self.lock_writer()?;
         let base = self.next_offset.load(Ordering::Relaxed);
         let mut buf = std::mem::take(&mut w.buf);
@@ -1157,6 +1186,7 @@ impl Inner {
         if check_records {
             crate::record::validate_records(batch, &h).map_err(|e| e.in_memory(0))?;
         }
+        let _sync = self.sync_appender(Some(durability));
         let mut w = self.lock_writer()?;
         // The base offset is outside the CRC, so assigning it needs no
         // re-checksum (Kafka's design).
@@ -1227,6 +1257,18 @@ impl Inner {
             self.sync_to(info.last_offset + 1)?;
         }
         Ok(info)
+    }
+
+    /// Counts a sync append in flight (for group commit) until dropped.
+    fn sync_appender(&self, durability: Option<Durability>) -> Option<SyncAppender<'_>> {
+        let sync = durability.map_or_else(
+            || self.default_sync.load(Ordering::Relaxed),
+            |d| d == Durability::Sync,
+        );
+        sync.then(|| {
+            self.sync_appenders.fetch_add(1, Ordering::SeqCst);
+            SyncAppender(&self.sync_appenders)
+        })
     }
 
     /// Wakes readers waiting for data (and on close).
@@ -1302,10 +1344,24 @@ impl Inner {
                 return Ok(());
             }
             if st.in_progress {
+                st.waiting += 1;
+                self.leader_cv.notify_one();
                 self.sync_cv.wait(&mut st);
+                st.waiting -= 1;
                 continue;
             }
             st.in_progress = true;
+            // Group commit: other sync appenders that are writing right now
+            // are about to wait for an fsync; give them a moment to join
+            // this one rather than start the next (as PostgreSQL's
+            // commit_delay does). Never longer than COMMIT_DELAY; no wait
+            // at all for a lone appender.
+            let deadline = Instant::now() + COMMIT_DELAY;
+            while self.sync_appenders.load(Ordering::SeqCst) > st.waiting + 1 {
+                if self.leader_cv.wait_until(&mut st, deadline).timed_out() {
+                    break;
+                }
+            }
             drop(st);
             let r = self.flush_once();
             st = self.sync.lock();

@@ -191,21 +191,25 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
 /// A file handle that can be released once the file will not be written or
 /// fsync'd again: its bytes stay reachable through the memory map, and a log
 /// of many segments does not hold three descriptors per segment.
+///
+/// I/O runs under a shared (read) lock, so an fsync never blocks a
+/// concurrent write (group commit depends on that); only `release` takes it
+/// exclusively.
 #[derive(Debug)]
 pub(crate) struct Handle {
-    file: parking_lot::Mutex<Option<Box<dyn VfsFile>>>,
+    file: parking_lot::RwLock<Option<Box<dyn VfsFile>>>,
 }
 
 impl Handle {
     pub(crate) fn new(file: Box<dyn VfsFile>) -> Self {
         Handle {
-            file: parking_lot::Mutex::new(Some(file)),
+            file: parking_lot::RwLock::new(Some(file)),
         }
     }
 
     /// Runs `f` on the open file.
     pub(crate) fn with<T>(&self, f: impl FnOnce(&dyn VfsFile) -> io::Result<T>) -> io::Result<T> {
-        match &*self.file.lock() {
+        match &*self.file.read() {
             Some(file) => f(&**file),
             None => Err(io::Error::other(
                 "the segment's file handle was released (the segment is complete)",
@@ -215,7 +219,7 @@ impl Handle {
 
     /// `fdatasync`; a released file was fsync'd before it was released.
     pub(crate) fn sync_data(&self) -> io::Result<()> {
-        match &*self.file.lock() {
+        match &*self.file.read() {
             Some(file) => file.sync_data(),
             None => Ok(()),
         }
@@ -223,6 +227,6 @@ impl Handle {
 
     /// Closes the descriptor. Only for files that are complete and fsync'd.
     pub(crate) fn release(&self) {
-        self.file.lock().take();
+        self.file.write().take();
     }
 }
