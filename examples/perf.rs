@@ -308,6 +308,21 @@ fn consume(a: &Args, rows: &mut Vec<Row>) {
         progress("consume (embedlog consumer)", n.min(a.records), a.records);
     }
     let ours_consumer = started.elapsed();
+    c.seek_to_beginning((0..a.partitions).map(|p| ("perf", p)))
+        .unwrap();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while n < a.records {
+        let got = c.poll_batches(Duration::from_secs(5)).unwrap();
+        assert!(!got.is_empty(), "consumer starved at {n}");
+        for (_, batches) in &got {
+            for r in batches.records_ref() {
+                std::hint::black_box(r.unwrap().value.map(|v| v.len()));
+                n += 1;
+            }
+        }
+    }
+    let ours_batches = started.elapsed();
     drop(c);
     broker.close().unwrap();
 
@@ -345,7 +360,17 @@ fn consume(a: &Args, rows: &mut Vec<Row>) {
     let (cn, cl) = commitlog_read(&a.dir.join("commitlog100"));
     assert_eq!((bn, cn), (a.records, a.records));
     rows.push(Row {
-        what: "consume sequentially, Consumer::poll".into(),
+        what: "consume sequentially, Consumer::poll_batches + records_ref".into(),
+        embedlog: mrec(a.records, ours_batches),
+        bufwriter: mrec(bn, bw),
+        commitlog: mrec(cn, cl),
+        ratio: format!(
+            "{} commitlog",
+            ratio(rate(a.records, ours_batches), rate(cn, cl))
+        ),
+    });
+    rows.push(Row {
+        what: "consume sequentially, Consumer::poll (owned zero-copy records)".into(),
         embedlog: mrec(a.records, ours_consumer),
         bufwriter: mrec(bn, bw),
         commitlog: mrec(cn, cl),

@@ -221,3 +221,37 @@ fn held_records_stay_valid_after_their_segment_is_deleted() {
         Err(Error::UnknownTopic { .. })
     ));
 }
+
+#[test]
+fn poll_batches_returns_whole_batches_and_moves_the_position() {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    filled(&broker);
+    let mut c = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
+    c.assign([("t", 0)]).unwrap();
+    c.seek(("t", 0), 7).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let got = c.poll_batches(Duration::from_millis(20)).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for (tp, batches) in got {
+            assert_eq!(tp, embedlog::TopicPartition::new("t", 0));
+            for r in batches.records_ref() {
+                let r = r.unwrap();
+                assert_eq!(
+                    r.value.unwrap(),
+                    format!("v{:03}-{}", r.offset, "x".repeat(40)).as_bytes()
+                );
+                seen.push(r.offset);
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        (7..30).collect::<Vec<_>>(),
+        "from the position on, once each"
+    );
+    assert_eq!(c.position(("t", 0)).unwrap(), 30);
+}
