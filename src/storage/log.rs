@@ -1062,6 +1062,15 @@ impl Inner {
                 continue;
             }
             state = loaded.state;
+            if !active {
+                // A complete segment needs no descriptors once durable:
+                // give them back now, or opening a log of thousands of
+                // segments would run out of them.
+                if i >= recover_from {
+                    loaded.segment.sync_all()?;
+                }
+                loaded.segment.release_handles();
+            }
             segs.push(Arc::new(loaded.segment));
             i += 1;
         }
@@ -1221,10 +1230,11 @@ impl Inner {
         }
         let limits = w.limits;
         if let Err(e) = active.append(batch, &h, &mut w.state, &limits, now) {
-            // Bytes past the published end may have been written; cut them
-            // so a clean close leaves no garbage. If even that fails the
+            // Bytes past the published end may have been written; cut them,
+            // durably, so that neither a clean close nor a power loss brings
+            // back a batch whose append failed. If that fails too, the
             // file's state is unknown.
-            if let Err(e2) = active.trim_log() {
+            if let Err(e2) = active.trim_log().and_then(|()| active.sync_log()) {
                 self.poison(&e2);
             }
             return Err(e);
