@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 const LOCK_FILE: &str = ".lock";
 const TOPICS_DIR: &str = "topics";
 const TOPIC_CONFIG: &str = "topic.conf";
-const CREATING_PREFIX: &str = ".creating-";
-const DELETING_PREFIX: &str = ".deleting-";
+// Temporary directory names start with `~`, which topic names cannot
+// contain: no topic can be mistaken for an interrupted create or delete.
+const CREATING_PREFIX: &str = "~creating-";
+const DELETING_PREFIX: &str = "~deleting-";
 
 /// Opens a [`Broker`] with settings other than the defaults.
 ///
@@ -396,6 +398,8 @@ impl Broker {
 
 impl BrokerInner {
     fn close(&self) -> Result<()> {
+        // No topic is being created, deleted or changed while closing.
+        let _admin = self.admin.lock();
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }

@@ -56,3 +56,12 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// `now + timeout`, saturating: a timeout too large to represent (such as
+/// `Duration::MAX`) waits about 136 years instead of panicking.
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(1 << 32)))
+        .unwrap_or(now)
+}

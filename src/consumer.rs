@@ -132,6 +132,9 @@ pub struct Consumer {
     assigned: Vec<Assigned>,
     notify: Arc<Notify>,
     next: usize,
+    /// An error a poll met after it had records to return: reported by the
+    /// next poll.
+    pending_error: Option<Error>,
 }
 
 impl Consumer {
@@ -142,6 +145,7 @@ impl Consumer {
             assigned: Vec::new(),
             notify: Arc::new(Notify::new()),
             next: 0,
+            pending_error: None,
         }
     }
 
@@ -287,7 +291,7 @@ impl Consumer {
     /// Read errors; the reset policy's errors; [`Error::UnknownTopic`] for a
     /// deleted topic; [`Error::Closed`].
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(timeout);
         loop {
             let seen = self.notify.generation();
             let out = self.fetch()?;
@@ -302,10 +306,26 @@ impl Consumer {
         }
     }
 
+    /// One fetch round. Records read before an error are returned; the
+    /// error comes with the next poll (positions already moved past them).
     fn fetch(&mut self) -> Result<Vec<ConsumerRecord>> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        let mut out = Vec::new();
+        match self.fetch_into(&mut out) {
+            Ok(()) => Ok(out),
+            Err(e) if out.is_empty() => Err(e),
+            Err(e) => {
+                self.pending_error = Some(e);
+                Ok(out)
+            }
+        }
+    }
+
+    fn fetch_into(&mut self, out: &mut Vec<ConsumerRecord>) -> Result<()> {
         self.broker.check_open()?;
         let n = self.assigned.len();
-        let mut out = Vec::new();
         let max = self.config.max_poll_records;
         let reset = self.config.offset_reset;
         let broker = self.broker.clone();
@@ -325,8 +345,8 @@ impl Consumer {
             let mut bytes_left = self.config.max_partition_fetch_bytes;
             while out.len() < max && bytes_left > 0 {
                 let mut pos = resolve(a, reset)?;
-                if pos >= a.partition.end_offset() && pos >= a.partition.start_offset() {
-                    break;
+                if pos == a.partition.end_offset() {
+                    break; // caught up (a position outside the range is reset below)
                 }
                 let limit = ReadLimit::bytes(bytes_left).records(max - out.len());
                 let batches = match a.partition.read(pos, limit) {
@@ -375,7 +395,7 @@ impl Consumer {
             // Start the next poll at the next partition, for fairness.
             self.next = (self.next + 1) % n;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Like [`poll`](Self::poll), but returns each partition's data as
@@ -389,7 +409,7 @@ impl Consumer {
     /// # Errors
     /// As [`poll`](Self::poll).
     pub fn poll_batches(&mut self, timeout: Duration) -> Result<Vec<(TopicPartition, Batches)>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(timeout);
         loop {
             let seen = self.notify.generation();
             let out = self.fetch_batches()?;
@@ -405,10 +425,24 @@ impl Consumer {
     }
 
     fn fetch_batches(&mut self) -> Result<Vec<(TopicPartition, Batches)>> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        let mut out = Vec::new();
+        match self.fetch_batches_into(&mut out) {
+            Ok(()) => Ok(out),
+            Err(e) if out.is_empty() => Err(e),
+            Err(e) => {
+                self.pending_error = Some(e);
+                Ok(out)
+            }
+        }
+    }
+
+    fn fetch_batches_into(&mut self, out: &mut Vec<(TopicPartition, Batches)>) -> Result<()> {
         self.broker.check_open()?;
         let reset = self.config.offset_reset;
         let n = self.assigned.len();
-        let mut out = Vec::new();
         for i in 0..n {
             let a = &mut self.assigned[(self.next + i) % n];
             if a.partition.log().is_closed() {
@@ -454,7 +488,7 @@ impl Consumer {
         if n > 0 {
             self.next = (self.next + 1) % n;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// An iterator that polls forever (until an error): the

@@ -151,7 +151,7 @@ impl Delivery {
     /// # Errors
     /// As [`wait`](Self::wait).
     pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<RecordMetadata>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(timeout);
         let mut r = self.slot.result.lock();
         while r.is_none() {
             if self.slot.cv.wait_until(&mut r, deadline).timed_out() {
@@ -186,7 +186,8 @@ struct Acc {
     slot: Arc<Slot>,
     count: u32,
     started: Option<Instant>,
-    /// Appended since the last `flush` (which then fsyncs it if needed).
+    /// This producer appended to the partition (a sync producer's flush
+    /// fsyncs it).
     touched: bool,
 }
 
@@ -225,6 +226,18 @@ impl PendingSync {
             }
         }
     }
+}
+
+/// Runs the fsyncs of drained sync batches, resolving their deliveries.
+fn complete(pending: Vec<PendingSync>) -> Result<()> {
+    let mut result = Ok(());
+    for s in pending {
+        let r = s.complete();
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    result
 }
 
 #[derive(Debug)]
@@ -398,7 +411,22 @@ impl Inner {
             parts: RwLock::new(parts),
             sticky: AtomicU32::new(crate::record::now_ms() as u32),
         });
-        self.topics.write().insert(name.into(), tb.clone());
+        let replaced = {
+            let mut topics = self.topics.write();
+            // Another sender may have got here first: use its buffers, or
+            // its records would sit in buffers nobody drains.
+            if let Some(t) = topics.get(name)
+                && !t.topic.state.deleted.load(Ordering::Relaxed)
+            {
+                return Ok(t.clone());
+            }
+            topics.insert(name.into(), tb.clone())
+        };
+        // Buffers of a deleted topic: drain them, so that their deliveries
+        // resolve (with the error the closed partitions give).
+        if let Some(old) = replaced {
+            let _ = self.flush_topics(&[old], false);
+        }
         Ok(tb)
     }
 
@@ -414,11 +442,23 @@ impl Inner {
         }
         let mut pending = Vec::new();
         let mut a = acc.lock();
-        let mut result = Ok(());
+        // Checked again under the lock: `close` drains every batch after
+        // setting `closed`, so a record pushed now would never go out.
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
         if a.count > 0 && a.builder.size() + size > tb.max_batch {
-            result = self.drain(&mut a, tb, &mut pending);
+            // The full batch goes first. If it fails, this record was not
+            // accepted (the failed batch's deliveries carry the error).
+            let r = self.drain(&mut a, tb, &mut pending);
             if sticky {
                 tb.sticky.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Err(e) = r {
+                drop(a);
+                // Sync failures reach their own deliveries.
+                let _ = complete(pending);
+                return Err(e);
             }
         }
         if a.count == 0 {
@@ -434,20 +474,19 @@ impl Inner {
         };
         a.count += 1;
         let now = !self.lingering.load(Ordering::Relaxed);
-        if result.is_ok() && (now || a.builder.size() >= tb.max_batch) {
-            result = self.drain(&mut a, tb, &mut pending);
+        if now || a.builder.size() >= tb.max_batch {
+            // The record is accepted: from here on its fate (append or fsync
+            // failure included) is reported through its delivery only.
+            let _ = self.drain(&mut a, tb, &mut pending);
             if sticky && !now {
                 tb.sticky.fetch_add(1, Ordering::Relaxed);
             }
         }
         drop(a);
-        for s in pending {
-            let r = s.complete();
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result.map(|()| delivery)
+        // A failed fsync reaches the deliveries of its batch (this one's
+        // included): the record was accepted either way.
+        let _ = complete(pending);
+        Ok(delivery)
     }
 
     /// Appends the partition's batch (under its lock, so batches of one
@@ -497,10 +536,18 @@ impl Inner {
     /// `linger`.
     fn flush(&self, expired_only: bool) -> Result<()> {
         let topics: Vec<Arc<TopicBuf>> = self.topics.read().values().cloned().collect();
+        self.flush_topics(&topics, expired_only)
+    }
+
+    /// Appends batches of these topics: all of them, or (`expired_only`)
+    /// those older than `linger`. A full flush of a sync producer also
+    /// fsyncs every partition it has appended to, which covers batches
+    /// other threads appended (their fsync may still be running).
+    fn flush_topics(&self, topics: &[Arc<TopicBuf>], expired_only: bool) -> Result<()> {
         let mut result = Ok(());
         let mut pending = Vec::new();
         let mut to_sync = Vec::new();
-        for tb in &topics {
+        for tb in topics {
             let parts: Vec<_> = tb.parts.read().clone();
             for acc in parts {
                 let mut a = acc.lock();
@@ -512,21 +559,17 @@ impl Inner {
                         result = r;
                     }
                 }
-                if !expired_only
-                    && std::mem::take(&mut a.touched)
-                    && self.config.durability == Durability::Sync
-                {
+                // Not reset here: a concurrent flush must fsync too (cheap
+                // when already done).
+                if !expired_only && a.touched && self.config.durability == Durability::Sync {
                     to_sync.push(a.partition.clone());
                 }
             }
         }
-        for s in pending {
-            let r = s.complete();
-            if result.is_ok() {
-                result = r;
-            }
+        let r = complete(pending);
+        if result.is_ok() {
+            result = r;
         }
-        // Batches appended by other threads' sends are covered too.
         for p in to_sync {
             if let Err(e) = p.log().flush()
                 && result.is_ok()

@@ -254,14 +254,14 @@ fn interrupted_creates_and_foreign_entries_are_handled() {
     let dir = tempdir();
     drop(Broker::open(dir.path()).unwrap());
     let topics = dir.path().join("topics");
-    std::fs::create_dir_all(topics.join(".creating-half")).unwrap();
-    std::fs::create_dir_all(topics.join(".deleting-gone-1")).unwrap();
+    std::fs::create_dir_all(topics.join("~creating-half")).unwrap();
+    std::fs::create_dir_all(topics.join("~deleting-gone-1")).unwrap();
     std::fs::create_dir_all(topics.join("not a topic")).unwrap();
     std::fs::write(topics.join("README"), "foreign file").unwrap();
     let broker = Broker::open(dir.path()).unwrap();
     assert!(broker.admin().list_topics().unwrap().is_empty());
-    assert!(!topics.join(".creating-half").exists());
-    assert!(!topics.join(".deleting-gone-1").exists());
+    assert!(!topics.join("~creating-half").exists());
+    assert!(!topics.join("~deleting-gone-1").exists());
     assert!(
         topics.join("not a topic").exists(),
         "foreign directories are left alone"

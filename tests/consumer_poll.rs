@@ -255,3 +255,69 @@ fn poll_batches_returns_whole_batches_and_moves_the_position() {
     );
     assert_eq!(c.position(("t", 0)).unwrap(), 30);
 }
+
+#[test]
+fn records_read_before_an_error_are_returned_and_the_error_follows() {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    filled(&broker);
+    broker
+        .admin()
+        .create_topic("u", TopicConfig::default())
+        .unwrap();
+    let mut c = broker.consumer(
+        ConsumerConfig::default()
+            .offset_reset(OffsetReset::Error)
+            .max_poll_records(1000),
+    );
+    c.assign([("t", 0), ("u", 0)]).unwrap();
+    c.seek(("t", 0), 25).unwrap(); // u-0 has no position: an error under Error
+    let got = c.poll(Duration::ZERO).unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        [25, 26, 27, 28, 29]
+    );
+    assert!(matches!(
+        c.poll(Duration::ZERO),
+        Err(Error::NoOffset { .. })
+    ));
+    assert_eq!(c.position(("t", 0)).unwrap(), 30, "nothing is read twice");
+}
+
+#[test]
+fn a_position_past_the_end_follows_the_reset_policy() {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    filled(&broker);
+    let mut c = broker.consumer(
+        ConsumerConfig::default()
+            .offset_reset(OffsetReset::Earliest)
+            .max_poll_records(3),
+    );
+    c.assign([("t", 0)]).unwrap();
+    c.seek(("t", 0), 1000).unwrap(); // e.g. from before the topic was re-created
+    let got = c.poll(Duration::ZERO).unwrap();
+    assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
+    let mut c = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Error));
+    c.assign([("t", 0)]).unwrap();
+    c.seek(("t", 0), 1000).unwrap();
+    assert!(matches!(
+        c.poll(Duration::ZERO),
+        Err(Error::OffsetOutOfRange {
+            requested: 1000,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn an_enormous_timeout_does_not_panic() {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    filled(&broker);
+    let mut c = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
+    c.assign([("t", 0)]).unwrap();
+    assert!(!c.poll(Duration::MAX).unwrap().is_empty());
+    let p = broker.partition("t", 0).unwrap();
+    assert!(p.log().wait_for(0, Duration::MAX));
+}

@@ -289,3 +289,58 @@ fn deliveries_resolve_by_linger_without_flush() {
         Err(Error::Closed)
     ));
 }
+
+#[test]
+fn concurrent_first_sends_to_a_topic_all_resolve() {
+    for _ in 0..20 {
+        let dir = tempdir();
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .admin()
+            .create_topic("t", TopicConfig::default().partitions(2))
+            .unwrap();
+        let producer = broker.producer(ProducerConfig::default().linger(Duration::from_secs(60)));
+        let barrier = Arc::new(std::sync::Barrier::new(6));
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let (producer, barrier) = (producer.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    producer.send("t", Record::new(format!("{i}"))).unwrap()
+                })
+            })
+            .collect();
+        let ds: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        producer.flush().unwrap();
+        for d in ds {
+            assert!(
+                d.wait_timeout(Duration::from_secs(10)).unwrap().is_some(),
+                "a delivery never resolved"
+            );
+        }
+    }
+}
+
+#[test]
+fn buffered_records_of_a_deleted_topic_resolve_with_an_error() {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    broker
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
+    let producer = broker.producer(ProducerConfig::default().linger(Duration::from_secs(60)));
+    let d = producer.send("t", Record::new("old")).unwrap();
+    broker.admin().delete_topic("t").unwrap();
+    broker
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
+    let d2 = producer.send("t", Record::new("new")).unwrap();
+    assert!(matches!(
+        d.wait_timeout(Duration::from_secs(10)),
+        Err(Error::DeliveryFailed(_))
+    ));
+    producer.flush().unwrap();
+    assert_eq!(d2.wait().unwrap().offset, 0, "the new topic starts empty");
+}

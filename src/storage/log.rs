@@ -356,7 +356,7 @@ impl Notify {
     /// Sleeps until a notification after `seen` arrives or `timeout`
     /// passes; returns whether one arrived.
     pub fn wait_past(&self, seen: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(timeout);
         let mut g = self.generation.lock();
         self.waiters.fetch_add(1, Ordering::Relaxed);
         while *g == seen {
@@ -445,6 +445,9 @@ struct Inner {
     /// A checkpoint write failed; retry at the next flush.
     checkpoint_stale: AtomicBool,
     signal: Signal,
+    /// The log was abandoned (its topic deleted, or a simulated crash):
+    /// nothing may be written to its directory any more.
+    abandoned: AtomicBool,
     /// Notified after every append (consumers waiting on many logs).
     watchers: RwLock<Vec<Arc<Notify>>>,
     closed: AtomicBool,
@@ -565,6 +568,7 @@ impl Log {
     /// with [`Error::Closed`].
     pub(crate) fn abandon(&self) {
         let _w = self.inner.writer.lock();
+        self.inner.abandoned.store(true, Ordering::SeqCst);
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.lock.lock().take();
         self.inner.wake_all();
@@ -676,7 +680,7 @@ impl Log {
     /// whether the record exists. Sleeps; does not spin.
     pub fn wait_for(&self, offset: Offset, timeout: Duration) -> bool {
         let inner = &self.inner;
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(timeout);
         inner.signal.wait_until(
             || {
                 inner.next_offset.load(Ordering::SeqCst) > offset
@@ -774,6 +778,7 @@ impl Log {
     /// `kill -9`. For crash tests.
     #[doc(hidden)]
     pub fn simulate_crash(mut self) {
+        self.inner.abandoned.store(true, Ordering::SeqCst);
         self.inner.closed.store(true, Ordering::SeqCst);
         self.stop_flusher();
         self.inner.lock.lock().take();
@@ -977,6 +982,7 @@ impl Inner {
             checkpoint_clean: AtomicBool::new(!recovered && cp.clean.is_some()),
             checkpoint_stale: AtomicBool::new(false),
             signal: Signal::default(),
+            abandoned: AtomicBool::new(false),
             watchers: RwLock::new(Vec::new()),
             closed: AtomicBool::new(false),
             stop: Mutex::new(false),
@@ -1126,6 +1132,11 @@ impl Inner {
 
     fn store_checkpoint(&self, clean: Option<CleanShutdown>) -> Result<()> {
         let _g = self.checkpoint.lock();
+        if self.abandoned.load(Ordering::SeqCst) {
+            // The directory may belong to someone else now (a re-created
+            // topic): write nothing there.
+            return Err(Error::Closed);
+        }
         let recovery_point = self.sync.lock().synced;
         let segs = self.snapshot();
         let n = segs.len();
@@ -1225,7 +1236,14 @@ impl Inner {
             .segment_ms
             .is_some_and(|ms| active.size() > 0 && now.saturating_sub(active.roll_basis()) >= ms);
         if aged || !active.fits(batch.len() as u64, h.last_offset(), &w.limits) {
-            self.roll_locked(w)?;
+            if active.size() == 0 {
+                // Empty but too small (the limits grew since it was made):
+                // make it again at the current size. Nobody can hold bytes
+                // of an empty segment.
+                self.recreate_empty_active(w, now)?;
+            } else {
+                self.roll_locked(w)?;
+            }
             active = self.active();
         }
         let limits = w.limits;
@@ -1289,6 +1307,24 @@ impl Inner {
         }
     }
 
+    fn recreate_empty_active(&self, w: &mut Writer, now: i64) -> Result<()> {
+        let old = self.active();
+        let new = Arc::new(Segment::create(
+            &*self.vfs, &self.dir, old.base, &w.limits, now,
+        )?);
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        let mut segs = self.segments.write();
+        let mut list: Vec<_> = segs.iter().cloned().collect();
+        if let Some(last) = list.last_mut() {
+            *last = new;
+        }
+        *segs = Arc::new(list);
+        w.state = IndexState::fresh();
+        Ok(())
+    }
+
     fn roll_locked(&self, w: &mut Writer) -> Result<()> {
         let old = self.active();
         if old.size() == 0 {
@@ -1345,6 +1381,12 @@ impl Inner {
     fn sync_to(&self, target: Offset) -> Result<()> {
         let mut st = self.sync.lock();
         loop {
+            if self.abandoned.load(Ordering::SeqCst) {
+                return Err(Error::Closed);
+            }
+            // A truncation may have removed offsets below `target`: what is
+            // gone needs no fsync (and waiting for it would never end).
+            let target = target.min(self.next_offset.load(Ordering::SeqCst));
             if self.poisoned.load(Ordering::SeqCst) {
                 drop(st);
                 self.check_writable()?;
@@ -1850,6 +1892,64 @@ mod tests {
             Err(Error::InvalidConfig(_))
         ));
         assert_eq!(log.config().get_segment_bytes(), 4096);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_empty_active_segment_after_limits_grew() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = LogConfig::default()
+            .segment_bytes(4096)
+            .max_batch_bytes(4096);
+        let log = Log::open(dir.path(), small.clone()).unwrap();
+        log.append(&[rec(0)]).unwrap();
+        log.roll().unwrap(); // the new, empty active segment is mapped at 4 KiB
+        log.set_config(small.max_batch_bytes(64 << 10)).unwrap();
+        let big = Record::new(vec![7u8; 20_000]).timestamp(1);
+        let info = log.append(std::slice::from_ref(&big)).unwrap();
+        assert_eq!(info.base_offset, 1);
+        let got: Vec<_> = log
+            .read(1, ReadLimit::default())
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(got[0].value, big.value);
+        log.close().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        assert_eq!(log.end_offset(), 2);
+        log.verify().unwrap();
+    }
+
+    #[test]
+    fn an_abandoned_log_writes_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default().segment_bytes(200)).unwrap();
+        for i in 0..10 {
+            log.append(&[rec(i)]).unwrap();
+        }
+        log.abandon();
+        let cp = dir.path().join("embedlog.checkpoint");
+        let before = std::fs::read(&cp).unwrap();
+        assert!(matches!(log.flush(), Err(Error::Closed)));
+        assert!(matches!(log.append(&[rec(11)]), Err(Error::Closed)));
+        drop(log);
+        assert_eq!(
+            std::fs::read(&cp).unwrap(),
+            before,
+            "the checkpoint was rewritten"
+        );
+    }
+
+    #[test]
+    fn sync_to_an_offset_a_truncation_removed_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        for i in 0..10 {
+            log.append(&[rec(i)]).unwrap();
+        }
+        log.truncate_to(5).unwrap();
+        log.flush_to(10).unwrap(); // would loop forever waiting for 10
+        log.inner.sync_to(10).unwrap();
     }
 
     #[test]
