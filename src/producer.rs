@@ -244,6 +244,9 @@ fn complete(pending: Vec<PendingSync>) -> Result<()> {
 struct TopicBuf {
     topic: Topic,
     timestamp_type: TimestampType,
+    /// The topic's `max_message_bytes` when first seen (the log enforces
+    /// the current value; this only rejects hopeless records early).
+    max_message: usize,
     max_batch: usize,
     parts: RwLock<Vec<Arc<Mutex<Acc>>>>,
     sticky: AtomicU32,
@@ -406,6 +409,7 @@ impl Inner {
             .collect();
         let tb = Arc::new(TopicBuf {
             timestamp_type: config.get_timestamp_type(),
+            max_message: config.max_message_bytes as usize,
             max_batch: (config.max_message_bytes as usize).min(self.config.batch_size),
             topic,
             parts: RwLock::new(parts),
@@ -433,7 +437,7 @@ impl Inner {
     fn send_to(&self, tb: &TopicBuf, p: u32, record: Record, sticky: bool) -> Result<Delivery> {
         let acc = tb.acc(p)?;
         let size = record_size_bound(&record);
-        let max_message = tb.topic.config().max_message_bytes as usize;
+        let max_message = tb.max_message;
         if size + BATCH_HEADER_SIZE > max_message {
             return Err(Error::BatchTooLarge {
                 size: size + BATCH_HEADER_SIZE,
