@@ -291,12 +291,52 @@ impl Consumer {
     /// Read errors; the reset policy's errors; [`Error::UnknownTopic`] for a
     /// deleted topic; [`Error::Closed`].
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        self.long_poll(timeout, Self::fetch_records)
+    }
+
+    /// Like [`poll`](Self::poll), but returns each partition's data as
+    /// whole record batches (one shared buffer per partition, no per-record
+    /// work): iterate them with [`Batches::records_ref`] (borrowed, fastest)
+    /// or [`Batches::records`]. Records before the position are skipped by
+    /// both iterators. `max_poll_records` does not apply (batches are not
+    /// split); `max_partition_fetch_bytes` does. The positions move past
+    /// everything returned.
+    ///
+    /// # Errors
+    /// As [`poll`](Self::poll).
+    pub fn poll_batches(&mut self, timeout: Duration) -> Result<Vec<(TopicPartition, Batches)>> {
+        self.long_poll(timeout, Self::fetch_batches)
+    }
+
+    /// Fetches until something arrives or `timeout` passes, sleeping on the
+    /// watched logs' notifications in between. What a fetch read before an
+    /// error is returned; the error comes with the next poll (positions
+    /// already moved past what was returned).
+    fn long_poll<T>(
+        &mut self,
+        timeout: Duration,
+        fetch: fn(&mut Self, &mut Vec<T>) -> Result<()>,
+    ) -> Result<Vec<T>> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
         let deadline = crate::clock::deadline_after(timeout);
         loop {
             let seen = self.notify.generation();
-            let out = self.fetch()?;
-            if !out.is_empty() {
-                return Ok(out);
+            let mut out = Vec::new();
+            let r = fetch(self, &mut out);
+            if let Some(n) = self.assigned.len().checked_sub(1) {
+                // Start the next fetch at the next partition, for fairness.
+                self.next = (self.next + 1) % (n + 1);
+            }
+            match r {
+                Err(e) if out.is_empty() => return Err(e),
+                Err(e) => {
+                    self.pending_error = Some(e);
+                    return Ok(out);
+                }
+                Ok(()) if !out.is_empty() => return Ok(out),
+                Ok(()) => {}
             }
             let now = Instant::now();
             if now >= deadline {
@@ -306,75 +346,32 @@ impl Consumer {
         }
     }
 
-    /// One fetch round. Records read before an error are returned; the
-    /// error comes with the next poll (positions already moved past them).
-    fn fetch(&mut self) -> Result<Vec<ConsumerRecord>> {
-        if let Some(e) = self.pending_error.take() {
-            return Err(e);
-        }
-        let mut out = Vec::new();
-        match self.fetch_into(&mut out) {
-            Ok(()) => Ok(out),
-            Err(e) if out.is_empty() => Err(e),
-            Err(e) => {
-                self.pending_error = Some(e);
-                Ok(out)
-            }
-        }
+    /// The assigned partitions, starting at the one whose turn it is.
+    fn rotation(&self) -> impl Iterator<Item = usize> + use<> {
+        let (n, next) = (self.assigned.len(), self.next);
+        (0..n).map(move |i| (next + i) % n)
     }
 
-    fn fetch_into(&mut self, out: &mut Vec<ConsumerRecord>) -> Result<()> {
+    fn fetch_records(&mut self, out: &mut Vec<ConsumerRecord>) -> Result<()> {
         self.broker.check_open()?;
-        let n = self.assigned.len();
         let max = self.config.max_poll_records;
-        let reset = self.config.offset_reset;
-        let broker = self.broker.clone();
-        for i in 0..n {
+        let (reset, fetch_bytes) = (
+            self.config.offset_reset,
+            self.config.max_partition_fetch_bytes,
+        );
+        for i in self.rotation() {
             if out.len() >= max {
                 break;
             }
-            let a = &mut self.assigned[(self.next + i) % n];
-            if a.partition.log().is_closed() {
-                broker.check_open()?;
-                return Err(Error::UnknownTopic {
-                    name: a.tp.topic.to_string(),
-                });
-            }
+            let a = &mut self.assigned[i];
             // A read returns batches of one segment: keep reading this
             // partition while the record and byte budgets allow.
-            let mut bytes_left = self.config.max_partition_fetch_bytes;
+            let mut bytes_left = fetch_bytes;
             while out.len() < max && bytes_left > 0 {
-                let mut pos = resolve(a, reset)?;
-                if pos == a.partition.end_offset() {
-                    break; // caught up (a position outside the range is reset below)
-                }
                 let limit = ReadLimit::bytes(bytes_left).records(max - out.len());
-                let batches = match a.partition.read(pos, limit) {
-                    Ok(b) => b,
-                    Err(Error::OffsetOutOfRange {
-                        requested,
-                        start,
-                        end,
-                    }) => {
-                        pos = match reset {
-                            OffsetReset::Earliest => start,
-                            OffsetReset::Latest => end,
-                            OffsetReset::Error => {
-                                return Err(Error::OffsetOutOfRange {
-                                    requested,
-                                    start,
-                                    end,
-                                });
-                            }
-                        };
-                        a.position = Some(pos);
-                        a.partition.read(pos, limit)?
-                    }
-                    Err(e) => return Err(e),
-                };
-                if batches.is_empty() {
+                let Some(batches) = read_next(a, reset, &self.broker, limit)? else {
                     break;
-                }
+                };
                 bytes_left = bytes_left.saturating_sub(batches.len_bytes());
                 for r in batches.records() {
                     let r = r?;
@@ -391,90 +388,20 @@ impl Consumer {
                 }
             }
         }
-        if n > 0 {
-            // Start the next poll at the next partition, for fairness.
-            self.next = (self.next + 1) % n;
-        }
         Ok(())
     }
 
-    /// Like [`poll`](Self::poll), but returns each partition's data as
-    /// whole record batches (one shared buffer per partition, no per-record
-    /// work): iterate them with [`Batches::records_ref`] (borrowed, fastest)
-    /// or [`Batches::records`]. Records before the position are skipped by
-    /// both iterators. `max_poll_records` does not apply (batches are not
-    /// split); `max_partition_fetch_bytes` does. The positions move past
-    /// everything returned.
-    ///
-    /// # Errors
-    /// As [`poll`](Self::poll).
-    pub fn poll_batches(&mut self, timeout: Duration) -> Result<Vec<(TopicPartition, Batches)>> {
-        let deadline = crate::clock::deadline_after(timeout);
-        loop {
-            let seen = self.notify.generation();
-            let out = self.fetch_batches()?;
-            if !out.is_empty() {
-                return Ok(out);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(out);
-            }
-            self.notify.wait_past(seen, deadline - now);
-        }
-    }
-
-    fn fetch_batches(&mut self) -> Result<Vec<(TopicPartition, Batches)>> {
-        if let Some(e) = self.pending_error.take() {
-            return Err(e);
-        }
-        let mut out = Vec::new();
-        match self.fetch_batches_into(&mut out) {
-            Ok(()) => Ok(out),
-            Err(e) if out.is_empty() => Err(e),
-            Err(e) => {
-                self.pending_error = Some(e);
-                Ok(out)
-            }
-        }
-    }
-
-    fn fetch_batches_into(&mut self, out: &mut Vec<(TopicPartition, Batches)>) -> Result<()> {
+    fn fetch_batches(&mut self, out: &mut Vec<(TopicPartition, Batches)>) -> Result<()> {
         self.broker.check_open()?;
-        let reset = self.config.offset_reset;
-        let n = self.assigned.len();
-        for i in 0..n {
-            let a = &mut self.assigned[(self.next + i) % n];
-            if a.partition.log().is_closed() {
-                self.broker.check_open()?;
-                return Err(Error::UnknownTopic {
-                    name: a.tp.topic.to_string(),
-                });
-            }
-            let mut pos = resolve(a, reset)?;
-            let limit = ReadLimit::bytes(self.config.max_partition_fetch_bytes);
-            let batches = match a.partition.read(pos, limit) {
-                Ok(b) => b,
-                Err(Error::OffsetOutOfRange {
-                    requested,
-                    start,
-                    end,
-                }) => {
-                    pos = match reset {
-                        OffsetReset::Earliest => start,
-                        OffsetReset::Latest => end,
-                        OffsetReset::Error => {
-                            return Err(Error::OffsetOutOfRange {
-                                requested,
-                                start,
-                                end,
-                            });
-                        }
-                    };
-                    a.position = Some(pos);
-                    a.partition.read(pos, limit)?
-                }
-                Err(e) => return Err(e),
+        let (reset, fetch_bytes) = (
+            self.config.offset_reset,
+            self.config.max_partition_fetch_bytes,
+        );
+        for i in self.rotation() {
+            let a = &mut self.assigned[i];
+            let Some(batches) = read_next(a, reset, &self.broker, ReadLimit::bytes(fetch_bytes))?
+            else {
+                continue;
             };
             let mut last = None;
             for b in batches.iter() {
@@ -484,9 +411,6 @@ impl Consumer {
                 a.position = Some(last + 1);
                 out.push((a.tp.clone(), batches));
             }
-        }
-        if n > 0 {
-            self.next = (self.next + 1) % n;
         }
         Ok(())
     }
@@ -509,6 +433,50 @@ impl Consumer {
             idle: Some(idle),
         }
     }
+}
+
+/// Reads `a` from its position (applying the reset policy to a missing or
+/// out-of-range one). `None` when it is caught up.
+fn read_next(
+    a: &mut Assigned,
+    reset: OffsetReset,
+    broker: &Broker,
+    limit: ReadLimit,
+) -> Result<Option<Batches>> {
+    if a.partition.log().is_closed() {
+        broker.check_open()?;
+        return Err(Error::UnknownTopic {
+            name: a.tp.topic.to_string(),
+        });
+    }
+    let pos = resolve(a, reset)?;
+    if pos == a.partition.end_offset() {
+        return Ok(None);
+    }
+    let batches = match a.partition.read(pos, limit) {
+        Ok(b) => b,
+        Err(Error::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        }) => {
+            let pos = match reset {
+                OffsetReset::Earliest => start,
+                OffsetReset::Latest => end,
+                OffsetReset::Error => {
+                    return Err(Error::OffsetOutOfRange {
+                        requested,
+                        start,
+                        end,
+                    });
+                }
+            };
+            a.position = Some(pos);
+            a.partition.read(pos, limit)?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((!batches.is_empty()).then_some(batches))
 }
 
 fn resolve(a: &mut Assigned, reset: OffsetReset) -> Result<Offset> {
