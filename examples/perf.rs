@@ -212,7 +212,8 @@ fn produce(a: &Args, rows: &mut Vec<Row>) -> PathBuf {
             "perf",
             TopicConfig::default()
                 .partitions(a.partitions)
-                .segment_bytes(256 << 20),
+                .segment_bytes(256 << 20)
+                .retention(None),
         )
         .unwrap();
     let producer = broker.producer(
@@ -702,7 +703,7 @@ fn scale(a: &Args, gb: u64) {
     let broker = Broker::open(&root).unwrap();
     broker
         .admin()
-        .create_topic("scale", TopicConfig::default())
+        .create_topic("scale", TopicConfig::default().retention(None))
         .unwrap();
     let producer = broker.producer(ProducerConfig::default().batch_size(256 << 10));
     let per_gb = (1u64 << 30) / (a.size as u64 + 20);

@@ -197,6 +197,18 @@ impl Admin {
             .delete_records_before(before)
     }
 
+    /// Applies every topic's retention now (the broker's background thread
+    /// also does, every `retention_check_interval`): deletes the segments that are older
+    /// than `retention.ms` or past `retention.bytes`. Returns what went.
+    ///
+    /// # Errors
+    /// The first partition's I/O error (the others are still processed);
+    /// [`Error::Closed`].
+    pub fn run_retention(&self) -> Result<Vec<(crate::TopicPartition, crate::RetentionReport)>> {
+        self.broker.check_open()?;
+        crate::broker::enforce_retention(&self.broker.all_topics())
+    }
+
     /// The broker this admin belongs to.
     pub fn broker(&self) -> &Broker {
         &self.broker

@@ -19,6 +19,7 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 const LOCK_FILE: &str = ".lock";
+
 const TOPICS_DIR: &str = "topics";
 const TOPIC_CONFIG: &str = "topic.conf";
 // Temporary directory names start with `~`, which topic names cannot
@@ -43,6 +44,7 @@ pub struct BrokerBuilder {
     root: PathBuf,
     clock: Arc<dyn Clock>,
     housekeeping_interval: Duration,
+    retention_check_interval: Duration,
 }
 
 impl BrokerBuilder {
@@ -57,6 +59,13 @@ impl BrokerBuilder {
     /// `flush_interval`s). Default: 100 ms.
     pub fn housekeeping_interval(mut self, every: Duration) -> Self {
         self.housekeeping_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often the background thread applies topics' retention (Kafka's
+    /// `log.retention.check.interval.ms`). Default: 30 s.
+    pub fn retention_check_interval(mut self, every: Duration) -> Self {
+        self.retention_check_interval = every;
         self
     }
 
@@ -140,6 +149,7 @@ impl Broker {
             root: root.as_ref().to_path_buf(),
             clock: Arc::new(SystemClock),
             housekeeping_interval: Duration::from_millis(100),
+            retention_check_interval: Duration::from_secs(30),
         }
     }
 
@@ -198,10 +208,10 @@ impl Broker {
         });
         let weak = Arc::downgrade(&inner);
         let stop = inner.stop.clone();
-        let every = b.housekeeping_interval;
+        let (every, retention_every) = (b.housekeeping_interval, b.retention_check_interval);
         let handle = std::thread::Builder::new()
             .name("embedlog-housekeeping".into())
-            .spawn(move || housekeeping(weak, stop, every))
+            .spawn(move || housekeeping(weak, stop, every, retention_every))
             .map_err(|e| Error::io("spawn housekeeping thread for", &inner.root, e))?;
         let id = handle.thread().id();
         *inner.housekeeper.lock() = Some((handle, id));
@@ -275,6 +285,10 @@ impl Broker {
 
     pub(crate) fn topics_dir(&self) -> PathBuf {
         self.inner.root.join(TOPICS_DIR)
+    }
+
+    pub(crate) fn all_topics(&self) -> Vec<Topic> {
+        self.inner.topics.read().values().cloned().collect()
     }
 
     pub(crate) fn topic_names(&self) -> Vec<String> {
@@ -432,6 +446,34 @@ impl Drop for BrokerInner {
     }
 }
 
+/// Applies each topic's retention to its partitions; returns what went.
+pub(crate) fn enforce_retention(
+    topics: &[Topic],
+) -> Result<Vec<(crate::TopicPartition, crate::RetentionReport)>> {
+    let mut out = Vec::new();
+    let mut first_err = None;
+    for t in topics {
+        let policy = t.config().get_retention();
+        if policy.is_unlimited() {
+            continue;
+        }
+        for p in t.partitions() {
+            match p.log().enforce_retention(policy) {
+                Ok(r) if r.segments_deleted > 0 => {
+                    out.push((crate::TopicPartition::new(t.name(), p.id()), r))
+                }
+                Ok(_) => {}
+                // A partition closed by a concurrent delete: skip it.
+                Err(Error::Closed) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+    }
+    first_err.map_or(Ok(out), Err)
+}
+
 /// A name part no other temporary directory of this process has.
 fn unique_suffix() -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -510,11 +552,17 @@ fn load_topic(dir: &Path, name: &str, clock: &Arc<dyn Clock>) -> Result<Topic> {
     })
 }
 
-/// Flushes topics with a `flush_interval` on schedule, until the broker
-/// stops. Holds the broker only while working, so dropping the last handle
+/// Flushes topics with a `flush_interval` and applies retention on
+/// schedule, until the broker stops. Holds the broker only while working, so dropping the last handle
 /// closes it.
-fn housekeeping(broker: Weak<BrokerInner>, stop: Arc<Stop>, every: Duration) {
+fn housekeeping(
+    broker: Weak<BrokerInner>,
+    stop: Arc<Stop>,
+    every: Duration,
+    retention_every: Duration,
+) {
     let mut last_flush: HashMap<String, Instant> = HashMap::new();
+    let mut last_retention = Instant::now();
     loop {
         {
             let mut stopped = stop.stopped.lock();
@@ -532,6 +580,12 @@ fn housekeeping(broker: Weak<BrokerInner>, stop: Arc<Stop>, every: Duration) {
         let topics: Vec<Topic> = inner.topics.read().values().cloned().collect();
         drop(inner);
         let now = Instant::now();
+        if now.duration_since(last_retention) >= retention_every {
+            last_retention = now;
+            // Errors poison the partition or reach its next writer; the
+            // next round tries again.
+            let _ = enforce_retention(&topics);
+        }
         for t in topics {
             let Some(interval) = t.config().get_flush_interval() else {
                 continue;

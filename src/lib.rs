@@ -103,7 +103,10 @@ pub use record::{
     Compression, Header, Offset, Record, RecordIter, RecordRef, RecordRefIter, StoredRecord,
     TimestampType, now_ms,
 };
-pub use storage::{AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, VerifyReport};
+pub use storage::{
+    AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, Retention, RetentionReport,
+    VerifyReport,
+};
 pub use topic::{
     DefaultPartitioner, MAX_TOPIC_NAME_LEN, Partition, Partitioner, Topic, TopicConfig,
     TopicPartition, murmur2, partition_for_key, validate_topic_name,

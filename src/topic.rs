@@ -138,6 +138,8 @@ pub struct TopicConfig {
     pub(crate) timestamp_type: TimestampType,
     pub(crate) flush_messages: Option<u64>,
     pub(crate) flush_ms: Option<u64>,
+    pub(crate) retention_ms: Option<u64>,
+    pub(crate) retention_bytes: Option<u64>,
 }
 
 impl Default for TopicConfig {
@@ -151,6 +153,8 @@ impl Default for TopicConfig {
             timestamp_type: TimestampType::CreateTime,
             flush_messages: None,
             flush_ms: None,
+            retention_ms: Some(7 * 24 * 3600 * 1000),
+            retention_bytes: None,
         }
     }
 }
@@ -208,6 +212,32 @@ impl TopicConfig {
     pub fn flush_interval(mut self, every: Option<Duration>) -> Self {
         self.flush_ms = every.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
         self
+    }
+
+    /// Delete segments whose newest record is older than this
+    /// (`retention.ms`); `None` keeps records regardless of age. Default: 7
+    /// days, as Kafka. Applied by the broker's background thread and by
+    /// [`Admin::run_retention`](crate::Admin::run_retention).
+    pub fn retention(mut self, age: Option<Duration>) -> Self {
+        self.retention_ms = age.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Delete the oldest segments while a partition holds more than this
+    /// many bytes (`retention.bytes`, per partition; the active segment is
+    /// never deleted, so a partition may exceed it by up to one segment).
+    /// `None`: no size limit. Default: `None`.
+    pub fn retention_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.retention_bytes = bytes;
+        self
+    }
+
+    /// The retention policy of each partition.
+    pub fn get_retention(&self) -> crate::Retention {
+        crate::Retention {
+            max_age_ms: self.retention_ms,
+            max_bytes: self.retention_bytes,
+        }
     }
 
     /// The partition count.
@@ -290,6 +320,8 @@ impl TopicConfig {
         s += &format!("message.timestamp.type={ts}\n");
         s += &format!("flush.messages={}\n", opt(self.flush_messages));
         s += &format!("flush.ms={}\n", opt(self.flush_ms));
+        s += &format!("retention.ms={}\n", opt(self.retention_ms));
+        s += &format!("retention.bytes={}\n", opt(self.retention_bytes));
         let crc = crc32c::crc32c(s.as_bytes());
         s += &format!("crc32c={crc:08x}\n");
         s
@@ -352,6 +384,8 @@ impl TopicConfig {
                 }
                 "flush.messages" => c.flush_messages = opt(k, v)?,
                 "flush.ms" => c.flush_ms = opt(k, v)?,
+                "retention.ms" => c.retention_ms = opt(k, v)?,
+                "retention.bytes" => c.retention_bytes = opt(k, v)?,
                 _ => {}
             }
         }
@@ -577,7 +611,9 @@ mod tests {
             .segment_age(None)
             .timestamp_type(TimestampType::LogAppendTime)
             .flush_messages(Some(10))
-            .flush_interval(Some(Duration::from_millis(250)));
+            .flush_interval(Some(Duration::from_millis(250)))
+            .retention(Some(Duration::from_secs(60)))
+            .retention_bytes(Some(1 << 30));
         let text = c.encode();
         assert_eq!(TopicConfig::decode(&text), Ok(c.clone()));
         assert!(text.contains("segment.bytes=1048576"));

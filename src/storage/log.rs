@@ -260,6 +260,52 @@ impl ReadLimit {
     }
 }
 
+/// How long a log keeps records (Kafka's delete retention). `None` keeps
+/// them regardless of that measure.
+///
+/// ```
+/// use embedlog::Retention;
+/// use std::time::Duration;
+/// let policy = Retention::default().max_age(Duration::from_secs(3600)).max_bytes(1 << 30);
+/// assert!(!policy.is_unlimited());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Drop segments whose newest record is older than this (ms).
+    pub max_age_ms: Option<u64>,
+    /// Drop the oldest segments while the log is larger than this.
+    pub max_bytes: Option<u64>,
+}
+
+impl Retention {
+    /// Keep records at most this long. Default: forever.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age_ms = Some(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Keep at most about this many bytes (plus the active segment).
+    /// Default: unbounded.
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Whether this policy ever deletes anything.
+    pub fn is_unlimited(&self) -> bool {
+        self.max_age_ms.is_none() && self.max_bytes.is_none()
+    }
+}
+
+/// What [`Log::enforce_retention`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionReport {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes of record batches deleted.
+    pub bytes_deleted: u64,
+}
+
 /// What [`Log::verify`] checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -740,6 +786,20 @@ impl Log {
     /// [`Error::OffsetOutOfRange`] past the end offset; I/O errors.
     pub fn delete_records_before(&self, offset: Offset) -> Result<()> {
         self.inner.delete_records_before(offset)
+    }
+
+    /// Deletes the oldest segments that `policy` says to drop (Kafka's
+    /// `retention.ms` / `retention.bytes`): a segment goes when its newest
+    /// record is older than `max_age` (by this log's clock), or while the
+    /// log without it still holds at least `max_bytes`. Only whole segments
+    /// before the active one go; the start offset moves durably first, so a
+    /// crash in the middle is finished by the next open. Readers keep the
+    /// bytes they hold.
+    ///
+    /// # Errors
+    /// I/O errors; [`Error::Closed`], [`Error::Poisoned`].
+    pub fn enforce_retention(&self, policy: Retention) -> Result<RetentionReport> {
+        self.inner.enforce_retention(policy)
     }
 
     /// Reads every batch of every segment and checks its header, order,
@@ -1636,7 +1696,54 @@ impl Inner {
     }
 
     fn delete_records_before(&self, offset: Offset) -> Result<()> {
-        let mut w = self.lock_writer()?;
+        let w = self.lock_writer()?;
+        self.delete_before_locked(w, offset)
+    }
+
+    /// Deletes the oldest complete segments that `policy` rules out: a
+    /// prefix of segments, never the active one.
+    fn enforce_retention(&self, policy: Retention) -> Result<RetentionReport> {
+        let w = self.lock_writer()?;
+        let now = self.clock.now_ms();
+        let segs = self.snapshot();
+        let mut total: u64 = segs.iter().map(|s| s.size()).sum();
+        let mut keep_from = 0;
+        let mut freed = 0;
+        for (i, s) in segs.iter().enumerate().take(segs.len().saturating_sub(1)) {
+            // Kafka's rules: a segment goes when its newest record is older
+            // than the retention time, or when the log without it is still
+            // at least the byte budget.
+            let max_ts = s.max_timestamp();
+            let expired = policy.max_age_ms.is_some_and(|age| {
+                max_ts != super::segment::NO_TIMESTAMP
+                    && now.saturating_sub(max_ts) > i64::try_from(age).unwrap_or(i64::MAX)
+            });
+            let oversize = policy.max_bytes.is_some_and(|max| total - s.size() >= max);
+            if !(expired || oversize) {
+                break;
+            }
+            total -= s.size();
+            freed += s.size();
+            keep_from = i + 1;
+        }
+        if keep_from == 0 {
+            return Ok(RetentionReport::default());
+        }
+        let offset = segs[keep_from]
+            .base
+            .max(self.log_start.load(Ordering::SeqCst));
+        self.delete_before_locked(w, offset)?;
+        Ok(RetentionReport {
+            segments_deleted: keep_from,
+            bytes_deleted: freed,
+        })
+    }
+
+    fn delete_before_locked(
+        &self,
+        mut w: parking_lot::MutexGuard<'_, Writer>,
+        offset: Offset,
+    ) -> Result<()> {
         let end = self.next_offset.load(Ordering::SeqCst);
         let start = self.log_start.load(Ordering::SeqCst);
         if offset > end {

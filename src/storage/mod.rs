@@ -12,7 +12,10 @@ mod mmap;
 mod segment;
 pub(crate) mod vfs;
 
-pub use log::{AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, VerifyReport};
+pub use log::{
+    AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, Retention, RetentionReport,
+    VerifyReport,
+};
 
 /// Fuzzing and testing entry points for the pure parsers of on-disk bytes.
 #[doc(hidden)]
