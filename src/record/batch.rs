@@ -846,6 +846,39 @@ fn parse_record(buf: &[u8], pos: usize) -> Result<RawRecord, FormatError> {
     })
 }
 
+/// Decodes the record at `pos` of batch `buf` (header `h`) and checks that
+/// its offset delta follows `prev` and stays within the batch.
+fn next_record(
+    buf: &[u8],
+    pos: usize,
+    h: &BatchHeader,
+    prev: i64,
+) -> Result<RawRecord, FormatError> {
+    let raw = parse_record(buf, pos)?;
+    if raw.offset_delta <= prev || raw.offset_delta > i64::from(h.last_offset_delta) {
+        return Err(FormatError::new(
+            pos,
+            format!(
+                "offset delta {} out of order (previous {prev}, last {})",
+                raw.offset_delta, h.last_offset_delta
+            ),
+        ));
+    }
+    Ok(raw)
+}
+
+impl BatchHeader {
+    /// The timestamp of a record with `ts_delta` in this batch: the batch's
+    /// max timestamp for log-append time, else base + delta (wrapping, as
+    /// Kafka and the encoder compute it).
+    fn record_timestamp(&self, ts_delta: i64) -> i64 {
+        match self.timestamp_type() {
+            TimestampType::LogAppendTime => self.max_timestamp,
+            TimestampType::CreateTime => self.base_timestamp.wrapping_add(ts_delta),
+        }
+    }
+}
+
 /// Checks every record of a whole batch (`buf`, header `h` already
 /// parsed): lengths, offset deltas, header keys, the record count, no
 /// trailing bytes, and, for create-time batches, that the header's max
@@ -855,15 +888,9 @@ pub(crate) fn validate_records(buf: &[u8], h: &BatchHeader) -> Result<(), Format
     let mut prev = -1i64;
     let mut max_ts = i64::MIN;
     for _ in 0..h.record_count {
-        let raw = parse_record(buf, pos)?;
-        if raw.offset_delta <= prev || raw.offset_delta > i64::from(h.last_offset_delta) {
-            return Err(FormatError::new(
-                pos,
-                format!("offset delta {} out of order", raw.offset_delta),
-            ));
-        }
+        let raw = next_record(buf, pos, h, prev)?;
         prev = raw.offset_delta;
-        max_ts = max_ts.max(h.base_timestamp.wrapping_add(raw.ts_delta));
+        max_ts = max_ts.max(h.record_timestamp(raw.ts_delta));
         pos = raw.end;
     }
     if pos != buf.len() {
@@ -906,26 +933,11 @@ impl Iterator for BatchRecords {
             return None;
         }
         let data = &self.batch.data;
-        let raw = match parse_record(data, self.pos) {
+        let raw = match next_record(data, self.pos, &h, self.prev_delta) {
             Ok(r) => r,
             Err(e) => return self.fail(e),
         };
-        if raw.offset_delta <= self.prev_delta || raw.offset_delta > i64::from(h.last_offset_delta)
-        {
-            let pos = self.pos;
-            return self.fail(FormatError::new(
-                pos,
-                format!(
-                    "offset delta {} out of order (previous {}, last {})",
-                    raw.offset_delta, self.prev_delta, h.last_offset_delta
-                ),
-            ));
-        }
-        let timestamp = match h.timestamp_type() {
-            TimestampType::LogAppendTime => h.max_timestamp,
-            // Kafka computes with wrapping arithmetic; so does the encoder.
-            TimestampType::CreateTime => h.base_timestamp.wrapping_add(raw.ts_delta),
-        };
+        let timestamp = h.record_timestamp(raw.ts_delta);
         let slice = |r: Option<(usize, usize)>| r.map(|(a, b)| data.slice(a..b));
         let mut headers = Vec::new();
         if raw.header_count > 0 {
@@ -1182,14 +1194,10 @@ impl<'a> Iterator for RecordRefIter<'a> {
                     self.batch = None;
                     continue;
                 }
-                let raw = match parse_record(buf, *at) {
+                let raw = match next_record(buf, *at, &h, *prev) {
                     Ok(r) => r,
                     Err(e) => return self.fail(start, e),
                 };
-                if raw.offset_delta <= *prev || raw.offset_delta > i64::from(h.last_offset_delta) {
-                    let a = *at;
-                    return self.fail(start, FormatError::new(a, "offset delta out of order"));
-                }
                 *prev = raw.offset_delta;
                 *index += 1;
                 *at = raw.end;
@@ -1198,10 +1206,7 @@ impl<'a> Iterator for RecordRefIter<'a> {
                     continue;
                 }
                 self.remaining -= 1;
-                let timestamp = match h.timestamp_type() {
-                    TimestampType::LogAppendTime => h.max_timestamp,
-                    TimestampType::CreateTime => h.base_timestamp.wrapping_add(raw.ts_delta),
-                };
+                let timestamp = h.record_timestamp(raw.ts_delta);
                 let slice = |r: Option<(usize, usize)>| r.map(|(a, b)| &buf[a..b]);
                 return Some(Ok(RecordRef {
                     offset,

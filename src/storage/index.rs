@@ -220,10 +220,6 @@ impl Index {
         Ok(())
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// CRC-32C of the published entries' bytes.
     pub(crate) fn crc(&self) -> u32 {
         crc32c::crc32c(&self.map[..self.len() * self.kind.entry_size()])

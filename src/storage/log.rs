@@ -866,18 +866,7 @@ impl Drop for Log {
 /// makes that durable.
 fn remove_segments(vfs: &dyn Vfs, dir: &Path, bases: &[Offset]) -> Result<()> {
     for &b in bases.iter().rev() {
-        let log = Segment::log_path(dir, b);
-        for p in [
-            log.with_extension("index"),
-            log.with_extension("timeindex"),
-            log.clone(),
-        ] {
-            match vfs.remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove", &p, e)),
-            }
-        }
+        segment::remove_files(vfs, &Segment::log_path(dir, b))?;
     }
     vfs.sync_dir(dir)
         .map_err(|e| Error::io("fsync directory", dir, e))
@@ -1651,14 +1640,7 @@ impl Inner {
             .map_err(|e| Error::io("write", &tmp, e))?;
         f.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
         drop(f);
-        for ext in ["index", "timeindex"] {
-            let p = path.with_extension(ext);
-            match vfs.remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove", &p, e)),
-            }
-        }
+        segment::remove_indexes(vfs, &path)?;
         vfs.rename(&tmp, &path)
             .map_err(|e| Error::io("rename", &path, e))?;
         vfs.sync_dir(&self.dir)

@@ -35,6 +35,28 @@ pub(crate) fn parse_log_file_name(name: &str) -> Option<Offset> {
     stem.parse().ok().filter(|&b: &u64| b <= i64::MAX as u64)
 }
 
+/// Removes the indexes of the segment whose log is `log_path`, then the log
+/// (a crash in between leaves a log without indexes, which open rebuilds).
+/// Files already gone are fine.
+pub(crate) fn remove_files(vfs: &dyn Vfs, log_path: &Path) -> Result<()> {
+    remove_indexes(vfs, log_path)?;
+    remove_if_exists(vfs, log_path)
+}
+
+/// Removes the two index files of the segment whose log is `log_path`.
+pub(crate) fn remove_indexes(vfs: &dyn Vfs, log_path: &Path) -> Result<()> {
+    remove_if_exists(vfs, &Index::path_for(log_path, IndexKind::Offset))?;
+    remove_if_exists(vfs, &Index::path_for(log_path, IndexKind::Time))
+}
+
+fn remove_if_exists(vfs: &dyn Vfs, path: &Path) -> Result<()> {
+    match vfs.remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", path, e)),
+    }
+}
+
 /// Sizes that bound one segment, derived from the log's configuration.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -275,36 +297,22 @@ impl Segment {
         let mut truncated = false;
         // `max` is the segment's max timestamp and its offset when a scan
         // computed it; otherwise the last time index entry holds it.
-        let (offset_index, time_index, state, size, next, max) = match mode {
+        let checked = match mode {
             Mode::Trust(summary) => {
-                match Self::check_indexes(vfs, &path, &data[..len as usize], base, limits, summary)?
-                {
-                    Some((o, t, st, size, next)) => (o, t, st, size, next, None),
-                    None => {
-                        let Rebuilt {
-                            offset_index: o,
-                            time_index: t,
-                            state: st,
-                            end,
-                            max,
-                        } = Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
-                        if let Some(e) = end.invalid {
-                            return Err(e.in_file(&path, 0));
-                        }
-                        (o, t, st, len, end.next_offset, Some(max))
-                    }
-                }
+                Self::check_indexes(vfs, &path, &data[..len as usize], base, limits, summary)?
             }
-            Mode::Recover { recovery_point } => {
-                let Rebuilt {
-                    offset_index: o,
-                    time_index: t,
-                    state: st,
-                    end,
-                    max,
-                } = Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
-                if let Some(e) = end.invalid {
-                    if end.misplaced && end.valid_len == 0 {
+            Mode::Recover { .. } => None,
+        };
+        let (offset_index, time_index, state, size, next, max) = match checked {
+            Some((o, t, st, size, next)) => (o, t, st, size, next, None),
+            None => {
+                let r = Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
+                if let Some(e) = r.end.invalid {
+                    let Mode::Recover { recovery_point } = mode else {
+                        // A trusted segment was fsync'd: damage is corruption.
+                        return Err(e.in_file(&path, 0));
+                    };
+                    if r.end.misplaced && r.end.valid_len == 0 {
                         // A whole, CRC-valid first batch at another offset
                         // than the file's name: a misnamed or foreign file,
                         // not a torn write. Cutting it would drop good data.
@@ -314,7 +322,7 @@ impl Segment {
                             format!("segment named for offset {base}: {}", e.reason),
                         ));
                     }
-                    if end.next_offset < recovery_point {
+                    if r.end.next_offset < recovery_point {
                         return Err(Error::corrupt(
                             &path,
                             e.position as u64,
@@ -322,15 +330,22 @@ impl Segment {
                                 "{} (offset {} is below the recovery point {recovery_point}, so this is \
                                  not a torn write; to accept losing the rest of the log, delete \
                                  embedlog.checkpoint and reopen)",
-                                e.reason, end.next_offset
+                                e.reason, r.end.next_offset
                             ),
                         ));
                     }
-                    file.set_len(end.valid_len)
+                    file.set_len(r.end.valid_len)
                         .map_err(|e| Error::io("truncate", &path, e))?;
                     truncated = true;
                 }
-                (o, t, st, end.valid_len, end.next_offset, Some(max))
+                (
+                    r.offset_index,
+                    r.time_index,
+                    r.state,
+                    r.end.valid_len,
+                    r.end.next_offset,
+                    Some(r.max),
+                )
             }
         };
         let mut seg = Segment {
@@ -667,18 +682,7 @@ impl Segment {
 
     /// Removes the segment's files. Readers holding its data keep it.
     pub(crate) fn delete_files(&self, vfs: &dyn Vfs) -> Result<()> {
-        for p in [
-            self.path.to_path_buf(),
-            self.offset_index.path().to_path_buf(),
-            self.time_index.path().to_path_buf(),
-        ] {
-            match vfs.remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("delete", &p, e)),
-            }
-        }
-        Ok(())
+        remove_files(vfs, &self.path)
     }
 
     /// The published bytes (whole batches).
