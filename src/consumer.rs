@@ -373,18 +373,32 @@ impl Consumer {
                     break;
                 };
                 bytes_left = bytes_left.saturating_sub(batches.len_bytes());
-                for r in batches.records() {
-                    let r = r?;
-                    a.position = Some(r.offset + 1);
-                    out.push(ConsumerRecord {
-                        topic: a.tp.topic.clone(),
-                        partition: a.tp.partition,
-                        offset: r.offset,
-                        timestamp: r.timestamp,
-                        key: r.key,
-                        value: r.value,
-                        headers: r.headers,
-                    });
+                'batches: for b in batches.iter() {
+                    let b = b?;
+                    let from = a.position.unwrap_or(0);
+                    for r in b.records()? {
+                        let r = r?;
+                        if r.offset < from {
+                            continue;
+                        }
+                        if out.len() >= max {
+                            break 'batches;
+                        }
+                        a.position = Some(r.offset + 1);
+                        out.push(ConsumerRecord {
+                            topic: a.tp.topic.clone(),
+                            partition: a.tp.partition,
+                            offset: r.offset,
+                            timestamp: r.timestamp,
+                            key: r.key,
+                            value: r.value,
+                            headers: r.headers,
+                        });
+                    }
+                    // Compaction leaves gaps, also at the end of a batch
+                    // (and empty batches): the position moves past the
+                    // whole batch once all its records are taken.
+                    a.position = Some(from.max(b.last_offset() + 1));
                 }
             }
         }

@@ -104,8 +104,8 @@ pub use record::{
     TimestampType, now_ms,
 };
 pub use storage::{
-    AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, Retention, RetentionReport,
-    VerifyReport,
+    AppendInfo, Compaction, CompactionReport, Durability, Log, LogConfig, MIN_KEY_MAP_BYTES,
+    Notify, ReadLimit, Retention, RetentionReport, VerifyReport,
 };
 pub use topic::{
     DefaultPartitioner, MAX_TOPIC_NAME_LEN, Partition, Partitioner, Topic, TopicConfig,

@@ -1,20 +1,22 @@
 //! The per-partition checkpoint file: log start offset, recovery point and
 //! the clean-shutdown record.
 //!
-//! Format version 1, big-endian, replaced atomically:
+//! Format version 2, big-endian, replaced atomically (version 1 is read
+//! too: it lacks the cleaner offset, and its segment count is at 48..52):
 //!
 //! | bytes   | field           | type | notes |
 //! |---------|-----------------|------|-------|
 //! | 0..4    | magic           | `b"ELCK"` | |
-//! | 4..6    | version         | u16  | 1 |
+//! | 4..6    | version         | u16  | 2 |
 //! | 6..8    | flags           | u16  | bit 0: clean shutdown |
 //! | 8..16   | log start       | u64  | oldest readable offset |
 //! | 16..24  | recovery point  | u64  | every offset below it was fsync'd |
 //! | 24..32  | active base     | u64  | clean shutdown: base offset of the last segment |
 //! | 32..40  | active length   | u64  | clean shutdown: its length in bytes |
 //! | 40..48  | next offset     | u64  | clean shutdown: the log end offset |
-//! | 48..52  | segment count   | u32  | entries of the table that follows |
-//! | 52..    | segment table   | 56 bytes each | base offset, log length, `.index` length, `.timeindex` length (u64 each), max timestamp (i64), offset of max timestamp (u64), CRC-32C of `.index`, CRC-32C of `.timeindex` (u32 each) |
+//! | 48..56  | cleaned to      | u64  | the compaction cleaner's first dirty offset |
+//! | 56..60  | segment count   | u32  | entries of the table that follows |
+//! | 60..    | segment table   | 56 bytes each | base offset, log length, `.index` length, `.timeindex` length (u64 each), max timestamp (i64), offset of max timestamp (u64), CRC-32C of `.index`, CRC-32C of `.timeindex` (u32 each) |
 //! | last 4  | CRC-32C         | u32  | of every byte before it |
 //!
 //! The segment table describes segments whose files were complete (rolled,
@@ -31,8 +33,9 @@ use std::path::Path;
 
 pub(crate) const FILE_NAME: &str = "embedlog.checkpoint";
 const MAGIC: &[u8; 4] = b"ELCK";
-const VERSION: u16 = 1;
-const FIXED: usize = 52;
+const VERSION: u16 = 2;
+const FIXED: usize = 60;
+const FIXED_V1: usize = 52;
 const ENTRY: usize = 56;
 
 /// What a clean shutdown recorded about the last segment.
@@ -61,6 +64,9 @@ pub(crate) struct Checkpoint {
     pub(crate) log_start: Offset,
     pub(crate) recovery_point: Offset,
     pub(crate) clean: Option<CleanShutdown>,
+    /// Compaction has cleaned every offset below this one (the cleaner's
+    /// first dirty offset; 0 if it never ran).
+    pub(crate) cleaned_to: Offset,
     pub(crate) segments: Vec<SegmentSummary>,
 }
 
@@ -80,6 +86,7 @@ impl Checkpoint {
         for v in [c.active_base, c.active_len, c.next_offset] {
             b.extend_from_slice(&v.to_be_bytes());
         }
+        b.extend_from_slice(&self.cleaned_to.to_be_bytes());
         // The table is bounded by the number of segments, far below u32::MAX.
         b.extend_from_slice(&(self.segments.len() as u32).to_be_bytes());
         for s in &self.segments {
@@ -98,10 +105,10 @@ impl Checkpoint {
 
     /// Decodes a checkpoint; the error says what is wrong.
     pub(crate) fn decode(b: &[u8]) -> std::result::Result<Checkpoint, String> {
-        if b.len() < FIXED + 4 {
+        if b.len() < FIXED_V1 + 4 {
             return Err(format!(
                 "expected at least {} bytes, found {}",
-                FIXED + 4,
+                FIXED_V1 + 4,
                 b.len()
             ));
         }
@@ -119,19 +126,23 @@ impl Checkpoint {
             u64::from_be_bytes(a)
         };
         let version = u16::from_be_bytes([b[4], b[5]]);
-        if version != VERSION {
-            return Err(format!("unsupported version {version}"));
-        }
+        let fixed = match version {
+            1 => FIXED_V1,
+            VERSION if body.len() >= FIXED => FIXED,
+            VERSION => return Err(format!("{} bytes is too short for version 2", b.len())),
+            _ => return Err(format!("unsupported version {version}")),
+        };
         let flags = u16::from_be_bytes([b[6], b[7]]);
-        let n = u32::from_be_bytes([b[48], b[49], b[50], b[51]]) as usize;
-        if (body.len() - FIXED) / ENTRY != n || !(body.len() - FIXED).is_multiple_of(ENTRY) {
+        let n =
+            u32::from_be_bytes([b[fixed - 4], b[fixed - 3], b[fixed - 2], b[fixed - 1]]) as usize;
+        if (body.len() - fixed) / ENTRY != n || !(body.len() - fixed).is_multiple_of(ENTRY) {
             return Err(format!(
                 "segment table of {n} entries does not match the file length"
             ));
         }
         let segments = (0..n)
             .map(|i| {
-                let at = FIXED + i * ENTRY;
+                let at = fixed + i * ENTRY;
                 SegmentSummary {
                     base: u64_at(at),
                     log_len: u64_at(at + 8),
@@ -162,6 +173,7 @@ impl Checkpoint {
                 active_len: u64_at(32),
                 next_offset: u64_at(40),
             }),
+            cleaned_to: if version == 1 { 0 } else { u64_at(48) },
             segments,
         })
     }
@@ -208,6 +220,7 @@ mod tests {
                 active_len: 4096,
                 next_offset: 80,
             }),
+            cleaned_to: 42,
             segments: vec![SegmentSummary {
                 base: 0,
                 log_len: 999,
@@ -231,5 +244,32 @@ mod tests {
         }
         let dirty = Checkpoint { clean: None, ..cp };
         assert_eq!(Checkpoint::decode(&dirty.encode()), Ok(dirty));
+    }
+
+    /// Version 1 files (written before compaction existed) still open,
+    /// with nothing cleaned.
+    #[test]
+    fn reads_version_1() {
+        let cp = Checkpoint {
+            log_start: 3,
+            recovery_point: 9,
+            clean: None,
+            cleaned_to: 0,
+            segments: vec![],
+        };
+        let v2 = cp.encode();
+        // A version 1 file is the version 2 layout without `cleaned to`.
+        let mut v1 = v2[..48].to_vec();
+        v1[4..6].copy_from_slice(&1u16.to_be_bytes());
+        v1.extend_from_slice(&v2[56..60]);
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_be_bytes());
+        assert_eq!(Checkpoint::decode(&v1), Ok(cp));
+        let mut v3 = v2.clone();
+        v3[4..6].copy_from_slice(&3u16.to_be_bytes());
+        let n = v3.len() - 4;
+        let crc = crc32c::crc32c(&v3[..n]);
+        v3[n..].copy_from_slice(&crc.to_be_bytes());
+        assert!(Checkpoint::decode(&v3).unwrap_err().contains("version 3"));
     }
 }

@@ -25,6 +25,8 @@ pub enum Op {
     SetLen,
     /// `rename`.
     Rename,
+    /// `unlink` of a file.
+    Remove,
 }
 
 /// A write or resize made since the file's last fsync.
@@ -232,6 +234,7 @@ impl Vfs for FaultyFs {
         Ok(())
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.faults.check(Op::Remove)?;
         RealFs.remove_file(path)?;
         self.faults.histories.lock().remove(path);
         Ok(())

@@ -16,6 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+#[path = "compact.rs"]
+pub(crate) mod compact;
+
+use compact::{CLEANED_SUFFIX, Compaction, CompactionReport, SWAP_SUFFIX};
+
 const LOCK_FILE: &str = ".lock";
 /// Rolled segments that may wait for an fsync (holding descriptors).
 const MAX_UNFLUSHED_ROLLED: usize = 4;
@@ -485,6 +490,12 @@ struct Inner {
     sync_cv: Condvar,
     /// Serializes checkpoint writes.
     checkpoint: Mutex<()>,
+    /// Held by whatever replaces or removes complete segments (compaction,
+    /// truncation, deletion, close), so that each sees the others' result.
+    /// Taken before the writer lock and the group-commit slot.
+    rewrite: Mutex<()>,
+    /// Compaction's first dirty offset.
+    cleaned_to: AtomicU64,
     /// The checkpoint on disk records a clean shutdown (must be cleared
     /// before the first change).
     checkpoint_clean: AtomicBool,
@@ -613,6 +624,9 @@ impl Log {
     /// to be deleted. Readers keep the bytes they hold; further calls fail
     /// with [`Error::Closed`].
     pub(crate) fn abandon(&self) {
+        // A compaction pass stops at its next check, before touching the
+        // directory again.
+        let _rewrite = self.inner.rewrite.lock();
         let _w = self.inner.writer.lock();
         self.inner.abandoned.store(true, Ordering::SeqCst);
         self.inner.closed.store(true, Ordering::SeqCst);
@@ -802,6 +816,55 @@ impl Log {
         self.inner.enforce_retention(policy)
     }
 
+    /// Runs one compaction pass: keeps only the latest record of each key
+    /// in the complete segments (Kafka's `cleanup.policy=compact`), removes
+    /// tombstones older than the delete retention, and swaps the cleaned
+    /// segments in atomically (see the crate docs for the crash-safe
+    /// protocol). Offsets do not change; reads return the kept records with
+    /// gaps between them. Appends and reads go on during the pass; the
+    /// active segment is never compacted.
+    ///
+    /// ```
+    /// use embedlog::{Compaction, Log, LogConfig, ReadLimit, Record};
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), LogConfig::default())?;
+    /// log.append(&[Record::new("v1").key("a"), Record::new("v1").key("b")])?;
+    /// log.append(&[Record::new("v2").key("a")])?;
+    /// log.roll()?; // only complete segments are compacted
+    /// let report = log.compact(Compaction::default())?;
+    /// assert_eq!(report.records_removed, 1);
+    /// let kept: Vec<_> = log
+    ///     .read(0, ReadLimit::default())?
+    ///     .records()
+    ///     .map(|r| r.map(|r| r.offset))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(kept, [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a key map below
+    /// [`MIN_KEY_MAP_BYTES`](crate::MIN_KEY_MAP_BYTES);
+    /// [`Error::Corrupt`] for a damaged segment; I/O errors (a failure
+    /// while swapping poisons the log: reopening finishes the swap);
+    /// [`Error::Closed`], [`Error::Poisoned`].
+    pub fn compact(&self, options: Compaction) -> Result<CompactionReport> {
+        self.inner.compact(&options)
+    }
+
+    /// The share of the complete segments' bytes that compaction has not
+    /// cleaned yet, from 0 to 1 (Kafka's dirty ratio, compared with
+    /// `min.cleanable.dirty.ratio`).
+    pub fn dirty_ratio(&self) -> f64 {
+        self.inner.dirty_ratio()
+    }
+
+    /// Every offset below this one has been compacted (0 if compaction
+    /// never ran).
+    pub fn cleaned_to(&self) -> Offset {
+        self.inner.cleaned_to.load(Ordering::SeqCst)
+    }
+
     /// Reads every batch of every segment and checks its header, order,
     /// CRC-32C and records.
     ///
@@ -862,6 +925,53 @@ impl Drop for Log {
     }
 }
 
+/// Finishes the swaps of cleaned segments that a crash interrupted (each
+/// `.swap` file replaces the segments its offsets cover) and removes
+/// half-written `.cleaned` files.
+fn finish_interrupted_compaction(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let names = vfs.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    let mut changed = false;
+    for n in &names {
+        let p = dir.join(n);
+        if n.ends_with(CLEANED_SUFFIX) {
+            segment::remove_file_if_exists(vfs, &p)?;
+            changed = true;
+            continue;
+        }
+        let Some(base) = n
+            .strip_suffix(SWAP_SUFFIX)
+            .and_then(segment::parse_log_file_name)
+        else {
+            continue;
+        };
+        // The swap file was fsync'd whole before it got this name: any
+        // damage is corruption.
+        let bytes = vfs.read(&p).map_err(|e| Error::io("read", &p, e))?;
+        let end = segment::scan(&bytes, 0, base, base, true, |_, _| Ok(()))?;
+        if let Some(e) = end.invalid {
+            return Err(e.in_file(&p, 0));
+        }
+        let covered: Vec<Offset> = names
+            .iter()
+            .filter_map(|m| segment::parse_log_file_name(m))
+            .filter(|&b| b >= base && b < end.next_offset.max(base + 1))
+            .collect();
+        compact::finish_swap(
+            vfs,
+            base,
+            covered.into_iter(),
+            &p,
+            &Segment::log_path(dir, base),
+        )?;
+        changed = true;
+    }
+    if changed {
+        vfs.sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    Ok(())
+}
+
 /// Deletes the files of the segments with these bases, newest first, and
 /// makes that durable.
 fn remove_segments(vfs: &dyn Vfs, dir: &Path, bases: &[Offset]) -> Result<()> {
@@ -890,6 +1000,7 @@ impl Inner {
         }
         let limits = config.limits();
         let now = config.clock.now_ms();
+        finish_interrupted_compaction(&*vfs, dir)?;
         let names = vfs.list(dir).map_err(|e| Error::io("list", dir, e))?;
         let mut bases: Vec<Offset> = names
             .iter()
@@ -1028,6 +1139,8 @@ impl Inner {
             default_sync: AtomicBool::new(default_sync),
             sync_cv: Condvar::new(),
             checkpoint: Mutex::new(()),
+            rewrite: Mutex::new(()),
+            cleaned_to: AtomicU64::new(cp.cleaned_to.min(next_offset)),
             checkpoint_clean: AtomicBool::new(!recovered && cp.clean.is_some()),
             checkpoint_stale: AtomicBool::new(false),
             signal: Signal::default(),
@@ -1199,6 +1312,7 @@ impl Inner {
             log_start: self.log_start.load(Ordering::Acquire),
             recovery_point,
             clean,
+            cleaned_to: self.cleaned_to.load(Ordering::SeqCst),
             segments,
         };
         cp.store(&*self.vfs, &self.dir)?;
@@ -1588,6 +1702,7 @@ impl Inner {
     }
 
     fn truncate_to(&self, offset: Offset) -> Result<Offset> {
+        let _rewrite = self.rewrite.lock();
         let mut w = self.lock_writer()?;
         let end = self.next_offset.load(Ordering::SeqCst);
         let start = self.log_start.load(Ordering::SeqCst);
@@ -1669,6 +1784,7 @@ impl Inner {
         // nothing readable: the start follows the end down.
         self.log_start.fetch_min(new_end, Ordering::SeqCst);
         self.next_offset.store(new_end, Ordering::SeqCst);
+        self.cleaned_to.fetch_min(new_end, Ordering::SeqCst);
         {
             let mut st = self.sync.lock();
             st.synced = st.synced.min(new_end);
@@ -1678,6 +1794,7 @@ impl Inner {
     }
 
     fn delete_records_before(&self, offset: Offset) -> Result<()> {
+        let _rewrite = self.rewrite.lock();
         let w = self.lock_writer()?;
         self.delete_before_locked(w, offset)
     }
@@ -1685,6 +1802,7 @@ impl Inner {
     /// Deletes the oldest complete segments that `policy` rules out: a
     /// prefix of segments, never the active one.
     fn enforce_retention(&self, policy: Retention) -> Result<RetentionReport> {
+        let _rewrite = self.rewrite.lock();
         let w = self.lock_writer()?;
         let now = self.clock.now_ms();
         let segs = self.snapshot();
@@ -1766,6 +1884,9 @@ impl Inner {
     }
 
     fn shutdown(&self) -> Result<()> {
+        // A compaction pass in progress finishes (or stops at its next
+        // check) first.
+        let _rewrite = self.rewrite.lock();
         // Take the group-commit slot first, so that no fsync is in flight
         // while the clean-shutdown record is written (the flusher takes the
         // writer lock inside the slot, so the slot comes before the lock).

@@ -12,6 +12,7 @@ mod mmap;
 mod segment;
 pub(crate) mod vfs;
 
+pub use log::compact::{Compaction, CompactionReport, MIN_KEY_MAP_BYTES};
 pub use log::{
     AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, Retention, RetentionReport,
     VerifyReport,

@@ -40,16 +40,17 @@ pub(crate) fn parse_log_file_name(name: &str) -> Option<Offset> {
 /// Files already gone are fine.
 pub(crate) fn remove_files(vfs: &dyn Vfs, log_path: &Path) -> Result<()> {
     remove_indexes(vfs, log_path)?;
-    remove_if_exists(vfs, log_path)
+    remove_file_if_exists(vfs, log_path)
 }
 
 /// Removes the two index files of the segment whose log is `log_path`.
 pub(crate) fn remove_indexes(vfs: &dyn Vfs, log_path: &Path) -> Result<()> {
-    remove_if_exists(vfs, &Index::path_for(log_path, IndexKind::Offset))?;
-    remove_if_exists(vfs, &Index::path_for(log_path, IndexKind::Time))
+    remove_file_if_exists(vfs, &Index::path_for(log_path, IndexKind::Offset))?;
+    remove_file_if_exists(vfs, &Index::path_for(log_path, IndexKind::Time))
 }
 
-fn remove_if_exists(vfs: &dyn Vfs, path: &Path) -> Result<()> {
+/// Removes a file; one already gone is fine.
+pub(crate) fn remove_file_if_exists(vfs: &dyn Vfs, path: &Path) -> Result<()> {
     match vfs.remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -31,6 +31,11 @@ pub fn read_from(log: &Log, from: Offset) -> embedlog::Result<Vec<StoredRecord>>
             at = r.offset + 1;
             out.push(r);
         }
+        // Compaction leaves gaps, also at the end of a batch: go past the
+        // last batch read.
+        if let Some(last) = batches.iter().last() {
+            at = at.max(last?.last_offset() + 1);
+        }
     }
     Ok(out)
 }

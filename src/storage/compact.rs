@@ -1,0 +1,709 @@
+//! Log compaction: keep only the latest record of each key.
+//!
+//! A pass of the cleaner works as Kafka's does:
+//!
+//! 1. **Map.** The dirty part of the log (from the first offset the last pass
+//!    did not cover to the end of the last complete segment old enough for
+//!    `min.compaction.lag.ms`) is read once into a [`KeyMap`] of key hash →
+//!    latest offset. The map has a fixed memory budget; when it fills, the
+//!    pass covers only the offsets mapped so far and the next pass goes on.
+//! 2. **Rewrite.** Every complete segment from the log start to the mapped
+//!    end is rewritten, in groups of consecutive segments whose total size
+//!    fits one segment, into `<base>.log.cleaned`. A record goes when a
+//!    later record has its key, or when it is a tombstone older than
+//!    `delete.retention.ms`. Kept records keep their offsets and bytes.
+//! 3. **Swap.** The fsync'd `.cleaned` file is renamed to `<base>.log.swap`
+//!    (the commit point), the group's old files are removed, and the swap
+//!    file is renamed to `<base>.log`. Opening a log finishes a swap that a
+//!    crash interrupted and removes a `.cleaned` file.
+//!
+//! Batches stay contiguous, so that reads and recovery can keep checking
+//! that each batch starts where the previous one ended: a batch whose
+//! records all go is absorbed into the batch before it in the group (its
+//! last offset delta is raised), or, when it opens the group, is kept as an
+//! empty batch (record count 0, as Kafka keeps some) that the dropped
+//! batches after it extend.
+
+use super::Inner;
+use crate::error::{Error, Result};
+use crate::record::{BatchHeader, Compression, Offset, RecordRef, extend_batch, filter_batch};
+use crate::record::{crc_matches, seal_batch};
+use crate::storage::segment::{self, Mode, Segment};
+use crate::storage::vfs::{Vfs, VfsFile};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Suffix of a cleaned segment being written (removed on open).
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+/// Suffix of a cleaned segment ready to replace its group (finished on
+/// open).
+pub(crate) const SWAP_SUFFIX: &str = ".swap";
+
+/// Bytes of one [`KeyMap`] slot.
+pub(crate) const SLOT_BYTES: usize = 24;
+/// Smallest key-map budget accepted (room for one key).
+pub const MIN_KEY_MAP_BYTES: usize = 3 * SLOT_BYTES;
+/// Written to the cleaned file in chunks of about this size.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// How [`Log::compact`](super::Log::compact) cleans: Kafka's
+/// `delete.retention.ms`, `min.compaction.lag.ms` and
+/// `log.cleaner.dedupe.buffer.size`.
+///
+/// ```
+/// use embedlog::Compaction;
+/// use std::time::Duration;
+/// let c = Compaction::default()
+///     .delete_retention(Duration::from_secs(3600))
+///     .min_compaction_lag(Duration::from_secs(60))
+///     .key_map_bytes(8 << 20);
+/// assert_eq!(c.get_key_map_bytes(), 8 << 20);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    pub(crate) delete_retention_ms: u64,
+    pub(crate) min_lag_ms: u64,
+    pub(crate) key_map_bytes: usize,
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Compaction {
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_lag_ms: 0,
+            key_map_bytes: 32 << 20,
+        }
+    }
+}
+
+impl Compaction {
+    /// How long a tombstone (a record with a key and no value) stays after
+    /// its timestamp before the cleaner may remove it, so that consumers
+    /// reading behind see the deletion (`delete.retention.ms`). Default: 1
+    /// day.
+    pub fn delete_retention(mut self, d: Duration) -> Self {
+        self.delete_retention_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Records younger than this (by their segment's newest timestamp) are
+    /// not compacted (`min.compaction.lag.ms`). Default: 0.
+    pub fn min_compaction_lag(mut self, d: Duration) -> Self {
+        self.min_lag_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Memory for the cleaner's key map, in bytes: 24 bytes a distinct
+    /// key, filled to 90 % (`log.cleaner.dedupe.buffer.size`). A pass
+    /// covers as many dirty records as the map holds; the next pass goes
+    /// on. Default: 32 MiB (about 1.3 million keys a pass). At least
+    /// [`MIN_KEY_MAP_BYTES`].
+    pub fn key_map_bytes(mut self, bytes: usize) -> Self {
+        self.key_map_bytes = bytes;
+        self
+    }
+
+    /// The key-map budget.
+    pub fn get_key_map_bytes(&self) -> usize {
+        self.key_map_bytes
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.key_map_bytes < MIN_KEY_MAP_BYTES {
+            return Err(Error::InvalidConfig(format!(
+                "key map of {} bytes is below the minimum of {MIN_KEY_MAP_BYTES}",
+                self.key_map_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What one compaction pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactionReport {
+    /// Segments rewritten (before grouping).
+    pub segments_cleaned: usize,
+    /// Segments they became.
+    pub segments_written: usize,
+    /// Bytes of the rewritten segments before the pass.
+    pub bytes_before: u64,
+    /// Their bytes after it.
+    pub bytes_after: u64,
+    /// Dirty records read into the key map.
+    pub records_mapped: u64,
+    /// Records removed because a later record has their key.
+    pub records_removed: u64,
+    /// Tombstones removed because they are older than the delete retention.
+    pub tombstones_removed: u64,
+    /// Every offset below this one is now compacted (the next pass starts
+    /// mapping here).
+    pub cleaned_to: Offset,
+    /// Memory the key map allocated, in bytes.
+    pub key_map_bytes: usize,
+    /// The key map filled before the dirty range ended: run another pass.
+    pub key_map_full: bool,
+}
+
+/// A fixed-size open-addressing map from a key's 128-bit hash to its latest
+/// offset (Kafka's `SkimpyOffsetMap`). Memory is `slots × 24` bytes,
+/// allocated once.
+#[derive(Debug)]
+pub(crate) struct KeyMap {
+    /// `(hash high, hash low, offset)`; `offset == EMPTY` is a free slot.
+    slots: Vec<(u64, u64, u64)>,
+    len: usize,
+    max_len: usize,
+}
+
+const EMPTY: u64 = u64::MAX;
+
+impl KeyMap {
+    /// A map within `budget` bytes, no larger than `expected` keys need.
+    pub(crate) fn new(budget: usize, expected: usize) -> KeyMap {
+        let want = expected.saturating_mul(10) / 9 + 1;
+        let n = (budget / SLOT_BYTES).min(want).max(1);
+        KeyMap {
+            slots: vec![(0, 0, EMPTY); n],
+            len: 0,
+            // Kafka's dedupe buffer load factor: 0.9.
+            max_len: (n * 9 / 10).max(1).min(n),
+        }
+    }
+
+    fn hash(key: &[u8]) -> (u64, u64) {
+        // Two independent 64-bit SipHashes: a 128-bit hash, so that two
+        // keys colliding (and one record wrongly removed) is as unlikely
+        // as with Kafka's MD5.
+        let mut a = DefaultHasher::new();
+        0xa5u8.hash(&mut a);
+        key.hash(&mut a);
+        let mut b = DefaultHasher::new();
+        0x5au8.hash(&mut b);
+        key.hash(&mut b);
+        (a.finish(), b.finish())
+    }
+
+    /// The slot holding `h`, or the free slot where it would go.
+    fn slot(&self, h: (u64, u64)) -> usize {
+        let n = self.slots.len();
+        let mut i = (h.1 % n as u64) as usize;
+        // Terminates: the map never fills all its slots (len < n).
+        loop {
+            let s = self.slots[i];
+            if s.2 == EMPTY || (s.0, s.1) == h {
+                return i;
+            }
+            i = (i + 1) % n;
+        }
+    }
+
+    /// Records `offset` as the latest for `key`. `false` (nothing changed)
+    /// when the key is new and the map is full.
+    pub(crate) fn insert(&mut self, key: &[u8], offset: Offset) -> bool {
+        let h = Self::hash(key);
+        let i = self.slot(h);
+        if self.slots[i].2 == EMPTY {
+            if self.len >= self.max_len || self.len + 1 >= self.slots.len() {
+                return false;
+            }
+            self.len += 1;
+        }
+        self.slots[i] = (h.0, h.1, offset);
+        true
+    }
+
+    /// The latest offset of `key`, if mapped.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Offset> {
+        let s = self.slots[self.slot(Self::hash(key))];
+        (s.2 != EMPTY).then_some(s.2)
+    }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.slots.len() * SLOT_BYTES
+    }
+}
+
+/// Writes one cleaned segment: filtered batches, with the contiguity rules
+/// of the module docs.
+struct Rewriter {
+    file: Box<dyn VfsFile>,
+    path: PathBuf,
+    written: u64,
+    out: Vec<u8>,
+    /// The last batch, still open to absorb the next dropped batches.
+    pending: Vec<u8>,
+    next: Vec<u8>,
+}
+
+impl Rewriter {
+    fn push(
+        &mut self,
+        batch: &[u8],
+        h: &BatchHeader,
+        keep: impl FnMut(&RecordRef<'_>) -> bool,
+        source: &Path,
+        position: u64,
+    ) -> Result<()> {
+        self.next.clear();
+        let kept = filter_batch(batch, h, &mut self.next, keep)
+            .map_err(|e| e.in_file(source, position))?;
+        if kept == 0 && !self.pending.is_empty() {
+            extend_batch(&mut self.pending, h.last_offset());
+            return Ok(());
+        }
+        self.close_pending()?;
+        std::mem::swap(&mut self.pending, &mut self.next);
+        Ok(())
+    }
+
+    fn close_pending(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            seal_batch(&mut self.pending);
+            self.out.extend_from_slice(&self.pending);
+            self.pending.clear();
+        }
+        if self.out.len() >= WRITE_CHUNK {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far, the open batch included.
+    fn len(&self) -> u64 {
+        self.written + (self.out.len() + self.pending.len()) as u64
+    }
+
+    /// Goes back to when `len()` was `len` and the open batch `pending`.
+    fn rollback(&mut self, len: u64, pending: Vec<u8>) -> Result<()> {
+        let closed = len - pending.len() as u64;
+        if closed >= self.written {
+            self.out.truncate((closed - self.written) as usize);
+        } else {
+            self.file
+                .set_len(closed)
+                .map_err(|e| Error::io("truncate", &self.path, e))?;
+            self.written = closed;
+            self.out.clear();
+        }
+        self.pending = pending;
+        Ok(())
+    }
+
+    fn write_out(&mut self) -> Result<()> {
+        self.file
+            .write_at(&self.out, self.written)
+            .map_err(|e| Error::io("write", &self.path, e))?;
+        self.written += self.out.len() as u64;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Writes the rest and fsyncs; returns the file's length.
+    fn finish(mut self) -> Result<u64> {
+        self.close_pending()?;
+        self.write_out()?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fsync", &self.path, e))?;
+        Ok(self.written)
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Why a record goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Superseded,
+    ExpiredTombstone,
+}
+
+/// What a pass removes.
+struct Rules<'a> {
+    map: &'a KeyMap,
+    map_end: Offset,
+    tombstone_horizon: i64,
+}
+
+/// Kafka's rules: a record goes when a later one (in the mapped range) has
+/// its key, or when it is a tombstone older than the delete horizon.
+/// Keyless records stay; records at or after the mapped end are not mapped
+/// and stay (a later pass maps them). `None`: the record stays.
+fn fate(r: &RecordRef<'_>, rules: &Rules<'_>) -> Option<Fate> {
+    let key = r.key?;
+    if r.offset >= rules.map_end {
+        return None;
+    }
+    if rules.map.get(key).is_some_and(|latest| latest > r.offset) {
+        return Some(Fate::Superseded);
+    }
+    // Only a tombstone below the mapped end may go: its key was mapped, in
+    // this pass or an earlier one, so no older value of the key survives.
+    if r.value.is_none() && r.timestamp < rules.tombstone_horizon {
+        return Some(Fate::ExpiredTombstone);
+    }
+    None
+}
+
+impl Inner {
+    /// The share of the complete segments' bytes not compacted yet.
+    pub(crate) fn dirty_ratio(&self) -> f64 {
+        let segs = self.snapshot();
+        let cleaned_to = self.cleaned_to.load(Ordering::SeqCst);
+        let (mut clean, mut dirty) = (0u64, 0u64);
+        for s in segs.iter().take(segs.len().saturating_sub(1)) {
+            if s.next_offset() <= cleaned_to {
+                clean += s.size();
+            } else {
+                dirty += s.size();
+            }
+        }
+        if clean + dirty == 0 {
+            0.0
+        } else {
+            dirty as f64 / (clean + dirty) as f64
+        }
+    }
+
+    fn check_cleaning(&self) -> Result<()> {
+        if self.abandoned.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        self.check_writable()
+    }
+
+    /// One compaction pass; see the module docs.
+    pub(crate) fn compact(&self, opts: &Compaction) -> Result<CompactionReport> {
+        opts.check()?;
+        let _rewrite = self.rewrite.lock();
+        self.check_cleaning()?;
+        let now = self.clock.now_ms();
+        let segs = self.snapshot();
+        let lag_horizon = now.saturating_sub(i64::try_from(opts.min_lag_ms).unwrap_or(i64::MAX));
+        // Complete segments whose newest record is old enough (all of
+        // them without a lag, whatever their timestamps).
+        let cleanable = segs[..segs.len() - 1]
+            .iter()
+            .take_while(|s| opts.min_lag_ms == 0 || s.max_timestamp() <= lag_horizon)
+            .count();
+        let start = self.log_start.load(Ordering::SeqCst);
+        let dirty_from = self.cleaned_to.load(Ordering::SeqCst).max(start);
+        let mut report = CompactionReport {
+            cleaned_to: dirty_from,
+            ..CompactionReport::default()
+        };
+        if cleanable == 0 {
+            return Ok(report);
+        }
+        let end = segs[cleanable].base;
+        if dirty_from >= end {
+            return Ok(report);
+        }
+        // The sources are durable before their replacement is: a crash
+        // cannot leave a cleaned segment above a torn one.
+        self.sync_to(end)?;
+        self.mark_dirty()?;
+
+        // 1. Map the dirty range.
+        let expected = usize::try_from(end - dirty_from).unwrap_or(usize::MAX);
+        let mut map = KeyMap::new(opts.key_map_bytes, expected);
+        report.key_map_bytes = map.memory_bytes();
+        let mut map_end = end;
+        'map: for s in &segs[..cleanable] {
+            if s.next_offset() <= dirty_from {
+                continue;
+            }
+            self.check_cleaning()?;
+            let Some(batches) = s.read(dirty_from, end, usize::MAX, usize::MAX)? else {
+                continue;
+            };
+            for r in batches.records_ref() {
+                let r = r?;
+                report.records_mapped += 1;
+                if let Some(key) = r.key
+                    && !map.insert(key, r.offset)
+                {
+                    report.records_mapped -= 1;
+                    map_end = r.offset;
+                    report.key_map_full = true;
+                    break 'map;
+                }
+            }
+        }
+        if map_end <= dirty_from {
+            return Err(Error::InvalidConfig(format!(
+                "the compaction key map ({} bytes) cannot hold one key",
+                report.key_map_bytes
+            )));
+        }
+
+        // 2 and 3. Rewrite and swap each group of segments below the
+        // mapped end.
+        let tombstone_horizon =
+            now.saturating_sub(i64::try_from(opts.delete_retention_ms).unwrap_or(i64::MAX));
+        let segment_bytes = self.writer.lock().config.get_segment_bytes();
+        let todo = segs[..cleanable]
+            .iter()
+            .take_while(|s| s.base < map_end)
+            .count();
+        let rules = Rules {
+            map: &map,
+            map_end,
+            tombstone_horizon,
+        };
+        let mut i = 0;
+        while i < todo {
+            let (j, len) =
+                self.rewrite_group(&segs[i..todo], segment_bytes, &rules, &mut report)?;
+            let group = &segs[i..i + j];
+            i += j;
+            let size: u64 = group.iter().map(|s| s.size()).sum();
+            report.bytes_before += size;
+            let cleaned = with_suffix(group[0].path(), CLEANED_SUFFIX);
+            if group.len() == 1 && len == size {
+                // Nothing removed: no gain from swapping in a copy.
+                segment::remove_file_if_exists(&*self.vfs, &cleaned)?;
+                report.bytes_after += size;
+                continue;
+            }
+            if let Err(e) = self.swap_in(group, &cleaned) {
+                // Files may be half swapped: only a reopen (which finishes
+                // the swap) can tell.
+                self.poison(&e);
+                return Err(e);
+            }
+            report.segments_cleaned += group.len();
+            report.segments_written += 1;
+            report.bytes_after += len;
+        }
+        self.cleaned_to.fetch_max(map_end, Ordering::SeqCst);
+        report.cleaned_to = map_end;
+        self.store_checkpoint(None)?;
+        Ok(report)
+    }
+
+    /// Writes `<first base>.log.cleaned` from the first of `segs` and as
+    /// many after it as fit one segment once cleaned (a segment that
+    /// overflows is rolled back and starts the next group). Returns how
+    /// many segments it took and the file's length.
+    fn rewrite_group(
+        &self,
+        segs: &[Arc<Segment>],
+        segment_bytes: u64,
+        rules: &Rules<'_>,
+        report: &mut CompactionReport,
+    ) -> Result<(usize, u64)> {
+        let vfs = &*self.vfs;
+        let first = &segs[0];
+        let path = with_suffix(first.path(), CLEANED_SUFFIX);
+        let file = vfs
+            .create(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        let mut w = Rewriter {
+            file,
+            path: path.clone(),
+            written: 0,
+            out: Vec::new(),
+            pending: Vec::new(),
+            next: Vec::new(),
+        };
+        let result = (|| {
+            let mut taken = 0;
+            for s in segs {
+                // Offsets in a segment are within `i32` of its base.
+                if s.next_offset().saturating_sub(first.base) > i32::MAX as u64 {
+                    break;
+                }
+                self.check_cleaning()?;
+                let mark = (w.len(), w.pending.clone(), report.clone());
+                self.rewrite_segment(&mut w, s, rules, report)?;
+                if taken > 0 && w.len() > segment_bytes {
+                    w.rollback(mark.0, mark.1)?;
+                    *report = mark.2;
+                    break;
+                }
+                taken += 1;
+            }
+            Ok((taken, w.finish()?))
+        })();
+        if result.is_err() {
+            let _ = segment::remove_file_if_exists(vfs, &path);
+        }
+        result
+    }
+
+    /// Pushes every batch of `s` through the rules into `w`.
+    fn rewrite_segment(
+        &self,
+        w: &mut Rewriter,
+        s: &Segment,
+        rules: &Rules<'_>,
+        report: &mut CompactionReport,
+    ) -> Result<()> {
+        let data = s.bytes(s.size());
+        let mut pos = 0usize;
+        while pos < data.len() {
+            let h =
+                BatchHeader::parse(&data[pos..]).map_err(|e| e.in_file(s.path(), pos as u64))?;
+            let batch = data.get(pos..pos + h.size()).ok_or_else(|| {
+                Error::corrupt(s.path(), pos as u64, "batch runs past the segment's end")
+            })?;
+            if !crc_matches(batch) {
+                return Err(Error::corrupt(s.path(), pos as u64, "CRC-32C mismatch"));
+            }
+            if h.compression() != Compression::None {
+                return Err(Error::Unsupported(format!(
+                    "compacting a compressed batch ({:?}) at offset {}",
+                    h.compression(),
+                    h.base_offset
+                )));
+            }
+            let control = h.is_control();
+            w.push(
+                batch,
+                &h,
+                // Transaction markers are not keyed data: kept.
+                |r| match fate(r, rules).filter(|_| !control) {
+                    None => true,
+                    Some(Fate::Superseded) => {
+                        report.records_removed += 1;
+                        false
+                    }
+                    Some(Fate::ExpiredTombstone) => {
+                        report.tombstones_removed += 1;
+                        false
+                    }
+                },
+                s.path(),
+                pos as u64,
+            )?;
+            pos += h.size();
+        }
+        Ok(())
+    }
+
+    /// Replaces `group` with the fsync'd `cleaned` file, on disk and in the
+    /// segment list.
+    fn swap_in(&self, group: &[Arc<Segment>], cleaned: &Path) -> Result<()> {
+        let vfs = &*self.vfs;
+        let dir = &self.dir;
+        let first = &group[0];
+        let swap = with_suffix(first.path(), SWAP_SUFFIX);
+        let sync_dir = || {
+            vfs.sync_dir(dir)
+                .map_err(|e| Error::io("fsync directory", dir, e))
+        };
+        self.check_cleaning()?;
+        vfs.rename(cleaned, &swap)
+            .map_err(|e| Error::io("rename", cleaned, e))?;
+        // The commit point: from here a reopen finishes the swap.
+        sync_dir()?;
+        finish_swap(
+            vfs,
+            first.base,
+            group.iter().map(|s| s.base),
+            &swap,
+            first.path(),
+        )?;
+        sync_dir()?;
+        let limits = self.writer.lock().limits;
+        let loaded = Segment::load(
+            vfs,
+            dir,
+            first.base,
+            &limits,
+            false,
+            Mode::Trust(None),
+            self.clock.now_ms(),
+        )?;
+        loaded.segment.release_handles();
+        let new = Arc::new(loaded.segment);
+        {
+            let mut list = self.segments.write();
+            let at = list
+                .iter()
+                .position(|s| Arc::ptr_eq(s, first))
+                .ok_or(Error::Closed)?;
+            let mut v: Vec<_> = list[..at].to_vec();
+            v.push(new);
+            v.extend(list[at + group.len()..].iter().cloned());
+            *list = Arc::new(v);
+        }
+        self.writer
+            .lock()
+            .unflushed
+            .retain(|s| !group.iter().any(|g| Arc::ptr_eq(s, g)));
+        Ok(())
+    }
+}
+
+/// The second half of a swap: removes the indexes of the replaced segments
+/// (`bases`, the first being `base`) and their logs but the first, newest
+/// first, then renames `swap` over the first one's log. Idempotent: files
+/// already gone are fine, so a reopen can run it again.
+pub(crate) fn finish_swap(
+    vfs: &dyn Vfs,
+    base: Offset,
+    bases: impl DoubleEndedIterator<Item = Offset>,
+    swap: &Path,
+    log_path: &Path,
+) -> Result<()> {
+    let dir = log_path.parent().unwrap_or(Path::new("."));
+    for b in bases.rev() {
+        let p = Segment::log_path(dir, b);
+        segment::remove_indexes(vfs, &p)?;
+        if b != base {
+            segment::remove_file_if_exists(vfs, &p)?;
+        }
+    }
+    segment::remove_indexes(vfs, log_path)?;
+    vfs.rename(swap, log_path)
+        .map_err(|e| Error::io("rename", swap, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_map_keeps_the_latest_offset_and_its_budget() {
+        let mut m = KeyMap::new(1024, usize::MAX);
+        assert_eq!(m.memory_bytes(), 1024 / SLOT_BYTES * SLOT_BYTES);
+        assert!(m.insert(b"a", 1));
+        assert!(m.insert(b"b", 2));
+        assert!(m.insert(b"a", 7));
+        assert_eq!(m.get(b"a"), Some(7));
+        assert_eq!(m.get(b"b"), Some(2));
+        assert_eq!(m.get(b"c"), None);
+        // Fill to the load factor: new keys are refused, known ones update.
+        let cap = (1024 / SLOT_BYTES) * 9 / 10;
+        let mut n = 2;
+        while m.insert(format!("k{n}").as_bytes(), n as u64) {
+            n += 1;
+        }
+        assert_eq!(n, cap);
+        assert!(m.insert(b"a", 99));
+        assert_eq!(m.get(b"a"), Some(99));
+        assert_eq!(m.get(format!("k{}", n - 1).as_bytes()), Some(n as u64 - 1));
+    }
+
+    #[test]
+    fn key_map_is_sized_by_the_expected_keys() {
+        let m = KeyMap::new(1 << 30, 100);
+        assert!(m.memory_bytes() <= 112 * SLOT_BYTES);
+        // Room for the expected keys, never for none at all.
+        let mut m = KeyMap::new(1 << 30, 0);
+        assert!(!m.insert(b"x", 0));
+        let mut m = KeyMap::new(1 << 30, 1);
+        assert!(m.insert(b"x", 0));
+    }
+}
