@@ -360,3 +360,114 @@ fn every_fault_point_of_a_workload() {
     assert!(points >= 100, "only {points} fault points");
     eprintln!("exercised {points} distinct fault points");
 }
+
+/// Everything readable as `(offset, record)`, going past gaps.
+fn contents(log: &Log) -> Vec<(Offset, Record)> {
+    let mut out = Vec::new();
+    let mut at = log.start_offset();
+    while at < log.end_offset() {
+        let b = log.read(at, ReadLimit::bytes(700)).unwrap();
+        assert!(!b.is_empty());
+        for batch in b.iter() {
+            let batch = batch.unwrap();
+            for r in batch.records().unwrap() {
+                let r = r.unwrap();
+                if r.offset >= at {
+                    out.push((r.offset, r.into_record()));
+                }
+            }
+            at = at.max(batch.last_offset() + 1);
+        }
+    }
+    out
+}
+
+/// A log of several segments with keys written over and over.
+fn keyed_workload(fs: &FaultyFs, dir: &Path) -> Log {
+    let log = open(fs, dir).unwrap();
+    for i in 0..40u64 {
+        let recs: Vec<_> = (0..1 + i % 3)
+            .map(|j| {
+                let n = i * 3 + j;
+                let r = record(n, 30 + (n % 50) as usize).key(format!("k{}", n % 6));
+                if n % 11 == 0 {
+                    Record::tombstone(format!("k{}", n % 6)).timestamp(0)
+                } else {
+                    r
+                }
+            })
+            .collect();
+        log.append_with(&recs, Durability::Sync).unwrap();
+    }
+    log
+}
+
+/// Crashes at every I/O step of `step` (every write, fsync, rename, unlink
+/// and resize it makes, failing that one and every later one, then a crash
+/// that keeps or drops what was not fsync'd): reopening yields exactly the
+/// log before or after the step, never a mix, and the step can then run to
+/// the same result.
+fn crash_at_every_step(name: &str, step: impl Fn(&Log) -> crate::Result<()>) {
+    let clean = FaultyFs::default();
+    let dir = tempfile::tempdir().unwrap();
+    let log = keyed_workload(&clean, dir.path());
+    let before = contents(&log);
+    let ops = [Op::Write, Op::Sync, Op::SetLen, Op::Rename, Op::Remove];
+    let seen: Vec<u64> = ops.iter().map(|&op| clean.faults.seen(op)).collect();
+    step(&log).unwrap();
+    let after = contents(&log);
+    assert_ne!(before, after, "{name}: the step changes nothing");
+    let counts: Vec<u64> = ops
+        .iter()
+        .zip(&seen)
+        .map(|(&op, s)| clean.faults.seen(op) - s)
+        .collect();
+    log.close().unwrap();
+    let mut points = 0;
+    for (&op, &count) in ops.iter().zip(&counts) {
+        for nth in 0..count {
+            for mode in [CrashMode::KeepAll, CrashMode::DropAll] {
+                let fs = FaultyFs::default();
+                let dir = tempfile::tempdir().unwrap();
+                let log = keyed_workload(&fs, dir.path());
+                fs.faults
+                    .fail(op, nth as i64, io::ErrorKind::Other, true);
+                assert!(step(&log).is_err(), "{name}: {op:?} #{nth} did not fail");
+                assert!(fs.faults.tripped());
+                log.simulate_crash();
+                fs.faults.clear();
+                fs.faults.crash(mode);
+                let log = open(&fs, dir.path()).unwrap();
+                let got = contents(&log);
+                assert!(
+                    got == before || got == after,
+                    "{name}: crash at {op:?} #{nth} ({mode:?}) left neither state: {:?}",
+                    got.iter().map(|r| r.0).collect::<Vec<_>>()
+                );
+                log.verify().unwrap();
+                step(&log).unwrap();
+                assert_eq!(contents(&log), after, "{name}: {op:?} #{nth} ({mode:?}), rerun");
+                log.close().unwrap();
+                points += 1;
+            }
+        }
+    }
+    assert!(points >= 10, "{name}: only {points} crash points");
+    eprintln!("{name}: {points} crash points");
+}
+
+#[test]
+fn a_crash_at_any_step_of_compaction_leaves_the_log_before_or_after() {
+    crash_at_every_step("compaction", |log| {
+        log.roll()?;
+        log.compact(super::Compaction::default()).map(|_| ())
+    });
+}
+
+#[test]
+fn a_crash_at_any_step_of_retention_leaves_the_log_before_or_after() {
+    crash_at_every_step("retention", |log| {
+        log.enforce_retention(super::Retention::default().max_bytes(2000))
+            .map(|_| ())
+    });
+}
