@@ -38,7 +38,7 @@ pub struct PartitionDescription {
 }
 
 /// What [`Admin::describe_topic`] reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicDescription {
     /// The topic's name.
     pub name: String,
@@ -207,6 +207,45 @@ impl Admin {
     pub fn run_retention(&self) -> Result<Vec<(crate::TopicPartition, crate::RetentionReport)>> {
         self.broker.check_open()?;
         crate::broker::enforce_retention(&self.broker.all_topics())
+    }
+
+    /// Compacts every partition of a compacted topic now, whatever its
+    /// dirty ratio (the background cleaner waits for
+    /// `min.cleanable.dirty.ratio`): passes run until each partition's
+    /// complete segments are clean. Returns what each pass did.
+    ///
+    /// ```
+    /// use embedlog::{Broker, CleanupPolicy, Record, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let broker = Broker::open(dir.path())?;
+    /// let admin = broker.admin();
+    /// let config = TopicConfig::default().cleanup_policy(CleanupPolicy::Compact);
+    /// let table = admin.create_topic("table", config)?;
+    /// let p = table.partition(0)?;
+    /// p.append(&[Record::new("old").key("k")])?;
+    /// p.append(&[Record::new("new").key("k")])?;
+    /// p.log().roll()?; // the active segment is never compacted
+    /// let reports = admin.compact_now("table")?;
+    /// assert_eq!(reports[0].1.records_removed, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::InvalidArgument`] if the topic's
+    /// `cleanup.policy` does not compact; a partition's error (the passes
+    /// before it stand); [`Error::Closed`].
+    pub fn compact_now(
+        &self,
+        topic: &str,
+    ) -> Result<Vec<(crate::TopicPartition, crate::CompactionReport)>> {
+        self.broker.check_open()?;
+        let t = self.broker.topic(topic)?;
+        if !t.config().get_cleanup_policy().compacts() {
+            return Err(Error::InvalidArgument(format!(
+                "topic {topic} has cleanup.policy=delete: it is not compacted"
+            )));
+        }
+        crate::broker::compact_partitions(&t, &t.partitions(), self.broker.inner.key_map_bytes)
     }
 
     /// The broker this admin belongs to.

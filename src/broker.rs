@@ -45,6 +45,9 @@ pub struct BrokerBuilder {
     clock: Arc<dyn Clock>,
     housekeeping_interval: Duration,
     retention_check_interval: Duration,
+    cleaner: bool,
+    cleaner_backoff: Duration,
+    cleaner_key_map_bytes: usize,
 }
 
 impl BrokerBuilder {
@@ -66,6 +69,32 @@ impl BrokerBuilder {
     /// `log.retention.check.interval.ms`). Default: 30 s.
     pub fn retention_check_interval(mut self, every: Duration) -> Self {
         self.retention_check_interval = every;
+        self
+    }
+
+    /// Run the background cleaner that compacts topics with
+    /// [`CleanupPolicy::Compact`](crate::CleanupPolicy) (Kafka's
+    /// `log.cleaner.enable`). Default: `true`. Without it, compaction
+    /// happens only through [`Admin::compact_now`](crate::Admin::compact_now).
+    pub fn cleaner(mut self, enabled: bool) -> Self {
+        self.cleaner = enabled;
+        self
+    }
+
+    /// How long the cleaner sleeps when no partition is dirty enough
+    /// (`log.cleaner.backoff.ms`). Default: 15 s.
+    pub fn cleaner_backoff(mut self, every: Duration) -> Self {
+        self.cleaner_backoff = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Memory for the cleaner's key map, in bytes
+    /// (`log.cleaner.dedupe.buffer.size`; see
+    /// [`Compaction::key_map_bytes`](crate::Compaction::key_map_bytes)).
+    /// Default: 32 MiB. It bounds the cleaner's memory: one pass at a time
+    /// uses it.
+    pub fn cleaner_key_map_bytes(mut self, bytes: usize) -> Self {
+        self.cleaner_key_map_bytes = bytes;
         self
     }
 
@@ -92,6 +121,9 @@ pub(crate) struct BrokerInner {
     closed: AtomicBool,
     stop: Arc<Stop>,
     housekeeper: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
+    cleaner: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
+    /// The key-map budget of compaction passes.
+    pub(crate) key_map_bytes: usize,
 }
 
 /// Tells the housekeeping thread to stop; shared so that the thread can wait
@@ -150,10 +182,16 @@ impl Broker {
             clock: Arc::new(SystemClock),
             housekeeping_interval: Duration::from_millis(100),
             retention_check_interval: Duration::from_secs(30),
+            cleaner: true,
+            cleaner_backoff: Duration::from_secs(15),
+            cleaner_key_map_bytes: 32 << 20,
         }
     }
 
     fn open_with(b: BrokerBuilder) -> Result<Broker> {
+        crate::Compaction::default()
+            .key_map_bytes(b.cleaner_key_map_bytes)
+            .check()?;
         let root = b.root;
         let topics_dir = root.join(TOPICS_DIR);
         fs::create_dir_all(&topics_dir)
@@ -205,6 +243,8 @@ impl Broker {
             closed: AtomicBool::new(false),
             stop: Arc::new(Stop::default()),
             housekeeper: Mutex::new(None),
+            cleaner: Mutex::new(None),
+            key_map_bytes: b.cleaner_key_map_bytes,
         });
         let weak = Arc::downgrade(&inner);
         let stop = inner.stop.clone();
@@ -215,6 +255,16 @@ impl Broker {
             .map_err(|e| Error::io("spawn housekeeping thread for", &inner.root, e))?;
         let id = handle.thread().id();
         *inner.housekeeper.lock() = Some((handle, id));
+        if b.cleaner {
+            let (weak, stop) = (Arc::downgrade(&inner), inner.stop.clone());
+            let backoff = b.cleaner_backoff;
+            let handle = std::thread::Builder::new()
+                .name("embedlog-cleaner".into())
+                .spawn(move || cleaner(weak, stop, backoff))
+                .map_err(|e| Error::io("spawn cleaner thread for", &inner.root, e))?;
+            let id = handle.thread().id();
+            *inner.cleaner.lock() = Some((handle, id));
+        }
         Ok(Broker { inner })
     }
 
@@ -426,12 +476,18 @@ impl BrokerInner {
         }
         let topics = std::mem::take(&mut *self.topics.write());
         let mut first_err = None;
+        // Closing a log stops a compaction pass on it at its next check.
         for t in topics.values() {
             for p in t.partitions() {
                 if let Err(e) = p.log.shutdown_shared() {
                     first_err.get_or_insert(e);
                 }
             }
+        }
+        if let Some((h, id)) = self.cleaner.lock().take()
+            && id != std::thread::current().id()
+        {
+            let _ = h.join();
         }
         // Another broker may open the directory from now on.
         self.lock.lock().take();
@@ -453,8 +509,9 @@ pub(crate) fn enforce_retention(
     let mut out = Vec::new();
     let mut first_err = None;
     for t in topics {
-        let policy = t.config().get_retention();
-        if policy.is_unlimited() {
+        let config = t.config();
+        let policy = config.get_retention();
+        if policy.is_unlimited() || !config.get_cleanup_policy().deletes() {
             continue;
         }
         for p in t.partitions() {
@@ -472,6 +529,75 @@ pub(crate) fn enforce_retention(
         }
     }
     first_err.map_or(Ok(out), Err)
+}
+
+/// Runs compaction passes on `partitions` of `topic` until each has no
+/// dirty data its key map could not cover; returns what each pass did.
+pub(crate) fn compact_partitions(
+    topic: &Topic,
+    partitions: &[Partition],
+    key_map_bytes: usize,
+) -> Result<Vec<(crate::TopicPartition, crate::CompactionReport)>> {
+    let options = topic.config().compaction(key_map_bytes);
+    let mut out = Vec::new();
+    for p in partitions {
+        loop {
+            let r = p.log().compact(options)?;
+            let more = r.key_map_full;
+            out.push((crate::TopicPartition::new(topic.name(), p.id()), r));
+            if !more {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The background cleaner: compacts the partitions of compacted topics
+/// whose dirty ratio reached their topic's `min.cleanable.dirty.ratio`,
+/// dirtiest first, then sleeps for `backoff`. Holds the broker only while
+/// choosing work.
+fn cleaner(broker: Weak<BrokerInner>, stop: Arc<Stop>, backoff: Duration) {
+    loop {
+        {
+            let mut stopped = stop.stopped.lock();
+            if *stopped {
+                return;
+            }
+            let _ = stop.cv.wait_for(&mut stopped, backoff);
+            if *stopped {
+                return;
+            }
+        }
+        let Some(inner) = broker.upgrade() else {
+            return;
+        };
+        let key_map_bytes = inner.key_map_bytes;
+        let topics: Vec<Topic> = inner.topics.read().values().cloned().collect();
+        drop(inner);
+        let mut dirty: Vec<(f64, Topic, Partition)> = Vec::new();
+        for t in topics {
+            let config = t.config();
+            if !config.get_cleanup_policy().compacts() {
+                continue;
+            }
+            for p in t.partitions() {
+                let ratio = p.log().dirty_ratio();
+                if ratio > 0.0 && ratio >= config.get_min_cleanable_dirty_ratio() {
+                    dirty.push((ratio, t.clone(), p));
+                }
+            }
+        }
+        dirty.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (_, t, p) in dirty {
+            if *stop.stopped.lock() {
+                return;
+            }
+            // A failure poisons the partition (its writers see it) or is
+            // retried next round; a closed partition is skipped.
+            let _ = compact_partitions(&t, &[p], key_map_bytes);
+        }
+    }
 }
 
 /// A name part no other temporary directory of this process has.

@@ -108,8 +108,8 @@ pub use storage::{
     Notify, ReadLimit, Retention, RetentionReport, VerifyReport,
 };
 pub use topic::{
-    DefaultPartitioner, MAX_TOPIC_NAME_LEN, Partition, Partitioner, Topic, TopicConfig,
-    TopicPartition, murmur2, partition_for_key, validate_topic_name,
+    CleanupPolicy, DefaultPartitioner, MAX_TOPIC_NAME_LEN, Partition, Partitioner, Topic,
+    TopicConfig, TopicPartition, murmur2, partition_for_key, validate_topic_name,
 };
 
 #[doc(hidden)]

@@ -435,6 +435,14 @@ impl Inner {
     }
 
     fn send_to(&self, tb: &TopicBuf, p: u32, record: Record, sticky: bool) -> Result<Delivery> {
+        if record.key.is_none() && tb.topic.config().get_cleanup_policy().compacts() {
+            // Kafka's rule: compaction keeps the latest record per key, so
+            // a keyless record has no place in a compacted topic.
+            return Err(Error::InvalidArgument(format!(
+                "topic {} is compacted (cleanup.policy=compact): records need a key",
+                tb.topic.name()
+            )));
+        }
         let acc = tb.acc(p)?;
         let size = record_size_bound(&record);
         let max_message = tb.max_message;

@@ -128,7 +128,7 @@ impl Partitioner for DefaultPartitioner {
 /// let config = TopicConfig::default().partitions(8).segment_bytes(64 << 20);
 /// assert_eq!(config.get_partitions(), 8);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
     pub(crate) partitions: u32,
     pub(crate) segment_bytes: u64,
@@ -140,6 +140,43 @@ pub struct TopicConfig {
     pub(crate) flush_ms: Option<u64>,
     pub(crate) retention_ms: Option<u64>,
     pub(crate) retention_bytes: Option<u64>,
+    pub(crate) cleanup_policy: CleanupPolicy,
+    pub(crate) delete_retention_ms: u64,
+    pub(crate) min_compaction_lag_ms: u64,
+    pub(crate) min_cleanable_dirty_ratio: f64,
+}
+
+/// What happens to old records (`cleanup.policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    /// Delete whole segments by age and size (`delete`, the default).
+    #[default]
+    Delete,
+    /// Keep only the latest record of each key, forever (`compact`).
+    /// Records need a key.
+    Compact,
+    /// Both: compact, and delete by age and size (`compact,delete`).
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether the retention settings delete segments.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether the cleaner compacts.
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    fn as_kafka(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
 }
 
 impl Default for TopicConfig {
@@ -155,6 +192,10 @@ impl Default for TopicConfig {
             flush_ms: None,
             retention_ms: Some(7 * 24 * 3600 * 1000),
             retention_bytes: None,
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -232,6 +273,62 @@ impl TopicConfig {
         self
     }
 
+    /// Delete segments, compact, or both (`cleanup.policy`). Default:
+    /// [`CleanupPolicy::Delete`]. Compacted topics reject records without
+    /// a key, as Kafka does.
+    ///
+    /// ```
+    /// use embedlog::{CleanupPolicy, TopicConfig};
+    /// let table = TopicConfig::default().cleanup_policy(CleanupPolicy::Compact);
+    /// assert!(table.get_cleanup_policy().compacts());
+    /// ```
+    pub fn cleanup_policy(mut self, policy: CleanupPolicy) -> Self {
+        self.cleanup_policy = policy;
+        self
+    }
+
+    /// How long compaction keeps a tombstone after its timestamp, so that
+    /// consumers reading behind see the delete (`delete.retention.ms`).
+    /// Default: 1 day.
+    pub fn delete_retention(mut self, d: Duration) -> Self {
+        self.delete_retention_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Records younger than this are not compacted
+    /// (`min.compaction.lag.ms`). Default: 0.
+    pub fn min_compaction_lag(mut self, d: Duration) -> Self {
+        self.min_compaction_lag_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// The background cleaner compacts a partition once this share of its
+    /// complete segments' bytes is dirty (`min.cleanable.dirty.ratio`).
+    /// Default: 0.5. Valid: 0 to 1.
+    pub fn min_cleanable_dirty_ratio(mut self, ratio: f64) -> Self {
+        self.min_cleanable_dirty_ratio = ratio;
+        self
+    }
+
+    /// The cleanup policy.
+    pub fn get_cleanup_policy(&self) -> CleanupPolicy {
+        self.cleanup_policy
+    }
+
+    /// The dirty ratio that triggers background compaction.
+    pub fn get_min_cleanable_dirty_ratio(&self) -> f64 {
+        self.min_cleanable_dirty_ratio
+    }
+
+    /// The compaction settings of each partition, with the broker's key
+    /// map budget.
+    pub(crate) fn compaction(&self, key_map_bytes: usize) -> crate::Compaction {
+        crate::Compaction::default()
+            .delete_retention(Duration::from_millis(self.delete_retention_ms))
+            .min_compaction_lag(Duration::from_millis(self.min_compaction_lag_ms))
+            .key_map_bytes(key_map_bytes)
+    }
+
     /// The retention policy of each partition.
     pub fn get_retention(&self) -> crate::Retention {
         crate::Retention {
@@ -282,6 +379,12 @@ impl TopicConfig {
         if self.segment_ms == Some(0) {
             return Err(Error::InvalidConfig("segment.ms must be positive".into()));
         }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(Error::InvalidConfig(format!(
+                "min.cleanable.dirty.ratio {} is not between 0 and 1",
+                self.min_cleanable_dirty_ratio
+            )));
+        }
         if self.flush_messages == Some(0) {
             return Err(Error::InvalidConfig(
                 "flush.messages must be at least 1".into(),
@@ -322,6 +425,13 @@ impl TopicConfig {
         s += &format!("flush.ms={}\n", opt(self.flush_ms));
         s += &format!("retention.ms={}\n", opt(self.retention_ms));
         s += &format!("retention.bytes={}\n", opt(self.retention_bytes));
+        s += &format!("cleanup.policy={}\n", self.cleanup_policy.as_kafka());
+        s += &format!("delete.retention.ms={}\n", self.delete_retention_ms);
+        s += &format!("min.compaction.lag.ms={}\n", self.min_compaction_lag_ms);
+        s += &format!(
+            "min.cleanable.dirty.ratio={}\n",
+            self.min_cleanable_dirty_ratio
+        );
         let crc = crc32c::crc32c(s.as_bytes());
         s += &format!("crc32c={crc:08x}\n");
         s
@@ -386,6 +496,20 @@ impl TopicConfig {
                 "flush.ms" => c.flush_ms = opt(k, v)?,
                 "retention.ms" => c.retention_ms = opt(k, v)?,
                 "retention.bytes" => c.retention_bytes = opt(k, v)?,
+                "cleanup.policy" => {
+                    c.cleanup_policy = match v {
+                        "delete" => CleanupPolicy::Delete,
+                        "compact" => CleanupPolicy::Compact,
+                        "compact,delete" | "delete,compact" => CleanupPolicy::CompactDelete,
+                        _ => return Err(format!("unknown cleanup.policy {v}")),
+                    }
+                }
+                "delete.retention.ms" => c.delete_retention_ms = num(k, v)?,
+                "min.compaction.lag.ms" => c.min_compaction_lag_ms = num(k, v)?,
+                "min.cleanable.dirty.ratio" => {
+                    c.min_cleanable_dirty_ratio =
+                        v.parse().map_err(|_| format!("{k}={v} is not a number"))?
+                }
                 _ => {}
             }
         }

@@ -111,7 +111,7 @@ impl Compaction {
         self.key_map_bytes
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.key_map_bytes < MIN_KEY_MAP_BYTES {
             return Err(Error::InvalidConfig(format!(
                 "key map of {} bytes is below the minimum of {MIN_KEY_MAP_BYTES}",
@@ -375,7 +375,7 @@ impl Inner {
     }
 
     fn check_cleaning(&self) -> Result<()> {
-        if self.abandoned.load(Ordering::SeqCst) {
+        if self.abandoned.load(Ordering::SeqCst) || self.stopping.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
         self.check_writable()

@@ -430,8 +430,7 @@ fn crash_at_every_step(name: &str, step: impl Fn(&Log) -> crate::Result<()>) {
                 let fs = FaultyFs::default();
                 let dir = tempfile::tempdir().unwrap();
                 let log = keyed_workload(&fs, dir.path());
-                fs.faults
-                    .fail(op, nth as i64, io::ErrorKind::Other, true);
+                fs.faults.fail(op, nth as i64, io::ErrorKind::Other, true);
                 assert!(step(&log).is_err(), "{name}: {op:?} #{nth} did not fail");
                 assert!(fs.faults.tripped());
                 log.simulate_crash();
@@ -446,7 +445,11 @@ fn crash_at_every_step(name: &str, step: impl Fn(&Log) -> crate::Result<()>) {
                 );
                 log.verify().unwrap();
                 step(&log).unwrap();
-                assert_eq!(contents(&log), after, "{name}: {op:?} #{nth} ({mode:?}), rerun");
+                assert_eq!(
+                    contents(&log),
+                    after,
+                    "{name}: {op:?} #{nth} ({mode:?}), rerun"
+                );
                 log.close().unwrap();
                 points += 1;
             }

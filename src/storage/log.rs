@@ -496,6 +496,9 @@ struct Inner {
     rewrite: Mutex<()>,
     /// Compaction's first dirty offset.
     cleaned_to: AtomicU64,
+    /// The log is closing or being abandoned: a compaction pass stops at
+    /// its next check.
+    stopping: AtomicBool,
     /// The checkpoint on disk records a clean shutdown (must be cleared
     /// before the first change).
     checkpoint_clean: AtomicBool,
@@ -626,6 +629,7 @@ impl Log {
     pub(crate) fn abandon(&self) {
         // A compaction pass stops at its next check, before touching the
         // directory again.
+        self.inner.stopping.store(true, Ordering::SeqCst);
         let _rewrite = self.inner.rewrite.lock();
         let _w = self.inner.writer.lock();
         self.inner.abandoned.store(true, Ordering::SeqCst);
@@ -1141,6 +1145,7 @@ impl Inner {
             checkpoint: Mutex::new(()),
             rewrite: Mutex::new(()),
             cleaned_to: AtomicU64::new(cp.cleaned_to.min(next_offset)),
+            stopping: AtomicBool::new(false),
             checkpoint_clean: AtomicBool::new(!recovered && cp.clean.is_some()),
             checkpoint_stale: AtomicBool::new(false),
             signal: Signal::default(),
@@ -1884,8 +1889,8 @@ impl Inner {
     }
 
     fn shutdown(&self) -> Result<()> {
-        // A compaction pass in progress finishes (or stops at its next
-        // check) first.
+        // A compaction pass in progress stops at its next check.
+        self.stopping.store(true, Ordering::SeqCst);
         let _rewrite = self.rewrite.lock();
         // Take the group-commit slot first, so that no fsync is in flight
         // while the clean-shutdown record is written (the flusher takes the
