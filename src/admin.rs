@@ -6,7 +6,8 @@ use crate::broker::Broker;
 use crate::error::Error;
 use crate::error::Result;
 use crate::record::Offset;
-use crate::topic::{Topic, TopicConfig};
+use crate::group::{GroupState, MemberDescription};
+use crate::topic::{Topic, TopicConfig, TopicPartition};
 
 /// Which offset [`Admin::list_offsets`] looks up (Kafka's `OffsetSpec`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,49 @@ pub enum OffsetSpec {
     /// The first offset whose record's timestamp is at or after this time
     /// (milliseconds since the epoch).
     Timestamp(i64),
+}
+
+/// One group, as [`Admin::list_groups`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// The group id.
+    pub group_id: String,
+    /// Its state.
+    pub state: GroupState,
+    /// How many members it has.
+    pub members: usize,
+}
+
+/// A group's committed offset and lag for one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffset {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The group's committed offset, if any.
+    pub committed: Option<crate::OffsetAndMetadata>,
+    /// The partition's end offset (`None` if the topic is gone).
+    pub end_offset: Option<Offset>,
+    /// Records between the committed offset and the end (`None` without a
+    /// commit).
+    pub lag: Option<u64>,
+}
+
+/// What [`Admin::describe_group`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// The group id.
+    pub group_id: String,
+    /// Its state.
+    pub state: GroupState,
+    /// The assignor its members use (`None` without members).
+    pub assignor: Option<String>,
+    /// Bumped by every rebalance.
+    pub generation: u64,
+    /// The members and what they own.
+    pub members: Vec<MemberDescription>,
+    /// Committed offsets and lag, for every partition the group committed
+    /// or owns.
+    pub offsets: Vec<GroupOffset>,
 }
 
 /// What [`Admin::describe_topic`] reports about one partition.
@@ -246,6 +290,168 @@ impl Admin {
             )));
         }
         crate::broker::compact_partitions(&t, &t.partitions(), self.broker.inner.key_map_bytes)
+    }
+
+    /// Every consumer group with members or committed offsets, sorted by
+    /// id.
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        self.broker.check_open()?;
+        Ok(self
+            .broker
+            .inner
+            .groups
+            .list()
+            .into_iter()
+            .map(|(group_id, state, members)| GroupListing {
+                group_id,
+                state,
+                members,
+            })
+            .collect())
+    }
+
+    /// A group's members, their partitions, and for every partition it owns
+    /// or committed: the committed offset, the partition's end offset and
+    /// the lag between them.
+    ///
+    /// # Errors
+    /// [`Error::UnknownGroup`]; [`Error::Closed`].
+    pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        self.broker.check_open()?;
+        let coordinator = &self.broker.inner.groups;
+        let (state, assignor, generation, members) =
+            coordinator
+                .describe(group)
+                .ok_or_else(|| Error::UnknownGroup {
+                    group: group.to_string(),
+                })?;
+        let committed = coordinator.committed_all(group);
+        let mut tps: std::collections::BTreeSet<TopicPartition> =
+            committed.keys().cloned().collect();
+        tps.extend(members.iter().flat_map(|m| m.assignment.iter().cloned()));
+        let offsets = tps
+            .into_iter()
+            .map(|tp| {
+                let end_offset = self
+                    .broker
+                    .partition(&tp.topic, tp.partition)
+                    .ok()
+                    .map(|p| p.end_offset());
+                let committed = committed.get(&tp).cloned();
+                let lag = match (&committed, end_offset) {
+                    (Some(c), Some(end)) => Some(end.saturating_sub(c.offset)),
+                    _ => None,
+                };
+                GroupOffset {
+                    partition: tp,
+                    committed,
+                    end_offset,
+                    lag,
+                }
+            })
+            .collect();
+        Ok(GroupDescription {
+            group_id: group.to_string(),
+            state,
+            assignor,
+            generation,
+            members,
+            offsets,
+        })
+    }
+
+    /// Moves an inactive group's committed offsets for `partitions` (all
+    /// its committed partitions if empty) to the earliest or latest offset
+    /// or to a timestamp, as `kafka-consumer-groups --reset-offsets` does.
+    /// Returns the new offsets.
+    ///
+    /// # Errors
+    /// [`Error::GroupNotEmpty`] while the group has members;
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`]; I/O errors.
+    pub fn reset_group_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+        to: OffsetSpec,
+    ) -> Result<Vec<(TopicPartition, Offset)>> {
+        self.broker.check_open()?;
+        let coordinator = &self.broker.inner.groups;
+        coordinator.check_empty(group)?;
+        let tps: Vec<TopicPartition> = if partitions.is_empty() {
+            coordinator.committed_all(group).into_keys().collect()
+        } else {
+            partitions.to_vec()
+        };
+        let mut out = Vec::new();
+        for tp in tps {
+            // A timestamp after every record resets to the end, as Kafka's
+            // tool does.
+            let offset = match self.list_offsets(&tp.topic, tp.partition, to)? {
+                Some(o) => o,
+                None => self.broker.partition(&tp.topic, tp.partition)?.end_offset(),
+            };
+            out.push((tp, offset));
+        }
+        self.alter_group_offsets(group, out.iter().cloned())?;
+        Ok(out)
+    }
+
+    /// Sets an inactive group's committed offsets to explicit values.
+    ///
+    /// # Errors
+    /// [`Error::GroupNotEmpty`] while the group has members;
+    /// [`Error::InvalidArgument`] for an offset past a partition's end;
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`]; I/O errors.
+    pub fn alter_group_offsets<I>(&self, group: &str, offsets: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (TopicPartition, Offset)>,
+    {
+        self.broker.check_open()?;
+        self.broker.inner.groups.check_empty(group)?;
+        let mut commits = Vec::new();
+        for (tp, offset) in offsets {
+            let p = self.broker.partition(&tp.topic, tp.partition)?;
+            if offset > p.end_offset() {
+                return Err(Error::InvalidArgument(format!(
+                    "offset {offset} is past the end {} of {tp}",
+                    p.end_offset()
+                )));
+            }
+            commits.push((tp, Some(crate::OffsetAndMetadata::new(offset))));
+        }
+        self.broker.store_commits(group, &commits)
+    }
+
+    /// Deletes an inactive group's committed offsets (tombstones in
+    /// `__consumer_offsets`, removed by its compaction).
+    ///
+    /// # Errors
+    /// [`Error::GroupNotEmpty`] while it has members;
+    /// [`Error::UnknownGroup`]; I/O errors.
+    pub fn delete_group(&self, group: &str) -> Result<()> {
+        self.broker.check_open()?;
+        let coordinator = &self.broker.inner.groups;
+        coordinator.check_empty(group)?;
+        let committed = coordinator.committed_all(group);
+        if committed.is_empty() {
+            return Err(Error::UnknownGroup {
+                group: group.to_string(),
+            });
+        }
+        let commits: Vec<_> = committed.into_keys().map(|tp| (tp, None)).collect();
+        self.broker.store_commits(group, &commits)
+    }
+
+    /// Every topic, internal ones (`__consumer_offsets`) included.
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn list_all_topics(&self) -> Result<Vec<String>> {
+        self.broker.check_open()?;
+        Ok(self.broker.topic_names())
     }
 
     /// The broker this admin belongs to.

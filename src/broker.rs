@@ -6,6 +6,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Error, Result};
 use crate::producer::{Producer, ProducerConfig};
+use crate::record::Record;
 use crate::storage::vfs::{RealFs, write_atomic};
 use crate::storage::{Log, LogConfig};
 use crate::topic::{Partition, Topic, TopicConfig, TopicState, validate_topic_name};
@@ -124,6 +125,8 @@ pub(crate) struct BrokerInner {
     cleaner: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
     /// The key-map budget of compaction passes.
     pub(crate) key_map_bytes: usize,
+    /// Consumer groups and their committed offsets.
+    pub(crate) groups: crate::group::Coordinator,
 }
 
 /// Tells the housekeeping thread to stop; shared so that the thread can wait
@@ -245,6 +248,7 @@ impl Broker {
             housekeeper: Mutex::new(None),
             cleaner: Mutex::new(None),
             key_map_bytes: b.cleaner_key_map_bytes,
+            groups: crate::group::Coordinator::default(),
         });
         let weak = Arc::downgrade(&inner);
         let stop = inner.stop.clone();
@@ -265,7 +269,9 @@ impl Broker {
             let id = handle.thread().id();
             *inner.cleaner.lock() = Some((handle, id));
         }
-        Ok(Broker { inner })
+        let broker = Broker { inner };
+        broker.load_offsets()?;
+        Ok(broker)
     }
 
     /// The data directory.
@@ -341,6 +347,118 @@ impl Broker {
         self.inner.topics.read().values().cloned().collect()
     }
 
+    /// Partition counts of the topics groups can subscribe to (internal
+    /// topics excluded).
+    pub(crate) fn group_metadata(&self) -> BTreeMap<String, u32> {
+        self.inner
+            .topics
+            .read()
+            .iter()
+            .filter(|(name, _)| !is_internal(name))
+            .map(|(name, t)| (name.clone(), t.partition_count()))
+            .collect()
+    }
+
+    /// The internal offsets topic's configuration: one compacted partition.
+    fn offsets_topic_config() -> TopicConfig {
+        TopicConfig::default()
+            .partitions(1)
+            .segment_bytes(16 << 20)
+            .cleanup_policy(crate::CleanupPolicy::Compact)
+            .retention(None)
+    }
+
+    /// Creates `__consumer_offsets` if needed and reads every commit in it.
+    fn load_offsets(&self) -> Result<()> {
+        use crate::group::{OFFSETS_TOPIC, offsets};
+        let topic = match self.topic(OFFSETS_TOPIC) {
+            Ok(t) => t,
+            Err(Error::UnknownTopic { .. }) => {
+                self.create_topic(OFFSETS_TOPIC, Self::offsets_topic_config())?
+            }
+            Err(e) => return Err(e),
+        };
+        let p = topic.partition(0)?;
+        let log = p.log();
+        let bad = |offset: u64, reason: String| Error::Metadata {
+            path: log.dir().to_path_buf(),
+            reason: format!(
+                "record {offset} of {OFFSETS_TOPIC} is not a committed offset: {reason} \
+                 (only consumers write this topic)"
+            ),
+        };
+        let mut commits: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        let mut at = log.start_offset();
+        while at < log.end_offset() {
+            let batches = log.read(at, crate::ReadLimit::bytes(1 << 20))?;
+            if batches.is_empty() {
+                break;
+            }
+            for b in batches.iter() {
+                let b = b?;
+                for r in b.records()? {
+                    let r = r?;
+                    if r.offset < at {
+                        continue;
+                    }
+                    let key = r.key.as_deref().unwrap_or_default();
+                    let (group, tp) = offsets::decode_key(key).map_err(|e| bad(r.offset, e))?;
+                    let value = match r.value.as_deref() {
+                        Some(v) => Some(offsets::decode_value(v).map_err(|e| bad(r.offset, e))?),
+                        None => None,
+                    };
+                    commits.entry(group).or_default().push((tp, value));
+                }
+                at = at.max(b.last_offset() + 1);
+            }
+        }
+        for (group, c) in commits {
+            self.inner.groups.apply_commits(&group, &c);
+        }
+        Ok(())
+    }
+
+    /// Stores commits of `group` (`None` deletes one) durably in
+    /// `__consumer_offsets`, then makes them visible.
+    pub(crate) fn store_commits(
+        &self,
+        group: &str,
+        commits: &[(crate::TopicPartition, Option<crate::OffsetAndMetadata>)],
+    ) -> Result<()> {
+        use crate::group::{OFFSETS_TOPIC, offsets};
+        if commits.is_empty() {
+            return Ok(());
+        }
+        let now = self.inner.clock.now_ms();
+        let commits: Vec<_> = commits
+            .iter()
+            .map(|(tp, c)| {
+                let c = c.clone().map(|mut c| {
+                    if c.commit_timestamp == 0 {
+                        c.commit_timestamp = now;
+                    }
+                    c
+                });
+                (tp.clone(), c)
+            })
+            .collect();
+        let records: Vec<Record> = commits
+            .iter()
+            .map(|(tp, c)| {
+                let key = offsets::encode_key(group, tp);
+                match c {
+                    Some(c) => Record::new(offsets::encode_value(c)).key(key),
+                    None => Record::tombstone(key),
+                }
+                .timestamp(now)
+            })
+            .collect();
+        let p = self.partition(OFFSETS_TOPIC, 0)?;
+        p.append_with(&records, crate::Durability::Sync)?;
+        self.inner.groups.apply_commits(group, &commits);
+        Ok(())
+    }
+
     pub(crate) fn topic_names(&self) -> Vec<String> {
         self.inner.topics.read().keys().cloned().collect()
     }
@@ -382,6 +500,11 @@ impl Broker {
 
     /// Deletes a topic (admin).
     pub(crate) fn delete_topic(&self, name: &str) -> Result<()> {
+        if is_internal(name) {
+            return Err(Error::InvalidArgument(format!(
+                "{name} is an internal topic; delete consumer groups instead"
+            )));
+        }
         let _g = self.inner.admin.lock();
         self.check_open()?;
         let Some(topic) = self.inner.topics.write().remove(name) else {
@@ -529,6 +652,11 @@ pub(crate) fn enforce_retention(
         }
     }
     first_err.map_or(Ok(out), Err)
+}
+
+/// Whether `name` is a topic the broker keeps for itself.
+pub(crate) fn is_internal(name: &str) -> bool {
+    name == crate::group::OFFSETS_TOPIC
 }
 
 /// Runs compaction passes on `partitions` of `topic` until each has no

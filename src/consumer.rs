@@ -3,6 +3,9 @@
 
 use crate::broker::Broker;
 use crate::error::{Error, Result};
+use crate::group::{
+    Assignor, CooperativeStickyAssignor, OffsetAndMetadata, RebalanceListener, Topics,
+};
 use crate::record::Batches;
 use crate::record::{Header, Offset};
 use crate::storage::{Notify, ReadLimit};
@@ -38,6 +41,10 @@ pub struct ConsumerConfig {
     max_poll_records: usize,
     max_partition_fetch_bytes: usize,
     offset_reset: OffsetReset,
+    group_id: Option<String>,
+    assignor: Arc<dyn Assignor>,
+    auto_commit: Option<Duration>,
+    max_poll_interval: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -46,9 +53,16 @@ impl Default for ConsumerConfig {
             max_poll_records: 500,
             max_partition_fetch_bytes: 1 << 20,
             offset_reset: OffsetReset::Latest,
+            group_id: None,
+            assignor: Arc::new(CooperativeStickyAssignor),
+            auto_commit: None,
+            max_poll_interval: Duration::from_secs(300),
         }
     }
 }
+
+/// Longest group id accepted.
+pub const MAX_GROUP_ID_LEN: usize = 1024;
 
 impl ConsumerConfig {
     /// Most records one [`Consumer::poll`] returns (`max.poll.records`).
@@ -67,10 +81,70 @@ impl ConsumerConfig {
     }
 
     /// What to do without a valid position (`auto.offset.reset`). Default:
-    /// [`OffsetReset::Latest`].
+    /// [`OffsetReset::Latest`]. A group member uses it for partitions the
+    /// group has no committed offset for.
     pub fn offset_reset(mut self, reset: OffsetReset) -> Self {
         self.offset_reset = reset;
         self
+    }
+
+    /// The consumer group (`group.id`), needed by
+    /// [`Consumer::subscribe`] and the commit methods. Default: none.
+    pub fn group(mut self, id: impl Into<String>) -> Self {
+        self.group_id = Some(id.into());
+        self
+    }
+
+    /// How the group's partitions are spread over its members
+    /// (`partition.assignment.strategy`): [`CooperativeStickyAssignor`] (the
+    /// default: members keep what they own where they can, and only moved
+    /// partitions are revoked), [`RangeAssignor`](crate::RangeAssignor) or
+    /// [`RoundRobinAssignor`](crate::RoundRobinAssignor) (eager: every
+    /// member revokes everything at each rebalance). All members of a group
+    /// must use the same one.
+    pub fn assignor(mut self, assignor: Arc<dyn Assignor>) -> Self {
+        self.assignor = assignor;
+        self
+    }
+
+    /// Commit the positions of the previous polls every `interval`, at the
+    /// start of a poll, before partitions are revoked, and on close
+    /// (`enable.auto.commit` / `auto.commit.interval.ms`). Default: `None`
+    /// (commit explicitly, after processing, for at-least-once delivery).
+    /// Auto-commit is at-least-once too as long as every record a poll
+    /// returned is processed before the next poll.
+    pub fn auto_commit(mut self, interval: Option<Duration>) -> Self {
+        self.auto_commit = interval;
+        self
+    }
+
+    /// A member that has not polled for this long, while another member
+    /// waits for one of its partitions, is removed from the group
+    /// (`max.poll.interval.ms`). Default: 5 minutes.
+    pub fn max_poll_interval(mut self, interval: Duration) -> Self {
+        self.max_poll_interval = interval;
+        self
+    }
+}
+
+/// A consumer's membership of its group.
+struct Membership {
+    group: String,
+    /// The member id while subscribed.
+    member: Option<String>,
+    topics: Option<Topics>,
+    listener: Option<Box<dyn RebalanceListener>>,
+    last_auto_commit: Instant,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("group", &self.group)
+            .field("member", &self.member)
+            .field("topics", &self.topics)
+            .field("listener", &self.listener.is_some())
+            .finish()
     }
 }
 
@@ -135,10 +209,18 @@ pub struct Consumer {
     /// An error a poll met after it had records to return: reported by the
     /// next poll.
     pending_error: Option<Error>,
+    membership: Option<Membership>,
 }
 
 impl Consumer {
     pub(crate) fn new(broker: Broker, config: ConsumerConfig) -> Consumer {
+        let membership = config.group_id.clone().map(|group| Membership {
+            group,
+            member: None,
+            topics: None,
+            listener: None,
+            last_auto_commit: Instant::now(),
+        });
         Consumer {
             broker,
             config,
@@ -146,6 +228,7 @@ impl Consumer {
             notify: Arc::new(Notify::new()),
             next: 0,
             pending_error: None,
+            membership,
         }
     }
 
@@ -156,6 +239,20 @@ impl Consumer {
     /// [`Error::UnknownTopic`], [`Error::UnknownPartition`]; nothing changes
     /// then.
     pub fn assign<I>(&mut self, partitions: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
+        if self.member_id().is_some() {
+            return Err(Error::InvalidArgument(
+                "this consumer is subscribed: its group assigns its partitions (unsubscribe first)"
+                    .into(),
+            ));
+        }
+        self.set_assignment(partitions)
+    }
+
+    fn set_assignment<I>(&mut self, partitions: I) -> Result<()>
     where
         I: IntoIterator,
         I::Item: Into<TopicPartition>,
@@ -354,6 +451,7 @@ impl Consumer {
 
     fn fetch_records(&mut self, out: &mut Vec<ConsumerRecord>) -> Result<()> {
         self.broker.check_open()?;
+        self.sync_group()?;
         let max = self.config.max_poll_records;
         let (reset, fetch_bytes) = (
             self.config.offset_reset,
@@ -407,6 +505,7 @@ impl Consumer {
 
     fn fetch_batches(&mut self, out: &mut Vec<(TopicPartition, Batches)>) -> Result<()> {
         self.broker.check_open()?;
+        self.sync_group()?;
         let (reset, fetch_bytes) = (
             self.config.offset_reset,
             self.config.max_partition_fetch_bytes,
@@ -513,6 +612,8 @@ fn resolve(a: &mut Assigned, reset: OffsetReset) -> Result<Offset> {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        // As `close`, ignoring errors.
+        let _ = self.leave_group();
         self.unassign();
     }
 }
@@ -554,5 +655,307 @@ impl Iterator for ConsumerIter<'_> {
                 Err(e) => return Some(Err(e)),
             }
         }
+    }
+}
+
+/// Consumer groups: subscription, rebalancing and committed offsets.
+impl Consumer {
+    fn group_id(&self, what: &str) -> Result<String> {
+        self.membership
+            .as_ref()
+            .map(|m| m.group.clone())
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("{what} needs a group: set ConsumerConfig::group"))
+            })
+    }
+
+    /// The member id the group gave this consumer, while subscribed.
+    pub fn member_id(&self) -> Option<&str> {
+        self.membership.as_ref().and_then(|m| m.member.as_deref())
+    }
+
+    /// Joins the consumer's group for these topics: the group spreads their
+    /// partitions over its members (each partition is read by one member at
+    /// a time), and rebalances when members join or leave or the topics
+    /// gain partitions. Partitions are taken over at the next
+    /// [`poll`](Self::poll), from the group's committed offsets (or per the
+    /// reset policy). Calling it again changes the subscription.
+    ///
+    /// ```
+    /// use embedlog::{Broker, ConsumerConfig, OffsetReset, Record, TopicConfig};
+    /// use std::time::Duration;
+    /// let dir = tempfile::tempdir()?;
+    /// let broker = Broker::open(dir.path())?;
+    /// let topic = broker.admin().create_topic("jobs", TopicConfig::default().partitions(2))?;
+    /// topic.partition(1)?.append(&[Record::new("job 1")])?;
+    ///
+    /// let config = ConsumerConfig::default().group("workers").offset_reset(OffsetReset::Earliest);
+    /// let mut worker = broker.consumer(config);
+    /// worker.subscribe(&["jobs"])?;
+    /// let records = worker.poll(Duration::from_millis(100))?;
+    /// assert_eq!(records.len(), 1);
+    /// worker.commit()?; // processed: the group resumes after it
+    /// assert_eq!(worker.committed(("jobs", 1))?.map(|c| c.offset), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] without a group, after
+    /// [`assign`](Self::assign), or with another assignor than the group's
+    /// members use; [`Error::Closed`].
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        let names = topics.iter().map(|t| t.to_string()).collect();
+        self.join(Topics::Names(names))
+    }
+
+    /// As [`subscribe`](Self::subscribe), to every topic whose name matches
+    /// the glob `pattern` (`*` matches any run of characters, `?` one), now
+    /// and as topics are created or deleted. Internal topics never match.
+    ///
+    /// # Errors
+    /// As [`subscribe`](Self::subscribe).
+    pub fn subscribe_pattern(&mut self, pattern: &str) -> Result<()> {
+        self.join(Topics::Pattern(pattern.to_string()))
+    }
+
+    /// Sets the callbacks run when this member's partitions change (see
+    /// [`RebalanceListener`]).
+    pub fn set_rebalance_listener(&mut self, listener: impl RebalanceListener + 'static) {
+        if let Some(m) = self.membership.as_mut() {
+            m.listener = Some(Box::new(listener));
+        }
+    }
+
+    fn join(&mut self, topics: Topics) -> Result<()> {
+        self.broker.check_open()?;
+        let group = self.group_id("subscribe")?;
+        if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "group ids are 1 to {MAX_GROUP_ID_LEN} bytes"
+            )));
+        }
+        if self.member_id().is_none() && !self.assigned.is_empty() {
+            return Err(Error::InvalidArgument(
+                "this consumer has a manual assignment: unassign before subscribing".into(),
+            ));
+        }
+        let coordinator = &self.broker.inner.groups;
+        match self.member_id().map(str::to_string) {
+            Some(member) => coordinator.resubscribe(&group, &member, topics.clone()),
+            None => {
+                let member = coordinator.join(
+                    &group,
+                    topics.clone(),
+                    self.config.assignor.clone(),
+                    self.notify.clone(),
+                    self.config.max_poll_interval,
+                    self.broker.group_metadata(),
+                )?;
+                if let Some(m) = self.membership.as_mut() {
+                    m.member = Some(member);
+                }
+            }
+        }
+        if let Some(m) = self.membership.as_mut() {
+            m.topics = Some(topics);
+        }
+        Ok(())
+    }
+
+    /// Leaves the group: revokes every partition (running the listener and
+    /// the auto-commit), and the other members take them over.
+    ///
+    /// # Errors
+    /// The auto-commit's error (the consumer leaves all the same).
+    pub fn unsubscribe(&mut self) -> Result<()> {
+        self.leave_group()
+    }
+
+    fn leave_group(&mut self) -> Result<()> {
+        let Some((group, member)) = self
+            .membership
+            .as_ref()
+            .and_then(|m| Some((m.group.clone(), m.member.clone()?)))
+        else {
+            return Ok(());
+        };
+        let owned = self.assignment();
+        let r = self.revoke(&group, &member, &owned);
+        self.broker.inner.groups.leave(&group, &member);
+        if let Some(m) = self.membership.as_mut() {
+            m.member = None;
+            m.topics = None;
+        }
+        self.unassign();
+        r
+    }
+
+    /// Leaves the group (as [`unsubscribe`](Self::unsubscribe)) and drops
+    /// every assignment. Dropping a consumer does the same, ignoring errors.
+    ///
+    /// # Errors
+    /// As [`unsubscribe`](Self::unsubscribe).
+    pub fn close(mut self) -> Result<()> {
+        let r = self.leave_group();
+        self.unassign();
+        r
+    }
+
+    /// Runs the listener and the auto-commit for `partitions`, then gives
+    /// them up.
+    fn revoke(&mut self, group: &str, member: &str, partitions: &[TopicPartition]) -> Result<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let mut r = Ok(());
+        if self.config.auto_commit.is_some() {
+            r = self.commit_partitions(partitions);
+        }
+        self.with_listener(|l, c| l.on_revoked(c, partitions));
+        self.broker.inner.groups.release(group, member, partitions);
+        let keep: Vec<TopicPartition> = self
+            .assignment()
+            .into_iter()
+            .filter(|tp| !partitions.contains(tp))
+            .collect();
+        self.set_assignment(keep)?;
+        r
+    }
+
+    fn with_listener(&mut self, f: impl FnOnce(&mut dyn RebalanceListener, &mut Consumer)) {
+        let listener = self.membership.as_mut().and_then(|m| m.listener.take());
+        if let Some(mut l) = listener {
+            f(l.as_mut(), self);
+            if let Some(m) = self.membership.as_mut() {
+                m.listener.get_or_insert(l);
+            }
+        }
+    }
+
+    /// Moves this member towards the group's assignment (see the module
+    /// docs of `group`) and runs the auto-commit when due.
+    fn sync_group(&mut self) -> Result<()> {
+        let Some((group, member, due)) = self.membership.as_ref().and_then(|m| {
+            let due = self
+                .config
+                .auto_commit
+                .is_some_and(|every| m.last_auto_commit.elapsed() >= every);
+            Some((m.group.clone(), m.member.clone()?, due))
+        }) else {
+            return Ok(());
+        };
+        if due {
+            if let Some(m) = self.membership.as_mut() {
+                m.last_auto_commit = Instant::now();
+            }
+            self.commit()?;
+        }
+        // At most a few steps: revoke, then acquire; a lost membership
+        // rejoins once.
+        for _ in 0..4 {
+            let plan = self
+                .broker
+                .inner
+                .groups
+                .sync(&group, &member, self.broker.group_metadata());
+            if plan.lost {
+                let lost = self.assignment();
+                self.set_assignment(Vec::<TopicPartition>::new())?;
+                if !lost.is_empty() {
+                    self.with_listener(|l, c| l.on_lost(c, &lost));
+                }
+                if let Some(m) = self.membership.as_mut() {
+                    m.member = None;
+                }
+                let topics = self
+                    .membership
+                    .as_ref()
+                    .and_then(|m| m.topics.clone())
+                    .unwrap_or(Topics::Names(Vec::new()));
+                return self.join(topics);
+            }
+            if !plan.revoke.is_empty() {
+                self.revoke(&group, &member, &plan.revoke)?;
+                continue;
+            }
+            if !plan.assigned.is_empty() {
+                let mut all = self.assignment();
+                all.extend(plan.assigned.iter().cloned());
+                self.set_assignment(all)?;
+                // Resume from the group's commits.
+                for tp in &plan.assigned {
+                    if let Some(c) = self.broker.inner.groups.committed(&group, tp)
+                        && let Ok(a) = self.find(tp.clone())
+                    {
+                        a.position = Some(c.offset);
+                    }
+                }
+                let assigned = plan.assigned;
+                self.with_listener(|l, c| l.on_assigned(c, &assigned));
+            }
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Commits the positions of every assigned partition (the offsets after
+    /// the records polls returned): the group resumes there. Commit after
+    /// processing for at-least-once delivery; commit right after `poll`,
+    /// before processing, for at-most-once.
+    ///
+    /// # Errors
+    /// [`Error::CommitFailed`] if a rebalance took a partition away (its
+    /// records will be delivered again to its new owner);
+    /// [`Error::InvalidArgument`] without a group; I/O errors.
+    pub fn commit(&mut self) -> Result<()> {
+        let all = self.assignment();
+        self.commit_partitions(&all)
+    }
+
+    /// Commits the positions of `partitions` (which must be assigned).
+    ///
+    /// # Errors
+    /// As [`commit`](Self::commit).
+    pub fn commit_partitions(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let mut offsets = Vec::new();
+        for tp in partitions {
+            let a = self.find(tp.clone())?;
+            if let Some(p) = a.position {
+                offsets.push((tp.clone(), OffsetAndMetadata::new(p)));
+            }
+        }
+        self.commit_offsets(offsets)
+    }
+
+    /// Commits explicit offsets (each the next offset to read), with
+    /// metadata.
+    ///
+    /// # Errors
+    /// As [`commit`](Self::commit).
+    pub fn commit_offsets<I>(&mut self, offsets: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
+    {
+        let group = self.group_id("commit")?;
+        let offsets: Vec<_> = offsets.into_iter().collect();
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let tps: Vec<TopicPartition> = offsets.iter().map(|(tp, _)| tp.clone()).collect();
+        self.broker
+            .inner
+            .groups
+            .check_commit(&group, self.member_id(), &tps)?;
+        let commits: Vec<_> = offsets.into_iter().map(|(tp, o)| (tp, Some(o))).collect();
+        self.broker.store_commits(&group, &commits)
+    }
+
+    /// The group's committed offset for `tp`, if any.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] without a group.
+    pub fn committed(&self, tp: impl Into<TopicPartition>) -> Result<Option<OffsetAndMetadata>> {
+        let group = self.group_id("committed")?;
+        Ok(self.broker.inner.groups.committed(&group, &tp.into()))
     }
 }

@@ -162,6 +162,33 @@ pub enum Error {
         partition: u32,
     },
 
+    /// A commit was refused: the consumer no longer owns a partition it
+    /// tried to commit (a rebalance moved it; its records will be delivered
+    /// again to the new owner), or the group has active members and the
+    /// committer is not one of them.
+    #[error("commit for group {group} refused: {reason}")]
+    CommitFailed {
+        /// The group.
+        group: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// An operation that needs an inactive group (offset reset, delete)
+    /// found members in it; close them first.
+    #[error("group {group} has active members; close them first")]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+    },
+
+    /// No such consumer group: it has no members and no committed offsets.
+    #[error("unknown consumer group {group}")]
+    UnknownGroup {
+        /// The group.
+        group: String,
+    },
+
     /// A producer's batch could not be appended; every record in it fails
     /// with this error.
     #[error("delivery failed: {0}")]

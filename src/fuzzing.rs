@@ -69,11 +69,14 @@ pub fn open_dir(data: &[u8]) {
         let base = u64::from(head[1] % 4) * 3;
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         let contents = take(len);
-        let name = match head[0] % 5 {
+        let name = match head[0] % 7 {
             0 | 1 => format!("{base:020}.log"),
             2 => format!("{base:020}.index"),
             3 => format!("{base:020}.timeindex"),
-            _ => "embedlog.checkpoint".to_string(),
+            4 => "embedlog.checkpoint".to_string(),
+            // A compaction that a crash interrupted.
+            5 => format!("{base:020}.log.swap"),
+            _ => format!("{base:020}.log.cleaned"),
         };
         if std::fs::write(dir.path().join(name), contents).is_err() {
             return;
@@ -92,19 +95,26 @@ pub fn open_dir(data: &[u8]) {
         let Ok(batches) = log.read(at, ReadLimit::bytes(512)) else {
             break;
         };
-        let mut moved = false;
+        let before = at;
         for r in batches.records() {
             let Ok(r) = r else { break };
             assert!(r.offset >= at);
             at = r.offset + 1;
-            moved = true;
         }
-        if !moved {
+        if let Some(Ok(last)) = batches.iter().last() {
+            at = at.max(last.last_offset() + 1);
+        }
+        if at == before {
             break;
         }
     }
     let _ = log.offset_for_timestamp(0);
     let _ = log.verify();
+    // Compacting whatever opened must keep the log readable and consistent.
+    if log.roll().is_ok() && log.compact(crate::Compaction::default()).is_ok() {
+        assert_eq!(log.end_offset(), end.max(log.start_offset()));
+        log.verify().ok();
+    }
     if let Ok(info) = log.append(&[Record::new("fuzz").timestamp(1)]) {
         assert_eq!(info.base_offset, end);
     }

@@ -81,12 +81,16 @@ mod clock;
 mod codec;
 mod consumer;
 mod error;
+mod group;
 mod producer;
 mod record;
 mod storage;
 mod topic;
 
-pub use admin::{Admin, OffsetSpec, PartitionDescription, TopicDescription};
+pub use admin::{
+    Admin, GroupDescription, GroupListing, GroupOffset, OffsetSpec, PartitionDescription,
+    TopicDescription,
+};
 pub use broker::{Broker, BrokerBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "json")]
@@ -95,7 +99,14 @@ pub use codec::Json;
 pub use codec::Postcard;
 #[cfg(any(feature = "json", feature = "postcard"))]
 pub use codec::{Codec, DefaultCodec};
-pub use consumer::{Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, OffsetReset};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, MAX_GROUP_ID_LEN, OffsetReset,
+};
+pub use group::{
+    Assignor, CooperativeStickyAssignor, GroupState, MemberDescription, OFFSETS_TOPIC,
+    OffsetAndMetadata, RangeAssignor, RebalanceListener, RebalanceProtocol, RoundRobinAssignor,
+    Subscription,
+};
 pub use error::{Error, Result};
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use record::{

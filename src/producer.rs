@@ -435,6 +435,12 @@ impl Inner {
     }
 
     fn send_to(&self, tb: &TopicBuf, p: u32, record: Record, sticky: bool) -> Result<Delivery> {
+        if crate::broker::is_internal(tb.topic.name()) {
+            return Err(Error::InvalidArgument(format!(
+                "{} is an internal topic: consumers write it through commits",
+                tb.topic.name()
+            )));
+        }
         if record.key.is_none() && tb.topic.config().get_cleanup_policy().compacts() {
             // Kafka's rule: compaction keeps the latest record per key, so
             // a keyless record has no place in a compacted topic.

@@ -1,0 +1,674 @@
+//! Consumer groups in one process: membership, rebalancing, and committed
+//! offsets stored as records of the internal compacted topic
+//! `__consumer_offsets`.
+//!
+//! The broker's [`Coordinator`] plays Kafka's group coordinator. Members
+//! (subscribed [`Consumer`](crate::Consumer)s) join and leave; each change of
+//! membership or of the subscribed topics' partitions computes a new target
+//! assignment with the group's [`Assignor`] and bumps the generation. Members
+//! move towards their target at their next poll, in two steps that keep each
+//! partition owned by at most one member at a time:
+//!
+//! 1. A member first **revokes** what it must give up (all it owns under an
+//!    eager assignor, only what moves under the cooperative one), running
+//!    its [`RebalanceListener`] (the place to commit) before the partitions
+//!    are released.
+//! 2. It then **acquires** the partitions of its target that no one owns,
+//!    resuming each from the group's committed offset.
+//!
+//! A member that does not poll for `max_poll_interval` while another waits
+//! for one of its partitions is removed from the group; its next poll
+//! reports the partitions as lost and rejoins.
+
+pub mod assignor;
+pub(crate) mod offsets;
+
+pub use assignor::{
+    Assignor, CooperativeStickyAssignor, RangeAssignor, RebalanceProtocol, RoundRobinAssignor,
+    Subscription,
+};
+pub use offsets::{OFFSETS_TOPIC, OffsetAndMetadata};
+
+use crate::error::{Error, Result};
+use crate::storage::Notify;
+use crate::topic::TopicPartition;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Callbacks a group member runs when its partitions change (Kafka's
+/// `ConsumerRebalanceListener`). They run inside
+/// [`Consumer::poll`](crate::Consumer::poll) (and `close`), on the
+/// consumer's thread, and get the consumer so that they can commit or
+/// seek.
+///
+/// ```
+/// use embedlog::{Broker, Consumer, ConsumerConfig, RebalanceListener, TopicPartition};
+/// struct CommitOnRevoke;
+/// impl RebalanceListener for CommitOnRevoke {
+///     fn on_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+///         // Processing state for these partitions would be flushed here;
+///         // then the positions are committed before another member
+///         // takes the partitions over.
+///         let _ = consumer.commit_partitions(partitions);
+///     }
+/// }
+/// let dir = tempfile::tempdir()?;
+/// let broker = Broker::open(dir.path())?;
+/// let mut consumer = broker.consumer(ConsumerConfig::default().group("g"));
+/// consumer.set_rebalance_listener(CommitOnRevoke);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait RebalanceListener: Send {
+    /// The consumer is about to give up `partitions` (still owned: commits
+    /// for them succeed). Default: nothing.
+    fn on_revoked(&mut self, consumer: &mut crate::Consumer, partitions: &[TopicPartition]) {
+        let _ = (consumer, partitions);
+    }
+
+    /// The consumer now owns `partitions`, positioned at the group's
+    /// committed offsets (or per the reset policy). Default: nothing.
+    fn on_assigned(&mut self, consumer: &mut crate::Consumer, partitions: &[TopicPartition]) {
+        let _ = (consumer, partitions);
+    }
+
+    /// The consumer lost `partitions` without revoking them (it was removed
+    /// from the group for not polling within `max_poll_interval`): others
+    /// may own them already, so commits for them fail. Default: nothing.
+    fn on_lost(&mut self, consumer: &mut crate::Consumer, partitions: &[TopicPartition]) {
+        let _ = (consumer, partitions);
+    }
+}
+
+/// What a member subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Topics {
+    Names(Vec<String>),
+    /// A glob: `*` matches any run of characters, `?` one character.
+    Pattern(String),
+}
+
+impl Topics {
+    fn resolve(&self, metadata: &BTreeMap<String, u32>) -> Vec<String> {
+        match self {
+            Topics::Names(n) => n.clone(),
+            Topics::Pattern(p) => metadata
+                .keys()
+                .filter(|t| glob_match(p.as_bytes(), t.as_bytes()))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// Whether `text` matches the glob `pattern` (`*` any run, `?` any one
+/// character). Linear-time with backtracking to the last `*`.
+pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+}
+
+/// The state of a group, as [`Admin::describe_group`](crate::Admin::describe_group)
+/// reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// Members own exactly their target assignment.
+    Stable,
+    /// A rebalance is in progress: some partitions are being handed over.
+    Rebalancing,
+    /// No members; committed offsets remain.
+    Empty,
+}
+
+/// One member, as [`Admin::describe_group`](crate::Admin::describe_group)
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    /// The member id the group gave the consumer.
+    pub member_id: String,
+    /// The topics it subscribes to (a pattern resolved to today's topics).
+    pub topics: Vec<String>,
+    /// The partitions it owns now.
+    pub assignment: Vec<TopicPartition>,
+}
+
+#[derive(Debug)]
+struct Member {
+    topics: Topics,
+    /// What the assignor gave it.
+    target: Vec<TopicPartition>,
+    /// What it owns (revoked ones are gone, acquired ones added).
+    owned: Vec<TopicPartition>,
+    /// The generation whose eager revocation it went through.
+    synced_generation: u64,
+    last_poll: Instant,
+    max_poll_interval: Duration,
+    /// Wakes the member's long poll when the group changes.
+    notify: Arc<Notify>,
+}
+
+#[derive(Debug)]
+struct Group {
+    assignor: Arc<dyn Assignor>,
+    generation: u64,
+    members: BTreeMap<String, Member>,
+    /// Which member owns each partition now.
+    owners: BTreeMap<TopicPartition, String>,
+    /// Partition counts of the topics when the target was computed.
+    metadata: BTreeMap<String, u32>,
+}
+
+impl Group {
+    fn rebalance(&mut self) {
+        let subs: Vec<Subscription> = self
+            .members
+            .iter()
+            .map(|(id, m)| Subscription {
+                member_id: id.clone(),
+                topics: m.topics.resolve(&self.metadata),
+                owned: m.owned.clone(),
+            })
+            .collect();
+        let mut targets = self.assignor.assign(&self.metadata, &subs);
+        for (id, m) in self.members.iter_mut() {
+            m.target = targets.remove(id).unwrap_or_default();
+            m.notify.notify();
+        }
+        self.generation += 1;
+    }
+
+    /// Removes a member, freeing what it owns.
+    fn remove(&mut self, member: &str) -> Option<Member> {
+        let m = self.members.remove(member)?;
+        for tp in &m.owned {
+            if self.owners.get(tp).is_some_and(|o| o == member) {
+                self.owners.remove(tp);
+            }
+        }
+        Some(m)
+    }
+
+    fn state(&self) -> GroupState {
+        if self.members.is_empty() {
+            GroupState::Empty
+        } else if self.members.values().all(|m| {
+            m.owned == m.target
+                && (self.assignor.protocol() == RebalanceProtocol::Cooperative
+                    || m.synced_generation == self.generation)
+        }) {
+            GroupState::Stable
+        } else {
+            GroupState::Rebalancing
+        }
+    }
+}
+
+/// What a member does at this poll.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The member was removed from the group: everything it held is lost;
+    /// it must rejoin.
+    pub(crate) lost: bool,
+    /// Give these up (run `on_revoked`, then `release`).
+    pub(crate) revoke: Vec<TopicPartition>,
+    /// Now owned (run `on_assigned`).
+    pub(crate) assigned: Vec<TopicPartition>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    groups: BTreeMap<String, Group>,
+    committed: BTreeMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>>,
+    next_member: u64,
+}
+
+/// The broker's group coordinator. See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Coordinator {
+    state: Mutex<State>,
+}
+
+fn sorted(v: impl IntoIterator<Item = TopicPartition>) -> Vec<TopicPartition> {
+    v.into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+impl Coordinator {
+    /// Adds a member to `group` (created if new) and rebalances.
+    pub(crate) fn join(
+        &self,
+        group: &str,
+        topics: Topics,
+        assignor: Arc<dyn Assignor>,
+        notify: Arc<Notify>,
+        max_poll_interval: Duration,
+        metadata: BTreeMap<String, u32>,
+    ) -> Result<String> {
+        let mut st = self.state.lock();
+        st.next_member += 1;
+        let member_id = format!("{group}-member-{}", st.next_member);
+        let g = st.groups.entry(group.to_string()).or_insert_with(|| Group {
+            assignor: assignor.clone(),
+            generation: 0,
+            members: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+        });
+        if g.members.is_empty() {
+            g.assignor = assignor;
+        } else if g.assignor.name() != assignor.name() {
+            return Err(Error::InvalidArgument(format!(
+                "group {group} uses the {} assignor, not {}",
+                g.assignor.name(),
+                assignor.name()
+            )));
+        }
+        g.members.insert(
+            member_id.clone(),
+            Member {
+                topics,
+                target: Vec::new(),
+                owned: Vec::new(),
+                synced_generation: 0,
+                last_poll: Instant::now(),
+                max_poll_interval,
+                notify,
+            },
+        );
+        g.metadata = metadata;
+        g.rebalance();
+        Ok(member_id)
+    }
+
+    /// Changes a member's subscription and rebalances.
+    pub(crate) fn resubscribe(&self, group: &str, member: &str, topics: Topics) {
+        let mut st = self.state.lock();
+        if let Some(g) = st.groups.get_mut(group)
+            && let Some(m) = g.members.get_mut(member)
+        {
+            m.topics = topics;
+            g.rebalance();
+        }
+    }
+
+    /// Removes a member (its partitions are free at once) and rebalances.
+    pub(crate) fn leave(&self, group: &str, member: &str) {
+        let mut st = self.state.lock();
+        if let Some(g) = st.groups.get_mut(group)
+            && g.remove(member).is_some()
+        {
+            if g.members.is_empty() {
+                st.groups.remove(group);
+            } else {
+                g.rebalance();
+            }
+        }
+    }
+
+    /// What `member` does now (see [`Plan`]).
+    pub(crate) fn sync(
+        &self,
+        group: &str,
+        member: &str,
+        metadata: BTreeMap<String, u32>,
+    ) -> Plan {
+        let mut st = self.state.lock();
+        let Some(g) = st.groups.get_mut(group) else {
+            return Plan {
+                lost: true,
+                ..Plan::default()
+            };
+        };
+        if !g.members.contains_key(member) {
+            return Plan {
+                lost: true,
+                ..Plan::default()
+            };
+        }
+        if g.metadata != metadata {
+            g.metadata = metadata;
+            g.rebalance();
+        }
+        let (generation, eager) = (
+            g.generation,
+            g.assignor.protocol() == RebalanceProtocol::Eager,
+        );
+        let now = Instant::now();
+        let Some(m) = g.members.get_mut(member) else {
+            return Plan::default();
+        };
+        m.last_poll = now;
+        let revoke: Vec<TopicPartition> = if eager && m.synced_generation < generation {
+            m.owned.clone()
+        } else {
+            assignor::revoked(&m.owned, &m.target)
+        };
+        if !revoke.is_empty() {
+            return Plan {
+                revoke,
+                ..Plan::default()
+            };
+        }
+        m.synced_generation = generation;
+        let wanted: Vec<TopicPartition> = m
+            .target
+            .iter()
+            .filter(|tp| !m.owned.contains(tp))
+            .cloned()
+            .collect();
+        let mut assigned = Vec::new();
+        let mut stale = Vec::new();
+        for tp in wanted {
+            match g.owners.get(&tp) {
+                None => assigned.push(tp),
+                Some(o) if o == member => assigned.push(tp),
+                Some(o) => {
+                    // Waiting for `o` to revoke: remove it if it stopped
+                    // polling.
+                    if let Some(om) = g.members.get(o)
+                        && now.duration_since(om.last_poll) > om.max_poll_interval
+                    {
+                        stale.push(o.clone());
+                    }
+                }
+            }
+        }
+        for tp in &assigned {
+            g.owners.insert(tp.clone(), member.to_string());
+        }
+        if let Some(m) = g.members.get_mut(member) {
+            m.owned = sorted(m.owned.drain(..).chain(assigned.iter().cloned()));
+        }
+        if !stale.is_empty() {
+            for o in &stale {
+                g.remove(o);
+            }
+            g.rebalance();
+        }
+        Plan {
+            assigned,
+            ..Plan::default()
+        }
+    }
+
+    /// `member` gave up `partitions`: free them and wake the others.
+    pub(crate) fn release(&self, group: &str, member: &str, partitions: &[TopicPartition]) {
+        let mut st = self.state.lock();
+        let Some(g) = st.groups.get_mut(group) else {
+            return;
+        };
+        for tp in partitions {
+            if g.owners.get(tp).is_some_and(|o| o == member) {
+                g.owners.remove(tp);
+            }
+        }
+        if let Some(m) = g.members.get_mut(member) {
+            m.owned.retain(|tp| !partitions.contains(tp));
+        }
+        for m in g.members.values() {
+            m.notify.notify();
+        }
+    }
+
+    /// Checks that `member` (or, for `None`, a committer outside the group)
+    /// may commit for `partitions`.
+    pub(crate) fn check_commit(
+        &self,
+        group: &str,
+        member: Option<&str>,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        let st = self.state.lock();
+        let g = st.groups.get(group).filter(|g| !g.members.is_empty());
+        match (g, member) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(Error::CommitFailed {
+                group: group.to_string(),
+                reason: "the group has active members and this consumer is not one of them"
+                    .into(),
+            }),
+            (None, Some(m)) => Err(Error::CommitFailed {
+                group: group.to_string(),
+                reason: format!("member {m} was removed from the group"),
+            }),
+            (Some(g), Some(m)) => {
+                let owned: &[TopicPartition] = g.members.get(m).map_or(&[], |m| &m.owned);
+                match partitions.iter().find(|tp| !owned.contains(tp)) {
+                    None => Ok(()),
+                    Some(tp) => Err(Error::CommitFailed {
+                        group: group.to_string(),
+                        reason: format!("{tp} is not owned by member {m} (it was rebalanced)"),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Fails with [`Error::GroupNotEmpty`] if the group has members.
+    pub(crate) fn check_empty(&self, group: &str) -> Result<()> {
+        let st = self.state.lock();
+        if st.groups.get(group).is_some_and(|g| !g.members.is_empty()) {
+            return Err(Error::GroupNotEmpty {
+                group: group.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records stored commits (`None` deletes one).
+    pub(crate) fn apply_commits(
+        &self,
+        group: &str,
+        commits: &[(TopicPartition, Option<OffsetAndMetadata>)],
+    ) {
+        let mut st = self.state.lock();
+        let map = st.committed.entry(group.to_string()).or_default();
+        for (tp, c) in commits {
+            match c {
+                Some(c) => {
+                    map.insert(tp.clone(), c.clone());
+                }
+                None => {
+                    map.remove(tp);
+                }
+            }
+        }
+        if map.is_empty() {
+            st.committed.remove(group);
+        }
+    }
+
+    /// The group's committed offset for `tp`.
+    pub(crate) fn committed(&self, group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
+        self.state
+            .lock()
+            .committed
+            .get(group)
+            .and_then(|m| m.get(tp))
+            .cloned()
+    }
+
+    /// Every committed offset of the group.
+    pub(crate) fn committed_all(&self, group: &str) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+        self.state
+            .lock()
+            .committed
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Groups with members or committed offsets: `(id, state, members)`.
+    pub(crate) fn list(&self) -> Vec<(String, GroupState, usize)> {
+        let st = self.state.lock();
+        let ids: BTreeSet<&String> = st.groups.keys().chain(st.committed.keys()).collect();
+        ids.into_iter()
+            .map(|id| match st.groups.get(id) {
+                Some(g) => (id.clone(), g.state(), g.members.len()),
+                None => (id.clone(), GroupState::Empty, 0),
+            })
+            .collect()
+    }
+
+    /// `(state, assignor, generation, members)` of a group; `None` if it
+    /// has neither members nor commits.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn describe(
+        &self,
+        group: &str,
+    ) -> Option<(GroupState, Option<String>, u64, Vec<MemberDescription>)> {
+        let st = self.state.lock();
+        match st.groups.get(group) {
+            Some(g) => Some((
+                g.state(),
+                Some(g.assignor.name().to_string()),
+                g.generation,
+                g.members
+                    .iter()
+                    .map(|(id, m)| MemberDescription {
+                        member_id: id.clone(),
+                        topics: m.topics.resolve(&g.metadata),
+                        assignment: m.owned.clone(),
+                    })
+                    .collect(),
+            )),
+            None => st
+                .committed
+                .contains_key(group)
+                .then(|| (GroupState::Empty, None, 0, Vec::new())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        let m = |p: &str, t: &str| glob_match(p.as_bytes(), t.as_bytes());
+        assert!(m("orders-*", "orders-eu"));
+        assert!(m("orders-*", "orders-"));
+        assert!(!m("orders-*", "order"));
+        assert!(m("*-eu", "orders-eu"));
+        assert!(m("o?ders", "orders"));
+        assert!(!m("o?ders", "oders"));
+        assert!(m("*", ""));
+        assert!(m("a*b*c", "aXXbYYc"));
+        assert!(!m("a*b*c", "aXXbYY"));
+        assert!(m("exact", "exact"));
+        assert!(!m("exact", "exactly"));
+    }
+
+    fn meta(parts: u32) -> BTreeMap<String, u32> {
+        [("t".to_string(), parts)].into_iter().collect()
+    }
+
+    /// Moves every member to its target as consumers would (revoke, then
+    /// acquire), in rounds; returns each member's partitions.
+    fn settle(c: &Coordinator, members: &[String], parts: u32) -> Vec<Vec<TopicPartition>> {
+        let mut owned = vec![Vec::new(); members.len()];
+        for _ in 0..4 {
+            for (i, m) in members.iter().enumerate() {
+                let plan = c.sync("g", m, meta(parts));
+                assert!(!plan.lost);
+                if !plan.revoke.is_empty() {
+                    c.release("g", m, &plan.revoke);
+                    owned[i].retain(|tp| !plan.revoke.contains(tp));
+                }
+                owned[i].extend(plan.assigned);
+                owned[i].sort();
+            }
+        }
+        owned
+    }
+
+    #[test]
+    fn a_partition_is_never_owned_twice_during_a_handover() {
+        let c = Coordinator::default();
+        let join = || {
+            c.join(
+                "g",
+                Topics::Names(vec!["t".into()]),
+                Arc::new(CooperativeStickyAssignor),
+                Arc::new(Notify::new()),
+                Duration::from_secs(60),
+                meta(4),
+            )
+            .unwrap()
+        };
+        let a = join();
+        let owned = settle(&c, std::slice::from_ref(&a), 4);
+        assert_eq!(owned[0].len(), 4);
+        let b = join();
+        // B wants two of A's partitions but gets none until A releases.
+        let plan = c.sync("g", &b, meta(4));
+        assert!(plan.assigned.is_empty() && plan.revoke.is_empty());
+        let plan = c.sync("g", &a, meta(4));
+        assert_eq!(plan.revoke.len(), 2);
+        assert!(c.check_commit("g", Some(&a), &plan.revoke).is_ok());
+        c.release("g", &a, &plan.revoke);
+        assert!(c.check_commit("g", Some(&a), &plan.revoke).is_err());
+        let got = c.sync("g", &b, meta(4));
+        assert_eq!(got.assigned, plan.revoke);
+        assert_eq!(c.list(), vec![("g".into(), GroupState::Stable, 2)]);
+        // Strangers cannot commit for an active group.
+        assert!(c.check_commit("g", None, &[]).is_err());
+        c.leave("g", &a);
+        // B takes A's two over.
+        let owned = settle(&c, std::slice::from_ref(&b), 4);
+        assert_eq!(owned[0].len(), 2);
+        let (state, _, _, members) = c.describe("g").unwrap();
+        assert_eq!(state, GroupState::Stable);
+        assert_eq!(members[0].assignment.len(), 4);
+        assert!(c.sync("g", &a, meta(4)).lost);
+    }
+
+    #[test]
+    fn a_member_that_stops_polling_is_removed() {
+        let c = Coordinator::default();
+        let join = |interval| {
+            c.join(
+                "g",
+                Topics::Names(vec!["t".into()]),
+                Arc::new(RangeAssignor),
+                Arc::new(Notify::new()),
+                interval,
+                meta(2),
+            )
+            .unwrap()
+        };
+        let a = join(Duration::ZERO);
+        settle(&c, std::slice::from_ref(&a), 2);
+        let b = join(Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(2));
+        // A never polls again: B's wait removes it, then B gets everything.
+        let owned = settle(&c, std::slice::from_ref(&b), 2);
+        assert_eq!(owned[0].len(), 2);
+        assert!(c.sync("g", &a, meta(2)).lost);
+    }
+}
