@@ -5,8 +5,8 @@ use crate::broker::Broker;
 #[allow(unused_imports)] // for intra-doc links
 use crate::error::Error;
 use crate::error::Result;
-use crate::record::Offset;
 use crate::group::{GroupState, MemberDescription};
+use crate::record::Offset;
 use crate::topic::{Topic, TopicConfig, TopicPartition};
 
 /// Which offset [`Admin::list_offsets`] looks up (Kafka's `OffsetSpec`).

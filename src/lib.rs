@@ -102,12 +102,12 @@ pub use codec::{Codec, DefaultCodec};
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, MAX_GROUP_ID_LEN, OffsetReset,
 };
+pub use error::{Error, Result};
 pub use group::{
     Assignor, CooperativeStickyAssignor, GroupState, MemberDescription, OFFSETS_TOPIC,
     OffsetAndMetadata, RangeAssignor, RebalanceListener, RebalanceProtocol, RoundRobinAssignor,
     Subscription,
 };
-pub use error::{Error, Result};
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use record::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,

@@ -251,10 +251,7 @@ pub(crate) struct Coordinator {
 }
 
 fn sorted(v: impl IntoIterator<Item = TopicPartition>) -> Vec<TopicPartition> {
-    v.into_iter()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+    v.into_iter().collect::<BTreeSet<_>>().into_iter().collect()
 }
 
 impl Coordinator {
@@ -330,12 +327,7 @@ impl Coordinator {
     }
 
     /// What `member` does now (see [`Plan`]).
-    pub(crate) fn sync(
-        &self,
-        group: &str,
-        member: &str,
-        metadata: BTreeMap<String, u32>,
-    ) -> Plan {
+    pub(crate) fn sync(&self, group: &str, member: &str, metadata: BTreeMap<String, u32>) -> Plan {
         let mut st = self.state.lock();
         let Some(g) = st.groups.get_mut(group) else {
             return Plan {
@@ -448,8 +440,7 @@ impl Coordinator {
             (None, None) => Ok(()),
             (Some(_), None) => Err(Error::CommitFailed {
                 group: group.to_string(),
-                reason: "the group has active members and this consumer is not one of them"
-                    .into(),
+                reason: "the group has active members and this consumer is not one of them".into(),
             }),
             (None, Some(m)) => Err(Error::CommitFailed {
                 group: group.to_string(),

@@ -139,10 +139,7 @@ impl<'a> Reader<'a> {
         if self.at == self.b.len() {
             Ok(())
         } else {
-            Err(format!(
-                "{} bytes after the {what}",
-                self.b.len() - self.at
-            ))
+            Err(format!("{} bytes after the {what}", self.b.len() - self.at))
         }
     }
 }
