@@ -45,6 +45,23 @@ pub fn checkpoint_and_scan(data: &[u8]) {
     assert!(valid as usize <= data.len());
 }
 
+/// Decodes bytes as a committed-offset key and value of
+/// `__consumer_offsets` (the first byte splits the input): any input gives
+/// a value or an error, and what decodes re-encodes to the same bytes.
+pub fn offset_record(data: &[u8]) {
+    use crate::group::offsets;
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let (k, v) = rest.split_at(usize::from(split).min(rest.len()));
+    if let Ok((group, tp)) = offsets::decode_key(k) {
+        assert_eq!(offsets::encode_key(&group, &tp), k);
+    }
+    if let Ok(o) = offsets::decode_value(v) {
+        assert_eq!(offsets::encode_value(&o), v);
+    }
+}
+
 /// Builds a partition directory from `data` and opens it: the bytes are
 /// split into files (segment logs with base offsets taken from the input,
 /// their indexes and a checkpoint). Opening must succeed or fail with an

@@ -14,6 +14,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("open_dir", __fuzz::open_dir),
     ("index_check", __fuzz::index_check),
     ("checkpoint_scan", __fuzz::checkpoint_and_scan),
+    ("offset_record", __fuzz::offset_record),
     #[cfg(feature = "fault-injection")]
     ("ops", __fuzz::ops),
 ];
