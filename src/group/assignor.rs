@@ -70,8 +70,8 @@ pub struct RoundRobinAssignor;
 /// Kafka's sticky assignor with the cooperative protocol: balanced, and keeps
 /// as many currently owned partitions with their owner as possible.
 ///
-/// The returned assignment is complete; use [`revoked`] to compute what each
-/// member must give up before the partitions it loses can be handed over.
+/// The returned assignment is complete; each member then revokes only the
+/// partitions it loses, and they are handed over once revoked.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CooperativeStickyAssignor;
 
