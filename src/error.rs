@@ -162,6 +162,45 @@ pub enum Error {
         partition: u32,
     },
 
+    /// A replication call reached a replica that does not play the role
+    /// it needs (an append on a follower, a fetch from a replica that does
+    /// not lead the epoch): tell it the current leader.
+    #[error("not the leader (epoch {epoch}, {role})")]
+    NotLeader {
+        /// The leader epoch the replica knows.
+        epoch: i32,
+        /// What it is instead.
+        role: String,
+    },
+
+    /// An `Acks::All` append found fewer in-sync replicas than
+    /// `min_insync_replicas`.
+    #[error("{isr} in-sync replicas, {required} required")]
+    NotEnoughReplicas {
+        /// In-sync replicas, the leader included.
+        isr: usize,
+        /// `min_insync_replicas`.
+        required: usize,
+    },
+
+    /// An `Acks::All` append was stored on the leader but the high
+    /// watermark did not pass it in time; it may still be committed.
+    #[error("offset {offset} not replicated in time (high watermark {high_watermark})")]
+    ReplicationTimeout {
+        /// The batch's last offset.
+        offset: u64,
+        /// The high watermark when the wait ended.
+        high_watermark: u64,
+    },
+
+    /// A replication message was lost or malformed on the host's
+    /// transport; fetch again.
+    #[error("replication transport: {reason}")]
+    Transport {
+        /// What happened.
+        reason: String,
+    },
+
     /// A commit was refused: the consumer no longer owns a partition it
     /// tried to commit (a rebalance moved it; its records will be delivered
     /// again to the new owner), or the group has active members and the

@@ -84,6 +84,7 @@ mod error;
 mod group;
 mod producer;
 mod record;
+mod replication;
 mod storage;
 mod topic;
 
@@ -113,6 +114,10 @@ pub use record::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
     Compression, Header, Offset, Record, RecordIter, RecordRef, RecordRefIter, StoredRecord,
     TimestampType, now_ms,
+};
+pub use replication::{
+    Acks, FetchOutcome, FetchRequest, FetchResponse, LocalTransport, NO_EPOCH, ReplicaId,
+    ReplicaLog, ReplicationConfig, Replicator, Role,
 };
 pub use storage::{
     AppendInfo, Compaction, CompactionReport, Durability, Log, LogConfig, MIN_KEY_MAP_BYTES,

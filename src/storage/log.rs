@@ -679,6 +679,36 @@ impl Log {
         self.inner.append_encoded(batch, durability, false)
     }
 
+    /// Appends `records` as one batch stamped with leader epoch `epoch`.
+    pub(crate) fn append_in_epoch(
+        &self,
+        records: &[Record],
+        durability: Durability,
+        epoch: i32,
+    ) -> Result<AppendInfo> {
+        self.inner
+            .append_records_in_epoch(records, Some(durability), epoch)
+    }
+
+    /// Appends a replicated batch byte for byte at the log end.
+    pub(crate) fn append_exact(
+        &self,
+        batch: &mut [u8],
+        durability: Durability,
+    ) -> Result<AppendInfo> {
+        self.inner.append_exact(batch, durability)
+    }
+
+    /// As [`read`](Self::read), returning nothing at or past `bound`.
+    pub(crate) fn read_below(
+        &self,
+        from: Offset,
+        bound: Offset,
+        limit: ReadLimit,
+    ) -> Result<Batches> {
+        self.inner.read_below(from, bound, limit)
+    }
+
     /// Reads whole batches starting with the one that holds `from`.
     ///
     /// Returns an empty [`Batches`] when `from` is the log end offset. The
@@ -1331,16 +1361,32 @@ impl Inner {
         records: &[Record],
         durability: Option<Durability>,
     ) -> Result<AppendInfo> {
+        self.append_records_in_epoch(
+            records,
+            durability,
+            BatchParams::default().partition_leader_epoch,
+        )
+    }
+
+    /// Appends `records` as one batch stamped with a partition leader
+    /// epoch.
+    pub(crate) fn append_records_in_epoch(
+        &self,
+        records: &[Record],
+        durability: Option<Durability>,
+        epoch: i32,
+    ) -> Result<AppendInfo> {
         let _sync = self.sync_appender(durability);
         let mut w = self.lock_writer()?;
         let base = self.next_offset.load(Ordering::Relaxed);
         let mut buf = std::mem::take(&mut w.buf);
         let params = BatchParams {
             base_offset: base as i64,
+            partition_leader_epoch: epoch,
             ..BatchParams::default()
         };
         let r = encode_batch(&mut buf, &params, records)
-            .and_then(|_| self.append_locked(&mut w, &mut buf));
+            .and_then(|_| self.append_locked(&mut w, &mut buf, true));
         w.buf = buf;
         self.finish_append(w, r, durability)
     }
@@ -1380,12 +1426,49 @@ impl Inner {
         // re-checksum (Kafka's design).
         let base = self.next_offset.load(Ordering::Relaxed);
         batch[0..8].copy_from_slice(&(base as i64).to_be_bytes());
-        let r = self.append_locked(&mut w, batch);
+        let r = self.append_locked(&mut w, batch, true);
+        self.finish_append(w, r, Some(durability))
+    }
+
+    /// Appends a replicated batch byte for byte: it must be one whole,
+    /// valid batch starting exactly at the log end offset. Nothing in it
+    /// changes (not even a log-append time).
+    pub(crate) fn append_exact(
+        &self,
+        batch: &mut [u8],
+        durability: Durability,
+    ) -> Result<AppendInfo> {
+        let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
+        if h.size() != batch.len() || !crate::record::crc_matches(batch) {
+            return Err(Error::InvalidBatch {
+                position: 0,
+                reason: "a replicated batch must be whole and pass its CRC".into(),
+            });
+        }
+        if h.compression() != crate::record::Compression::None {
+            return Err(Error::Unsupported("compressed record batches".into()));
+        }
+        crate::record::validate_records(batch, &h).map_err(|e| e.in_memory(0))?;
+        let _sync = self.sync_appender(Some(durability));
+        let mut w = self.lock_writer()?;
+        let end = self.next_offset.load(Ordering::Relaxed);
+        if h.first_offset() != end {
+            return Err(Error::InvalidArgument(format!(
+                "replicated batch starts at offset {} but the log ends at {end}",
+                h.first_offset()
+            )));
+        }
+        let r = self.append_locked(&mut w, batch, false);
         self.finish_append(w, r, Some(durability))
     }
 
     /// Writes one encoded batch (its base offset already the log end).
-    fn append_locked(&self, w: &mut Writer, batch: &mut [u8]) -> Result<AppendInfo> {
+    fn append_locked(
+        &self,
+        w: &mut Writer,
+        batch: &mut [u8],
+        stamp_time: bool,
+    ) -> Result<AppendInfo> {
         if batch.len() > w.config.max_batch_bytes {
             return Err(Error::BatchTooLarge {
                 size: batch.len(),
@@ -1393,7 +1476,7 @@ impl Inner {
             });
         }
         let now = self.clock.now_ms();
-        if w.config.timestamp_type == TimestampType::LogAppendTime {
+        if stamp_time && w.config.timestamp_type == TimestampType::LogAppendTime {
             set_log_append_time(batch, now);
         }
         let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
@@ -1660,13 +1743,24 @@ impl Inner {
     }
 
     fn read(&self, from: Offset, limit: ReadLimit) -> Result<Batches> {
+        self.read_below(from, Offset::MAX, limit)
+    }
+
+    /// As `read`, but nothing at or past `bound` (a high watermark; a
+    /// batch boundary).
+    pub(crate) fn read_below(
+        &self,
+        from: Offset,
+        bound: Offset,
+        limit: ReadLimit,
+    ) -> Result<Batches> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
         // Order matters: the end before the segment list (a roll after it
         // only hides new data), the start after it (deletion moves the start
         // before it removes segments, so a missing segment is caught here).
-        let end = self.next_offset.load(Ordering::SeqCst);
+        let end = self.next_offset.load(Ordering::SeqCst).min(bound.max(from));
         let segs = self.snapshot();
         let start = self.log_start.load(Ordering::SeqCst);
         if from < start || from > end {
