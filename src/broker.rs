@@ -429,6 +429,12 @@ impl Broker {
         if commits.is_empty() {
             return Ok(());
         }
+        if group.is_empty() || group.len() > crate::MAX_GROUP_ID_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "group ids are 1 to {} bytes",
+                crate::MAX_GROUP_ID_LEN
+            )));
+        }
         let now = self.inner.clock.now_ms();
         let commits: Vec<_> = commits
             .iter()
@@ -454,8 +460,12 @@ impl Broker {
             })
             .collect();
         let p = self.partition(OFFSETS_TOPIC, 0)?;
-        p.append_with(&records, crate::Durability::Sync)?;
-        self.inner.groups.apply_commits(group, &commits);
+        // Batches of at most 1000 commits stay far below the topic's
+        // max.message.bytes (topic names are at most 249 bytes).
+        for (records, commits) in records.chunks(1000).zip(commits.chunks(1000)) {
+            p.log().append_with(records, crate::Durability::Sync)?;
+            self.inner.groups.apply_commits(group, commits);
+        }
         Ok(())
     }
 

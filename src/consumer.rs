@@ -812,14 +812,23 @@ impl Consumer {
             r = self.commit_partitions(partitions);
         }
         self.with_listener(|l, c| l.on_revoked(c, partitions));
+        // Stop reading them before anyone else may start.
+        self.drop_assigned(partitions);
         self.broker.inner.groups.release(group, member, partitions);
-        let keep: Vec<TopicPartition> = self
-            .assignment()
-            .into_iter()
-            .filter(|tp| !partitions.contains(tp))
-            .collect();
-        self.set_assignment(keep)?;
         r
+    }
+
+    /// Stops reading `partitions` (no lookups: cannot fail).
+    fn drop_assigned(&mut self, partitions: &[TopicPartition]) {
+        let notify = self.notify.clone();
+        self.assigned.retain(|a| {
+            let gone = partitions.contains(&a.tp);
+            if gone {
+                a.partition.log().unwatch(&notify);
+            }
+            !gone
+        });
+        self.next = 0;
     }
 
     fn with_listener(&mut self, f: impl FnOnce(&mut dyn RebalanceListener, &mut Consumer)) {
@@ -860,7 +869,7 @@ impl Consumer {
                 .sync(&group, &member, self.broker.group_metadata());
             if plan.lost {
                 let lost = self.assignment();
-                self.set_assignment(Vec::<TopicPartition>::new())?;
+                self.drop_assigned(&lost);
                 if !lost.is_empty() {
                     self.with_listener(|l, c| l.on_lost(c, &lost));
                 }
@@ -881,7 +890,15 @@ impl Consumer {
             if !plan.assigned.is_empty() {
                 let mut all = self.assignment();
                 all.extend(plan.assigned.iter().cloned());
-                self.set_assignment(all)?;
+                if let Err(e) = self.set_assignment(all) {
+                    // Could not attach them (a topic deleted meanwhile):
+                    // give them back rather than own them unread.
+                    self.broker
+                        .inner
+                        .groups
+                        .release(&group, &member, &plan.assigned);
+                    return Err(e);
+                }
                 // Resume from the group's commits.
                 for tp in &plan.assigned {
                     if let Some(c) = self.broker.inner.groups.committed(&group, tp)

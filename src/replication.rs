@@ -495,8 +495,10 @@ impl ReplicaLog {
         self.id
     }
 
-    /// The underlying log (read it through [`read`](Self::read) to respect
-    /// the high watermark).
+    /// The underlying log. Read it through [`read`](Self::read) to respect
+    /// the high watermark, and append, truncate, delete or compact only
+    /// through this type: changing it directly makes replicas diverge
+    /// (compaction and retention of replicated logs are not supported yet).
     pub fn log(&self) -> &Log {
         &self.log
     }
@@ -959,6 +961,11 @@ impl ReplicaLog {
     /// no longer leads; [`Error::Transport`]; as
     /// [`apply_fetch_response`](Self::apply_fetch_response).
     pub fn fetch_once(&self, transport: &dyn Replicator) -> Result<FetchOutcome> {
+        // Records this replica wrote itself (as an earlier leader) and the
+        // leader kept count towards the high watermark once durable here.
+        if self.log.flushed_offset() < self.log.end_offset() {
+            self.log.flush()?;
+        }
         let Some((leader, req)) = self.fetch_request() else {
             let st = self.state.lock();
             return Err(Error::NotLeader {

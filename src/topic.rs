@@ -588,7 +588,19 @@ impl Partition {
     /// # Errors
     /// As [`Log::append`].
     pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
+        self.check_writable()?;
         self.log.append(records)
+    }
+
+    /// Internal topics are written by the broker only.
+    fn check_writable(&self) -> Result<()> {
+        if crate::broker::is_internal(&self.topic) {
+            return Err(Error::InvalidArgument(format!(
+                "{} is an internal topic: consumers write it through commits",
+                self.topic
+            )));
+        }
+        Ok(())
     }
 
     /// Appends `records` as one batch with the given durability.
@@ -596,6 +608,7 @@ impl Partition {
     /// # Errors
     /// As [`Log::append`].
     pub fn append_with(&self, records: &[Record], durability: Durability) -> Result<AppendInfo> {
+        self.check_writable()?;
         self.log.append_with(records, durability)
     }
 

@@ -450,6 +450,11 @@ fn the_offsets_topic_is_internal_and_compacted() {
             .send(OFFSETS_TOPIC, Record::new("x").key("y"))
             .is_err()
     );
+    let internal = broker.partition(OFFSETS_TOPIC, 0).unwrap();
+    assert!(matches!(
+        internal.append(&[Record::new("x")]),
+        Err(Error::InvalidArgument(_))
+    ));
     // Commits many times over: compaction keeps one record per key.
     let t = broker.topic("t").unwrap();
     let mut c = broker.consumer(config("g"));

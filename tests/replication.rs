@@ -520,6 +520,12 @@ fn randomized(seed: u64) {
     let want = log_bytes(c.r(leader));
     for (id, r) in &c.replicas {
         assert_eq!(log_bytes(r), want, "seed {seed}: replica {id} differs");
-        assert_eq!(r.high_watermark(), c.r(leader).log_end_offset());
+        assert_eq!(
+            r.high_watermark(),
+            c.r(leader).log_end_offset(),
+            "seed {seed}: replica {id} ({:?}) high watermark; leader ISR {:?}",
+            r.role(),
+            c.r(leader).isr()
+        );
     }
 }

@@ -26,7 +26,9 @@
 
 use super::Inner;
 use crate::error::{Error, Result};
-use crate::record::{BatchHeader, Compression, Offset, RecordRef, extend_batch, filter_batch};
+use crate::record::{
+    BatchHeader, Batches, Compression, Offset, RecordRef, extend_batch, filter_batch,
+};
 use crate::record::{crc_matches, seal_batch};
 use crate::storage::segment::{self, Mode, Segment};
 use crate::storage::vfs::{Vfs, VfsFile};
@@ -426,16 +428,28 @@ impl Inner {
             let Some(batches) = s.read(dirty_from, end, usize::MAX, usize::MAX)? else {
                 continue;
             };
-            for r in batches.records_ref() {
-                let r = r?;
-                report.records_mapped += 1;
-                if let Some(key) = r.key
-                    && !map.insert(key, r.offset)
-                {
-                    report.records_mapped -= 1;
-                    map_end = r.offset;
-                    report.key_map_full = true;
-                    break 'map;
+            for b in batches.iter() {
+                let b = b?;
+                // Transaction markers are not keyed data: never mapped (nor
+                // removed).
+                if b.header().is_control() {
+                    continue;
+                }
+                let one = Batches::from_bytes(b.as_bytes().clone());
+                for r in one.records_ref() {
+                    let r = r?;
+                    if r.offset < dirty_from {
+                        continue;
+                    }
+                    report.records_mapped += 1;
+                    if let Some(key) = r.key
+                        && !map.insert(key, r.offset)
+                    {
+                        report.records_mapped -= 1;
+                        map_end = r.offset;
+                        report.key_map_full = true;
+                        break 'map;
+                    }
                 }
             }
         }
@@ -475,7 +489,19 @@ impl Inner {
                 report.bytes_after += size;
                 continue;
             }
-            if let Err(e) = self.swap_in(group, &cleaned) {
+            // Before the commit point a failure (or a close) leaves the old
+            // segments in place: the cleaned file just goes.
+            let swap = with_suffix(group[0].path(), SWAP_SUFFIX);
+            let committed = self.check_cleaning().and_then(|()| {
+                self.vfs
+                    .rename(&cleaned, &swap)
+                    .map_err(|e| Error::io("rename", &cleaned, e))
+            });
+            if let Err(e) = committed {
+                let _ = segment::remove_file_if_exists(&*self.vfs, &cleaned);
+                return Err(e);
+            }
+            if let Err(e) = self.swap_in(group, &swap) {
                 // Files may be half swapped: only a reopen (which finishes
                 // the swap) can tell.
                 self.poison(&e);
@@ -519,8 +545,10 @@ impl Inner {
         let result = (|| {
             let mut taken = 0;
             for s in segs {
-                // Offsets in a segment are within `i32` of its base.
-                if s.next_offset().saturating_sub(first.base) > i32::MAX as u64 {
+                // Offsets in a segment are within `i32` of its base (the
+                // first segment's own are).
+                let last = s.next_offset().saturating_sub(1);
+                if taken > 0 && last.saturating_sub(first.base) > i32::MAX as u64 {
                     break;
                 }
                 self.check_cleaning()?;
@@ -591,27 +619,23 @@ impl Inner {
         Ok(())
     }
 
-    /// Replaces `group` with the fsync'd `cleaned` file, on disk and in the
-    /// segment list.
-    fn swap_in(&self, group: &[Arc<Segment>], cleaned: &Path) -> Result<()> {
+    /// Replaces `group` with the fsync'd cleaned file just renamed to
+    /// `swap`, on disk and in the segment list.
+    fn swap_in(&self, group: &[Arc<Segment>], swap: &Path) -> Result<()> {
         let vfs = &*self.vfs;
         let dir = &self.dir;
         let first = &group[0];
-        let swap = with_suffix(first.path(), SWAP_SUFFIX);
         let sync_dir = || {
             vfs.sync_dir(dir)
                 .map_err(|e| Error::io("fsync directory", dir, e))
         };
-        self.check_cleaning()?;
-        vfs.rename(cleaned, &swap)
-            .map_err(|e| Error::io("rename", cleaned, e))?;
-        // The commit point: from here a reopen finishes the swap.
+        // The commit point: once durable, a reopen finishes the swap.
         sync_dir()?;
         finish_swap(
             vfs,
             first.base,
             group.iter().map(|s| s.base),
-            &swap,
+            swap,
             first.path(),
         )?;
         sync_dir()?;
@@ -666,6 +690,10 @@ pub(crate) fn finish_swap(
         }
     }
     segment::remove_indexes(vfs, log_path)?;
+    // The removals are durable before the rename: a crash must not keep
+    // the renamed segment and an old one it covers.
+    vfs.sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))?;
     vfs.rename(swap, log_path)
         .map_err(|e| Error::io("rename", swap, e))
 }
