@@ -69,25 +69,23 @@ impl Replicator for Tcp {
         let mut conns = self.conns.lock().map_err(|_| Error::Transport {
             reason: "poisoned".into(),
         })?;
-        if !conns.contains_key(&leader) {
-            let addr = self
-                .peers
-                .lock()
-                .ok()
-                .and_then(|p| p.get(&leader).copied())
-                .ok_or_else(|| Error::Transport {
-                    reason: format!("no address for replica {leader}"),
-                })?;
-            let s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(lost)?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))
-                .map_err(lost)?;
-            s.set_nodelay(true).map_err(lost)?;
-            conns.insert(leader, s);
-        }
-        let Some(s) = conns.get_mut(&leader) else {
-            return Err(Error::Transport {
-                reason: "no connection".into(),
-            });
+        let s = match conns.entry(leader) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let addr = self
+                    .peers
+                    .lock()
+                    .ok()
+                    .and_then(|p| p.get(&leader).copied())
+                    .ok_or_else(|| Error::Transport {
+                        reason: format!("no address for replica {leader}"),
+                    })?;
+                let s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(lost)?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))
+                    .map_err(lost)?;
+                s.set_nodelay(true).map_err(lost)?;
+                e.insert(s)
+            }
         };
         let r = write_frame(s, &request.encode()).and_then(|()| read_frame(s));
         match r {
