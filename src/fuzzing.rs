@@ -45,6 +45,26 @@ pub fn checkpoint_and_scan(data: &[u8]) {
     assert!(valid as usize <= data.len());
 }
 
+/// Decodes bytes as replication's files (`leader-epoch-checkpoint`,
+/// `replication.checkpoint`) and messages (fetch request and response):
+/// errors, never panics, and what decodes re-encodes to something that
+/// decodes the same.
+pub fn replication_decode(data: &[u8]) {
+    use crate::replication::{EpochCache, decode_state};
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(c) = EpochCache::decode(text) {
+            assert_eq!(EpochCache::decode(&c.encode()), Ok(c));
+        }
+        let _ = decode_state(text);
+    }
+    if let Ok(r) = crate::FetchRequest::decode(data) {
+        assert_eq!(r.encode(), data);
+    }
+    if let Ok(r) = crate::FetchResponse::decode(data) {
+        assert_eq!(r.encode(), data);
+    }
+}
+
 /// Decodes bytes as a committed-offset key and value of
 /// `__consumer_offsets` (the first byte splits the input): any input gives
 /// a value or an error, and what decodes re-encodes to the same bytes.

@@ -15,6 +15,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("index_check", __fuzz::index_check),
     ("checkpoint_scan", __fuzz::checkpoint_and_scan),
     ("offset_record", __fuzz::offset_record),
+    ("replication_decode", __fuzz::replication_decode),
     #[cfg(feature = "fault-injection")]
     ("ops", __fuzz::ops),
 ];
