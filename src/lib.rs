@@ -46,6 +46,10 @@
 //! | partition log (segments, `.index`, `.timeindex`) | [`Log`] |
 //! | record batch v2 | [`Batch`], [`BatchBuilder`], [`Batches`] |
 //! | record (key, value, timestamp, headers) | [`Record`], [`ConsumerRecord`], [`Header`] |
+//! | retention, `cleanup.policy=compact`, log cleaner | [`TopicConfig::retention`], [`CleanupPolicy`], [`Admin::compact_now`], [`Log::compact`] |
+//! | consumer group, `subscribe`, `commitSync`, assignors | [`ConsumerConfig::group`], [`Consumer::subscribe`], [`Consumer::commit`], [`CooperativeStickyAssignor`], [`RebalanceListener`] |
+//! | `__consumer_offsets`, `kafka-consumer-groups` | [`OFFSETS_TOPIC`], [`Admin::describe_group`], [`Admin::reset_group_offsets`] |
+//! | replicas, leader epochs, ISR, high watermark, `acks=all` | [`ReplicaLog`], [`Replicator`], [`Acks`] (see [`replication`]) |
 //!
 //! ## Durability contract
 //!
@@ -84,7 +88,7 @@ mod error;
 mod group;
 mod producer;
 mod record;
-mod replication;
+pub mod replication;
 mod storage;
 mod topic;
 
