@@ -223,6 +223,12 @@ pub enum FetchResponse {
         /// The epoch this replica knows.
         current: i32,
     },
+    /// The leader could not read its log (e.g. the offset is below its log
+    /// start); the follower gets [`Error::Transport`] with the reason.
+    Failed {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// The host's transport: carries a follower's fetch to the leader's
@@ -427,6 +433,10 @@ pub struct ReplicaLog {
     changed: Condvar,
     /// Serializes changes of role and the application of fetch answers.
     apply: Mutex<()>,
+    /// Appends hold it shared from their role check to their write; role
+    /// changes hold it exclusively, so no append of an old epoch lands
+    /// after a new one began.
+    roles: parking_lot::RwLock<()>,
 }
 
 fn load_file<T>(
@@ -487,6 +497,7 @@ impl ReplicaLog {
             }),
             changed: Condvar::new(),
             apply: Mutex::new(()),
+            roles: parking_lot::RwLock::new(()),
         })
     }
 
@@ -560,6 +571,7 @@ impl ReplicaLog {
     /// epoch history.
     pub fn become_leader(&self, epoch: i32, replicas: &[ReplicaId]) -> Result<()> {
         let _apply = self.apply.lock();
+        let _roles = self.roles.write();
         let mut st = self.state.lock();
         if epoch <= st.epoch && st.role != (Role::Leader { epoch }) {
             return Err(Error::InvalidArgument(format!(
@@ -571,7 +583,11 @@ impl ReplicaLog {
         let mut epochs = st.epochs.clone();
         epochs.assign(epoch, leo);
         self.persist_epochs(&epochs)?;
-        self.persist_state(st.high_watermark, epoch)?;
+        if let Err(e) = self.persist_state(st.high_watermark, epoch) {
+            // Keep the files saying what memory says.
+            let _ = self.persist_epochs(&st.epochs);
+            return Err(e);
+        }
         let now = self.config.clock.now_ms();
         st.epochs = epochs;
         st.epoch = epoch;
@@ -605,6 +621,7 @@ impl ReplicaLog {
     /// [`Error::InvalidArgument`] for a stale epoch; I/O errors.
     pub fn become_follower(&self, epoch: i32, leader: ReplicaId) -> Result<()> {
         let _apply = self.apply.lock();
+        let _roles = self.roles.write();
         let mut st = self.state.lock();
         if epoch < st.epoch || (epoch == st.epoch && st.role == (Role::Leader { epoch })) {
             return Err(Error::InvalidArgument(format!(
@@ -632,6 +649,7 @@ impl ReplicaLog {
     /// [`Error::ReplicationTimeout`] when the high watermark did not pass
     /// the batch within `ack_timeout` (it may still); as [`Log::append`].
     pub fn append(&self, records: &[Record], acks: Acks) -> Result<AppendInfo> {
+        let roles = self.roles.read();
         let epoch = {
             let st = self.state.lock();
             let Role::Leader { epoch } = st.role else {
@@ -651,6 +669,7 @@ impl ReplicaLog {
         let info = self
             .log
             .append_in_epoch(records, Durability::Buffered, epoch)?;
+        drop(roles);
         {
             let mut st = self.state.lock();
             self.advance_hw(&mut st);
@@ -662,6 +681,9 @@ impl ReplicaLog {
     }
 
     fn wait_committed(&self, info: AppendInfo) -> Result<AppendInfo> {
+        // The leader's own copy counts once fsync'd (shared with concurrent
+        // appends by group commit).
+        self.log.flush_to(info.last_offset + 1)?;
         let deadline = crate::clock::deadline_after(self.config.ack_timeout);
         let mut st = self.state.lock();
         loop {
@@ -735,12 +757,19 @@ impl ReplicaLog {
     }
 
     /// Leader: the high watermark follows the least durable in-sync
-    /// follower (and the leader's own log end); it never moves back.
+    /// replica, the leader's own fsync'd end included (alone, with no
+    /// follower in sync, its log end: there is no other copy to protect);
+    /// it never moves back.
     fn advance_hw(&self, st: &mut State) {
         if !matches!(st.role, Role::Leader { .. }) {
             return;
         }
-        let mut hw = self.log.end_offset();
+        let followers_in_sync = st.followers.keys().any(|id| st.isr.contains(id));
+        let mut hw = if followers_in_sync {
+            self.log.flushed_offset()
+        } else {
+            self.log.end_offset()
+        };
         for (id, f) in &st.followers {
             if st.isr.contains(id) {
                 hw = hw.min(f.durable.min(f.fetch_offset));
@@ -757,8 +786,8 @@ impl ReplicaLog {
     /// `fetch_max_wait` when the follower is caught up.
     pub fn handle_fetch(&self, req: &FetchRequest) -> FetchResponse {
         let leo = self.log.end_offset();
-        let (epoch, hw) = {
-            let mut st = self.state.lock();
+        let epoch = {
+            let st = self.state.lock();
             let Role::Leader { epoch } = st.role else {
                 return FetchResponse::NotLeader { current: st.epoch };
             };
@@ -784,6 +813,34 @@ impl ReplicaLog {
                     end_offset: leo,
                 };
             }
+            epoch
+        };
+        // The follower's end must be a batch boundary of the leader's log
+        // (else their logs differ before it) before its progress counts.
+        if req.fetch_offset < leo {
+            match self.log.read(req.fetch_offset, ReadLimit::bytes(1)) {
+                Ok(b) => {
+                    if let Some(Ok(first)) = b.iter().next()
+                        && first.base_offset() != req.fetch_offset
+                    {
+                        return FetchResponse::Diverging {
+                            epoch: NO_EPOCH,
+                            end_offset: first.base_offset(),
+                        };
+                    }
+                }
+                Err(e) => {
+                    return FetchResponse::Failed {
+                        reason: e.to_string(),
+                    };
+                }
+            }
+        }
+        {
+            let mut st = self.state.lock();
+            if st.role != (Role::Leader { epoch }) {
+                return FetchResponse::NotLeader { current: st.epoch };
+            }
             let now = self.config.clock.now_ms();
             let in_epoch = st.epochs.entries.last().map_or(0, |e| e.1);
             let hw = st.high_watermark;
@@ -794,7 +851,7 @@ impl ReplicaLog {
                     f.last_caught_up_ms = now;
                 }
                 // Kafka's rule to rejoin: caught up to the high watermark
-                // and to the current epoch's start.
+                // and to the current epoch's start (here: to the log end).
                 if !st.isr.contains(&req.replica)
                     && req.fetch_offset >= hw
                     && req.fetch_offset >= in_epoch
@@ -806,8 +863,8 @@ impl ReplicaLog {
             }
             self.shrink_isr(&mut st);
             self.advance_hw(&mut st);
-            (epoch, st.high_watermark)
-        };
+        }
+        self.flush_for_hw();
         if req.fetch_offset >= self.log.end_offset() && !self.config.fetch_max_wait.is_zero() {
             self.log
                 .wait_for(req.fetch_offset, self.config.fetch_max_wait);
@@ -817,23 +874,38 @@ impl ReplicaLog {
             ReadLimit::bytes(self.config.fetch_max_bytes),
         ) {
             Ok(b) => b,
-            Err(_) => Batches::empty(),
+            Err(e) => {
+                return FetchResponse::Failed {
+                    reason: e.to_string(),
+                };
+            }
         };
-        let bytes = batches.as_bytes().clone();
-        if let Some(Ok(first)) = batches.iter().next()
-            && first.base_offset() != req.fetch_offset
-        {
-            // The follower's end is inside one of the leader's batches:
-            // their logs differ before it.
-            return FetchResponse::Diverging {
-                epoch: NO_EPOCH,
-                end_offset: first.base_offset(),
-            };
-        }
         FetchResponse::Records {
             leader_epoch: epoch,
-            high_watermark: hw,
-            batches: bytes,
+            high_watermark: self.high_watermark(),
+            batches: batches.as_bytes().clone(),
+        }
+    }
+
+    /// Leader: fsyncs its own log as far as the in-sync followers have
+    /// theirs, so that the high watermark (which counts the leader's
+    /// durable end once it has followers in sync) can follow them.
+    fn flush_for_hw(&self) {
+        let target = {
+            let st = self.state.lock();
+            if !matches!(st.role, Role::Leader { .. }) {
+                return;
+            }
+            st.followers
+                .iter()
+                .filter(|(id, _)| st.isr.contains(id))
+                .map(|(_, f)| f.durable)
+                .min()
+        };
+        let Some(target) = target else { return };
+        if self.log.flushed_offset() < target && self.log.flush_to(target).is_ok() {
+            let mut st = self.state.lock();
+            self.advance_hw(&mut st);
         }
     }
 
@@ -885,6 +957,9 @@ impl ReplicaLog {
             FetchResponse::NotLeader { current } => Err(Error::NotLeader {
                 epoch: current,
                 role: "asked replica does not lead the follower's epoch".into(),
+            }),
+            FetchResponse::Failed { reason } => Err(Error::Transport {
+                reason: format!("the leader failed the fetch: {reason}"),
             }),
             FetchResponse::Diverging { epoch, end_offset } => {
                 let leo = self.log.end_offset();
@@ -1062,9 +1137,10 @@ impl FetchRequest {
 
 impl FetchResponse {
     /// The answer as bytes: a kind byte (0 records, 1 diverging, 2 not
-    /// leader) then, for records, epoch `i32`, high watermark `u64` and the
-    /// batches; for diverging, epoch `i32` and end offset `u64`; for not
-    /// leader, the epoch `i32`.
+    /// leader, 3 failed) then, for records, epoch `i32`, high watermark
+    /// `u64` and the batches; for diverging, epoch `i32` and end offset
+    /// `u64`; for not leader, the epoch `i32`; for failed, the reason in
+    /// UTF-8.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::new();
         match self {
@@ -1086,6 +1162,10 @@ impl FetchResponse {
             FetchResponse::NotLeader { current } => {
                 b.push(2);
                 b.extend_from_slice(&current.to_be_bytes());
+            }
+            FetchResponse::Failed { reason } => {
+                b.push(3);
+                b.extend_from_slice(reason.as_bytes());
             }
         }
         b
@@ -1126,6 +1206,10 @@ impl FetchResponse {
             }),
             Some(2) if b.len() == 5 => Ok(FetchResponse::NotLeader {
                 current: i32_at(1)?,
+            }),
+            Some(3) => Ok(FetchResponse::Failed {
+                reason: String::from_utf8(b[1..].to_vec())
+                    .map_err(|_| bad("failure reason is not UTF-8".into()))?,
             }),
             Some(k) => Err(bad(format!("kind {k} with {} bytes", b.len()))),
             None => Err(bad("empty".into())),
@@ -1285,10 +1369,19 @@ mod tests {
                 end_offset: 4,
             },
             FetchResponse::NotLeader { current: 9 },
+            FetchResponse::Failed {
+                reason: "offset 3 is below the log start 10".into(),
+            },
         ] {
             let b = resp.encode();
             assert_eq!(FetchResponse::decode(&b).unwrap(), resp);
-            for n in 0..b.len().min(12) {
+            // A failure's reason has no length: any cut of it is a reason.
+            let cuts = if matches!(resp, FetchResponse::Failed { .. }) {
+                1
+            } else {
+                b.len().min(12)
+            };
+            for n in 0..cuts {
                 assert!(
                     FetchResponse::decode(&b[..n]).is_err(),
                     "{resp:?} cut at {n}"

@@ -178,6 +178,8 @@ fn readers_never_see_above_the_high_watermark() {
     c.r(0).append(&[rec("a"), rec("b")], Acks::Leader).unwrap();
     assert_eq!(c.r(0).high_watermark(), 0);
     assert!(c.r(0).read(0, ReadLimit::default()).unwrap().is_empty());
+    // Not from the middle of the batch either.
+    assert!(c.r(0).read(1, ReadLimit::default()).unwrap().is_empty());
     // The follower has it but does not know it is committed yet.
     c.r(1).fetch_once(&*c.transport).unwrap();
     assert_eq!(c.r(1).log_end_offset(), 2);

@@ -1386,7 +1386,7 @@ impl Inner {
             ..BatchParams::default()
         };
         let r = encode_batch(&mut buf, &params, records)
-            .and_then(|_| self.append_locked(&mut w, &mut buf, true));
+            .and_then(|_| self.append_locked(&mut w, &mut buf, false));
         w.buf = buf;
         self.finish_append(w, r, durability)
     }
@@ -1426,7 +1426,7 @@ impl Inner {
         // re-checksum (Kafka's design).
         let base = self.next_offset.load(Ordering::Relaxed);
         batch[0..8].copy_from_slice(&(base as i64).to_be_bytes());
-        let r = self.append_locked(&mut w, batch, true);
+        let r = self.append_locked(&mut w, batch, false);
         self.finish_append(w, r, Some(durability))
     }
 
@@ -1458,18 +1458,21 @@ impl Inner {
                 h.first_offset()
             )));
         }
-        let r = self.append_locked(&mut w, batch, false);
+        let r = self.append_locked(&mut w, batch, true);
         self.finish_append(w, r, Some(durability))
     }
 
     /// Writes one encoded batch (its base offset already the log end).
+    /// `replicated`: a copy of a leader's batch, kept byte for byte and
+    /// accepted whatever this log's batch size limit.
     fn append_locked(
         &self,
         w: &mut Writer,
         batch: &mut [u8],
-        stamp_time: bool,
+        replicated: bool,
     ) -> Result<AppendInfo> {
-        if batch.len() > w.config.max_batch_bytes {
+        let stamp_time = !replicated;
+        if !replicated && batch.len() > w.config.max_batch_bytes {
             return Err(Error::BatchTooLarge {
                 size: batch.len(),
                 max: w.config.max_batch_bytes,
@@ -1760,16 +1763,22 @@ impl Inner {
         // Order matters: the end before the segment list (a roll after it
         // only hides new data), the start after it (deletion moves the start
         // before it removes segments, so a missing segment is caught here).
-        let end = self.next_offset.load(Ordering::SeqCst).min(bound.max(from));
+        let log_end = self.next_offset.load(Ordering::SeqCst);
         let segs = self.snapshot();
         let start = self.log_start.load(Ordering::SeqCst);
-        if from < start || from > end {
+        if from < start || from > log_end {
             return Err(Error::OffsetOutOfRange {
                 requested: from,
                 start,
-                end,
+                end: log_end,
             });
         }
+        // At or past the bound there is nothing to return, not even the
+        // rest of a batch that straddles `from`.
+        if from >= bound {
+            return Ok(Batches::empty());
+        }
+        let end = log_end.min(bound);
         let first = segs.partition_point(|s| s.base <= from).saturating_sub(1);
         for s in &segs[first..] {
             if s.base >= end {
