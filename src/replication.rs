@@ -23,7 +23,8 @@
 //! # Guarantees
 //!
 //! - The **high watermark** is the end of the prefix that every in-sync
-//!   replica has fsync'd (the leader counts its own log end). Readers of a
+//!   replica, the leader included, has fsync'd (a leader with no follower
+//!   in sync counts its log end: there is no other copy). Readers of a
 //!   replica ([`ReplicaLog::read`]) see only records below it, so a record
 //!   a reader saw survives any clean fail-over.
 //! - The **ISR** (in-sync replicas) holds the leader and the followers that
