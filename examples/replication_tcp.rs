@@ -306,7 +306,7 @@ fn main() -> BoxResult<()> {
     let t = Instant::now();
     let last = nodes[0].cmd("append 1000 all")?;
     println!(
-        "   acknowledged up to offset {} in {:.0} ms (100 appends of 10, each waiting for both followers to fsync)",
+        "   acknowledged up to offset {} in {:.0} ms (100 appends of 10, each waiting for the leader's and both followers' fsyncs)",
         last.trim_start_matches("ok "),
         t.elapsed().as_secs_f64() * 1000.0
     );
