@@ -379,6 +379,8 @@ impl Admin {
     ) -> Result<Vec<(TopicPartition, Offset)>> {
         self.broker.check_open()?;
         let coordinator = &self.broker.inner.groups;
+        // No member joins until the new offsets are stored.
+        let _admin = coordinator.admin_lock();
         coordinator.check_empty(group)?;
         let tps: Vec<TopicPartition> = if partitions.is_empty() {
             coordinator.committed_all(group).into_keys().collect()
@@ -395,7 +397,7 @@ impl Admin {
             };
             out.push((tp, offset));
         }
-        self.alter_group_offsets(group, out.iter().cloned())?;
+        self.store_group_offsets(group, out.iter().cloned())?;
         Ok(out)
     }
 
@@ -410,7 +412,17 @@ impl Admin {
         I: IntoIterator<Item = (TopicPartition, Offset)>,
     {
         self.broker.check_open()?;
+        let _admin = self.broker.inner.groups.admin_lock();
         self.broker.inner.groups.check_empty(group)?;
+        self.store_group_offsets(group, offsets)
+    }
+
+    /// Stores explicit offsets (the caller holds the admin lock and checked
+    /// that the group is empty).
+    fn store_group_offsets<I>(&self, group: &str, offsets: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (TopicPartition, Offset)>,
+    {
         let mut commits = Vec::new();
         for (tp, offset) in offsets {
             let p = self.broker.partition(&tp.topic, tp.partition)?;
@@ -434,6 +446,7 @@ impl Admin {
     pub fn delete_group(&self, group: &str) -> Result<()> {
         self.broker.check_open()?;
         let coordinator = &self.broker.inner.groups;
+        let _admin = coordinator.admin_lock();
         coordinator.check_empty(group)?;
         let committed = coordinator.committed_all(group);
         if committed.is_empty() {

@@ -248,6 +248,10 @@ struct State {
 #[derive(Debug, Default)]
 pub(crate) struct Coordinator {
     state: Mutex<State>,
+    /// Held by admin changes of an empty group's offsets (check, then
+    /// store) and by joins, so that no member starts from offsets about to
+    /// change. Taken before `state`.
+    admin: Mutex<()>,
 }
 
 fn sorted(v: impl IntoIterator<Item = TopicPartition>) -> Vec<TopicPartition> {
@@ -265,6 +269,7 @@ impl Coordinator {
         max_poll_interval: Duration,
         metadata: BTreeMap<String, u32>,
     ) -> Result<String> {
+        let _admin = self.admin.lock();
         let mut st = self.state.lock();
         st.next_member += 1;
         let member_id = format!("{group}-member-{}", st.next_member);
@@ -457,6 +462,11 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// Excludes joins (and other admin changes) while held.
+    pub(crate) fn admin_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.admin.lock()
     }
 
     /// Fails with [`Error::GroupNotEmpty`] if the group has members.
