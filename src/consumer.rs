@@ -467,7 +467,7 @@ impl Consumer {
             let mut bytes_left = fetch_bytes;
             while out.len() < max && bytes_left > 0 {
                 let limit = ReadLimit::bytes(bytes_left).records(max - out.len());
-                let Some(batches) = read_next(a, reset, &self.broker, limit)? else {
+                let Some(batches) = read_next(a, reset, &self.broker, &self.notify, limit)? else {
                     break;
                 };
                 bytes_left = bytes_left.saturating_sub(batches.len_bytes());
@@ -512,7 +512,13 @@ impl Consumer {
         );
         for i in self.rotation() {
             let a = &mut self.assigned[i];
-            let Some(batches) = read_next(a, reset, &self.broker, ReadLimit::bytes(fetch_bytes))?
+            let Some(batches) = read_next(
+                a,
+                reset,
+                &self.broker,
+                &self.notify,
+                ReadLimit::bytes(fetch_bytes),
+            )?
             else {
                 continue;
             };
@@ -554,13 +560,27 @@ fn read_next(
     a: &mut Assigned,
     reset: OffsetReset,
     broker: &Broker,
+    notify: &Arc<Notify>,
     limit: ReadLimit,
 ) -> Result<Option<Batches>> {
     if a.partition.log().is_closed() {
         broker.check_open()?;
-        return Err(Error::UnknownTopic {
-            name: a.tp.topic.to_string(),
-        });
+        // The topic was deleted; if one of that name exists again, read the
+        // new one from the reset policy's position (its offsets have
+        // nothing to do with the old ones).
+        match broker.partition(&a.tp.topic, a.tp.partition) {
+            Ok(p) if !p.log().is_closed() => {
+                a.partition.log().unwatch(notify);
+                p.log().watch(notify.clone());
+                a.partition = p;
+                a.position = None;
+            }
+            _ => {
+                return Err(Error::UnknownTopic {
+                    name: a.tp.topic.to_string(),
+                });
+            }
+        }
     }
     let pos = resolve(a, reset)?;
     if pos == a.partition.end_offset() {

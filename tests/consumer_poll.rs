@@ -220,6 +220,20 @@ fn held_records_stay_valid_after_their_segment_is_deleted() {
         c.poll(Duration::ZERO),
         Err(Error::UnknownTopic { .. })
     ));
+    // A topic of the same name created again is read from the reset
+    // position (here the beginning), not from the old topic's offsets.
+    let t = broker
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
+    t.partition(0)
+        .unwrap()
+        .append(&[Record::new("new 0"), Record::new("new 1")])
+        .unwrap();
+    let got = c.poll(Duration::from_millis(100)).unwrap();
+    let values: Vec<_> = got.iter().map(|r| r.value.clone().unwrap()).collect();
+    assert_eq!(values, ["new 0", "new 1"]);
+    assert_eq!(got[0].offset, 0);
 }
 
 #[test]
