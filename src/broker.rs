@@ -127,6 +127,9 @@ pub(crate) struct BrokerInner {
     pub(crate) key_map_bytes: usize,
     /// Consumer groups and their committed offsets.
     pub(crate) groups: crate::group::Coordinator,
+    /// Bumped whenever a topic is created or deleted or gains partitions,
+    /// so that groups recompute their metadata only then.
+    metadata_version: std::sync::atomic::AtomicU64,
 }
 
 /// Tells the housekeeping thread to stop; shared so that the thread can wait
@@ -249,6 +252,7 @@ impl Broker {
             cleaner: Mutex::new(None),
             key_map_bytes: b.cleaner_key_map_bytes,
             groups: crate::group::Coordinator::default(),
+            metadata_version: std::sync::atomic::AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&inner);
         let stop = inner.stop.clone();
@@ -345,6 +349,15 @@ impl Broker {
 
     pub(crate) fn all_topics(&self) -> Vec<Topic> {
         self.inner.topics.read().values().cloned().collect()
+    }
+
+    fn bump_metadata(&self) {
+        self.inner.metadata_version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Changes whenever [`group_metadata`](Self::group_metadata) may have.
+    pub(crate) fn metadata_version(&self) -> u64 {
+        self.inner.metadata_version.load(Ordering::SeqCst)
     }
 
     /// Partition counts of the topics groups can subscribe to (internal
@@ -505,6 +518,7 @@ impl Broker {
             .topics
             .write()
             .insert(name.to_string(), topic.clone());
+        self.bump_metadata();
         Ok(topic)
     }
 
@@ -522,6 +536,7 @@ impl Broker {
                 name: name.to_string(),
             });
         };
+        self.bump_metadata();
         topic.state.deleted.store(true, Ordering::SeqCst);
         for p in topic.partitions() {
             p.log.abandon();
@@ -566,6 +581,7 @@ impl Broker {
         write_atomic(&RealFs, &dir.join(TOPIC_CONFIG), config.encode().as_bytes())?;
         config.partitions = total;
         topic.state.partitions.write().extend(added);
+        self.bump_metadata();
         *topic.state.config.write() = config;
         Ok(())
     }

@@ -769,7 +769,7 @@ impl Consumer {
                     self.config.assignor.clone(),
                     self.notify.clone(),
                     self.config.max_poll_interval,
-                    self.broker.group_metadata(),
+                    (self.broker.metadata_version(), self.broker.group_metadata()),
                 )?;
                 if let Some(m) = self.membership.as_mut() {
                     m.member = Some(member);
@@ -886,7 +886,9 @@ impl Consumer {
                 .broker
                 .inner
                 .groups
-                .sync(&group, &member, self.broker.group_metadata());
+                .sync(&group, &member, self.broker.metadata_version(), || {
+                    self.broker.group_metadata()
+                });
             if plan.lost {
                 let lost = self.assignment();
                 self.drop_assigned(&lost);

@@ -178,6 +178,8 @@ struct Group {
     owners: BTreeMap<TopicPartition, String>,
     /// Partition counts of the topics when the target was computed.
     metadata: BTreeMap<String, u32>,
+    /// The broker's metadata version `metadata` was read at.
+    metadata_version: u64,
 }
 
 impl Group {
@@ -267,7 +269,7 @@ impl Coordinator {
         assignor: Arc<dyn Assignor>,
         notify: Arc<Notify>,
         max_poll_interval: Duration,
-        metadata: BTreeMap<String, u32>,
+        (metadata_version, metadata): (u64, BTreeMap<String, u32>),
     ) -> Result<String> {
         let _admin = self.admin.lock();
         let mut st = self.state.lock();
@@ -279,6 +281,7 @@ impl Coordinator {
             members: BTreeMap::new(),
             owners: BTreeMap::new(),
             metadata: BTreeMap::new(),
+            metadata_version: 0,
         });
         if g.members.is_empty() {
             g.assignor = assignor;
@@ -302,6 +305,7 @@ impl Coordinator {
             },
         );
         g.metadata = metadata;
+        g.metadata_version = metadata_version;
         g.rebalance();
         Ok(member_id)
     }
@@ -332,7 +336,16 @@ impl Coordinator {
     }
 
     /// What `member` does now (see [`Plan`]).
-    pub(crate) fn sync(&self, group: &str, member: &str, metadata: BTreeMap<String, u32>) -> Plan {
+    /// `metadata` is read (and the group rebalanced if it changed) only
+    /// when the broker's `metadata_version` moved since the group last
+    /// read it.
+    pub(crate) fn sync(
+        &self,
+        group: &str,
+        member: &str,
+        metadata_version: u64,
+        metadata: impl FnOnce() -> BTreeMap<String, u32>,
+    ) -> Plan {
         let mut st = self.state.lock();
         let Some(g) = st.groups.get_mut(group) else {
             return Plan {
@@ -346,9 +359,13 @@ impl Coordinator {
                 ..Plan::default()
             };
         }
-        if g.metadata != metadata {
-            g.metadata = metadata;
-            g.rebalance();
+        if g.metadata_version != metadata_version {
+            g.metadata_version = metadata_version;
+            let metadata = metadata();
+            if g.metadata != metadata {
+                g.metadata = metadata;
+                g.rebalance();
+            }
         }
         let (generation, eager) = (
             g.generation,
@@ -585,8 +602,15 @@ mod tests {
         assert!(!m("exact", "exactly"));
     }
 
-    fn meta(parts: u32) -> BTreeMap<String, u32> {
-        [("t".to_string(), parts)].into_iter().collect()
+    /// Metadata of topic `t` with `parts` partitions (its version is the
+    /// partition count).
+    fn meta(parts: u32) -> (u64, BTreeMap<String, u32>) {
+        (u64::from(parts), [("t".to_string(), parts)].into_iter().collect())
+    }
+
+    fn sync(c: &Coordinator, member: &str, parts: u32) -> Plan {
+        let (version, metadata) = meta(parts);
+        c.sync("g", member, version, || metadata)
     }
 
     /// Moves every member to its target as consumers would (revoke, then
@@ -595,7 +619,7 @@ mod tests {
         let mut owned = vec![Vec::new(); members.len()];
         for _ in 0..4 {
             for (i, m) in members.iter().enumerate() {
-                let plan = c.sync("g", m, meta(parts));
+                let plan = sync(c, m, parts);
                 assert!(!plan.lost);
                 if !plan.revoke.is_empty() {
                     c.release("g", m, &plan.revoke);
@@ -627,14 +651,14 @@ mod tests {
         assert_eq!(owned[0].len(), 4);
         let b = join();
         // B wants two of A's partitions but gets none until A releases.
-        let plan = c.sync("g", &b, meta(4));
+        let plan = sync(&c, &b, 4);
         assert!(plan.assigned.is_empty() && plan.revoke.is_empty());
-        let plan = c.sync("g", &a, meta(4));
+        let plan = sync(&c, &a, 4);
         assert_eq!(plan.revoke.len(), 2);
         assert!(c.check_commit("g", Some(&a), &plan.revoke).is_ok());
         c.release("g", &a, &plan.revoke);
         assert!(c.check_commit("g", Some(&a), &plan.revoke).is_err());
-        let got = c.sync("g", &b, meta(4));
+        let got = sync(&c, &b, 4);
         assert_eq!(got.assigned, plan.revoke);
         assert_eq!(c.list(), vec![("g".into(), GroupState::Stable, 2)]);
         // Strangers cannot commit for an active group.
@@ -646,7 +670,7 @@ mod tests {
         let (state, _, _, members) = c.describe("g").unwrap();
         assert_eq!(state, GroupState::Stable);
         assert_eq!(members[0].assignment.len(), 4);
-        assert!(c.sync("g", &a, meta(4)).lost);
+        assert!(sync(&c, &a, 4).lost);
     }
 
     #[test]
@@ -670,6 +694,6 @@ mod tests {
         // A never polls again: B's wait removes it, then B gets everything.
         let owned = settle(&c, std::slice::from_ref(&b), 2);
         assert_eq!(owned[0].len(), 2);
-        assert!(c.sync("g", &a, meta(2)).lost);
+        assert!(sync(&c, &a, 2).lost);
     }
 }
