@@ -882,13 +882,12 @@ impl Consumer {
         // At most a few steps: revoke, then acquire; a lost membership
         // rejoins once.
         for _ in 0..4 {
-            let plan = self
-                .broker
-                .inner
-                .groups
-                .sync(&group, &member, self.broker.metadata_version(), || {
-                    self.broker.group_metadata()
-                });
+            let plan = self.broker.inner.groups.sync(
+                &group,
+                &member,
+                self.broker.metadata_version(),
+                || self.broker.group_metadata(),
+            );
             if plan.lost {
                 let lost = self.assignment();
                 self.drop_assigned(&lost);

@@ -816,10 +816,18 @@ impl ReplicaLog {
             }
             epoch
         };
-        // The follower's end must be a batch boundary of the leader's log
-        // (else their logs differ before it) before its progress counts.
+        let read = || {
+            self.log.read(
+                req.fetch_offset,
+                ReadLimit::bytes(self.config.fetch_max_bytes),
+            )
+        };
+        // Behind the end: read now, and check that the follower's end is a
+        // batch boundary of the leader's log (else their logs differ before
+        // it) before its progress counts.
+        let mut batches = None;
         if req.fetch_offset < leo {
-            match self.log.read(req.fetch_offset, ReadLimit::bytes(1)) {
+            match read() {
                 Ok(b) => {
                     if let Some(Ok(first)) = b.iter().next()
                         && first.base_offset() != req.fetch_offset
@@ -829,6 +837,7 @@ impl ReplicaLog {
                             end_offset: first.base_offset(),
                         };
                     }
+                    batches = Some(b);
                 }
                 Err(e) => {
                     return FetchResponse::Failed {
@@ -866,19 +875,22 @@ impl ReplicaLog {
             self.advance_hw(&mut st);
         }
         self.flush_for_hw();
-        if req.fetch_offset >= self.log.end_offset() && !self.config.fetch_max_wait.is_zero() {
-            self.log
-                .wait_for(req.fetch_offset, self.config.fetch_max_wait);
-        }
-        let batches = match self.log.read(
-            req.fetch_offset,
-            ReadLimit::bytes(self.config.fetch_max_bytes),
-        ) {
-            Ok(b) => b,
-            Err(e) => {
-                return FetchResponse::Failed {
-                    reason: e.to_string(),
-                };
+        let batches = match batches {
+            Some(b) => b,
+            None => {
+                // Caught up: hold the request open for new data.
+                if !self.config.fetch_max_wait.is_zero() {
+                    self.log
+                        .wait_for(req.fetch_offset, self.config.fetch_max_wait);
+                }
+                match read() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return FetchResponse::Failed {
+                            reason: e.to_string(),
+                        };
+                    }
+                }
             }
         };
         FetchResponse::Records {

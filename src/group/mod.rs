@@ -605,7 +605,10 @@ mod tests {
     /// Metadata of topic `t` with `parts` partitions (its version is the
     /// partition count).
     fn meta(parts: u32) -> (u64, BTreeMap<String, u32>) {
-        (u64::from(parts), [("t".to_string(), parts)].into_iter().collect())
+        (
+            u64::from(parts),
+            [("t".to_string(), parts)].into_iter().collect(),
+        )
     }
 
     fn sync(c: &Coordinator, member: &str, parts: u32) -> Plan {
