@@ -1604,8 +1604,8 @@ mod tests {
         assert!(range.contains(&(v.as_ptr() as usize)), "value was copied");
     }
 
-    #[test]
-    fn borrowed_records_equal_owned_records() {
+    /// The sample records as three batches at offsets 0, 3 and 6.
+    fn three_batches() -> Vec<u8> {
         let mut all = Vec::new();
         let mut buf = Vec::new();
         for base in [0i64, 3, 6] {
@@ -1616,6 +1616,12 @@ mod tests {
             encode_batch(&mut buf, &p, &sample()).unwrap();
             all.extend_from_slice(&buf);
         }
+        all
+    }
+
+    #[test]
+    fn borrowed_records_equal_owned_records() {
+        let all = three_batches();
         for (skip, max) in [(0, usize::MAX), (4, 3), (8, 10), (9, 1)] {
             let mut b = Batches::from_bytes(all.clone().into());
             b.skip_before = skip;
@@ -1641,16 +1647,7 @@ mod tests {
 
     #[test]
     fn records_iter_skips_and_limits() {
-        let mut all = Vec::new();
-        let mut buf = Vec::new();
-        for base in [0i64, 3, 6] {
-            let p = BatchParams {
-                base_offset: base,
-                ..BatchParams::default()
-            };
-            encode_batch(&mut buf, &p, &sample()).unwrap();
-            all.extend_from_slice(&buf);
-        }
+        let all = three_batches();
         let mut b = Batches::from_bytes(all.into());
         b.skip_before = 4;
         b.max_records = 3;
