@@ -16,11 +16,7 @@ fn thread_cpu_ns() -> Option<u64> {
 #[test]
 fn a_consumer_started_first_receives_everything_by_long_poll() {
     let dir = tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default().partitions(3))
-        .unwrap();
+    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default().partitions(3));
     let consumer_broker = broker.clone();
     let reader = std::thread::spawn(move || {
         let mut c =
@@ -61,11 +57,7 @@ fn a_consumer_started_first_receives_everything_by_long_poll() {
 #[test]
 fn an_idle_poll_sleeps_instead_of_spinning() {
     let dir = tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default().partitions(4))
-        .unwrap();
+    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default().partitions(4));
     let mut c = broker.consumer(ConsumerConfig::default());
     c.assign((0..4).map(|p| ("t", p))).unwrap();
     let Some(before) = thread_cpu_ns() else {

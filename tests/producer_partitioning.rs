@@ -41,11 +41,7 @@ fn keys_map_to_the_partitions_kafka_uses() {
     }
     // And the producer really sends them there.
     let dir = tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default().partitions(12))
-        .unwrap();
+    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default().partitions(12));
     let producer = broker.producer(ProducerConfig::default());
     let mut sent = Vec::new();
     for row in table["rows"].as_array().unwrap() {
@@ -64,11 +60,7 @@ fn keys_map_to_the_partitions_kafka_uses() {
 #[test]
 fn order_per_partition_holds_with_several_producer_threads() {
     let dir = tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default().partitions(4))
-        .unwrap();
+    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default().partitions(4));
     let producer = broker.producer(ProducerConfig::default().linger(Duration::from_millis(1)));
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -125,11 +117,7 @@ fn order_per_partition_holds_with_several_producer_threads() {
 #[test]
 fn keyless_records_stick_to_a_partition_per_batch() {
     let dir = tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default().partitions(3))
-        .unwrap();
+    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default().partitions(3));
     let producer = broker.producer(
         ProducerConfig::default()
             .batch_size(1024)
@@ -159,11 +147,7 @@ impl Partitioner for Everything {
 #[test]
 fn explicit_and_custom_partitioners_override() {
     let dir = tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default().partitions(3))
-        .unwrap();
+    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default().partitions(3));
     let producer = broker.producer(
         ProducerConfig::default()
             .linger(Duration::ZERO)
@@ -205,11 +189,7 @@ fn explicit_and_custom_partitioners_override() {
 #[test]
 fn records_and_headers_round_trip_byte_exact() {
     let dir = tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default())
-        .unwrap();
+    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default());
     let producer = broker.producer(ProducerConfig::default());
     let binary: Vec<u8> = (0..=255).collect();
     let sent = vec![
@@ -250,11 +230,11 @@ fn records_and_headers_round_trip_byte_exact() {
 #[test]
 fn sync_producers_flush_durably_and_oversize_records_fail_at_send() {
     let dir = tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default().max_message_bytes(1000))
-        .unwrap();
+    let broker = common::broker_with_topic(
+        dir.path(),
+        "t",
+        TopicConfig::default().max_message_bytes(1000),
+    );
     let producer = broker.producer(ProducerConfig::default().durability(Durability::Sync));
     let ds: Vec<_> = (0..50)
         .map(|i| producer.send("t", Record::new(format!("{i}"))).unwrap())
@@ -274,11 +254,7 @@ fn sync_producers_flush_durably_and_oversize_records_fail_at_send() {
 #[test]
 fn deliveries_resolve_by_linger_without_flush() {
     let dir = tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default())
-        .unwrap();
+    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default());
     let producer = broker.producer(ProducerConfig::default().linger(Duration::from_millis(5)));
     let d = producer.send("t", Record::new("x")).unwrap();
     // The linger thread appends it; no flush needed.
@@ -324,11 +300,7 @@ fn concurrent_first_sends_to_a_topic_all_resolve() {
 #[test]
 fn buffered_records_of_a_deleted_topic_resolve_with_an_error() {
     let dir = tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default())
-        .unwrap();
+    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default());
     let producer = broker.producer(ProducerConfig::default().linger(Duration::from_secs(60)));
     let d = producer.send("t", Record::new("old")).unwrap();
     broker.admin().delete_topic("t").unwrap();

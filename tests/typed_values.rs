@@ -5,7 +5,7 @@
 
 mod common;
 use embedlog::{
-    Broker, ConsumerConfig, Error, Json, OffsetReset, Postcard, ProducerConfig, Record, TopicConfig,
+    ConsumerConfig, Error, Json, OffsetReset, Postcard, ProducerConfig, Record, TopicConfig,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -21,11 +21,7 @@ struct Order {
 #[test]
 fn typed_values_round_trip() {
     let dir = common::tempdir();
-    let broker = Broker::open(dir.path()).unwrap();
-    broker
-        .admin()
-        .create_topic("orders", TopicConfig::default())
-        .unwrap();
+    let broker = common::broker_with_topic(dir.path(), "orders", TopicConfig::default());
     let producer = broker.producer(ProducerConfig::default());
     let order = Order {
         id: 7,

@@ -110,3 +110,14 @@ pub fn assert_records_eq(got: &[StoredRecord], want: &[(Offset, Record)]) {
         assert_eq!(&g.clone().into_record(), w, "record at offset {o}");
     }
 }
+
+/// A broker in `dir` with one topic created.
+pub fn broker_with_topic(
+    dir: &Path,
+    topic: &str,
+    config: embedlog::TopicConfig,
+) -> embedlog::Broker {
+    let broker = embedlog::Broker::open(dir).unwrap();
+    broker.admin().create_topic(topic, config).unwrap();
+    broker
+}
