@@ -474,6 +474,13 @@ impl Consumer {
                 'batches: for b in batches.iter() {
                     let b = b?;
                     let from = a.position.unwrap_or(0);
+                    if b.header().is_control() {
+                        // A transaction marker: not a record to deliver
+                        // (its CRC is checked all the same).
+                        b.verify()?;
+                        a.position = Some(from.max(b.last_offset() + 1));
+                        continue;
+                    }
                     for r in b.records()? {
                         let r = r?;
                         if r.offset < from {

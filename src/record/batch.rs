@@ -693,7 +693,8 @@ impl Batch {
         Ok(())
     }
 
-    /// Decodes the records, after checking the CRC.
+    /// Decodes the records, after checking the CRC. For a control batch
+    /// these are its transaction markers ([`Batches::records`] skips them).
     ///
     /// Each record's key, value and header values share this batch's bytes.
     ///
@@ -1116,8 +1117,13 @@ impl Batches {
         }
     }
 
-    /// Iterates the records of all batches, skipping offsets before the
-    /// read's start and stopping after its record limit.
+    /// Iterates the data records of all batches, skipping offsets before
+    /// the read's start and stopping after its record limit.
+    ///
+    /// Control batches (transaction markers, attributes bit 5) are not data:
+    /// their CRC is checked, but their records are never yielded, as a Kafka
+    /// consumer never returns them. [`iter`](Self::iter) and
+    /// [`Batch::records`] still show them to code that needs them.
     pub fn records(&self) -> RecordIter {
         RecordIter {
             batches: self.iter(),
@@ -1130,6 +1136,7 @@ impl Batches {
     /// Like [`records`](Self::records), but each record borrows its key,
     /// value and headers from these batches instead of sharing them through
     /// `Bytes`: no reference counting per record, the fastest way to scan.
+    /// Control batches are skipped, as by [`records`](Self::records).
     ///
     /// ```
     /// use embedlog::{BatchBuilder, Batches, Record};
@@ -1302,6 +1309,10 @@ impl<'a> Iterator for RecordRefIter<'a> {
             if !crc_matches(buf) {
                 return self.fail(start, FormatError::new(CRC_OFFSET, "CRC-32C mismatch"));
             }
+            if h.is_control() {
+                // Transaction markers: not data.
+                continue;
+            }
             if h.compression() != Compression::None {
                 self.remaining = 0;
                 return Some(Err(Error::Unsupported(format!(
@@ -1403,6 +1414,14 @@ impl Iterator for RecordIter {
             }
             match self.batches.next()? {
                 Ok(b) if b.last_offset() < self.skip_before => {}
+                // Transaction markers are not data; a damaged one is still
+                // reported.
+                Ok(b) if b.header().is_control() => {
+                    if let Err(e) = b.verify() {
+                        self.remaining = 0;
+                        return Some(Err(e));
+                    }
+                }
                 Ok(b) => match b.records() {
                     Ok(it) => self.current = Some(it),
                     Err(e) => {
