@@ -229,9 +229,25 @@ pub enum Error {
     },
 
     /// A producer's batch could not be appended; every record in it fails
-    /// with this error.
+    /// with this error (through its [`Delivery`](crate::Delivery)).
     #[error("delivery failed: {0}")]
     DeliveryFailed(#[source] std::sync::Arc<Error>),
+
+    /// [`Producer::flush`](crate::Producer::flush) or `close` found that
+    /// batches failed since the previous flush (appended by `send`, the
+    /// linger thread, or the flush itself): their records are not stored,
+    /// and their deliveries carry the errors. Resend what must be stored.
+    #[error(
+        "{batches} producer batch(es) failed since the previous flush; their records are \
+         not stored (their deliveries carry the errors); the first failure: {first}"
+    )]
+    BatchesFailed {
+        /// How many batches failed.
+        batches: u64,
+        /// The first failure.
+        #[source]
+        first: std::sync::Arc<Error>,
+    },
 
     /// A value could not be encoded or decoded by a codec.
     #[error("codec: {0}")]

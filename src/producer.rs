@@ -4,7 +4,7 @@
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::record::{
-    BATCH_HEADER_SIZE, BatchBuilder, Offset, Record, TimestampType, record_size_bound,
+    BATCH_HEADER_SIZE, BatchBuilder, BatchHeader, Offset, Record, TimestampType, record_size_bound,
 };
 use crate::storage::Durability;
 use crate::topic::{DefaultPartitioner, Partition, Partitioner, Topic};
@@ -136,8 +136,13 @@ impl Delivery {
 
     /// Blocks until the record's batch is stored; returns where the record is.
     ///
+    /// Every delivery resolves: its batch is appended when it fills, when
+    /// `linger` passes, on [`Producer::flush`] or `close`, or when the
+    /// producer is dropped; a batch for a topic that was deleted (and
+    /// perhaps created again) fails.
+    ///
     /// # Errors
-    /// [`Error::DeliveryFailed`] with the append's error.
+    /// [`Error::DeliveryFailed`] with the append's (or fsync's) error.
     pub fn wait(&self) -> Result<RecordMetadata> {
         let mut r = self.slot.result.lock();
         while r.is_none() {
@@ -189,6 +194,10 @@ struct Acc {
     /// This producer appended to the partition (a sync producer's flush
     /// fsyncs it).
     touched: bool,
+    /// Drained for the last time (its topic was deleted and the producer
+    /// moved on to a new buffer): a sender that finds it so starts again
+    /// with the topic's current buffer.
+    retired: bool,
 }
 
 impl Acc {
@@ -200,6 +209,7 @@ impl Acc {
             count: 0,
             started: None,
             touched: false,
+            retired: false,
         }
     }
 }
@@ -212,58 +222,42 @@ struct PendingSync {
     result: (Offset, Option<i64>),
 }
 
-impl PendingSync {
-    fn complete(self) -> Result<()> {
-        match self.partition.log().flush_to(self.upto) {
-            Ok(()) => {
-                self.slot.resolve(Ok(self.result));
-                Ok(())
-            }
-            Err(e) => {
-                let e = Arc::new(e);
-                self.slot.resolve(Err(e.clone()));
-                Err(Error::DeliveryFailed(e))
-            }
-        }
-    }
+/// Batch failures not yet reported by a flush.
+#[derive(Debug, Default)]
+struct Failures {
+    batches: u64,
+    first: Option<Arc<Error>>,
 }
 
-/// Runs the fsyncs of drained sync batches, resolving their deliveries.
-fn complete(pending: Vec<PendingSync>) -> Result<()> {
-    let mut result = Ok(());
-    for s in pending {
-        let r = s.complete();
-        if result.is_ok() {
-            result = r;
-        }
-    }
-    result
-}
-
+/// The batches being filled for one topic. The topic's settings are read
+/// at each send (never cached), so `alter_config` applies at once.
 #[derive(Debug)]
 struct TopicBuf {
     topic: Topic,
-    timestamp_type: TimestampType,
-    /// The topic's `max_message_bytes` when first seen (the log enforces
-    /// the current value; this only rejects hopeless records early).
-    max_message: usize,
-    max_batch: usize,
     parts: RwLock<Vec<Arc<Mutex<Acc>>>>,
     sticky: AtomicU32,
+    /// Set (under the `parts` write lock) when the buffer is retired: no
+    /// partition is added to it after that.
+    retired: AtomicBool,
 }
 
 impl TopicBuf {
-    fn acc(&self, p: u32) -> Result<Arc<Mutex<Acc>>> {
+    /// Partition `p`'s batch; `None` if this buffer was retired (start
+    /// again with the topic's current one).
+    fn acc(&self, p: u32) -> Result<Option<Arc<Mutex<Acc>>>> {
         if let Some(a) = self.parts.read().get(p as usize) {
-            return Ok(a.clone());
+            return Ok(Some(a.clone()));
         }
         // The topic grew since we first saw it.
         let mut parts = self.parts.write();
+        if self.retired.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         while parts.len() <= p as usize {
             let partition = self.topic.partition(parts.len() as u32)?;
             parts.push(Arc::new(Mutex::new(Acc::new(partition))));
         }
-        Ok(parts[p as usize].clone())
+        Ok(Some(parts[p as usize].clone()))
     }
 }
 
@@ -277,6 +271,8 @@ struct Inner {
     linger_thread: Mutex<Option<JoinHandle<()>>>,
     /// A linger thread runs (else every send appends at once).
     lingering: AtomicBool,
+    /// Failed batches since the last flush, reported by the next one.
+    failures: Mutex<Failures>,
 }
 
 /// Sends records to topics: chooses each record's partition, batches
@@ -314,6 +310,7 @@ impl Producer {
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             linger_thread: Mutex::new(None),
             lingering: AtomicBool::new(false),
+            failures: Mutex::new(Failures::default()),
         });
         if !inner.config.linger.is_zero() {
             let weak = Arc::downgrade(&inner);
@@ -337,28 +334,22 @@ impl Producer {
     ///
     /// Returns at once with a [`Delivery`]; the record is stored when its
     /// batch is appended (batch full, `linger` passed, or [`flush`](Self::flush)).
+    /// With a zero `linger` the batch is appended before `send` returns.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`], [`Error::BatchTooLarge`] for a record larger
-    /// than the topic's `max_message_bytes`, [`Error::Closed`]; an error of
-    /// an append this call made for a full batch.
+    /// Only about this record, which then was not sent:
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`] (from a custom
+    /// partitioner), [`Error::BatchTooLarge`] for a record larger than the
+    /// topic's `max_message_bytes`, [`Error::InvalidArgument`] for an
+    /// internal topic or a keyless record to a compacted topic,
+    /// [`Error::Closed`]. Once `send` returns `Ok` the record's fate is its
+    /// delivery's: a failed append or fsync (of this record's batch, or of
+    /// an earlier one this call sent because it was full) never fails
+    /// `send`; it resolves the failed batch's deliveries with
+    /// [`Error::DeliveryFailed`] and the next [`flush`](Self::flush)
+    /// returns [`Error::BatchesFailed`].
     pub fn send(&self, topic: &str, record: Record) -> Result<Delivery> {
-        let tb = self.inner.topic_buf(topic)?;
-        let n = tb.topic.partition_count();
-        let key = record.key.as_deref();
-        let p = match self.inner.config.partitioner.partition(topic, key, n) {
-            Some(p) if p < n => p,
-            Some(p) => {
-                return Err(Error::UnknownPartition {
-                    topic: topic.to_string(),
-                    partition: p,
-                    count: n,
-                });
-            }
-            None => tb.sticky.load(Ordering::Relaxed) % n,
-        };
-        let sticky = key.is_none();
-        self.inner.send_to(&tb, p, record, sticky)
+        self.inner.send(topic, None, record)
     }
 
     /// Sends `record` to partition `partition` of `topic`.
@@ -366,18 +357,22 @@ impl Producer {
     /// # Errors
     /// As [`send`](Self::send), and [`Error::UnknownPartition`].
     pub fn send_to(&self, topic: &str, partition: u32, record: Record) -> Result<Delivery> {
-        let tb = self.inner.topic_buf(topic)?;
-        self.inner.send_to(&tb, partition, record, false)
+        self.inner.send(topic, Some(partition), record)
     }
 
     /// Appends every batch being filled and waits for them: when this
-    /// returns, everything sent before is stored (and fsync'd, with
-    /// [`Durability::Sync`]).
+    /// returns `Ok`, every record sent before it is stored (and fsync'd,
+    /// with [`Durability::Sync`]), and no batch failed since the previous
+    /// flush.
     ///
     /// # Errors
-    /// The first append or fsync error (its deliveries fail with it too).
+    /// [`Error::BatchesFailed`] if any batch failed since the previous
+    /// `flush` returned, whoever appended it (a full batch in `send`, the
+    /// linger thread, or this flush): the failed records' deliveries say
+    /// which they are. Each failure is reported by one flush. Otherwise
+    /// the first fsync error of a [`Durability::Sync`] producer.
     pub fn flush(&self) -> Result<()> {
-        self.inner.flush(false)
+        self.inner.flush()
     }
 
     /// Flushes and stops the linger thread. Sends afterwards fail with
@@ -401,47 +396,109 @@ impl Inner {
             return Ok(t.clone());
         }
         let topic = self.broker.topic(name)?;
-        let config = topic.config();
         let parts = topic
             .partitions()
             .into_iter()
             .map(|p| Arc::new(Mutex::new(Acc::new(p))))
             .collect();
         let tb = Arc::new(TopicBuf {
-            timestamp_type: config.get_timestamp_type(),
-            max_message: config.max_message_bytes as usize,
-            max_batch: (config.max_message_bytes as usize).min(self.config.batch_size),
             topic,
             parts: RwLock::new(parts),
             sticky: AtomicU32::new(crate::record::now_ms() as u32),
+            retired: AtomicBool::new(false),
         });
-        let replaced = {
-            let mut topics = self.topics.write();
-            // Another sender may have got here first: use its buffers, or
-            // its records would sit in buffers nobody drains.
-            if let Some(t) = topics.get(name)
-                && !t.topic.state.deleted.load(Ordering::Relaxed)
-            {
-                return Ok(t.clone());
-            }
-            topics.insert(name.into(), tb.clone())
-        };
-        // Buffers of a deleted topic: drain them, so that their deliveries
-        // resolve (with the error the closed partitions give).
-        if let Some(old) = replaced {
-            let _ = self.flush_topics(&[old], false);
+        let mut topics = self.topics.write();
+        // Another sender may have got here first: use its buffers, or
+        // its records would sit in buffers nobody drains.
+        if let Some(t) = topics.get(name)
+            && !t.topic.state.deleted.load(Ordering::Relaxed)
+        {
+            return Ok(t.clone());
+        }
+        if let Some(old) = topics.insert(name.into(), tb.clone()) {
+            // Buffers of a deleted topic: drain them for the last time (the
+            // appends fail at once: the partitions are closed), so that
+            // their deliveries resolve, and retire them so that no sender
+            // still holding them adds to them. Done before the map is
+            // released, so that a flush either sees the old buffers or
+            // finds them drained.
+            self.retire(&old);
         }
         Ok(tb)
     }
 
-    fn send_to(&self, tb: &TopicBuf, p: u32, record: Record, sticky: bool) -> Result<Delivery> {
+    /// Drains `tb` for the last time and marks it and each of its batches
+    /// retired (see [`Acc::retired`]).
+    fn retire(&self, tb: &TopicBuf) {
+        let parts = {
+            let parts = tb.parts.write();
+            tb.retired.store(true, Ordering::SeqCst);
+            parts.clone()
+        };
+        let mut pending = Vec::new();
+        for acc in parts {
+            let mut a = acc.lock();
+            self.drain(&mut a, &mut pending);
+            a.retired = true;
+        }
+        self.complete(pending);
+    }
+
+    /// Chooses the partition (`partition`, or the partitioner's) and adds
+    /// `record` to its batch; starts again with the topic's current buffer
+    /// if the one it found was retired meanwhile.
+    fn send(&self, topic: &str, partition: Option<u32>, mut record: Record) -> Result<Delivery> {
+        loop {
+            let tb = self.topic_buf(topic)?;
+            let (p, sticky) = match partition {
+                Some(p) => (p, false),
+                None => {
+                    let n = tb.topic.partition_count();
+                    let key = record.key.as_deref();
+                    match self.config.partitioner.partition(topic, key, n) {
+                        Some(p) if p < n => (p, false),
+                        Some(p) => {
+                            return Err(Error::UnknownPartition {
+                                topic: topic.to_string(),
+                                partition: p,
+                                count: n,
+                            });
+                        }
+                        None => (tb.sticky.load(Ordering::Relaxed) % n, key.is_none()),
+                    }
+                }
+            };
+            match self.send_to(&tb, p, record, sticky)? {
+                Ok(delivery) => return Ok(delivery),
+                Err(back) => record = back,
+            }
+        }
+    }
+
+    /// Adds `record` to partition `p`'s batch; gives the record back
+    /// (`Ok(Err(record))`) if `tb` was retired meanwhile.
+    fn send_to(
+        &self,
+        tb: &TopicBuf,
+        p: u32,
+        record: Record,
+        sticky: bool,
+    ) -> Result<std::result::Result<Delivery, Record>> {
         if crate::broker::is_internal(tb.topic.name()) {
             return Err(Error::InvalidArgument(format!(
                 "{} is an internal topic: consumers write it through commits",
                 tb.topic.name()
             )));
         }
-        if record.key.is_none() && tb.topic.config().get_cleanup_policy().compacts() {
+        // The topic's settings now (alter_config may have changed them).
+        let (compacted, max_message) = {
+            let config = tb.topic.state.config.read();
+            (
+                config.get_cleanup_policy().compacts(),
+                usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
+            )
+        };
+        if record.key.is_none() && compacted {
             // Kafka's rule: compaction keeps the latest record per key, so
             // a keyless record has no place in a compacted topic.
             return Err(Error::InvalidArgument(format!(
@@ -449,34 +506,34 @@ impl Inner {
                 tb.topic.name()
             )));
         }
-        let acc = tb.acc(p)?;
+        let Some(acc) = tb.acc(p)? else {
+            return Ok(Err(record));
+        };
         let size = record_size_bound(&record);
-        let max_message = tb.max_message;
         if size + BATCH_HEADER_SIZE > max_message {
             return Err(Error::BatchTooLarge {
                 size: size + BATCH_HEADER_SIZE,
                 max: max_message,
             });
         }
+        let max_batch = max_message.min(self.config.batch_size);
         let mut pending = Vec::new();
         let mut a = acc.lock();
+        if a.retired {
+            return Ok(Err(record));
+        }
         // Checked again under the lock: `close` drains every batch after
         // setting `closed`, so a record pushed now would never go out.
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
-        if a.count > 0 && a.builder.size() + size > tb.max_batch {
-            // The full batch goes first. If it fails, this record was not
-            // accepted (the failed batch's deliveries carry the error).
-            let r = self.drain(&mut a, tb, &mut pending);
+        if a.count > 0 && a.builder.size() + size > max_batch {
+            // The full batch goes first. Its fate is its own: a failure
+            // reaches its deliveries and the next flush, and this record
+            // goes into the next batch all the same.
+            self.drain(&mut a, &mut pending);
             if sticky {
                 tb.sticky.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Err(e) = r {
-                drop(a);
-                // Sync failures reach their own deliveries.
-                let _ = complete(pending);
-                return Err(e);
             }
         }
         if a.count == 0 {
@@ -492,28 +549,28 @@ impl Inner {
         };
         a.count += 1;
         let now = !self.lingering.load(Ordering::Relaxed);
-        if now || a.builder.size() >= tb.max_batch {
+        if now || a.builder.size() >= max_batch {
             // The record is accepted: from here on its fate (append or fsync
-            // failure included) is reported through its delivery only.
-            let _ = self.drain(&mut a, tb, &mut pending);
+            // failure included) is reported through its delivery and the
+            // next flush.
+            self.drain(&mut a, &mut pending);
             if sticky && !now {
                 tb.sticky.fetch_add(1, Ordering::Relaxed);
             }
         }
         drop(a);
-        // A failed fsync reaches the deliveries of its batch (this one's
-        // included): the record was accepted either way.
-        let _ = complete(pending);
-        Ok(delivery)
+        self.complete(pending);
+        Ok(Ok(delivery))
     }
 
     /// Appends the partition's batch (under its lock, so batches of one
     /// partition keep their order). A sync append's fsync is left in
     /// `pending`, to be done after the lock is released so that concurrent
-    /// senders share it.
-    fn drain(&self, a: &mut Acc, tb: &TopicBuf, pending: &mut Vec<PendingSync>) -> Result<()> {
+    /// senders share it. A failure resolves the batch's deliveries and is
+    /// kept for the next flush.
+    fn drain(&self, a: &mut Acc, pending: &mut Vec<PendingSync>) {
         if a.count == 0 {
-            return Ok(());
+            return;
         }
         let builder = std::mem::take(&mut a.builder);
         let slot = std::mem::take(&mut a.slot);
@@ -521,14 +578,19 @@ impl Inner {
         a.started = None;
         a.touched = true;
         let appended = builder.finish().and_then(|mut bytes| {
-            a.partition
-                .log()
-                .append_built(&mut bytes, Durability::Buffered)
+            let info = a
+                .partition
+                .log
+                .append_built(&mut bytes, Durability::Buffered)?;
+            // The log stamps the batch with the append time when its topic
+            // says so *now*: read that from the bytes it stored.
+            let stamped = BatchHeader::parse(&bytes)
+                .is_ok_and(|h| h.timestamp_type() == TimestampType::LogAppendTime);
+            Ok((info, stamped))
         });
         match appended {
-            Ok(info) => {
-                let append_time = (tb.timestamp_type == TimestampType::LogAppendTime)
-                    .then_some(info.max_timestamp);
+            Ok((info, stamped)) => {
+                let append_time = stamped.then_some(info.max_timestamp);
                 let result = (info.base_offset, append_time);
                 if self.config.durability == Durability::Sync {
                     pending.push(PendingSync {
@@ -540,42 +602,75 @@ impl Inner {
                 } else {
                     slot.resolve(Ok(result));
                 }
-                Ok(())
             }
             Err(e) => {
                 let e = Arc::new(e);
                 slot.resolve(Err(e.clone()));
-                Err(Error::DeliveryFailed(e))
+                self.batch_failed(&a.partition, e);
             }
         }
     }
 
-    /// Appends batches: all of them, or (`expired_only`) those older than
-    /// `linger`.
-    fn flush(&self, expired_only: bool) -> Result<()> {
-        let topics: Vec<Arc<TopicBuf>> = self.topics.read().values().cloned().collect();
-        self.flush_topics(&topics, expired_only)
+    /// Notes a batch that failed: reported now through `tracing`, and by
+    /// the next flush.
+    fn batch_failed(&self, partition: &Partition, e: Arc<Error>) {
+        tracing::warn!(
+            topic = partition.topic(),
+            partition = partition.id(),
+            error = %e,
+            "a producer batch failed: its records are not stored"
+        );
+        let mut f = self.failures.lock();
+        f.batches += 1;
+        f.first.get_or_insert(e);
     }
 
-    /// Appends batches of these topics: all of them, or (`expired_only`)
-    /// those older than `linger`. A full flush of a sync producer also
-    /// fsyncs every partition it has appended to, which covers batches
-    /// other threads appended (their fsync may still be running).
-    fn flush_topics(&self, topics: &[Arc<TopicBuf>], expired_only: bool) -> Result<()> {
-        let mut result = Ok(());
+    /// Runs the fsyncs of drained sync batches, resolving their deliveries.
+    fn complete(&self, pending: Vec<PendingSync>) {
+        for s in pending {
+            match s.partition.log.flush_to(s.upto) {
+                Ok(()) => s.slot.resolve(Ok(s.result)),
+                Err(e) => {
+                    let e = Arc::new(e);
+                    s.slot.resolve(Err(e.clone()));
+                    self.batch_failed(&s.partition, e);
+                }
+            }
+        }
+    }
+
+    /// Appends every batch, then reports the failures since the last
+    /// flush (see [`Producer::flush`]).
+    fn flush(&self) -> Result<()> {
+        let synced = self.flush_batches(false);
+        let failures = std::mem::take(&mut *self.failures.lock());
+        if let Some(first) = failures.first {
+            return Err(Error::BatchesFailed {
+                batches: failures.batches,
+                first,
+            });
+        }
+        synced
+    }
+
+    /// Appends batches: all of them, or (`expired_only`) those older than
+    /// `linger`. A full flush of a sync producer also fsyncs every
+    /// partition it has appended to, which covers batches other threads
+    /// appended (their fsync may still be running); the first error of
+    /// those fsyncs is returned. Batch failures are kept for
+    /// [`flush`](Self::flush).
+    fn flush_batches(&self, expired_only: bool) -> Result<()> {
+        let topics: Vec<Arc<TopicBuf>> = self.topics.read().values().cloned().collect();
         let mut pending = Vec::new();
         let mut to_sync = Vec::new();
-        for tb in topics {
+        for tb in &topics {
             let parts: Vec<_> = tb.parts.read().clone();
             for acc in parts {
                 let mut a = acc.lock();
                 let due =
                     !expired_only || a.started.is_some_and(|s| s.elapsed() >= self.config.linger);
                 if due {
-                    let r = self.drain(&mut a, tb, &mut pending);
-                    if result.is_ok() {
-                        result = r;
-                    }
+                    self.drain(&mut a, &mut pending);
                 }
                 // Not reset here: a concurrent flush must fsync too (cheap
                 // when already done).
@@ -584,12 +679,10 @@ impl Inner {
                 }
             }
         }
-        let r = complete(pending);
-        if result.is_ok() {
-            result = r;
-        }
+        self.complete(pending);
+        let mut result = Ok(());
         for p in to_sync {
-            if let Err(e) = p.log().flush()
+            if let Err(e) = p.log.flush()
                 && result.is_ok()
             {
                 result = Err(e);
@@ -612,7 +705,7 @@ impl Inner {
         {
             let _ = h.join();
         }
-        self.flush(false)
+        self.flush()
     }
 }
 
@@ -641,7 +734,46 @@ fn linger_loop(producer: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, every: 
         let Some(inner) = producer.upgrade() else {
             return;
         };
-        // Errors reach the senders through their deliveries.
-        let _ = inner.flush(true);
+        // Batch failures reach their deliveries, `tracing` and the next
+        // flush; an fsync error is only looked for by a full flush.
+        let _ = inner.flush_batches(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interleaving that used to lose a record: a sender holds a
+    /// topic's buffer, the topic is deleted and created again, another
+    /// sender replaces the buffer (draining it), and only then does the
+    /// first sender add its record. It must go to the new buffer, not to
+    /// the old one that nobody drains any more.
+    #[test]
+    fn a_record_is_never_added_to_a_retired_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        let admin = broker.admin();
+        admin
+            .create_topic("t", crate::TopicConfig::default())
+            .unwrap();
+        let producer = broker.producer(ProducerConfig::default().linger(Duration::from_secs(3600)));
+        let inner = &producer.inner;
+        let held = inner.topic_buf("t").unwrap();
+        admin.delete_topic("t").unwrap();
+        admin
+            .create_topic("t", crate::TopicConfig::default())
+            .unwrap();
+        let current = inner.topic_buf("t").unwrap();
+        assert!(!Arc::ptr_eq(&held, &current));
+        let back = inner
+            .send_to(&held, 0, Record::new("late"), false)
+            .unwrap()
+            .expect_err("the retired buffer gives the record back");
+        // `send` then starts again with the current buffer: stored.
+        let d = producer.send_to("t", 0, back).unwrap();
+        producer.flush().unwrap();
+        assert_eq!(d.wait().unwrap().offset, 0);
+        assert_eq!(broker.partition("t", 0).unwrap().end_offset(), 1);
     }
 }

@@ -5,8 +5,7 @@
 //! (`tests/fixtures/kafka_python/txn_*.bin`).
 
 use embedlog::{
-    Broker, ConsumerConfig, Durability, Log, LogConfig, OffsetReset, ReadLimit, Record,
-    TopicConfig,
+    Broker, ConsumerConfig, Durability, Log, LogConfig, OffsetReset, ReadLimit, Record, TopicConfig,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
