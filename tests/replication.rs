@@ -216,8 +216,12 @@ fn acks_all_waits_for_the_isr_and_needs_enough_of_it() {
     c.elect(0, 1);
     let leader = c.r(0).clone();
     let writer = std::thread::spawn(move || leader.append(&[rec("x")], Acks::All));
-    // Not acknowledged while the followers have not fetched it.
-    std::thread::sleep(Duration::from_millis(50));
+    // Not acknowledged while the followers have not fetched it (wait for
+    // the leader to hold it: the followers can only fetch it then).
+    assert!(
+        c.r(0).log().wait_for(0, Duration::from_secs(60)),
+        "the writer never appended"
+    );
     assert!(!writer.is_finished());
     c.sync();
     let info = writer.join().unwrap().unwrap();
