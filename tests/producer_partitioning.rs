@@ -313,6 +313,11 @@ fn buffered_records_of_a_deleted_topic_resolve_with_an_error() {
         d.wait_timeout(Duration::from_secs(10)),
         Err(Error::DeliveryFailed(_))
     ));
-    producer.flush().unwrap();
+    // The flush stores the new record and reports the old one's batch.
+    assert!(matches!(
+        producer.flush(),
+        Err(Error::BatchesFailed { batches: 1, .. })
+    ));
     assert_eq!(d2.wait().unwrap().offset, 0, "the new topic starts empty");
+    producer.flush().unwrap();
 }
