@@ -1738,8 +1738,15 @@ impl Inner {
             let end = self.next_offset.load(Ordering::SeqCst);
             if self.sync.lock().synced < end {
                 parking_lot::MutexGuard::unlocked(&mut stop, || {
-                    // A failure poisons the log; appenders see it.
-                    let _ = self.sync_to(end);
+                    // A failure poisons the log (appenders see it); say so
+                    // now, since nobody may append for a while.
+                    if let Err(e) = self.sync_to(end) {
+                        tracing::error!(
+                            path = %self.dir.display(),
+                            error = %e,
+                            "background fsync (flush.ms) failed; the log refuses writes until reopened"
+                        );
+                    }
                 });
             }
         }
