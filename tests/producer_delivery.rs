@@ -56,7 +56,15 @@ fn send_fails_only_for_its_own_record() {
     broker.admin().alter_config("t", config).unwrap();
     // This record fits the new limit; it closes the full batch before it,
     // whose failure is not this record's.
-    let small = producer.send("t", value(100)).unwrap();
+    let (small, events) = common::capture_events(|| producer.send("t", value(100)));
+    let small = small.unwrap();
+    // Reported when it happened (in this `send`, on this thread), saying
+    // where.
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].starts_with("WARN") && events[0].contains("topic=\"t\" partition=0"),
+        "{events:?}"
+    );
     assert!(matches!(
         big.wait_timeout(GENEROUS).unwrap_err(),
         Error::DeliveryFailed(e) if matches!(*e, Error::BatchTooLarge { .. })
@@ -67,6 +75,7 @@ fn send_fails_only_for_its_own_record() {
         }
         other => panic!("flush must report the failed batch, got {other:?}"),
     }
+
     let stored = small.wait_timeout(GENEROUS).unwrap().expect("resolved");
     assert_eq!(stored.offset, 0, "the small record was stored");
     // A record over the current limit is refused by `send` itself.

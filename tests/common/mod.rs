@@ -121,3 +121,44 @@ pub fn broker_with_topic(
     broker.admin().create_topic(topic, config).unwrap();
     broker
 }
+
+/// Runs `f` with a `tracing` subscriber on this thread that keeps every
+/// event as `LEVEL field=value ...` (the message is the field `message`);
+/// returns `f`'s result and the events. The library installs no
+/// subscriber: this is how a test sees what it reports.
+pub fn capture_events<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    use std::fmt::Write;
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record as SpanRecord};
+
+    struct Capture(Arc<Mutex<Vec<String>>>);
+    struct Line(String);
+    impl Visit for Line {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &SpanRecord<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut line = Line(event.metadata().level().to_string());
+            event.record(&mut line);
+            self.0.lock().unwrap().push(line.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let r = tracing::subscriber::with_default(Capture(events.clone()), f);
+    let events = events.lock().unwrap().clone();
+    (r, events)
+}
