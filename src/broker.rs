@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LOCK_FILE: &str = ".lock";
 
@@ -52,8 +52,12 @@ pub struct BrokerBuilder {
 }
 
 impl BrokerBuilder {
-    /// The clock for timestamps, rolls and (later) retention. Default:
-    /// [`SystemClock`].
+    /// The clock for timestamps, time-based rolls and retention, and every
+    /// timer of the broker: when the background thread flushes topics with
+    /// a `flush_interval` and applies retention, consumers' auto-commit
+    /// interval and groups' `max_poll_interval`. (The background thread
+    /// still wakes every [`housekeeping_interval`](Self::housekeeping_interval)
+    /// of real time to look.) Default: [`SystemClock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -67,7 +71,8 @@ impl BrokerBuilder {
     }
 
     /// How often the background thread applies topics' retention (Kafka's
-    /// `log.retention.check.interval.ms`). Default: 30 s.
+    /// `log.retention.check.interval.ms`), by the broker's
+    /// [`clock`](Self::clock). Default: 30 s.
     pub fn retention_check_interval(mut self, every: Duration) -> Self {
         self.retention_check_interval = every;
         self
@@ -242,7 +247,7 @@ impl Broker {
         }
         let inner = Arc::new(BrokerInner {
             root,
-            clock: b.clock,
+            clock: b.clock.clone(),
             lock: Mutex::new(Some(lock)),
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
@@ -251,7 +256,7 @@ impl Broker {
             housekeeper: Mutex::new(None),
             cleaner: Mutex::new(None),
             key_map_bytes: b.cleaner_key_map_bytes,
-            groups: crate::group::Coordinator::default(),
+            groups: crate::group::Coordinator::new(b.clock.clone()),
             metadata_version: std::sync::atomic::AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&inner);
@@ -652,11 +657,25 @@ impl Drop for BrokerInner {
 }
 
 /// Applies each topic's retention to its partitions; returns what went.
+/// Fails with the first partition's error (the others are still
+/// processed).
 pub(crate) fn enforce_retention(
     topics: &[Topic],
 ) -> Result<Vec<(crate::TopicPartition, crate::RetentionReport)>> {
-    let mut out = Vec::new();
     let mut first_err = None;
+    let out = retention_pass(topics, |_, e| {
+        first_err.get_or_insert(e);
+    });
+    first_err.map_or(Ok(out), Err)
+}
+
+/// Applies each topic's retention to its partitions, handing each
+/// partition's error to `on_error`; returns what went.
+fn retention_pass(
+    topics: &[Topic],
+    mut on_error: impl FnMut(&crate::TopicPartition, Error),
+) -> Vec<(crate::TopicPartition, crate::RetentionReport)> {
+    let mut out = Vec::new();
     for t in topics {
         let config = t.config();
         let policy = config.get_retention();
@@ -664,20 +683,17 @@ pub(crate) fn enforce_retention(
             continue;
         }
         for p in t.partitions() {
-            match p.log().enforce_retention(policy) {
-                Ok(r) if r.segments_deleted > 0 => {
-                    out.push((crate::TopicPartition::new(t.name(), p.id()), r))
-                }
+            let tp = crate::TopicPartition::new(t.name(), p.id());
+            match p.log.enforce_retention(policy) {
+                Ok(r) if r.segments_deleted > 0 => out.push((tp, r)),
                 Ok(_) => {}
                 // A partition closed by a concurrent delete: skip it.
                 Err(Error::Closed) => {}
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+                Err(e) => on_error(&tp, e),
             }
         }
     }
-    first_err.map_or(Ok(out), Err)
+    out
 }
 
 /// Whether `name` is a topic the broker keeps for itself.
@@ -833,16 +849,29 @@ fn load_topic(dir: &Path, name: &str, clock: &Arc<dyn Clock>) -> Result<Topic> {
 }
 
 /// Flushes topics with a `flush_interval` and applies retention on
-/// schedule, until the broker stops. Holds the broker only while working, so dropping the last handle
-/// closes it.
+/// schedule, until the broker stops. The thread wakes every `every` of real
+/// time; whether a flush or a retention pass is due is decided by the
+/// broker's [`Clock`], so a [`ManualClock`](crate::ManualClock) drives both.
+/// Holds the broker only while working, so dropping the last handle closes
+/// it.
 fn housekeeping(
     broker: Weak<BrokerInner>,
     stop: Arc<Stop>,
     every: Duration,
     retention_every: Duration,
 ) {
-    let mut last_flush: HashMap<String, Instant> = HashMap::new();
-    let mut last_retention = Instant::now();
+    let Some(clock) = broker.upgrade().map(|inner| inner.clock.clone()) else {
+        return;
+    };
+    let due = |since: i64, now: i64, interval: Duration| {
+        now.saturating_sub(since) >= i64::try_from(interval.as_millis()).unwrap_or(i64::MAX)
+    };
+    // A topic's first flush is due one interval after the thread started
+    // (not after the thread first saw the topic), so the schedule does not
+    // depend on how soon the thread looks.
+    let started = clock.now_ms();
+    let mut last_flush: HashMap<String, i64> = HashMap::new();
+    let mut last_retention = started;
     loop {
         {
             let mut stopped = stop.stopped.lock();
@@ -859,23 +888,42 @@ fn housekeeping(
         };
         let topics: Vec<Topic> = inner.topics.read().values().cloned().collect();
         drop(inner);
-        let now = Instant::now();
-        if now.duration_since(last_retention) >= retention_every {
+        let now = clock.now_ms();
+        if due(last_retention, now, retention_every) {
             last_retention = now;
-            // Errors poison the partition or reach its next writer; the
-            // next round tries again.
-            let _ = enforce_retention(&topics);
+            // A failure poisons the partition or reaches its next writer;
+            // the next round tries again.
+            retention_pass(&topics, |tp, e| {
+                tracing::warn!(
+                    topic = &*tp.topic,
+                    partition = tp.partition,
+                    error = %e,
+                    "embedlog: background retention failed; retrying at the next check"
+                );
+            });
         }
+        last_flush.retain(|name, _| topics.iter().any(|t| t.name() == name));
         for t in topics {
             let Some(interval) = t.config().get_flush_interval() else {
                 continue;
             };
-            let last = last_flush.entry(t.name().to_string()).or_insert(now);
-            if now.duration_since(*last) >= interval {
+            let last = last_flush.entry(t.name().to_string()).or_insert(started);
+            if due(*last, now, interval) {
                 *last = now;
                 for p in t.partitions() {
+                    if p.log.is_poisoned() {
+                        continue; // reported when it happened; writers see it
+                    }
                     // A failure poisons the partition; its writers see it.
-                    let _ = p.log.flush();
+                    match p.log.flush() {
+                        Ok(()) | Err(Error::Closed) => {}
+                        Err(e) => tracing::error!(
+                            topic = t.name(),
+                            partition = p.id(),
+                            error = %e,
+                            "embedlog: background flush failed; the partition refuses writes until reopened"
+                        ),
+                    }
                 }
             }
         }

@@ -112,7 +112,9 @@ impl ConsumerConfig {
     /// (`enable.auto.commit` / `auto.commit.interval.ms`). Default: `None`
     /// (commit explicitly, after processing, for at-least-once delivery).
     /// Auto-commit is at-least-once too as long as every record a poll
-    /// returned is processed before the next poll.
+    /// returned is processed before the next poll. The interval is measured
+    /// by the broker's [`Clock`](crate::Clock)
+    /// ([`BrokerBuilder::clock`](crate::BrokerBuilder::clock)).
     pub fn auto_commit(mut self, interval: Option<Duration>) -> Self {
         self.auto_commit = interval;
         self
@@ -120,7 +122,9 @@ impl ConsumerConfig {
 
     /// A member that has not polled for this long, while another member
     /// waits for one of its partitions, is removed from the group
-    /// (`max.poll.interval.ms`). Default: 5 minutes.
+    /// (`max.poll.interval.ms`). Default: 5 minutes. Measured by the
+    /// broker's [`Clock`](crate::Clock)
+    /// ([`BrokerBuilder::clock`](crate::BrokerBuilder::clock)).
     pub fn max_poll_interval(mut self, interval: Duration) -> Self {
         self.max_poll_interval = interval;
         self
@@ -134,7 +138,9 @@ struct Membership {
     member: Option<String>,
     topics: Option<Topics>,
     listener: Option<Box<dyn RebalanceListener>>,
-    last_auto_commit: Instant,
+    /// When the auto-commit last ran, by the broker's clock (ms since the
+    /// epoch).
+    last_auto_commit_ms: i64,
 }
 
 impl std::fmt::Debug for Membership {
@@ -214,12 +220,13 @@ pub struct Consumer {
 
 impl Consumer {
     pub(crate) fn new(broker: Broker, config: ConsumerConfig) -> Consumer {
+        let now = broker.inner.clock.now_ms();
         let membership = config.group_id.clone().map(|group| Membership {
             group,
             member: None,
             topics: None,
             listener: None,
-            last_auto_commit: Instant::now(),
+            last_auto_commit_ms: now,
         });
         Consumer {
             broker,
@@ -864,18 +871,19 @@ impl Consumer {
     /// Moves this member towards the group's assignment (see the module
     /// docs of `group`) and runs the auto-commit when due.
     fn sync_group(&mut self) -> Result<()> {
+        let now = self.broker.inner.clock.now_ms();
         let Some((group, member, due)) = self.membership.as_ref().and_then(|m| {
-            let due = self
-                .config
-                .auto_commit
-                .is_some_and(|every| m.last_auto_commit.elapsed() >= every);
+            let due = self.config.auto_commit.is_some_and(|every| {
+                let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+                now.saturating_sub(m.last_auto_commit_ms) >= every_ms
+            });
             Some((m.group.clone(), m.member.clone()?, due))
         }) else {
             return Ok(());
         };
         if due {
             if let Some(m) = self.membership.as_mut() {
-                m.last_auto_commit = Instant::now();
+                m.last_auto_commit_ms = now;
             }
             self.commit()?;
         }

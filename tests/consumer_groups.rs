@@ -1,14 +1,16 @@
 //! Consumer groups: balanced, disjoint and complete assignments; sticky
 //! rebalances that move the minimum; no record delivered twice in a steady
 //! state; commits that survive a broker restart; exact lag; the group
-//! admin; and a property test of at-least-once delivery under random
-//! membership changes and restarts.
+//! admin; group timers (auto-commit, `max_poll_interval`) that follow the
+//! broker's clock; and a property test of at-least-once delivery under
+//! random membership changes and restarts.
 
 mod common;
 use embedlog::{
     Admin, Assignor, Broker, Consumer, ConsumerConfig, CooperativeStickyAssignor, Error,
-    GroupState, OFFSETS_TOPIC, OffsetAndMetadata, OffsetReset, OffsetSpec, ProducerConfig,
-    RangeAssignor, RebalanceListener, Record, RoundRobinAssignor, TopicConfig, TopicPartition,
+    GroupState, ManualClock, OFFSETS_TOPIC, OffsetAndMetadata, OffsetReset, OffsetSpec,
+    ProducerConfig, RangeAssignor, RebalanceListener, Record, RoundRobinAssignor, TopicConfig,
+    TopicPartition,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +25,26 @@ fn config(group: &str) -> ConsumerConfig {
 
 fn broker(dir: &std::path::Path) -> Broker {
     Broker::builder(dir).cleaner(false).open().unwrap()
+}
+
+/// A broker whose timers follow `clock`.
+fn clocked_broker(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Broker {
+    Broker::builder(dir)
+        .clock(clock.clone())
+        .cleaner(false)
+        .open()
+        .unwrap()
+}
+
+/// Polls `c` (without waiting) until `done` holds, at most 20 times.
+fn poll_until(c: &mut Consumer, what: &str, done: impl Fn(&Consumer) -> bool) {
+    for _ in 0..20 {
+        if done(c) {
+            return;
+        }
+        c.poll(Duration::ZERO).unwrap();
+    }
+    assert!(done(c), "{what}");
 }
 
 /// Polls every member (without waiting) until the group is stable;
@@ -522,6 +544,69 @@ fn misuse_is_refused() {
         Err(Error::CommitFailed { .. })
     ));
     members[with].commit().unwrap();
+}
+
+#[test]
+fn auto_commit_is_timed_by_the_brokers_clock() {
+    let dir = common::tempdir();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let broker = clocked_broker(dir.path(), &clock);
+    let t = broker
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
+    t.partition(0)
+        .unwrap()
+        .append(&[Record::new("a"), Record::new("b")])
+        .unwrap();
+    let mut c = broker.consumer(config("g").auto_commit(Some(Duration::from_secs(60))));
+    c.subscribe(&["t"]).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let mut got = 0;
+    for _ in 0..20 {
+        got += c.poll(Duration::ZERO).unwrap().len();
+    }
+    assert_eq!(got, 2);
+    clock.advance(59_999);
+    c.poll(Duration::ZERO).unwrap();
+    assert_eq!(c.committed(tp.clone()).unwrap(), None, "not due yet");
+    clock.advance(1);
+    c.poll(Duration::ZERO).unwrap();
+    assert_eq!(c.committed(tp).unwrap().map(|o| o.offset), Some(2));
+}
+
+#[test]
+fn max_poll_interval_is_timed_by_the_brokers_clock() {
+    let dir = common::tempdir();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let broker = clocked_broker(dir.path(), &clock);
+    broker
+        .admin()
+        .create_topic("t", TopicConfig::default().partitions(2))
+        .unwrap();
+    let mut a = broker.consumer(config("g").max_poll_interval(Duration::from_secs(60)));
+    a.subscribe(&["t"]).unwrap();
+    poll_until(&mut a, "A never owned both partitions", |c| {
+        c.assignment().len() == 2
+    });
+    let mut b = broker.consumer(config("g"));
+    b.subscribe(&["t"]).unwrap();
+    // B waits for one of A's partitions; A stops polling. Within A's
+    // interval nothing moves.
+    clock.advance(60_000);
+    for _ in 0..5 {
+        b.poll(Duration::ZERO).unwrap();
+    }
+    assert!(b.assignment().is_empty(), "{:?}", b.assignment());
+    assert_eq!(broker.admin().describe_group("g").unwrap().members.len(), 2);
+    // Past it, B's wait removes A and B takes everything over.
+    clock.advance(1);
+    poll_until(&mut b, "B never took A's partitions over", |c| {
+        c.assignment().len() == 2
+    });
+    let members = broker.admin().describe_group("g").unwrap().members;
+    assert_eq!(members.len(), 1);
+    assert_eq!(Some(members[0].member_id.as_str()), b.member_id());
 }
 
 /// The property: under any sequence of produce / poll / commit / join /

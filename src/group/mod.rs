@@ -29,13 +29,14 @@ pub use assignor::{
 };
 pub use offsets::{OFFSETS_TOPIC, OffsetAndMetadata};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::storage::Notify;
 use crate::topic::TopicPartition;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Callbacks a group member runs when its partitions change (Kafka's
 /// `ConsumerRebalanceListener`). They run inside
@@ -163,7 +164,8 @@ struct Member {
     owned: Vec<TopicPartition>,
     /// The generation whose eager revocation it went through.
     synced_generation: u64,
-    last_poll: Instant,
+    /// When it last polled, by the broker's clock (ms since the epoch).
+    last_poll_ms: i64,
     max_poll_interval: Duration,
     /// Wakes the member's long poll when the group changes.
     notify: Arc<Notify>,
@@ -247,9 +249,12 @@ struct State {
 }
 
 /// The broker's group coordinator. See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Coordinator {
     state: Mutex<State>,
+    /// The broker's clock: poll deadlines are measured by it, so tests
+    /// drive them with a [`ManualClock`](crate::ManualClock).
+    clock: Arc<dyn Clock>,
     /// Held by admin changes of an empty group's offsets (check, then
     /// store) and by joins, so that no member starts from offsets about to
     /// change. Taken before `state`.
@@ -260,7 +265,23 @@ fn sorted(v: impl IntoIterator<Item = TopicPartition>) -> Vec<TopicPartition> {
     v.into_iter().collect::<BTreeSet<_>>().into_iter().collect()
 }
 
+/// Whether more than `interval` passed from `since_ms` to `now_ms` (a
+/// clock that went backwards means no time passed).
+fn expired(since_ms: i64, now_ms: i64, interval: Duration) -> bool {
+    let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+    now_ms.saturating_sub(since_ms) > interval_ms
+}
+
 impl Coordinator {
+    /// A coordinator without groups, timing members by `clock`.
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Coordinator {
+        Coordinator {
+            state: Mutex::default(),
+            clock,
+            admin: Mutex::default(),
+        }
+    }
+
     /// Adds a member to `group` (created if new) and rebalances.
     pub(crate) fn join(
         &self,
@@ -299,7 +320,7 @@ impl Coordinator {
                 target: Vec::new(),
                 owned: Vec::new(),
                 synced_generation: 0,
-                last_poll: Instant::now(),
+                last_poll_ms: self.clock.now_ms(),
                 max_poll_interval,
                 notify,
             },
@@ -371,11 +392,11 @@ impl Coordinator {
             g.generation,
             g.assignor.protocol() == RebalanceProtocol::Eager,
         );
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let Some(m) = g.members.get_mut(member) else {
             return Plan::default();
         };
-        m.last_poll = now;
+        m.last_poll_ms = now;
         let revoke: Vec<TopicPartition> = if eager && m.synced_generation < generation {
             m.owned.clone()
         } else {
@@ -404,7 +425,7 @@ impl Coordinator {
                     // Waiting for `o` to revoke: remove it if it stopped
                     // polling.
                     if let Some(om) = g.members.get(o)
-                        && now.duration_since(om.last_poll) > om.max_poll_interval
+                        && expired(om.last_poll_ms, now, om.max_poll_interval)
                     {
                         stale.push(o.clone());
                     }
@@ -637,7 +658,7 @@ mod tests {
 
     #[test]
     fn a_partition_is_never_owned_twice_during_a_handover() {
-        let c = Coordinator::default();
+        let c = Coordinator::new(Arc::new(crate::ManualClock::new(0)));
         let join = || {
             c.join(
                 "g",
@@ -678,23 +699,30 @@ mod tests {
 
     #[test]
     fn a_member_that_stops_polling_is_removed() {
-        let c = Coordinator::default();
-        let join = |interval| {
+        // The broker's clock decides, not the wall clock: nothing sleeps.
+        let clock = Arc::new(crate::ManualClock::new(1_000));
+        let c = Coordinator::new(clock.clone());
+        let join = || {
             c.join(
                 "g",
                 Topics::Names(vec!["t".into()]),
                 Arc::new(RangeAssignor),
                 Arc::new(Notify::new()),
-                interval,
+                Duration::from_secs(60),
                 meta(2),
             )
             .unwrap()
         };
-        let a = join(Duration::ZERO);
+        let a = join();
         settle(&c, std::slice::from_ref(&a), 2);
-        let b = join(Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(2));
-        // A never polls again: B's wait removes it, then B gets everything.
+        let b = join();
+        // A never polls again. Until its interval has passed, B waits.
+        clock.advance(60_000);
+        let plan = sync(&c, &b, 2);
+        assert!(!plan.lost && plan.assigned.is_empty(), "{plan:?}");
+        assert_eq!(c.describe("g").unwrap().3.len(), 2);
+        // One millisecond later B's wait removes A, then B gets everything.
+        clock.advance(1);
         let owned = settle(&c, std::slice::from_ref(&b), 2);
         assert_eq!(owned[0].len(), 2);
         assert!(sync(&c, &a, 2).lost);
