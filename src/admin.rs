@@ -379,8 +379,7 @@ impl Admin {
     ) -> Result<Vec<(TopicPartition, Offset)>> {
         self.broker.check_open()?;
         let coordinator = &self.broker.inner.groups;
-        // No member joins until the new offsets are stored.
-        let _admin = coordinator.admin_lock();
+        // Fail early; storing checks again, atomically with the store.
         coordinator.check_empty(group)?;
         let tps: Vec<TopicPartition> = if partitions.is_empty() {
             coordinator.committed_all(group).into_keys().collect()
@@ -412,13 +411,12 @@ impl Admin {
         I: IntoIterator<Item = (TopicPartition, Offset)>,
     {
         self.broker.check_open()?;
-        let _admin = self.broker.inner.groups.admin_lock();
         self.broker.inner.groups.check_empty(group)?;
         self.store_group_offsets(group, offsets)
     }
 
-    /// Stores explicit offsets (the caller holds the admin lock and checked
-    /// that the group is empty).
+    /// Stores explicit offsets if the group is empty (checked atomically
+    /// with the store).
     fn store_group_offsets<I>(&self, group: &str, offsets: I) -> Result<()>
     where
         I: IntoIterator<Item = (TopicPartition, Offset)>,
@@ -434,7 +432,11 @@ impl Admin {
             }
             commits.push((tp, Some(crate::OffsetAndMetadata::new(offset))));
         }
-        self.broker.store_commits(group, &commits)
+        self.broker.store_commits(
+            group,
+            crate::group::Committer::Admin,
+            crate::group::Commits::These(commits),
+        )
     }
 
     /// Deletes an inactive group's committed offsets (tombstones in
@@ -445,17 +447,11 @@ impl Admin {
     /// [`Error::UnknownGroup`]; I/O errors.
     pub fn delete_group(&self, group: &str) -> Result<()> {
         self.broker.check_open()?;
-        let coordinator = &self.broker.inner.groups;
-        let _admin = coordinator.admin_lock();
-        coordinator.check_empty(group)?;
-        let committed = coordinator.committed_all(group);
-        if committed.is_empty() {
-            return Err(Error::UnknownGroup {
-                group: group.to_string(),
-            });
-        }
-        let commits: Vec<_> = committed.into_keys().map(|tp| (tp, None)).collect();
-        self.broker.store_commits(group, &commits)
+        self.broker.store_commits(
+            group,
+            crate::group::Committer::Admin,
+            crate::group::Commits::DeleteAll,
+        )
     }
 
     /// Every topic, internal ones (`__consumer_offsets`) included.

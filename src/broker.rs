@@ -431,22 +431,22 @@ impl Broker {
             }
         }
         for (group, c) in commits {
-            self.inner.groups.apply_commits(&group, &c);
+            self.inner.groups.load(&group, &c);
         }
         Ok(())
     }
 
-    /// Stores commits of `group` (`None` deletes one) durably in
-    /// `__consumer_offsets`, then makes them visible.
+    /// Stores commits of `group` (`None` deletes one) as `committer`: the
+    /// coordinator checks that it may, appends them durably to
+    /// `__consumer_offsets` and makes them visible, atomically (see
+    /// [`Coordinator::commit`](crate::group::Coordinator::commit)).
     pub(crate) fn store_commits(
         &self,
         group: &str,
-        commits: &[(crate::TopicPartition, Option<crate::OffsetAndMetadata>)],
+        committer: crate::group::Committer<'_>,
+        commits: crate::group::Commits,
     ) -> Result<()> {
-        use crate::group::{OFFSETS_TOPIC, offsets};
-        if commits.is_empty() {
-            return Ok(());
-        }
+        use crate::group::{Commits, OFFSETS_TOPIC, offsets};
         if group.is_empty() || group.len() > crate::MAX_GROUP_ID_LEN {
             return Err(Error::InvalidArgument(format!(
                 "group ids are 1 to {} bytes",
@@ -454,37 +454,40 @@ impl Broker {
             )));
         }
         let now = self.inner.clock.now_ms();
-        let commits: Vec<_> = commits
-            .iter()
-            .map(|(tp, c)| {
-                let c = c.clone().map(|mut c| {
-                    if c.commit_timestamp == 0 {
-                        c.commit_timestamp = now;
-                    }
-                    c
-                });
-                (tp.clone(), c)
-            })
-            .collect();
-        let records: Vec<Record> = commits
-            .iter()
-            .map(|(tp, c)| {
-                let key = offsets::encode_key(group, tp);
-                match c {
-                    Some(c) => Record::new(offsets::encode_value(c)).key(key),
-                    None => Record::tombstone(key),
-                }
-                .timestamp(now)
-            })
-            .collect();
+        let commits = match commits {
+            Commits::These(c) => Commits::These(
+                c.into_iter()
+                    .map(|(tp, c)| {
+                        let c = c.map(|mut c| {
+                            if c.commit_timestamp == 0 {
+                                c.commit_timestamp = now;
+                            }
+                            c
+                        });
+                        (tp, c)
+                    })
+                    .collect(),
+            ),
+            all => all,
+        };
         let p = self.partition(OFFSETS_TOPIC, 0)?;
-        // Batches of at most 1000 commits stay far below the topic's
-        // max.message.bytes (topic names are at most 249 bytes).
-        for (records, commits) in records.chunks(1000).zip(commits.chunks(1000)) {
-            p.log().append_with(records, crate::Durability::Sync)?;
-            self.inner.groups.apply_commits(group, commits);
-        }
-        Ok(())
+        self.inner
+            .groups
+            .commit(group, committer, commits, |chunk| {
+                let records: Vec<Record> = chunk
+                    .iter()
+                    .map(|(tp, c)| {
+                        let key = offsets::encode_key(group, tp);
+                        match c {
+                            Some(c) => Record::new(offsets::encode_value(c)).key(key),
+                            None => Record::tombstone(key),
+                        }
+                        .timestamp(now)
+                    })
+                    .collect();
+                p.log.append_with(&records, crate::Durability::Sync)?;
+                Ok(())
+            })
     }
 
     pub(crate) fn topic_names(&self) -> Vec<String> {

@@ -4,7 +4,8 @@
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::group::{
-    Assignor, CooperativeStickyAssignor, OffsetAndMetadata, RebalanceListener, Topics,
+    Assignor, Commits, Committer, CooperativeStickyAssignor, OffsetAndMetadata, RebalanceListener,
+    Topics,
 };
 use crate::record::Batches;
 use crate::record::{Header, Offset};
@@ -136,6 +137,8 @@ struct Membership {
     group: String,
     /// The member id while subscribed.
     member: Option<String>,
+    /// The generation the member last synced at (its commits carry it).
+    generation: u64,
     topics: Option<Topics>,
     listener: Option<Box<dyn RebalanceListener>>,
     /// When the auto-commit last ran, by the broker's clock (ms since the
@@ -224,6 +227,7 @@ impl Consumer {
         let membership = config.group_id.clone().map(|group| Membership {
             group,
             member: None,
+            generation: 0,
             topics: None,
             listener: None,
             last_auto_commit_ms: now,
@@ -701,6 +705,17 @@ impl Consumer {
         self.membership.as_ref().and_then(|m| m.member.as_deref())
     }
 
+    /// The group generation this member last synced at (Kafka's
+    /// `generationId`), while subscribed. Its commits carry it with the
+    /// member id; the group refuses them ([`Error::Fenced`]) once it has
+    /// removed the member.
+    pub fn generation(&self) -> Option<u64> {
+        self.membership
+            .as_ref()
+            .filter(|m| m.member.is_some())
+            .map(|m| m.generation)
+    }
+
     /// Joins the consumer's group for these topics: the group spreads their
     /// partitions over its members (each partition is read by one member at
     /// a time), and rebalances when members join or leave or the topics
@@ -780,6 +795,7 @@ impl Consumer {
                 )?;
                 if let Some(m) = self.membership.as_mut() {
                     m.member = Some(member);
+                    m.generation = 0;
                 }
             }
         }
@@ -896,6 +912,9 @@ impl Consumer {
                 self.broker.metadata_version(),
                 || self.broker.group_metadata(),
             );
+            if let Some(m) = self.membership.as_mut() {
+                m.generation = plan.generation;
+            }
             if plan.lost {
                 let lost = self.assignment();
                 self.drop_assigned(&lost);
@@ -949,9 +968,16 @@ impl Consumer {
     /// processing for at-least-once delivery; commit right after `poll`,
     /// before processing, for at-most-once.
     ///
+    /// The commit is checked, stored durably (fsync'd) and visible to the
+    /// group atomically: a partition's next owner resumes from it, or it
+    /// fails and changes nothing.
+    ///
     /// # Errors
     /// [`Error::CommitFailed`] if a rebalance took a partition away (its
-    /// records will be delivered again to its new owner);
+    /// records will be delivered again to its new owner), or if the
+    /// consumer is not a member and the group has members;
+    /// [`Error::Fenced`] if the group removed this member (it did not poll
+    /// within `max_poll_interval`): poll to rejoin;
     /// [`Error::InvalidArgument`] without a group; I/O errors.
     pub fn commit(&mut self) -> Result<()> {
         let all = self.assignment();
@@ -987,13 +1013,13 @@ impl Consumer {
         if offsets.is_empty() {
             return Ok(());
         }
-        let tps: Vec<TopicPartition> = offsets.iter().map(|(tp, _)| tp.clone()).collect();
+        let committer = match (self.member_id(), self.generation()) {
+            (Some(id), Some(generation)) => Committer::Member { id, generation },
+            _ => Committer::Outside,
+        };
+        let commits = offsets.into_iter().map(|(tp, o)| (tp, Some(o))).collect();
         self.broker
-            .inner
-            .groups
-            .check_commit(&group, self.member_id(), &tps)?;
-        let commits: Vec<_> = offsets.into_iter().map(|(tp, o)| (tp, Some(o))).collect();
-        self.broker.store_commits(&group, &commits)
+            .store_commits(&group, committer, Commits::These(commits))
     }
 
     /// The group's committed offset for `tp`, if any.
