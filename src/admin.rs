@@ -233,11 +233,18 @@ impl Admin {
     /// segments before it are removed.
     ///
     /// # Errors
-    /// [`Error::OffsetOutOfRange`] past the end; unknown topic or partition.
+    /// [`Error::OffsetOutOfRange`] past the end; unknown topic or partition;
+    /// [`Error::InvalidArgument`] for an internal topic (delete consumer
+    /// groups instead), as Kafka refuses it.
     pub fn delete_records(&self, topic: &str, partition: u32, before: Offset) -> Result<()> {
+        if crate::broker::is_internal(topic) {
+            return Err(Error::InvalidArgument(format!(
+                "{topic} is an internal topic: its records are deleted with the consumer groups"
+            )));
+        }
         self.broker
             .partition(topic, partition)?
-            .log()
+            .log
             .delete_records_before(before)
     }
 
@@ -268,7 +275,7 @@ impl Admin {
     /// let p = table.partition(0)?;
     /// p.append(&[Record::new("old").key("k")])?;
     /// p.append(&[Record::new("new").key("k")])?;
-    /// p.log().roll()?; // the active segment is never compacted
+    /// p.roll()?; // the active segment is never compacted
     /// let reports = admin.compact_now("table")?;
     /// assert_eq!(reports[0].1.records_removed, 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())

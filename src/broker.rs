@@ -398,12 +398,21 @@ impl Broker {
         };
         let p = topic.partition(0)?;
         let log = p.log();
-        let bad = |offset: u64, reason: String| Error::Metadata {
-            path: log.dir().to_path_buf(),
-            reason: format!(
-                "record {offset} of {OFFSETS_TOPIC} is not a committed offset: {reason} \
-                 (only consumers write this topic)"
-            ),
+        // Only commits are written here (Partition refuses other appends),
+        // but a record the broker cannot decode (written by a bare Log, or
+        // by a newer version) must not make the directory unopenable: as
+        // Kafka does, it is skipped with a warning. One whose key is a
+        // commit's but whose value is unreadable deletes that commit, as
+        // compaction (which keeps the latest record per key) would.
+        let skip = |offset: u64, reason: &str| {
+            tracing::warn!(
+                topic = OFFSETS_TOPIC,
+                partition = 0,
+                offset,
+                path = %log.dir().display(),
+                reason,
+                "embedlog: skipping a record of the offsets topic that is not a committed offset"
+            );
         };
         let mut commits: BTreeMap<String, Vec<_>> = BTreeMap::new();
         let mut at = log.start_offset();
@@ -414,16 +423,43 @@ impl Broker {
             }
             for b in batches.iter() {
                 let b = b?;
-                for r in b.records()? {
-                    let r = r?;
+                let records = match b.records() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        skip(b.base_offset(), &e.to_string());
+                        at = at.max(b.last_offset() + 1);
+                        continue;
+                    }
+                };
+                for r in records {
+                    let r = match r {
+                        Ok(r) => r,
+                        Err(e) => {
+                            skip(b.base_offset(), &e.to_string());
+                            break;
+                        }
+                    };
                     if r.offset < at {
                         continue;
                     }
                     let key = r.key.as_deref().unwrap_or_default();
-                    let (group, tp) = offsets::decode_key(key).map_err(|e| bad(r.offset, e))?;
-                    let value = match r.value.as_deref() {
-                        Some(v) => Some(offsets::decode_value(v).map_err(|e| bad(r.offset, e))?),
+                    let (group, tp) = match offsets::decode_key(key) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            skip(r.offset, &e);
+                            continue;
+                        }
+                    };
+                    let value = match r.value.as_deref().map(offsets::decode_value) {
                         None => None,
+                        Some(Ok(v)) => Some(v),
+                        Some(Err(e)) => {
+                            skip(
+                                r.offset,
+                                &format!("{e}; the commit of {group} for {tp} is dropped"),
+                            );
+                            None
+                        }
                     };
                     commits.entry(group).or_default().push((tp, value));
                 }
@@ -715,7 +751,7 @@ pub(crate) fn compact_partitions(
     let mut out = Vec::new();
     for p in partitions {
         loop {
-            let r = p.log().compact(options)?;
+            let r = p.log.compact(options)?;
             let more = r.key_map_full;
             out.push((crate::TopicPartition::new(topic.name(), p.id()), r));
             if !more {

@@ -214,7 +214,7 @@ struct PendingSync {
 
 impl PendingSync {
     fn complete(self) -> Result<()> {
-        match self.partition.log().flush_to(self.upto) {
+        match self.partition.log.flush_to(self.upto) {
             Ok(()) => {
                 self.slot.resolve(Ok(self.result));
                 Ok(())
@@ -522,7 +522,7 @@ impl Inner {
         a.touched = true;
         let appended = builder.finish().and_then(|mut bytes| {
             a.partition
-                .log()
+                .log
                 .append_built(&mut bytes, Durability::Buffered)
         });
         match appended {
@@ -589,7 +589,7 @@ impl Inner {
             result = r;
         }
         for p in to_sync {
-            if let Err(e) = p.log().flush()
+            if let Err(e) = p.log.flush()
                 && result.is_ok()
             {
                 result = Err(e);

@@ -479,6 +479,17 @@ fn the_offsets_topic_is_internal_and_compacted() {
         internal.append(&[Record::new("x")]),
         Err(Error::InvalidArgument(_))
     ));
+    assert!(matches!(
+        internal.append_with(&[Record::new("x")], embedlog::Durability::Sync),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Partition::log is read-only (appending through it does not compile:
+    // see PartitionLog's doctest); deleting records is refused too.
+    assert!(matches!(
+        admin.delete_records(OFFSETS_TOPIC, 0, 0),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(internal.log().end_offset(), 0);
     // Commits many times over: compaction keeps one record per key.
     let t = broker.topic("t").unwrap();
     let mut c = broker.consumer(config("g"));
@@ -492,10 +503,10 @@ fn the_offsets_topic_is_internal_and_compacted() {
         c.commit().unwrap();
     }
     let offsets = broker.partition(OFFSETS_TOPIC, 0).unwrap();
-    offsets.log().roll().unwrap();
+    offsets.roll().unwrap();
     let before = offsets.log().size_bytes();
     admin.compact_now(OFFSETS_TOPIC).unwrap();
-    let kept = common::read_all(offsets.log()).unwrap();
+    let kept = common::read_all(&offsets.log()).unwrap();
     assert_eq!(kept.len(), 1, "one commit left");
     assert!(offsets.log().size_bytes() < before / 10);
     drop(c);
@@ -677,6 +688,81 @@ fn a_member_removed_from_the_group_is_fenced() {
     let probe = broker.consumer(config("g"));
     assert_eq!(probe.committed(tp0).unwrap().unwrap().offset, 2);
     assert_eq!(probe.committed(tp1).unwrap().unwrap().offset, 3);
+}
+
+#[test]
+fn records_of_the_offsets_topic_that_are_not_commits_are_skipped_on_open() {
+    // However a record that is not a commit got into __consumer_offsets (a
+    // bare Log on the directory, a newer version), the broker opens, skips
+    // it and keeps every other commit, as Kafka does.
+    let dir = common::tempdir();
+    let (tp0, tp1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+    {
+        let broker = broker(dir.path());
+        broker
+            .admin()
+            .create_topic("t", TopicConfig::default().partitions(2))
+            .unwrap();
+        let mut c = broker.consumer(config("g"));
+        c.assign([tp0.clone(), tp1.clone()]).unwrap();
+        c.commit_offsets([
+            (tp0.clone(), OffsetAndMetadata::new(0)),
+            (tp1.clone(), OffsetAndMetadata::new(0)),
+        ])
+        .unwrap();
+        let mut other = broker.consumer(config("other"));
+        other.assign([tp0.clone()]).unwrap();
+        other
+            .commit_offsets([(tp0.clone(), OffsetAndMetadata::new(0))])
+            .unwrap();
+        drop((c, other));
+        broker.close().unwrap();
+    }
+    let offsets_dir = dir.path().join("topics").join(OFFSETS_TOPIC).join("0");
+    {
+        // The keys the broker wrote, read back from the log.
+        let log = embedlog::Log::open(&offsets_dir, embedlog::LogConfig::default()).unwrap();
+        let keys: Vec<_> = common::read_all(&log)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key.unwrap())
+            .collect();
+        assert_eq!(keys.len(), 3);
+        let other_tp0 = keys
+            .iter()
+            .find(|k| k.windows(5).any(|w| w == b"other"))
+            .unwrap()
+            .clone();
+        // Garbage: no key, a key that is not a commit's, and a commit's key
+        // with a value that is not one.
+        log.append(&[Record::new("not a commit")]).unwrap();
+        log.append(&[Record::new("x").key("not a key")]).unwrap();
+        log.append(&[Record::new(vec![0xff; 3]).key(other_tp0.to_vec())])
+            .unwrap();
+        log.close().unwrap();
+    }
+    let broker = broker(dir.path());
+    let probe = broker.consumer(config("g"));
+    assert_eq!(probe.committed(tp0.clone()).unwrap().unwrap().offset, 0);
+    assert_eq!(probe.committed(tp1.clone()).unwrap().unwrap().offset, 0);
+    // The unreadable latest record of other's key drops that commit, as
+    // compaction, which keeps the latest record of each key, would.
+    let other = broker.consumer(config("other"));
+    assert_eq!(other.committed(tp0.clone()).unwrap(), None);
+    // Commits go on, and the directory keeps opening.
+    let mut c = broker.consumer(config("g"));
+    c.assign([tp1.clone()]).unwrap();
+    c.commit_offsets([(
+        tp1.clone(),
+        OffsetAndMetadata::new(0).with_metadata("after"),
+    )])
+    .unwrap();
+    drop((probe, other, c));
+    broker.close().unwrap();
+    let broker = self::broker(dir.path());
+    let probe = broker.consumer(config("g"));
+    assert_eq!(probe.committed(tp1).unwrap().unwrap().metadata, "after");
+    assert_eq!(probe.committed(tp0).unwrap().unwrap().offset, 0);
 }
 
 /// A clock that, read for the first time after [`arm`](Self::arm), first
