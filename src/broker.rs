@@ -262,9 +262,11 @@ impl Broker {
         let weak = Arc::downgrade(&inner);
         let stop = inner.stop.clone();
         let (every, retention_every) = (b.housekeeping_interval, b.retention_check_interval);
+        // Schedules start now, by the clock, not when the thread first runs.
+        let (clock, started) = (inner.clock.clone(), inner.clock.now_ms());
         let handle = std::thread::Builder::new()
             .name("embedlog-housekeeping".into())
-            .spawn(move || housekeeping(weak, stop, every, retention_every))
+            .spawn(move || housekeeping(weak, stop, (clock, started), every, retention_every))
             .map_err(|e| Error::io("spawn housekeeping thread for", &inner.root, e))?;
         let id = handle.thread().id();
         *inner.housekeeper.lock() = Some((handle, id));
@@ -896,19 +898,16 @@ fn load_topic(dir: &Path, name: &str, clock: &Arc<dyn Clock>) -> Result<Topic> {
 fn housekeeping(
     broker: Weak<BrokerInner>,
     stop: Arc<Stop>,
+    (clock, started): (Arc<dyn Clock>, i64),
     every: Duration,
     retention_every: Duration,
 ) {
-    let Some(clock) = broker.upgrade().map(|inner| inner.clock.clone()) else {
-        return;
-    };
     let due = |since: i64, now: i64, interval: Duration| {
         now.saturating_sub(since) >= i64::try_from(interval.as_millis()).unwrap_or(i64::MAX)
     };
-    // A topic's first flush is due one interval after the thread started
+    // A topic's first flush is due one interval after the broker opened
     // (not after the thread first saw the topic), so the schedule does not
     // depend on how soon the thread looks.
-    let started = clock.now_ms();
     let mut last_flush: HashMap<String, i64> = HashMap::new();
     let mut last_retention = started;
     loop {
