@@ -233,11 +233,18 @@ impl Admin {
     /// segments before it are removed.
     ///
     /// # Errors
-    /// [`Error::OffsetOutOfRange`] past the end; unknown topic or partition.
+    /// [`Error::OffsetOutOfRange`] past the end; unknown topic or partition;
+    /// [`Error::InvalidArgument`] for an internal topic (delete consumer
+    /// groups instead), as Kafka refuses it.
     pub fn delete_records(&self, topic: &str, partition: u32, before: Offset) -> Result<()> {
+        if crate::broker::is_internal(topic) {
+            return Err(Error::InvalidArgument(format!(
+                "{topic} is an internal topic: its records are deleted with the consumer groups"
+            )));
+        }
         self.broker
             .partition(topic, partition)?
-            .log()
+            .log
             .delete_records_before(before)
     }
 
@@ -268,7 +275,7 @@ impl Admin {
     /// let p = table.partition(0)?;
     /// p.append(&[Record::new("old").key("k")])?;
     /// p.append(&[Record::new("new").key("k")])?;
-    /// p.log().roll()?; // the active segment is never compacted
+    /// p.roll()?; // the active segment is never compacted
     /// let reports = admin.compact_now("table")?;
     /// assert_eq!(reports[0].1.records_removed, 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -379,8 +386,7 @@ impl Admin {
     ) -> Result<Vec<(TopicPartition, Offset)>> {
         self.broker.check_open()?;
         let coordinator = &self.broker.inner.groups;
-        // No member joins until the new offsets are stored.
-        let _admin = coordinator.admin_lock();
+        // Fail early; storing checks again, atomically with the store.
         coordinator.check_empty(group)?;
         let tps: Vec<TopicPartition> = if partitions.is_empty() {
             coordinator.committed_all(group).into_keys().collect()
@@ -412,13 +418,12 @@ impl Admin {
         I: IntoIterator<Item = (TopicPartition, Offset)>,
     {
         self.broker.check_open()?;
-        let _admin = self.broker.inner.groups.admin_lock();
         self.broker.inner.groups.check_empty(group)?;
         self.store_group_offsets(group, offsets)
     }
 
-    /// Stores explicit offsets (the caller holds the admin lock and checked
-    /// that the group is empty).
+    /// Stores explicit offsets if the group is empty (checked atomically
+    /// with the store).
     fn store_group_offsets<I>(&self, group: &str, offsets: I) -> Result<()>
     where
         I: IntoIterator<Item = (TopicPartition, Offset)>,
@@ -434,7 +439,11 @@ impl Admin {
             }
             commits.push((tp, Some(crate::OffsetAndMetadata::new(offset))));
         }
-        self.broker.store_commits(group, &commits)
+        self.broker.store_commits(
+            group,
+            crate::group::Committer::Admin,
+            crate::group::Commits::These(commits),
+        )
     }
 
     /// Deletes an inactive group's committed offsets (tombstones in
@@ -445,17 +454,11 @@ impl Admin {
     /// [`Error::UnknownGroup`]; I/O errors.
     pub fn delete_group(&self, group: &str) -> Result<()> {
         self.broker.check_open()?;
-        let coordinator = &self.broker.inner.groups;
-        let _admin = coordinator.admin_lock();
-        coordinator.check_empty(group)?;
-        let committed = coordinator.committed_all(group);
-        if committed.is_empty() {
-            return Err(Error::UnknownGroup {
-                group: group.to_string(),
-            });
-        }
-        let commits: Vec<_> = committed.into_keys().map(|tp| (tp, None)).collect();
-        self.broker.store_commits(group, &commits)
+        self.broker.store_commits(
+            group,
+            crate::group::Committer::Admin,
+            crate::group::Commits::DeleteAll,
+        )
     }
 
     /// Every topic, internal ones (`__consumer_offsets`) included.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LOCK_FILE: &str = ".lock";
 
@@ -52,8 +52,12 @@ pub struct BrokerBuilder {
 }
 
 impl BrokerBuilder {
-    /// The clock for timestamps, rolls and (later) retention. Default:
-    /// [`SystemClock`].
+    /// The clock for timestamps, time-based rolls and retention, and every
+    /// timer of the broker: when the background thread flushes topics with
+    /// a `flush_interval` and applies retention, consumers' auto-commit
+    /// interval and groups' `max_poll_interval`. (The background thread
+    /// still wakes every [`housekeeping_interval`](Self::housekeeping_interval)
+    /// of real time to look.) Default: [`SystemClock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -67,7 +71,8 @@ impl BrokerBuilder {
     }
 
     /// How often the background thread applies topics' retention (Kafka's
-    /// `log.retention.check.interval.ms`). Default: 30 s.
+    /// `log.retention.check.interval.ms`), by the broker's
+    /// [`clock`](Self::clock). Default: 30 s.
     pub fn retention_check_interval(mut self, every: Duration) -> Self {
         self.retention_check_interval = every;
         self
@@ -242,7 +247,7 @@ impl Broker {
         }
         let inner = Arc::new(BrokerInner {
             root,
-            clock: b.clock,
+            clock: b.clock.clone(),
             lock: Mutex::new(Some(lock)),
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
@@ -251,15 +256,17 @@ impl Broker {
             housekeeper: Mutex::new(None),
             cleaner: Mutex::new(None),
             key_map_bytes: b.cleaner_key_map_bytes,
-            groups: crate::group::Coordinator::default(),
+            groups: crate::group::Coordinator::new(b.clock.clone()),
             metadata_version: std::sync::atomic::AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&inner);
         let stop = inner.stop.clone();
         let (every, retention_every) = (b.housekeeping_interval, b.retention_check_interval);
+        // Schedules start now, by the clock, not when the thread first runs.
+        let (clock, started) = (inner.clock.clone(), inner.clock.now_ms());
         let handle = std::thread::Builder::new()
             .name("embedlog-housekeeping".into())
-            .spawn(move || housekeeping(weak, stop, every, retention_every))
+            .spawn(move || housekeeping(weak, stop, (clock, started), every, retention_every))
             .map_err(|e| Error::io("spawn housekeeping thread for", &inner.root, e))?;
         let id = handle.thread().id();
         *inner.housekeeper.lock() = Some((handle, id));
@@ -393,12 +400,21 @@ impl Broker {
         };
         let p = topic.partition(0)?;
         let log = p.log();
-        let bad = |offset: u64, reason: String| Error::Metadata {
-            path: log.dir().to_path_buf(),
-            reason: format!(
-                "record {offset} of {OFFSETS_TOPIC} is not a committed offset: {reason} \
-                 (only consumers write this topic)"
-            ),
+        // Only commits are written here (Partition refuses other appends),
+        // but a record the broker cannot decode (written by a bare Log, or
+        // by a newer version) must not make the directory unopenable: as
+        // Kafka does, it is skipped with a warning. One whose key is a
+        // commit's but whose value is unreadable deletes that commit, as
+        // compaction (which keeps the latest record per key) would.
+        let skip = |offset: u64, reason: &str| {
+            tracing::warn!(
+                topic = OFFSETS_TOPIC,
+                partition = 0,
+                offset,
+                path = %log.dir().display(),
+                reason,
+                "embedlog: skipping a record of the offsets topic that is not a committed offset"
+            );
         };
         let mut commits: BTreeMap<String, Vec<_>> = BTreeMap::new();
         let mut at = log.start_offset();
@@ -409,16 +425,43 @@ impl Broker {
             }
             for b in batches.iter() {
                 let b = b?;
-                for r in b.records()? {
-                    let r = r?;
+                let records = match b.records() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        skip(b.base_offset(), &e.to_string());
+                        at = at.max(b.last_offset() + 1);
+                        continue;
+                    }
+                };
+                for r in records {
+                    let r = match r {
+                        Ok(r) => r,
+                        Err(e) => {
+                            skip(b.base_offset(), &e.to_string());
+                            break;
+                        }
+                    };
                     if r.offset < at {
                         continue;
                     }
                     let key = r.key.as_deref().unwrap_or_default();
-                    let (group, tp) = offsets::decode_key(key).map_err(|e| bad(r.offset, e))?;
-                    let value = match r.value.as_deref() {
-                        Some(v) => Some(offsets::decode_value(v).map_err(|e| bad(r.offset, e))?),
+                    let (group, tp) = match offsets::decode_key(key) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            skip(r.offset, &e);
+                            continue;
+                        }
+                    };
+                    let value = match r.value.as_deref().map(offsets::decode_value) {
                         None => None,
+                        Some(Ok(v)) => Some(v),
+                        Some(Err(e)) => {
+                            skip(
+                                r.offset,
+                                &format!("{e}; the commit of {group} for {tp} is dropped"),
+                            );
+                            None
+                        }
                     };
                     commits.entry(group).or_default().push((tp, value));
                 }
@@ -426,22 +469,22 @@ impl Broker {
             }
         }
         for (group, c) in commits {
-            self.inner.groups.apply_commits(&group, &c);
+            self.inner.groups.load(&group, &c);
         }
         Ok(())
     }
 
-    /// Stores commits of `group` (`None` deletes one) durably in
-    /// `__consumer_offsets`, then makes them visible.
+    /// Stores commits of `group` (`None` deletes one) as `committer`: the
+    /// coordinator checks that it may, appends them durably to
+    /// `__consumer_offsets` and makes them visible, atomically (see
+    /// [`Coordinator::commit`](crate::group::Coordinator::commit)).
     pub(crate) fn store_commits(
         &self,
         group: &str,
-        commits: &[(crate::TopicPartition, Option<crate::OffsetAndMetadata>)],
+        committer: crate::group::Committer<'_>,
+        commits: crate::group::Commits,
     ) -> Result<()> {
-        use crate::group::{OFFSETS_TOPIC, offsets};
-        if commits.is_empty() {
-            return Ok(());
-        }
+        use crate::group::{Commits, OFFSETS_TOPIC, offsets};
         if group.is_empty() || group.len() > crate::MAX_GROUP_ID_LEN {
             return Err(Error::InvalidArgument(format!(
                 "group ids are 1 to {} bytes",
@@ -449,37 +492,40 @@ impl Broker {
             )));
         }
         let now = self.inner.clock.now_ms();
-        let commits: Vec<_> = commits
-            .iter()
-            .map(|(tp, c)| {
-                let c = c.clone().map(|mut c| {
-                    if c.commit_timestamp == 0 {
-                        c.commit_timestamp = now;
-                    }
-                    c
-                });
-                (tp.clone(), c)
-            })
-            .collect();
-        let records: Vec<Record> = commits
-            .iter()
-            .map(|(tp, c)| {
-                let key = offsets::encode_key(group, tp);
-                match c {
-                    Some(c) => Record::new(offsets::encode_value(c)).key(key),
-                    None => Record::tombstone(key),
-                }
-                .timestamp(now)
-            })
-            .collect();
+        let commits = match commits {
+            Commits::These(c) => Commits::These(
+                c.into_iter()
+                    .map(|(tp, c)| {
+                        let c = c.map(|mut c| {
+                            if c.commit_timestamp == 0 {
+                                c.commit_timestamp = now;
+                            }
+                            c
+                        });
+                        (tp, c)
+                    })
+                    .collect(),
+            ),
+            all => all,
+        };
         let p = self.partition(OFFSETS_TOPIC, 0)?;
-        // Batches of at most 1000 commits stay far below the topic's
-        // max.message.bytes (topic names are at most 249 bytes).
-        for (records, commits) in records.chunks(1000).zip(commits.chunks(1000)) {
-            p.log().append_with(records, crate::Durability::Sync)?;
-            self.inner.groups.apply_commits(group, commits);
-        }
-        Ok(())
+        self.inner
+            .groups
+            .commit(group, committer, commits, |chunk| {
+                let records: Vec<Record> = chunk
+                    .iter()
+                    .map(|(tp, c)| {
+                        let key = offsets::encode_key(group, tp);
+                        match c {
+                            Some(c) => Record::new(offsets::encode_value(c)).key(key),
+                            None => Record::tombstone(key),
+                        }
+                        .timestamp(now)
+                    })
+                    .collect();
+                p.log.append_with(&records, crate::Durability::Sync)?;
+                Ok(())
+            })
     }
 
     pub(crate) fn topic_names(&self) -> Vec<String> {
@@ -652,11 +698,25 @@ impl Drop for BrokerInner {
 }
 
 /// Applies each topic's retention to its partitions; returns what went.
+/// Fails with the first partition's error (the others are still
+/// processed).
 pub(crate) fn enforce_retention(
     topics: &[Topic],
 ) -> Result<Vec<(crate::TopicPartition, crate::RetentionReport)>> {
-    let mut out = Vec::new();
     let mut first_err = None;
+    let out = retention_pass(topics, |_, e| {
+        first_err.get_or_insert(e);
+    });
+    first_err.map_or(Ok(out), Err)
+}
+
+/// Applies each topic's retention to its partitions, handing each
+/// partition's error to `on_error`; returns what went.
+fn retention_pass(
+    topics: &[Topic],
+    mut on_error: impl FnMut(&crate::TopicPartition, Error),
+) -> Vec<(crate::TopicPartition, crate::RetentionReport)> {
+    let mut out = Vec::new();
     for t in topics {
         let config = t.config();
         let policy = config.get_retention();
@@ -664,20 +724,17 @@ pub(crate) fn enforce_retention(
             continue;
         }
         for p in t.partitions() {
-            match p.log().enforce_retention(policy) {
-                Ok(r) if r.segments_deleted > 0 => {
-                    out.push((crate::TopicPartition::new(t.name(), p.id()), r))
-                }
+            let tp = crate::TopicPartition::new(t.name(), p.id());
+            match p.log.enforce_retention(policy) {
+                Ok(r) if r.segments_deleted > 0 => out.push((tp, r)),
                 Ok(_) => {}
                 // A partition closed by a concurrent delete: skip it.
                 Err(Error::Closed) => {}
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+                Err(e) => on_error(&tp, e),
             }
         }
     }
-    first_err.map_or(Ok(out), Err)
+    out
 }
 
 /// Whether `name` is a topic the broker keeps for itself.
@@ -696,7 +753,7 @@ pub(crate) fn compact_partitions(
     let mut out = Vec::new();
     for p in partitions {
         loop {
-            let r = p.log().compact(options)?;
+            let r = p.log.compact(options)?;
             let more = r.key_map_full;
             out.push((crate::TopicPartition::new(topic.name(), p.id()), r));
             if !more {
@@ -833,16 +890,26 @@ fn load_topic(dir: &Path, name: &str, clock: &Arc<dyn Clock>) -> Result<Topic> {
 }
 
 /// Flushes topics with a `flush_interval` and applies retention on
-/// schedule, until the broker stops. Holds the broker only while working, so dropping the last handle
-/// closes it.
+/// schedule, until the broker stops. The thread wakes every `every` of real
+/// time; whether a flush or a retention pass is due is decided by the
+/// broker's [`Clock`], so a [`ManualClock`](crate::ManualClock) drives both.
+/// Holds the broker only while working, so dropping the last handle closes
+/// it.
 fn housekeeping(
     broker: Weak<BrokerInner>,
     stop: Arc<Stop>,
+    (clock, started): (Arc<dyn Clock>, i64),
     every: Duration,
     retention_every: Duration,
 ) {
-    let mut last_flush: HashMap<String, Instant> = HashMap::new();
-    let mut last_retention = Instant::now();
+    let due = |since: i64, now: i64, interval: Duration| {
+        now.saturating_sub(since) >= i64::try_from(interval.as_millis()).unwrap_or(i64::MAX)
+    };
+    // A topic's first flush is due one interval after the broker opened
+    // (not after the thread first saw the topic), so the schedule does not
+    // depend on how soon the thread looks.
+    let mut last_flush: HashMap<String, i64> = HashMap::new();
+    let mut last_retention = started;
     loop {
         {
             let mut stopped = stop.stopped.lock();
@@ -859,23 +926,42 @@ fn housekeeping(
         };
         let topics: Vec<Topic> = inner.topics.read().values().cloned().collect();
         drop(inner);
-        let now = Instant::now();
-        if now.duration_since(last_retention) >= retention_every {
+        let now = clock.now_ms();
+        if due(last_retention, now, retention_every) {
             last_retention = now;
-            // Errors poison the partition or reach its next writer; the
-            // next round tries again.
-            let _ = enforce_retention(&topics);
+            // A failure poisons the partition or reaches its next writer;
+            // the next round tries again.
+            retention_pass(&topics, |tp, e| {
+                tracing::warn!(
+                    topic = &*tp.topic,
+                    partition = tp.partition,
+                    error = %e,
+                    "embedlog: background retention failed; retrying at the next check"
+                );
+            });
         }
+        last_flush.retain(|name, _| topics.iter().any(|t| t.name() == name));
         for t in topics {
             let Some(interval) = t.config().get_flush_interval() else {
                 continue;
             };
-            let last = last_flush.entry(t.name().to_string()).or_insert(now);
-            if now.duration_since(*last) >= interval {
+            let last = last_flush.entry(t.name().to_string()).or_insert(started);
+            if due(*last, now, interval) {
                 *last = now;
                 for p in t.partitions() {
+                    if p.log.is_poisoned() {
+                        continue; // reported when it happened; writers see it
+                    }
                     // A failure poisons the partition; its writers see it.
-                    let _ = p.log.flush();
+                    match p.log.flush() {
+                        Ok(()) | Err(Error::Closed) => {}
+                        Err(e) => tracing::error!(
+                            topic = t.name(),
+                            partition = p.id(),
+                            error = %e,
+                            "embedlog: background flush failed; the partition refuses writes until reopened"
+                        ),
+                    }
                 }
             }
         }

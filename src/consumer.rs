@@ -4,7 +4,8 @@
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::group::{
-    Assignor, CooperativeStickyAssignor, OffsetAndMetadata, RebalanceListener, Topics,
+    Assignor, Commits, Committer, CooperativeStickyAssignor, OffsetAndMetadata, RebalanceListener,
+    Topics,
 };
 use crate::record::Batches;
 use crate::record::{Header, Offset};
@@ -112,7 +113,9 @@ impl ConsumerConfig {
     /// (`enable.auto.commit` / `auto.commit.interval.ms`). Default: `None`
     /// (commit explicitly, after processing, for at-least-once delivery).
     /// Auto-commit is at-least-once too as long as every record a poll
-    /// returned is processed before the next poll.
+    /// returned is processed before the next poll. The interval is measured
+    /// by the broker's [`Clock`](crate::Clock)
+    /// ([`BrokerBuilder::clock`](crate::BrokerBuilder::clock)).
     pub fn auto_commit(mut self, interval: Option<Duration>) -> Self {
         self.auto_commit = interval;
         self
@@ -120,7 +123,9 @@ impl ConsumerConfig {
 
     /// A member that has not polled for this long, while another member
     /// waits for one of its partitions, is removed from the group
-    /// (`max.poll.interval.ms`). Default: 5 minutes.
+    /// (`max.poll.interval.ms`). Default: 5 minutes. Measured by the
+    /// broker's [`Clock`](crate::Clock)
+    /// ([`BrokerBuilder::clock`](crate::BrokerBuilder::clock)).
     pub fn max_poll_interval(mut self, interval: Duration) -> Self {
         self.max_poll_interval = interval;
         self
@@ -132,9 +137,13 @@ struct Membership {
     group: String,
     /// The member id while subscribed.
     member: Option<String>,
+    /// The generation the member last synced at (its commits carry it).
+    generation: u64,
     topics: Option<Topics>,
     listener: Option<Box<dyn RebalanceListener>>,
-    last_auto_commit: Instant,
+    /// When the auto-commit last ran, by the broker's clock (ms since the
+    /// epoch).
+    last_auto_commit_ms: i64,
 }
 
 impl std::fmt::Debug for Membership {
@@ -214,12 +223,14 @@ pub struct Consumer {
 
 impl Consumer {
     pub(crate) fn new(broker: Broker, config: ConsumerConfig) -> Consumer {
+        let now = broker.inner.clock.now_ms();
         let membership = config.group_id.clone().map(|group| Membership {
             group,
             member: None,
+            generation: 0,
             topics: None,
             listener: None,
-            last_auto_commit: Instant::now(),
+            last_auto_commit_ms: now,
         });
         Consumer {
             broker,
@@ -701,6 +712,17 @@ impl Consumer {
         self.membership.as_ref().and_then(|m| m.member.as_deref())
     }
 
+    /// The group generation this member last synced at (Kafka's
+    /// `generationId`), while subscribed. Its commits carry it with the
+    /// member id; the group refuses them ([`Error::Fenced`]) once it has
+    /// removed the member.
+    pub fn generation(&self) -> Option<u64> {
+        self.membership
+            .as_ref()
+            .filter(|m| m.member.is_some())
+            .map(|m| m.generation)
+    }
+
     /// Joins the consumer's group for these topics: the group spreads their
     /// partitions over its members (each partition is read by one member at
     /// a time), and rebalances when members join or leave or the topics
@@ -780,6 +802,7 @@ impl Consumer {
                 )?;
                 if let Some(m) = self.membership.as_mut() {
                     m.member = Some(member);
+                    m.generation = 0;
                 }
             }
         }
@@ -871,18 +894,19 @@ impl Consumer {
     /// Moves this member towards the group's assignment (see the module
     /// docs of `group`) and runs the auto-commit when due.
     fn sync_group(&mut self) -> Result<()> {
+        let now = self.broker.inner.clock.now_ms();
         let Some((group, member, due)) = self.membership.as_ref().and_then(|m| {
-            let due = self
-                .config
-                .auto_commit
-                .is_some_and(|every| m.last_auto_commit.elapsed() >= every);
+            let due = self.config.auto_commit.is_some_and(|every| {
+                let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+                now.saturating_sub(m.last_auto_commit_ms) >= every_ms
+            });
             Some((m.group.clone(), m.member.clone()?, due))
         }) else {
             return Ok(());
         };
         if due {
             if let Some(m) = self.membership.as_mut() {
-                m.last_auto_commit = Instant::now();
+                m.last_auto_commit_ms = now;
             }
             self.commit()?;
         }
@@ -895,6 +919,9 @@ impl Consumer {
                 self.broker.metadata_version(),
                 || self.broker.group_metadata(),
             );
+            if let Some(m) = self.membership.as_mut() {
+                m.generation = plan.generation;
+            }
             if plan.lost {
                 let lost = self.assignment();
                 self.drop_assigned(&lost);
@@ -948,9 +975,16 @@ impl Consumer {
     /// processing for at-least-once delivery; commit right after `poll`,
     /// before processing, for at-most-once.
     ///
+    /// The commit is checked, stored durably (fsync'd) and visible to the
+    /// group atomically: a partition's next owner resumes from it, or it
+    /// fails and changes nothing.
+    ///
     /// # Errors
     /// [`Error::CommitFailed`] if a rebalance took a partition away (its
-    /// records will be delivered again to its new owner);
+    /// records will be delivered again to its new owner), or if the
+    /// consumer is not a member and the group has members;
+    /// [`Error::Fenced`] if the group removed this member (it did not poll
+    /// within `max_poll_interval`): poll to rejoin;
     /// [`Error::InvalidArgument`] without a group; I/O errors.
     pub fn commit(&mut self) -> Result<()> {
         let all = self.assignment();
@@ -986,13 +1020,13 @@ impl Consumer {
         if offsets.is_empty() {
             return Ok(());
         }
-        let tps: Vec<TopicPartition> = offsets.iter().map(|(tp, _)| tp.clone()).collect();
+        let committer = match (self.member_id(), self.generation()) {
+            (Some(id), Some(generation)) => Committer::Member { id, generation },
+            _ => Committer::Outside,
+        };
+        let commits = offsets.into_iter().map(|(tp, o)| (tp, Some(o))).collect();
         self.broker
-            .inner
-            .groups
-            .check_commit(&group, self.member_id(), &tps)?;
-        let commits: Vec<_> = offsets.into_iter().map(|(tp, o)| (tp, Some(o))).collect();
-        self.broker.store_commits(&group, &commits)
+            .store_commits(&group, committer, Commits::These(commits))
     }
 
     /// The group's committed offset for `tp`, if any.

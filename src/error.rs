@@ -204,11 +204,34 @@ pub enum Error {
     /// A commit was refused: the consumer no longer owns a partition it
     /// tried to commit (a rebalance moved it; its records will be delivered
     /// again to the new owner), or the group has active members and the
-    /// committer is not one of them.
+    /// committer is not one of them. (A member the group removed gets
+    /// [`Error::Fenced`].)
     #[error("commit for group {group} refused: {reason}")]
     CommitFailed {
         /// The group.
         group: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// A group member's commit was refused because the member is fenced
+    /// (Kafka's `UNKNOWN_MEMBER_ID` / `ILLEGAL_GENERATION`): the group
+    /// removed it (it did not poll within `max_poll_interval` while another
+    /// member waited for its partitions), or the commit carries a
+    /// generation other than the one the member synced at. Its partitions
+    /// may belong to other members already, who resume from the last
+    /// accepted commit; its next poll reports them lost and rejoins.
+    #[error(
+        "commit for group {group} refused: member {member} (generation {generation}) is fenced: \
+         {reason}; its partitions belong to other members now, poll to rejoin"
+    )]
+    Fenced {
+        /// The group.
+        group: String,
+        /// The member id the commit carried.
+        member: String,
+        /// The generation the commit carried.
+        generation: u64,
         /// Why.
         reason: String,
     },

@@ -40,7 +40,7 @@
 //! |---|---|
 //! | broker (one data directory) | [`Broker`] |
 //! | Admin client | [`Admin`] |
-//! | topic, partition | [`Topic`], [`Partition`], [`TopicConfig`] |
+//! | topic, partition | [`Topic`], [`Partition`], [`PartitionLog`], [`TopicConfig`] |
 //! | producer, partitioner, `batch.size`, `linger.ms` | [`Producer`], [`Partitioner`], [`ProducerConfig`] |
 //! | consumer, `auto.offset.reset`, `max.poll.records` | [`Consumer`], [`OffsetReset`], [`ConsumerConfig`] |
 //! | partition log (segments, `.index`, `.timeindex`) | [`Log`] |
@@ -128,8 +128,8 @@ pub use storage::{
     Notify, ReadLimit, Retention, RetentionReport, VerifyReport,
 };
 pub use topic::{
-    CleanupPolicy, DefaultPartitioner, MAX_TOPIC_NAME_LEN, Partition, Partitioner, Topic,
-    TopicConfig, TopicPartition, murmur2, partition_for_key, validate_topic_name,
+    CleanupPolicy, DefaultPartitioner, MAX_TOPIC_NAME_LEN, Partition, PartitionLog, Partitioner,
+    Topic, TopicConfig, TopicPartition, murmur2, partition_for_key, validate_topic_name,
 };
 
 #[doc(hidden)]

@@ -283,3 +283,40 @@ fn broker_handles_are_send_sync_clone() {
     fn send<T: Send + 'static>() {}
     send::<embedlog::Consumer>();
 }
+
+/// Waits (sleeping on nothing but the condition's own checks, with a
+/// generous bound) until `done` holds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn the_background_flush_follows_the_brokers_clock() {
+    // A topic flushed every hour of the broker's clock: the background
+    // thread (awake every millisecond of real time) flushes once the
+    // manual clock has moved an hour, and not because real time passed.
+    let dir = tempdir();
+    let clock = std::sync::Arc::new(embedlog::ManualClock::new(1_000));
+    let broker = Broker::builder(dir.path())
+        .clock(clock.clone())
+        .housekeeping_interval(std::time::Duration::from_millis(1))
+        .open()
+        .unwrap();
+    let hourly = TopicConfig::default().flush_interval(Some(std::time::Duration::from_secs(3600)));
+    let p = broker
+        .admin()
+        .create_topic("t", hourly)
+        .unwrap()
+        .partition(0)
+        .unwrap();
+    p.append(&[Record::new("a"), Record::new("b")]).unwrap();
+    assert_eq!(p.log().flushed_offset(), 0);
+    clock.advance(3_600_000);
+    wait_until("the background thread never flushed", || {
+        p.log().flushed_offset() == 2
+    });
+}

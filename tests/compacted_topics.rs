@@ -94,7 +94,7 @@ fn consumers_read_the_latest_value_of_each_key_across_gaps() {
     p.append(&[Record::new("a").key("z"), Record::new("b").key("z")])
         .unwrap();
     latest.insert("z".into(), 301);
-    p.log().roll().unwrap();
+    p.roll().unwrap();
     let reports = broker.admin().compact_now("table").unwrap();
     let removed: u64 = reports.iter().map(|r| r.1.records_removed).sum();
     assert_eq!(removed, 302 - 14);
@@ -152,7 +152,7 @@ fn the_background_cleaner_compacts_dirty_partitions() {
             p.append(&[Record::new(format!("v{i}")).key(format!("k{}", i % 5))])
                 .unwrap();
         }
-        p.log().roll().unwrap();
+        p.roll().unwrap();
     }
     // Bounded wait for the background thread (it runs every 5 ms).
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -161,7 +161,7 @@ fn the_background_cleaner_compacts_dirty_partitions() {
         std::thread::sleep(Duration::from_millis(5));
     }
     for p in t.partitions() {
-        assert_eq!(common::read_all(p.log()).unwrap().len(), 5);
+        assert_eq!(common::read_all(&p.log()).unwrap().len(), 5);
         assert_eq!(p.log().dirty_ratio(), 0.0);
     }
     // Close stops it (and returns).
@@ -184,14 +184,14 @@ fn a_min_dirty_ratio_holds_the_cleaner_back() {
         p.append(&[Record::new(format!("v{i}")).key(format!("k{}", i % 5))])
             .unwrap();
     }
-    p.log().roll().unwrap();
+    p.roll().unwrap();
     broker.admin().compact_now("table").unwrap();
     // Half clean, half dirty: below a ratio of 1, the cleaner leaves it.
     for i in 0..100u64 {
         p.append(&[Record::new(format!("w{i}")).key(format!("k{}", i % 5))])
             .unwrap();
     }
-    p.log().roll().unwrap();
+    p.roll().unwrap();
     let ratio = p.log().dirty_ratio();
     assert!(ratio > 0.0 && ratio < 1.0, "{ratio}");
     let cleaned = p.log().cleaned_to();
@@ -208,7 +208,7 @@ fn a_min_dirty_ratio_holds_the_cleaner_back() {
         assert!(Instant::now() < deadline, "the cleaner did not run");
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(common::read_all(p.log()).unwrap().len(), 5);
+    assert_eq!(common::read_all(&p.log()).unwrap().len(), 5);
 }
 
 #[test]

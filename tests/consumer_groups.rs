@@ -1,14 +1,18 @@
 //! Consumer groups: balanced, disjoint and complete assignments; sticky
 //! rebalances that move the minimum; no record delivered twice in a steady
 //! state; commits that survive a broker restart; exact lag; the group
-//! admin; and a property test of at-least-once delivery under random
-//! membership changes and restarts.
+//! admin; group timers (auto-commit, `max_poll_interval`) that follow the
+//! broker's clock; commits fenced by member and generation, never landing
+//! after a new owner started, and replayed on reopen exactly as they were
+//! applied however they interleave; and a property test of at-least-once delivery under
+//! random membership changes and restarts.
 
 mod common;
 use embedlog::{
     Admin, Assignor, Broker, Consumer, ConsumerConfig, CooperativeStickyAssignor, Error,
-    GroupState, OFFSETS_TOPIC, OffsetAndMetadata, OffsetReset, OffsetSpec, ProducerConfig,
-    RangeAssignor, RebalanceListener, Record, RoundRobinAssignor, TopicConfig, TopicPartition,
+    GroupState, ManualClock, OFFSETS_TOPIC, OffsetAndMetadata, OffsetReset, OffsetSpec,
+    ProducerConfig, RangeAssignor, RebalanceListener, Record, RoundRobinAssignor, TopicConfig,
+    TopicPartition,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +27,26 @@ fn config(group: &str) -> ConsumerConfig {
 
 fn broker(dir: &std::path::Path) -> Broker {
     Broker::builder(dir).cleaner(false).open().unwrap()
+}
+
+/// A broker whose timers follow `clock`.
+fn clocked_broker(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Broker {
+    Broker::builder(dir)
+        .clock(clock.clone())
+        .cleaner(false)
+        .open()
+        .unwrap()
+}
+
+/// Polls `c` (without waiting) until `done` holds, at most 20 times.
+fn poll_until(c: &mut Consumer, what: &str, done: impl Fn(&Consumer) -> bool) {
+    for _ in 0..20 {
+        if done(c) {
+            return;
+        }
+        c.poll(Duration::ZERO).unwrap();
+    }
+    assert!(done(c), "{what}");
 }
 
 /// Polls every member (without waiting) until the group is stable;
@@ -455,6 +479,17 @@ fn the_offsets_topic_is_internal_and_compacted() {
         internal.append(&[Record::new("x")]),
         Err(Error::InvalidArgument(_))
     ));
+    assert!(matches!(
+        internal.append_with(&[Record::new("x")], embedlog::Durability::Sync),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Partition::log is read-only (appending through it does not compile:
+    // see PartitionLog's doctest); deleting records is refused too.
+    assert!(matches!(
+        admin.delete_records(OFFSETS_TOPIC, 0, 0),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(internal.log().end_offset(), 0);
     // Commits many times over: compaction keeps one record per key.
     let t = broker.topic("t").unwrap();
     let mut c = broker.consumer(config("g"));
@@ -468,10 +503,10 @@ fn the_offsets_topic_is_internal_and_compacted() {
         c.commit().unwrap();
     }
     let offsets = broker.partition(OFFSETS_TOPIC, 0).unwrap();
-    offsets.log().roll().unwrap();
+    offsets.roll().unwrap();
     let before = offsets.log().size_bytes();
     admin.compact_now(OFFSETS_TOPIC).unwrap();
-    let kept = common::read_all(offsets.log()).unwrap();
+    let kept = common::read_all(&offsets.log()).unwrap();
     assert_eq!(kept.len(), 1, "one commit left");
     assert!(offsets.log().size_bytes() < before / 10);
     drop(c);
@@ -522,6 +557,467 @@ fn misuse_is_refused() {
         Err(Error::CommitFailed { .. })
     ));
     members[with].commit().unwrap();
+}
+
+#[test]
+fn auto_commit_is_timed_by_the_brokers_clock() {
+    let dir = common::tempdir();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let broker = clocked_broker(dir.path(), &clock);
+    let t = broker
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
+    t.partition(0)
+        .unwrap()
+        .append(&[Record::new("a"), Record::new("b")])
+        .unwrap();
+    let mut c = broker.consumer(config("g").auto_commit(Some(Duration::from_secs(60))));
+    c.subscribe(&["t"]).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let mut got = 0;
+    for _ in 0..20 {
+        got += c.poll(Duration::ZERO).unwrap().len();
+    }
+    assert_eq!(got, 2);
+    clock.advance(59_999);
+    c.poll(Duration::ZERO).unwrap();
+    assert_eq!(c.committed(tp.clone()).unwrap(), None, "not due yet");
+    clock.advance(1);
+    c.poll(Duration::ZERO).unwrap();
+    assert_eq!(c.committed(tp).unwrap().map(|o| o.offset), Some(2));
+}
+
+#[test]
+fn max_poll_interval_is_timed_by_the_brokers_clock() {
+    let dir = common::tempdir();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let broker = clocked_broker(dir.path(), &clock);
+    broker
+        .admin()
+        .create_topic("t", TopicConfig::default().partitions(2))
+        .unwrap();
+    let mut a = broker.consumer(config("g").max_poll_interval(Duration::from_secs(60)));
+    a.subscribe(&["t"]).unwrap();
+    poll_until(&mut a, "A never owned both partitions", |c| {
+        c.assignment().len() == 2
+    });
+    let mut b = broker.consumer(config("g"));
+    b.subscribe(&["t"]).unwrap();
+    // B waits for one of A's partitions; A stops polling. Within A's
+    // interval nothing moves.
+    clock.advance(60_000);
+    for _ in 0..5 {
+        b.poll(Duration::ZERO).unwrap();
+    }
+    assert!(b.assignment().is_empty(), "{:?}", b.assignment());
+    assert_eq!(broker.admin().describe_group("g").unwrap().members.len(), 2);
+    // Past it, B's wait removes A and B takes everything over.
+    clock.advance(1);
+    poll_until(&mut b, "B never took A's partitions over", |c| {
+        c.assignment().len() == 2
+    });
+    let members = broker.admin().describe_group("g").unwrap().members;
+    assert_eq!(members.len(), 1);
+    assert_eq!(Some(members[0].member_id.as_str()), b.member_id());
+}
+
+#[test]
+fn a_member_removed_from_the_group_is_fenced() {
+    let dir = common::tempdir();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let mut broker = clocked_broker(dir.path(), &clock);
+    let t = broker
+        .admin()
+        .create_topic("t", TopicConfig::default().partitions(2))
+        .unwrap();
+    for p in 0..2 {
+        t.partition(p)
+            .unwrap()
+            .append(&[Record::new("0"), Record::new("1"), Record::new("2")])
+            .unwrap();
+    }
+    let (tp0, tp1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+    let mut a = broker.consumer(config("g").max_poll_interval(Duration::from_secs(60)));
+    a.subscribe(&["t"]).unwrap();
+    poll_until(&mut a, "A never owned both partitions", |c| {
+        c.assignment().len() == 2
+    });
+    a.commit_offsets([(tp0.clone(), OffsetAndMetadata::new(2))])
+        .unwrap();
+    let (a_id, a_generation) = (a.member_id().unwrap().to_string(), a.generation().unwrap());
+    // B joins; A stops polling; past A's interval B takes everything over
+    // and starts from A's last accepted commit.
+    let mut b = broker.consumer(config("g"));
+    b.subscribe(&["t"]).unwrap();
+    b.poll(Duration::ZERO).unwrap();
+    clock.advance(60_001);
+    poll_until(&mut b, "B never took A's partitions over", |c| {
+        c.assignment().len() == 2
+    });
+    assert!(b.generation().unwrap() > a_generation);
+    // A still believes it owns both; its commits are fenced and store
+    // nothing.
+    assert_eq!(a.assignment().len(), 2);
+    for attempt in [a.commit(), a.commit_partitions(std::slice::from_ref(&tp1))] {
+        match attempt {
+            Err(Error::Fenced {
+                group,
+                member,
+                generation,
+                ..
+            }) => assert_eq!(
+                (group, member, generation),
+                ("g".into(), a_id.clone(), a_generation)
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(b.committed(tp0.clone()).unwrap().unwrap().offset, 2);
+    assert_eq!(b.committed(tp1.clone()).unwrap(), None);
+    // B's commits stand; A's next poll reports the loss and rejoins.
+    b.commit_offsets([(tp1.clone(), OffsetAndMetadata::new(3))])
+        .unwrap();
+    a.poll(Duration::ZERO).unwrap();
+    assert!(a.assignment().is_empty());
+    assert_ne!(a.member_id(), Some(a_id.as_str()));
+    // What the group had in memory is what the offsets topic replays.
+    drop((a, b));
+    broker.close().unwrap();
+    broker = clocked_broker(dir.path(), &clock);
+    let probe = broker.consumer(config("g"));
+    assert_eq!(probe.committed(tp0).unwrap().unwrap().offset, 2);
+    assert_eq!(probe.committed(tp1).unwrap().unwrap().offset, 3);
+}
+
+#[test]
+fn records_of_the_offsets_topic_that_are_not_commits_are_skipped_on_open() {
+    // However a record that is not a commit got into __consumer_offsets (a
+    // bare Log on the directory, a newer version), the broker opens, skips
+    // it and keeps every other commit, as Kafka does.
+    let dir = common::tempdir();
+    let (tp0, tp1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+    {
+        let broker = broker(dir.path());
+        broker
+            .admin()
+            .create_topic("t", TopicConfig::default().partitions(2))
+            .unwrap();
+        let mut c = broker.consumer(config("g"));
+        c.assign([tp0.clone(), tp1.clone()]).unwrap();
+        c.commit_offsets([
+            (tp0.clone(), OffsetAndMetadata::new(0)),
+            (tp1.clone(), OffsetAndMetadata::new(0)),
+        ])
+        .unwrap();
+        let mut other = broker.consumer(config("other"));
+        other.assign([tp0.clone()]).unwrap();
+        other
+            .commit_offsets([(tp0.clone(), OffsetAndMetadata::new(0))])
+            .unwrap();
+        drop((c, other));
+        broker.close().unwrap();
+    }
+    let offsets_dir = dir.path().join("topics").join(OFFSETS_TOPIC).join("0");
+    {
+        // The keys the broker wrote, read back from the log.
+        let log = embedlog::Log::open(&offsets_dir, embedlog::LogConfig::default()).unwrap();
+        let keys: Vec<_> = common::read_all(&log)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key.unwrap())
+            .collect();
+        assert_eq!(keys.len(), 3);
+        let other_tp0 = keys
+            .iter()
+            .find(|k| k.windows(5).any(|w| w == b"other"))
+            .unwrap()
+            .clone();
+        // Garbage: no key, a key that is not a commit's, and a commit's key
+        // with a value that is not one.
+        log.append(&[Record::new("not a commit")]).unwrap();
+        log.append(&[Record::new("x").key("not a key")]).unwrap();
+        log.append(&[Record::new(vec![0xff; 3]).key(other_tp0.to_vec())])
+            .unwrap();
+        log.close().unwrap();
+    }
+    let broker = broker(dir.path());
+    let probe = broker.consumer(config("g"));
+    assert_eq!(probe.committed(tp0.clone()).unwrap().unwrap().offset, 0);
+    assert_eq!(probe.committed(tp1.clone()).unwrap().unwrap().offset, 0);
+    // The unreadable latest record of other's key drops that commit, as
+    // compaction, which keeps the latest record of each key, would.
+    let other = broker.consumer(config("other"));
+    assert_eq!(other.committed(tp0.clone()).unwrap(), None);
+    // Commits go on, and the directory keeps opening.
+    let mut c = broker.consumer(config("g"));
+    c.assign([tp1.clone()]).unwrap();
+    c.commit_offsets([(
+        tp1.clone(),
+        OffsetAndMetadata::new(0).with_metadata("after"),
+    )])
+    .unwrap();
+    drop((probe, other, c));
+    broker.close().unwrap();
+    let broker = self::broker(dir.path());
+    let probe = broker.consumer(config("g"));
+    assert_eq!(probe.committed(tp1).unwrap().unwrap().metadata, "after");
+    assert_eq!(probe.committed(tp0).unwrap().unwrap().offset, 0);
+}
+
+/// A clock that, read for the first time after [`arm`](Self::arm), first
+/// runs a hook: it lets a test act at the instant the broker reads the
+/// time.
+#[derive(Default)]
+struct HookClock {
+    now: Arc<std::sync::atomic::AtomicI64>,
+    hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for HookClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookClock").field("now", &self.now).finish()
+    }
+}
+
+impl HookClock {
+    fn arm(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.hook.lock().unwrap() = Some(Box::new(hook));
+    }
+}
+
+impl embedlog::Clock for HookClock {
+    fn now_ms(&self) -> i64 {
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        self.now.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn a_commit_racing_the_takeover_of_its_partitions_is_fenced() {
+    // Member A commits while, at that very moment, the group removes it
+    // and B takes A's partitions over (the clock's hook runs B's polls
+    // inside A's commit, where the broker reads the time). Either A's
+    // commit was accepted before B started, and B starts from it, or it is
+    // refused: B never starts from offsets a commit then overwrites.
+    let dir = common::tempdir();
+    let clock = Arc::new(HookClock::default());
+    clock
+        .now
+        .store(1_000_000, std::sync::atomic::Ordering::SeqCst);
+    let broker = Broker::builder(dir.path())
+        .clock(clock.clone())
+        .cleaner(false)
+        .open()
+        .unwrap();
+    let t = broker
+        .admin()
+        .create_topic("t", TopicConfig::default().partitions(2))
+        .unwrap();
+    for p in 0..2 {
+        t.partition(p)
+            .unwrap()
+            .append(&[Record::new("0"), Record::new("1"), Record::new("2")])
+            .unwrap();
+    }
+    let mut a = broker.consumer(config("g").max_poll_interval(Duration::from_secs(60)));
+    a.subscribe(&["t"]).unwrap();
+    let mut got = 0;
+    for _ in 0..20 {
+        got += a.poll(Duration::ZERO).unwrap().len();
+    }
+    assert_eq!((got, a.assignment().len()), (6, 2));
+    a.commit_offsets([(TopicPartition::new("t", 0), OffsetAndMetadata::new(1))])
+        .unwrap();
+    /// Records where B starts each partition it is given.
+    struct Starts(Arc<Mutex<BTreeMap<TopicPartition, u64>>>);
+    impl RebalanceListener for Starts {
+        fn on_assigned(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+            for tp in partitions {
+                let at = consumer.position(tp.clone()).unwrap();
+                self.0.lock().unwrap().insert(tp.clone(), at);
+            }
+        }
+    }
+    let started = Arc::new(Mutex::new(BTreeMap::new()));
+    let b = Arc::new(Mutex::new(broker.consumer(config("g"))));
+    b.lock()
+        .unwrap()
+        .set_rebalance_listener(Starts(started.clone()));
+    b.lock().unwrap().subscribe(&["t"]).unwrap();
+    b.lock().unwrap().poll(Duration::ZERO).unwrap(); // waits for A
+    assert!(started.lock().unwrap().is_empty());
+    let (hook_b, now) = (b.clone(), clock.now.clone());
+    clock.arm(move || {
+        now.fetch_add(60_001, std::sync::atomic::Ordering::SeqCst);
+        poll_until(
+            &mut hook_b.lock().unwrap(),
+            "B never took A's partitions over",
+            |c| c.assignment().len() == 2,
+        );
+    });
+    let r = a.commit();
+    let started = started.lock().unwrap().clone();
+    assert_eq!(started.len(), 2, "the hook ran inside the commit");
+    assert!(matches!(r, Err(Error::Fenced { .. })), "{r:?}");
+    let b = b.lock().unwrap();
+    for (tp, at) in started {
+        let committed = b.committed(tp.clone()).unwrap().map_or(0, |c| c.offset);
+        assert_eq!(
+            committed, at,
+            "{tp}: B started at {at}, the group committed {committed}"
+        );
+    }
+}
+
+/// A tiny deterministic random source for the threads of a test.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Every group's committed offsets, as the broker holds them now.
+fn all_commits(admin: &Admin) -> BTreeMap<String, BTreeMap<TopicPartition, u64>> {
+    admin
+        .list_groups()
+        .unwrap()
+        .into_iter()
+        .map(|g| {
+            let offsets = admin
+                .describe_group(&g.group_id)
+                .unwrap()
+                .offsets
+                .into_iter()
+                .filter_map(|o| Some((o.partition, o.committed?.offset)))
+                .collect();
+            (g.group_id, offsets)
+        })
+        .collect()
+}
+
+/// A commit the coordinator may refuse under concurrent membership and
+/// admin changes; anything else is a bug.
+fn refused(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::CommitFailed { .. }
+            | Error::Fenced { .. }
+            | Error::GroupNotEmpty { .. }
+            | Error::UnknownGroup { .. }
+    )
+}
+
+#[test]
+fn concurrent_commits_and_admin_changes_replay_as_they_were_applied() {
+    // Members of one group (joining, leaving, stalling past their
+    // max_poll_interval), manually assigned committers and the admin of
+    // another group all commit to the same few partitions at once. However
+    // they interleave, the committed offsets in memory are exactly what a
+    // reopen replays from __consumer_offsets.
+    for seed in 1..=3u64 {
+        let dir = common::tempdir();
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let broker = clocked_broker(dir.path(), &clock);
+        let t = broker
+            .admin()
+            .create_topic("t", TopicConfig::default().partitions(3))
+            .unwrap();
+        for p in 0..3 {
+            let records: Vec<Record> = (0..50).map(|i| Record::new(format!("{i}"))).collect();
+            t.partition(p).unwrap().append(&records).unwrap();
+        }
+        let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("t", p)).collect();
+        let rounds = 300;
+        std::thread::scope(|s| {
+            // Subscribed members of "live".
+            for m in 0..2u64 {
+                let (broker, tps) = (&broker, &tps);
+                s.spawn(move || {
+                    let mut rng = XorShift(seed * 1000 + m + 1);
+                    let cfg = config("live")
+                        .max_poll_records(3)
+                        .max_poll_interval(Duration::from_millis(500));
+                    let mut c = broker.consumer(cfg.clone());
+                    c.subscribe(&["t"]).unwrap();
+                    for _ in 0..rounds {
+                        match rng.below(8) {
+                            0 => {
+                                c.close().unwrap();
+                                c = broker.consumer(cfg.clone());
+                                c.subscribe(&["t"]).unwrap();
+                            }
+                            1 => {
+                                let tp = tps[rng.below(3) as usize].clone();
+                                let o = OffsetAndMetadata::new(rng.below(51));
+                                if let Err(e) = c.commit_offsets([(tp, o)]) {
+                                    assert!(refused(&e), "{e}");
+                                }
+                            }
+                            2..=4 => {
+                                c.poll(Duration::ZERO).unwrap();
+                            }
+                            _ => {
+                                if let Err(e) = c.commit() {
+                                    assert!(refused(&e), "{e}");
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+            // Manually assigned committers of "quiet" (no members: Kafka's
+            // simple consumers), racing each other on the same keys.
+            for m in 0..3u64 {
+                let (broker, tps) = (&broker, &tps);
+                s.spawn(move || {
+                    let mut rng = XorShift(seed * 2000 + m + 1);
+                    let mut c = broker.consumer(config("quiet"));
+                    c.assign(tps.iter().cloned()).unwrap();
+                    for _ in 0..rounds {
+                        let tp = tps[rng.below(3) as usize].clone();
+                        let o = OffsetAndMetadata::new(rng.below(51));
+                        // The group never has members: always accepted.
+                        c.commit_offsets([(tp, o)]).unwrap();
+                    }
+                });
+            }
+            // The admin, on both groups; and the clock, stalling members.
+            let (broker, tps, clock) = (&broker, &tps, &clock);
+            s.spawn(move || {
+                let mut rng = XorShift(seed * 3000 + 1);
+                let admin = broker.admin();
+                for _ in 0..rounds {
+                    let group = ["live", "quiet"][rng.below(2) as usize];
+                    let tp = tps[rng.below(3) as usize].clone();
+                    let r = match rng.below(4) {
+                        0 => admin
+                            .reset_group_offsets(group, &[], OffsetSpec::Earliest)
+                            .map(drop),
+                        1 => admin.delete_group(group),
+                        _ => admin.alter_group_offsets(group, [(tp, rng.below(51))]),
+                    };
+                    if let Err(e) = r {
+                        assert!(refused(&e), "{e}");
+                    }
+                    clock.advance(rng.below(300) as i64);
+                }
+            });
+        });
+        let admin = broker.admin();
+        let before = all_commits(&admin);
+        broker.close().unwrap();
+        let broker = clocked_broker(dir.path(), &clock);
+        assert_eq!(all_commits(&broker.admin()), before, "seed {seed}");
+    }
 }
 
 /// The property: under any sequence of produce / poll / commit / join /

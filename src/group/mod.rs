@@ -19,6 +19,16 @@
 //! A member that does not poll for `max_poll_interval` while another waits
 //! for one of its partitions is removed from the group; its next poll
 //! reports the partitions as lost and rejoins.
+//!
+//! Commits are fenced as Kafka fences them: a member commits with its
+//! member id and the generation it last synced at, and the commit is
+//! refused ([`Error::Fenced`]) if the member was removed or its generation
+//! is not that one, and ([`Error::CommitFailed`]) for a partition it does
+//! not own. The check, the durable append to `__consumer_offsets` and the
+//! update of the committed offsets happen under one lock, which also
+//! covers the Admin API's offset changes and every read of committed
+//! offsets: what is in memory is always what a reopen replays, and a new
+//! owner starts from the last commit the coordinator accepted.
 
 pub mod assignor;
 pub(crate) mod offsets;
@@ -29,13 +39,14 @@ pub use assignor::{
 };
 pub use offsets::{OFFSETS_TOPIC, OffsetAndMetadata};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::storage::Notify;
 use crate::topic::TopicPartition;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Callbacks a group member runs when its partitions change (Kafka's
 /// `ConsumerRebalanceListener`). They run inside
@@ -163,7 +174,8 @@ struct Member {
     owned: Vec<TopicPartition>,
     /// The generation whose eager revocation it went through.
     synced_generation: u64,
-    last_poll: Instant,
+    /// When it last polled, by the broker's clock (ms since the epoch).
+    last_poll_ms: i64,
     max_poll_interval: Duration,
     /// Wakes the member's long poll when the group changes.
     notify: Arc<Notify>,
@@ -230,6 +242,8 @@ impl Group {
 /// What a member does at this poll.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
+    /// The member's generation after this step: its commits carry it.
+    pub(crate) generation: u64,
     /// The member was removed from the group: everything it held is lost;
     /// it must rejoin.
     pub(crate) lost: bool,
@@ -242,25 +256,103 @@ pub(crate) struct Plan {
 #[derive(Debug, Default)]
 struct State {
     groups: BTreeMap<String, Group>,
-    committed: BTreeMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>>,
     next_member: u64,
 }
 
+/// Committed offsets of every group.
+type Committed = BTreeMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>>;
+
+/// One commit of one partition; `None` deletes the commit.
+pub(crate) type Commit = (TopicPartition, Option<OffsetAndMetadata>);
+
+/// Who commits offsets for a group; [`Coordinator::commit`] checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Committer<'a> {
+    /// A member of the group, at the generation it last synced at: only
+    /// for partitions it owns.
+    Member {
+        /// Its member id.
+        id: &'a str,
+        /// The generation of [`Plan::generation`].
+        generation: u64,
+    },
+    /// A consumer with a manual assignment (not a member): only while the
+    /// group has no members (Kafka's "simple" consumer).
+    Outside,
+    /// The Admin API: only while the group has no members
+    /// ([`Error::GroupNotEmpty`] otherwise).
+    Admin,
+}
+
+/// What a commit stores.
+#[derive(Debug)]
+pub(crate) enum Commits {
+    /// These commits, in order.
+    These(Vec<Commit>),
+    /// Delete every commit of the group, as it is when the commit runs
+    /// ([`Error::UnknownGroup`] if there is none).
+    DeleteAll,
+}
+
+/// Commits in one append: batches of at most 1000 commits stay far below
+/// the offsets topic's `max.message.bytes` (topic names are at most 249
+/// bytes, group ids 1024).
+const COMMITS_PER_APPEND: usize = 1000;
+
 /// The broker's group coordinator. See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Coordinator {
+    /// Membership. Held briefly; never while waiting for I/O.
     state: Mutex<State>,
-    /// Held by admin changes of an empty group's offsets (check, then
-    /// store) and by joins, so that no member starts from offsets about to
-    /// change. Taken before `state`.
-    admin: Mutex<()>,
+    /// Committed offsets. Held across a commit's check, durable append and
+    /// update, and by every read, so that memory and the offsets topic
+    /// agree and nobody reads an offset a commit in flight is about to
+    /// replace. Taken before `state`.
+    committed: Mutex<Committed>,
+    /// The broker's clock: poll deadlines are measured by it, so tests
+    /// drive them with a [`ManualClock`](crate::ManualClock).
+    clock: Arc<dyn Clock>,
+}
+
+/// Records stored commits of `group` in `committed`.
+fn apply(committed: &mut Committed, group: &str, commits: &[Commit]) {
+    let map = committed.entry(group.to_string()).or_default();
+    for (tp, c) in commits {
+        match c {
+            Some(c) => {
+                map.insert(tp.clone(), c.clone());
+            }
+            None => {
+                map.remove(tp);
+            }
+        }
+    }
+    if map.is_empty() {
+        committed.remove(group);
+    }
 }
 
 fn sorted(v: impl IntoIterator<Item = TopicPartition>) -> Vec<TopicPartition> {
     v.into_iter().collect::<BTreeSet<_>>().into_iter().collect()
 }
 
+/// Whether more than `interval` passed from `since_ms` to `now_ms` (a
+/// clock that went backwards means no time passed).
+fn expired(since_ms: i64, now_ms: i64, interval: Duration) -> bool {
+    let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+    now_ms.saturating_sub(since_ms) > interval_ms
+}
+
 impl Coordinator {
+    /// A coordinator without groups, timing members by `clock`.
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Coordinator {
+        Coordinator {
+            state: Mutex::default(),
+            committed: Mutex::default(),
+            clock,
+        }
+    }
+
     /// Adds a member to `group` (created if new) and rebalances.
     pub(crate) fn join(
         &self,
@@ -271,7 +363,6 @@ impl Coordinator {
         max_poll_interval: Duration,
         (metadata_version, metadata): (u64, BTreeMap<String, u32>),
     ) -> Result<String> {
-        let _admin = self.admin.lock();
         let mut st = self.state.lock();
         st.next_member += 1;
         let member_id = format!("{group}-member-{}", st.next_member);
@@ -299,7 +390,7 @@ impl Coordinator {
                 target: Vec::new(),
                 owned: Vec::new(),
                 synced_generation: 0,
-                last_poll: Instant::now(),
+                last_poll_ms: self.clock.now_ms(),
                 max_poll_interval,
                 notify,
             },
@@ -347,18 +438,16 @@ impl Coordinator {
         metadata: impl FnOnce() -> BTreeMap<String, u32>,
     ) -> Plan {
         let mut st = self.state.lock();
-        let Some(g) = st.groups.get_mut(group) else {
+        let Some(g) = st
+            .groups
+            .get_mut(group)
+            .filter(|g| g.members.contains_key(member))
+        else {
             return Plan {
                 lost: true,
                 ..Plan::default()
             };
         };
-        if !g.members.contains_key(member) {
-            return Plan {
-                lost: true,
-                ..Plan::default()
-            };
-        }
         if g.metadata_version != metadata_version {
             g.metadata_version = metadata_version;
             let metadata = metadata();
@@ -371,18 +460,21 @@ impl Coordinator {
             g.generation,
             g.assignor.protocol() == RebalanceProtocol::Eager,
         );
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let Some(m) = g.members.get_mut(member) else {
             return Plan::default();
         };
-        m.last_poll = now;
+        m.last_poll_ms = now;
         let revoke: Vec<TopicPartition> = if eager && m.synced_generation < generation {
             m.owned.clone()
         } else {
             assignor::revoked(&m.owned, &m.target)
         };
         if !revoke.is_empty() {
+            // Still at its old generation: commits in `on_revoked` carry
+            // it, and are accepted while the member owns the partitions.
             return Plan {
+                generation: m.synced_generation,
                 revoke,
                 ..Plan::default()
             };
@@ -404,7 +496,7 @@ impl Coordinator {
                     // Waiting for `o` to revoke: remove it if it stopped
                     // polling.
                     if let Some(om) = g.members.get(o)
-                        && now.duration_since(om.last_poll) > om.max_poll_interval
+                        && expired(om.last_poll_ms, now, om.max_poll_interval)
                     {
                         stale.push(o.clone());
                     }
@@ -424,6 +516,7 @@ impl Coordinator {
             g.rebalance();
         }
         Plan {
+            generation,
             assigned,
             ..Plan::default()
         }
@@ -448,83 +541,129 @@ impl Coordinator {
         }
     }
 
-    /// Checks that `member` (or, for `None`, a committer outside the group)
-    /// may commit for `partitions`.
-    pub(crate) fn check_commit(
+    /// Checks that `committer` may commit for `partitions` of `group` now.
+    fn check_commit(
         &self,
         group: &str,
-        member: Option<&str>,
+        committer: Committer<'_>,
         partitions: &[TopicPartition],
     ) -> Result<()> {
         let st = self.state.lock();
         let g = st.groups.get(group).filter(|g| !g.members.is_empty());
-        match (g, member) {
-            (None, None) => Ok(()),
-            (Some(_), None) => Err(Error::CommitFailed {
+        let fenced = |member: &str, generation: u64, reason: String| Error::Fenced {
+            group: group.to_string(),
+            member: member.to_string(),
+            generation,
+            reason,
+        };
+        match (g, committer) {
+            (None, Committer::Outside | Committer::Admin) => Ok(()),
+            (Some(_), Committer::Admin) => Err(Error::GroupNotEmpty {
+                group: group.to_string(),
+            }),
+            (Some(_), Committer::Outside) => Err(Error::CommitFailed {
                 group: group.to_string(),
                 reason: "the group has active members and this consumer is not one of them".into(),
             }),
-            (None, Some(m)) => Err(Error::CommitFailed {
-                group: group.to_string(),
-                reason: format!("member {m} was removed from the group"),
-            }),
-            (Some(g), Some(m)) => {
-                let owned: &[TopicPartition] = g.members.get(m).map_or(&[], |m| &m.owned);
-                match partitions.iter().find(|tp| !owned.contains(tp)) {
+            (None, Committer::Member { id, generation }) => Err(fenced(
+                id,
+                generation,
+                "it was removed from the group, which has no members now".into(),
+            )),
+            (Some(g), Committer::Member { id, generation }) => {
+                let Some(m) = g.members.get(id) else {
+                    return Err(fenced(
+                        id,
+                        generation,
+                        format!(
+                            "it was removed from the group (its generation is {})",
+                            g.generation
+                        ),
+                    ));
+                };
+                if m.synced_generation != generation {
+                    return Err(fenced(
+                        id,
+                        generation,
+                        format!(
+                            "illegal generation: the member is at generation {}",
+                            m.synced_generation
+                        ),
+                    ));
+                }
+                match partitions.iter().find(|tp| !m.owned.contains(tp)) {
                     None => Ok(()),
                     Some(tp) => Err(Error::CommitFailed {
                         group: group.to_string(),
-                        reason: format!("{tp} is not owned by member {m} (it was rebalanced)"),
+                        reason: format!("{tp} is not owned by member {id} (it was rebalanced)"),
                     }),
                 }
             }
         }
     }
 
-    /// Excludes joins (and other admin changes) while held.
-    pub(crate) fn admin_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
-        self.admin.lock()
+    /// Fails with [`Error::GroupNotEmpty`] if the group has members (a
+    /// check to fail early; [`commit`](Self::commit) checks again).
+    pub(crate) fn check_empty(&self, group: &str) -> Result<()> {
+        self.check_commit(group, Committer::Admin, &[])
     }
 
-    /// Fails with [`Error::GroupNotEmpty`] if the group has members.
-    pub(crate) fn check_empty(&self, group: &str) -> Result<()> {
-        let st = self.state.lock();
-        if st.groups.get(group).is_some_and(|g| !g.members.is_empty()) {
-            return Err(Error::GroupNotEmpty {
-                group: group.to_string(),
-            });
+    /// Commits for `group` as `committer`, atomically: checks that it may
+    /// (see [`Committer`]), hands the commits to `append` (which stores
+    /// them durably, in order, at most [`COMMITS_PER_APPEND`] at a time)
+    /// and makes what was stored visible, all under the lock every other
+    /// commit and every read of committed offsets takes.
+    ///
+    /// # Errors
+    /// [`Error::Fenced`], [`Error::CommitFailed`], [`Error::GroupNotEmpty`]
+    /// from the check; [`Error::UnknownGroup`] for
+    /// [`Commits::DeleteAll`] of a group without commits; `append`'s error
+    /// (the appends before it stand).
+    pub(crate) fn commit(
+        &self,
+        group: &str,
+        committer: Committer<'_>,
+        commits: Commits,
+        mut append: impl FnMut(&[Commit]) -> Result<()>,
+    ) -> Result<()> {
+        let mut committed = self.committed.lock();
+        let commits = match commits {
+            Commits::These(c) => c,
+            Commits::DeleteAll => {
+                self.check_commit(group, committer, &[])?;
+                let all: Vec<Commit> = committed
+                    .get(group)
+                    .map(|m| m.keys().map(|tp| (tp.clone(), None)).collect())
+                    .unwrap_or_default();
+                if all.is_empty() {
+                    return Err(Error::UnknownGroup {
+                        group: group.to_string(),
+                    });
+                }
+                all
+            }
+        };
+        if commits.is_empty() {
+            return Ok(());
+        }
+        let tps: Vec<TopicPartition> = commits.iter().map(|(tp, _)| tp.clone()).collect();
+        self.check_commit(group, committer, &tps)?;
+        for chunk in commits.chunks(COMMITS_PER_APPEND) {
+            append(chunk)?;
+            apply(&mut committed, group, chunk);
         }
         Ok(())
     }
 
-    /// Records stored commits (`None` deletes one).
-    pub(crate) fn apply_commits(
-        &self,
-        group: &str,
-        commits: &[(TopicPartition, Option<OffsetAndMetadata>)],
-    ) {
-        let mut st = self.state.lock();
-        let map = st.committed.entry(group.to_string()).or_default();
-        for (tp, c) in commits {
-            match c {
-                Some(c) => {
-                    map.insert(tp.clone(), c.clone());
-                }
-                None => {
-                    map.remove(tp);
-                }
-            }
-        }
-        if map.is_empty() {
-            st.committed.remove(group);
-        }
+    /// Applies commits read back from the offsets topic (at open).
+    pub(crate) fn load(&self, group: &str, commits: &[Commit]) {
+        apply(&mut self.committed.lock(), group, commits);
     }
 
     /// The group's committed offset for `tp`.
     pub(crate) fn committed(&self, group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
-        self.state
+        self.committed
             .lock()
-            .committed
             .get(group)
             .and_then(|m| m.get(tp))
             .cloned()
@@ -532,9 +671,8 @@ impl Coordinator {
 
     /// Every committed offset of the group.
     pub(crate) fn committed_all(&self, group: &str) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
-        self.state
+        self.committed
             .lock()
-            .committed
             .get(group)
             .cloned()
             .unwrap_or_default()
@@ -542,8 +680,9 @@ impl Coordinator {
 
     /// Groups with members or committed offsets: `(id, state, members)`.
     pub(crate) fn list(&self) -> Vec<(String, GroupState, usize)> {
+        let committed = self.committed.lock();
         let st = self.state.lock();
-        let ids: BTreeSet<&String> = st.groups.keys().chain(st.committed.keys()).collect();
+        let ids: BTreeSet<&String> = st.groups.keys().chain(committed.keys()).collect();
         ids.into_iter()
             .map(|id| match st.groups.get(id) {
                 Some(g) => (id.clone(), g.state(), g.members.len()),
@@ -559,6 +698,7 @@ impl Coordinator {
         &self,
         group: &str,
     ) -> Option<(GroupState, Option<String>, u64, Vec<MemberDescription>)> {
+        let has_commits = self.committed.lock().contains_key(group);
         let st = self.state.lock();
         match st.groups.get(group) {
             Some(g) => Some((
@@ -574,10 +714,7 @@ impl Coordinator {
                     })
                     .collect(),
             )),
-            None => st
-                .committed
-                .contains_key(group)
-                .then(|| (GroupState::Empty, None, 0, Vec::new())),
+            None => has_commits.then(|| (GroupState::Empty, None, 0, Vec::new())),
         }
     }
 }
@@ -637,7 +774,7 @@ mod tests {
 
     #[test]
     fn a_partition_is_never_owned_twice_during_a_handover() {
-        let c = Coordinator::default();
+        let c = Coordinator::new(Arc::new(crate::ManualClock::new(0)));
         let join = || {
             c.join(
                 "g",
@@ -658,14 +795,21 @@ mod tests {
         assert!(plan.assigned.is_empty() && plan.revoke.is_empty());
         let plan = sync(&c, &a, 4);
         assert_eq!(plan.revoke.len(), 2);
-        assert!(c.check_commit("g", Some(&a), &plan.revoke).is_ok());
+        let member_a = Committer::Member {
+            id: &a,
+            generation: plan.generation,
+        };
+        assert!(c.check_commit("g", member_a, &plan.revoke).is_ok());
         c.release("g", &a, &plan.revoke);
-        assert!(c.check_commit("g", Some(&a), &plan.revoke).is_err());
+        assert!(matches!(
+            c.check_commit("g", member_a, &plan.revoke),
+            Err(Error::CommitFailed { .. })
+        ));
         let got = sync(&c, &b, 4);
         assert_eq!(got.assigned, plan.revoke);
         assert_eq!(c.list(), vec![("g".into(), GroupState::Stable, 2)]);
         // Strangers cannot commit for an active group.
-        assert!(c.check_commit("g", None, &[]).is_err());
+        assert!(c.check_commit("g", Committer::Outside, &[]).is_err());
         c.leave("g", &a);
         // B takes A's two over.
         let owned = settle(&c, std::slice::from_ref(&b), 4);
@@ -678,25 +822,116 @@ mod tests {
 
     #[test]
     fn a_member_that_stops_polling_is_removed() {
-        let c = Coordinator::default();
-        let join = |interval| {
+        // The broker's clock decides, not the wall clock: nothing sleeps.
+        let clock = Arc::new(crate::ManualClock::new(1_000));
+        let c = Coordinator::new(clock.clone());
+        let join = || {
             c.join(
                 "g",
                 Topics::Names(vec!["t".into()]),
                 Arc::new(RangeAssignor),
                 Arc::new(Notify::new()),
-                interval,
+                Duration::from_secs(60),
                 meta(2),
             )
             .unwrap()
         };
-        let a = join(Duration::ZERO);
+        let a = join();
         settle(&c, std::slice::from_ref(&a), 2);
-        let b = join(Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(2));
-        // A never polls again: B's wait removes it, then B gets everything.
+        let b = join();
+        // A never polls again. Until its interval has passed, B waits.
+        clock.advance(60_000);
+        let plan = sync(&c, &b, 2);
+        assert!(!plan.lost && plan.assigned.is_empty(), "{plan:?}");
+        assert_eq!(c.describe("g").unwrap().3.len(), 2);
+        // One millisecond later B's wait removes A, then B gets everything.
+        clock.advance(1);
         let owned = settle(&c, std::slice::from_ref(&b), 2);
         assert_eq!(owned[0].len(), 2);
         assert!(sync(&c, &a, 2).lost);
+    }
+
+    #[test]
+    fn commits_are_fenced_by_member_and_generation() {
+        let clock = Arc::new(crate::ManualClock::new(0));
+        let c = Coordinator::new(clock.clone());
+        let join = || {
+            c.join(
+                "g",
+                Topics::Names(vec!["t".into()]),
+                Arc::new(CooperativeStickyAssignor),
+                Arc::new(Notify::new()),
+                Duration::from_secs(60),
+                meta(2),
+            )
+            .unwrap()
+        };
+        let appended = std::cell::Cell::new(0);
+        let commit = |committer: Committer<'_>, offset: u64| {
+            let tp = TopicPartition::new("t", 0);
+            let commits = Commits::These(vec![(tp, Some(OffsetAndMetadata::new(offset)))]);
+            c.commit("g", committer, commits, |chunk| {
+                appended.set(appended.get() + chunk.len());
+                Ok(())
+            })
+        };
+        let committed = || {
+            c.committed("g", &TopicPartition::new("t", 0))
+                .map(|o| o.offset)
+        };
+        let a = join();
+        settle(&c, std::slice::from_ref(&a), 2);
+        let generation = sync(&c, &a, 2).generation;
+        assert!(generation > 0);
+        let member_a = Committer::Member { id: &a, generation };
+        commit(member_a, 5).unwrap();
+        assert_eq!((committed(), appended.get()), (Some(5), 1));
+        // A generation other than the one the member synced at.
+        for wrong in [generation - 1, generation + 1] {
+            let stale = Committer::Member {
+                id: &a,
+                generation: wrong,
+            };
+            match commit(stale, 6) {
+                Err(Error::Fenced { reason, .. }) => {
+                    assert!(reason.contains("illegal generation"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // B joins and waits for a partition; A stops polling and is removed.
+        let b = join();
+        clock.advance(60_001);
+        settle(&c, std::slice::from_ref(&b), 2);
+        match commit(member_a, 7) {
+            Err(Error::Fenced { member, reason, .. }) => {
+                assert_eq!(member, a);
+                assert!(reason.contains("removed"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // While the group has members, neither the admin nor outsiders.
+        assert!(matches!(
+            commit(Committer::Admin, 8),
+            Err(Error::GroupNotEmpty { .. })
+        ));
+        assert!(matches!(
+            commit(Committer::Outside, 8),
+            Err(Error::CommitFailed { .. })
+        ));
+        // Nothing refused was stored.
+        assert_eq!((committed(), appended.get()), (Some(5), 1));
+        // Once the group is empty, a manually assigned consumer and the
+        // admin commit again; the removed member still cannot.
+        c.leave("g", &b);
+        commit(Committer::Outside, 9).unwrap();
+        commit(Committer::Admin, 10).unwrap();
+        assert!(matches!(commit(member_a, 11), Err(Error::Fenced { .. })));
+        assert_eq!((committed(), appended.get()), (Some(10), 3));
+        let delete =
+            |c: &Coordinator| c.commit("g", Committer::Admin, Commits::DeleteAll, |_| Ok(()));
+        delete(&c).unwrap();
+        assert_eq!(committed(), None);
+        assert!(matches!(delete(&c), Err(Error::UnknownGroup { .. })));
     }
 }

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use embedlog::{Batches, Log, LogConfig, Offset, ReadLimit, Record, StoredRecord};
+use embedlog::{Batches, Log, LogConfig, Offset, PartitionLog, ReadLimit, Record, StoredRecord};
 use std::path::{Path, PathBuf};
 
 /// A record whose value names its index, with a header on every third one.
@@ -16,8 +16,52 @@ pub fn record(i: u64) -> Record {
     r
 }
 
+/// What the read helpers need: a bare [`Log`] or a partition's read-only
+/// [`PartitionLog`].
+pub trait ReadLog {
+    fn start_offset(&self) -> Offset;
+    fn end_offset(&self) -> Offset;
+    fn read(&self, from: Offset, limit: ReadLimit) -> embedlog::Result<Batches>;
+}
+
+impl ReadLog for Log {
+    fn start_offset(&self) -> Offset {
+        Log::start_offset(self)
+    }
+    fn end_offset(&self) -> Offset {
+        Log::end_offset(self)
+    }
+    fn read(&self, from: Offset, limit: ReadLimit) -> embedlog::Result<Batches> {
+        Log::read(self, from, limit)
+    }
+}
+
+impl ReadLog for PartitionLog<'_> {
+    fn start_offset(&self) -> Offset {
+        PartitionLog::start_offset(self)
+    }
+    fn end_offset(&self) -> Offset {
+        PartitionLog::end_offset(self)
+    }
+    fn read(&self, from: Offset, limit: ReadLimit) -> embedlog::Result<Batches> {
+        PartitionLog::read(self, from, limit)
+    }
+}
+
+impl<L: ReadLog + ?Sized> ReadLog for std::sync::Arc<L> {
+    fn start_offset(&self) -> Offset {
+        (**self).start_offset()
+    }
+    fn end_offset(&self) -> Offset {
+        (**self).end_offset()
+    }
+    fn read(&self, from: Offset, limit: ReadLimit) -> embedlog::Result<Batches> {
+        (**self).read(from, limit)
+    }
+}
+
 /// Every record from `from` to the end, reading in small pieces.
-pub fn read_from(log: &Log, from: Offset) -> embedlog::Result<Vec<StoredRecord>> {
+pub fn read_from(log: &impl ReadLog, from: Offset) -> embedlog::Result<Vec<StoredRecord>> {
     let mut out = Vec::new();
     let mut at = from;
     while at < log.end_offset() {
@@ -41,7 +85,7 @@ pub fn read_from(log: &Log, from: Offset) -> embedlog::Result<Vec<StoredRecord>>
 }
 
 /// Every record from the log start.
-pub fn read_all(log: &Log) -> embedlog::Result<Vec<StoredRecord>> {
+pub fn read_all(log: &impl ReadLog) -> embedlog::Result<Vec<StoredRecord>> {
     read_from(log, log.start_offset())
 }
 
