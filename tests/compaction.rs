@@ -412,10 +412,7 @@ fn reads_and_appends_during_compaction_see_a_consistent_log() {
                                 assert!(prev < Some(r.offset), "offsets go forward");
                                 prev = Some(r.offset);
                                 assert_eq!(r.key.as_deref(), Some(format!("k{k}").as_bytes()));
-                                assert_eq!(
-                                    r.value.as_deref(),
-                                    Some(value(r.offset, k).as_bytes())
-                                );
+                                assert_eq!(r.value.as_deref(), Some(value(r.offset, k).as_bytes()));
                                 last_seen[k as usize] = Some(r.offset);
                                 at = r.offset + 1;
                             }
