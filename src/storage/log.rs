@@ -886,6 +886,17 @@ impl Log {
         self.inner.compact(&options)
     }
 
+    /// As [`compact`](Self::compact), but only if the dirty ratio, checked
+    /// atomically with the pass, is above 0 and at least `min_ratio`;
+    /// `Ok(None)` when it is not (the background cleaner's entry point).
+    pub(crate) fn compact_if_dirty(
+        &self,
+        options: Compaction,
+        min_ratio: f64,
+    ) -> Result<Option<CompactionReport>> {
+        self.inner.compact_if_dirty(&options, Some(min_ratio))
+    }
+
     /// The share of the complete segments' bytes that compaction has not
     /// cleaned yet, from 0 to 1 (Kafka's dirty ratio, compared with
     /// `min.cleanable.dirty.ratio`).
