@@ -12,7 +12,7 @@ use embedlog::{
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 const T0: i64 = 1_700_000_000_000;
@@ -376,6 +376,8 @@ fn reads_and_appends_during_compaction_see_a_consistent_log() {
     // Offset i holds key i % KEYS.
     let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Scans finished, by both readers.
+    let scans_done = Arc::new(AtomicUsize::new(0));
     let writer = {
         let (log, written, stop) = (log.clone(), written.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -396,6 +398,7 @@ fn reads_and_appends_during_compaction_see_a_consistent_log() {
     let readers: Vec<_> = (0..2)
         .map(|_| {
             let (log, written, stop) = (log.clone(), written.clone(), stop.clone());
+            let scans_done = scans_done.clone();
             std::thread::spawn(move || {
                 let mut scans = 0;
                 while !stop.load(Ordering::SeqCst) {
@@ -437,6 +440,7 @@ fn reads_and_appends_during_compaction_see_a_consistent_log() {
                         );
                     }
                     scans += 1;
+                    scans_done.fetch_add(1, Ordering::SeqCst);
                 }
                 scans
             })
@@ -444,7 +448,12 @@ fn reads_and_appends_during_compaction_see_a_consistent_log() {
         .collect();
     let mut passes = 0;
     let mut removed = 0;
-    while !writer.is_finished() || passes < 5 {
+    // Passes go on until the writer is done and the readers have finished
+    // a few scans (a condition, not a time: a reader that panicked ends
+    // the loop, and its join below reports it).
+    while (!writer.is_finished() || passes < 5 || scans_done.load(Ordering::SeqCst) < 4)
+        && !readers.iter().any(|r| r.is_finished())
+    {
         log.roll().unwrap();
         let r = log.compact(Compaction::default()).unwrap();
         removed += r.records_removed;
@@ -453,7 +462,10 @@ fn reads_and_appends_during_compaction_see_a_consistent_log() {
     writer.join().unwrap();
     stop.store(true, Ordering::SeqCst);
     let scans: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
-    assert!(scans > 0 && removed > 0, "{scans} scans, {removed} removed");
+    assert!(
+        scans >= 4 && removed > 0,
+        "{scans} scans, {removed} removed"
+    );
     // Settled: one record per key, the latest.
     log.roll().unwrap();
     log.compact(Compaction::default()).unwrap();
