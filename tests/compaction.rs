@@ -351,6 +351,38 @@ fn invalid_options_are_rejected() {
     assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
 }
 
+/// The case the concurrent test below must allow, step by step: a scan
+/// that began when the log ended at 2 misses `b@1`, the latest record of
+/// `b` below 2, because a pass removed it for `b@2`; reading on to the
+/// log's end it sees `b@2`.
+#[test]
+fn a_scan_misses_a_superseded_record_only_for_a_newer_one_past_its_end() {
+    let dir = tempdir();
+    let clock = Arc::new(ManualClock::new(T0));
+    let log = Log::open(dir.path(), config(&clock, 8192)).unwrap();
+    log.append(&[Record::new("1").key("a")]).unwrap();
+    log.append(&[Record::new("1").key("b")]).unwrap();
+    let end = log.end_offset();
+    assert_eq!(end, 2);
+    let first = log.read(0, ReadLimit::bytes(1)).unwrap();
+    let seen: Vec<_> = first.records().map(|r| r.unwrap().offset).collect();
+    assert_eq!(seen, [0]);
+    // Meanwhile: a newer `b`, and a pass.
+    log.append(&[Record::new("2").key("b")]).unwrap();
+    log.roll().unwrap();
+    assert_eq!(
+        log.compact(Compaction::default()).unwrap().records_removed,
+        1
+    );
+    // The scan goes on from 1 and reaches its end without seeing `b`...
+    let rest = read_from(&log, 1).unwrap();
+    let below_end: Vec<_> = rest.iter().filter(|r| r.offset < end).collect();
+    assert!(below_end.is_empty(), "{below_end:?}");
+    // ...and sees the newer `b` reading on to the end.
+    let got: Vec<_> = rest.iter().map(|r| (r.offset, r.key.clone())).collect();
+    assert_eq!(got, [(2, Some(bytes::Bytes::from_static(b"b")))]);
+}
+
 /// Appends and reads go on while the cleaner runs. Every record a scan sees
 /// is the one written at that offset, offsets go forward, and a scan that
 /// reads from the start to the log's end sees the latest value of every key:
