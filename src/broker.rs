@@ -77,6 +77,13 @@ impl BrokerBuilder {
     /// [`CleanupPolicy::Compact`](crate::CleanupPolicy) (Kafka's
     /// `log.cleaner.enable`). Default: `true`. Without it, compaction
     /// happens only through [`Admin::compact_now`](crate::Admin::compact_now).
+    ///
+    /// A partition is compacted once its dirty ratio reaches its topic's
+    /// `min.cleanable.dirty.ratio`. A failed pass is reported as a
+    /// `tracing` error event (fields `topic`, `partition`, `error`,
+    /// `failures`, `skip_rounds`), and the partition then sits out 1, 2,
+    /// 4, … up to 64 rounds before the next attempt; a successful pass
+    /// resets that.
     pub fn cleaner(mut self, enabled: bool) -> Self {
         self.cleaner = enabled;
         self

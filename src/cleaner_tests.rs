@@ -118,7 +118,9 @@ fn the_cleaner_stops_between_partitions_when_told() {
     for p in t.partitions() {
         fill(&p, "v");
     }
-    let r = Cleaner::default().round(&[t.clone()], broker.inner.key_map_bytes, || false);
+    let r = Cleaner::default().round(std::slice::from_ref(&t), broker.inner.key_map_bytes, || {
+        false
+    });
     assert!(r.passes.is_empty());
     assert!(t.partitions().iter().all(|p| p.log().cleaned_to() == 0));
 }
