@@ -296,7 +296,7 @@ impl Admin {
                 "topic {topic} has cleanup.policy=delete: it is not compacted"
             )));
         }
-        crate::broker::compact_partitions(&t, &t.partitions(), self.broker.inner.key_map_bytes)
+        crate::cleaner::compact_partitions(&t, &t.partitions(), self.broker.inner.key_map_bytes)
     }
 
     /// Every consumer group with members or committed offsets, sorted by

@@ -82,6 +82,13 @@ impl BrokerBuilder {
     /// [`CleanupPolicy::Compact`](crate::CleanupPolicy) (Kafka's
     /// `log.cleaner.enable`). Default: `true`. Without it, compaction
     /// happens only through [`Admin::compact_now`](crate::Admin::compact_now).
+    ///
+    /// A partition is compacted once its dirty ratio reaches its topic's
+    /// `min.cleanable.dirty.ratio`. A failed pass is reported as a
+    /// `tracing` error event (fields `topic`, `partition`, `error`,
+    /// `failures`, `skip_rounds`), and the partition then sits out 1, 2,
+    /// 4, … up to 64 rounds before the next attempt; a successful pass
+    /// resets that.
     pub fn cleaner(mut self, enabled: bool) -> Self {
         self.cleaner = enabled;
         self
@@ -742,33 +749,11 @@ pub(crate) fn is_internal(name: &str) -> bool {
     name == crate::group::OFFSETS_TOPIC
 }
 
-/// Runs compaction passes on `partitions` of `topic` until each has no
-/// dirty data its key map could not cover; returns what each pass did.
-pub(crate) fn compact_partitions(
-    topic: &Topic,
-    partitions: &[Partition],
-    key_map_bytes: usize,
-) -> Result<Vec<(crate::TopicPartition, crate::CompactionReport)>> {
-    let options = topic.config().compaction(key_map_bytes);
-    let mut out = Vec::new();
-    for p in partitions {
-        loop {
-            let r = p.log.compact(options)?;
-            let more = r.key_map_full;
-            out.push((crate::TopicPartition::new(topic.name(), p.id()), r));
-            if !more {
-                break;
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The background cleaner: compacts the partitions of compacted topics
-/// whose dirty ratio reached their topic's `min.cleanable.dirty.ratio`,
-/// dirtiest first, then sleeps for `backoff`. Holds the broker only while
+/// The background cleaner: a round of [`Cleaner`](crate::cleaner::Cleaner)
+/// every `backoff`, until the broker stops. Holds the broker only while
 /// choosing work.
 fn cleaner(broker: Weak<BrokerInner>, stop: Arc<Stop>, backoff: Duration) {
+    let mut cleaner = crate::cleaner::Cleaner::default();
     loop {
         {
             let mut stopped = stop.stopped.lock();
@@ -786,28 +771,9 @@ fn cleaner(broker: Weak<BrokerInner>, stop: Arc<Stop>, backoff: Duration) {
         let key_map_bytes = inner.key_map_bytes;
         let topics: Vec<Topic> = inner.topics.read().values().cloned().collect();
         drop(inner);
-        let mut dirty: Vec<(f64, Topic, Partition)> = Vec::new();
-        for t in topics {
-            let config = t.config();
-            if !config.get_cleanup_policy().compacts() {
-                continue;
-            }
-            for p in t.partitions() {
-                let ratio = p.log().dirty_ratio();
-                if ratio > 0.0 && ratio >= config.get_min_cleanable_dirty_ratio() {
-                    dirty.push((ratio, t.clone(), p));
-                }
-            }
-        }
-        dirty.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for (_, t, p) in dirty {
-            if *stop.stopped.lock() {
-                return;
-            }
-            // A failure poisons the partition (its writers see it) or is
-            // retried next round; a closed partition is skipped.
-            let _ = compact_partitions(&t, &[p], key_map_bytes);
-        }
+        // Failures are reported (through `tracing`) and backed off by the
+        // round; a failed fsync also poisons the partition for its writers.
+        cleaner.round(&topics, key_map_bytes, || !*stop.stopped.lock());
     }
 }
 

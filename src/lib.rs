@@ -80,6 +80,7 @@
 
 mod admin;
 mod broker;
+mod cleaner;
 mod clock;
 #[cfg(any(feature = "json", feature = "postcard"))]
 mod codec;

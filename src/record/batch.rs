@@ -693,6 +693,18 @@ impl Batch {
         Ok(())
     }
 
+    /// This batch alone as a [`Batches`], with the same source (file and
+    /// position) for error messages.
+    pub(crate) fn to_batches(&self) -> Batches {
+        Batches {
+            data: self.data.clone(),
+            path: self.source.path.clone(),
+            position: self.source.position,
+            skip_before: 0,
+            max_records: usize::MAX,
+        }
+    }
+
     /// Decodes the records, after checking the CRC. For a control batch
     /// these are its transaction markers ([`Batches::records`] skips them).
     ///

@@ -26,9 +26,7 @@
 
 use super::Inner;
 use crate::error::{Error, Result};
-use crate::record::{
-    BatchHeader, Batches, Compression, Offset, RecordRef, extend_batch, filter_batch,
-};
+use crate::record::{BatchHeader, Compression, Offset, RecordRef, extend_batch, filter_batch};
 use crate::record::{crc_matches, seal_batch};
 use crate::storage::segment::{self, Mode, Segment};
 use crate::storage::vfs::{Vfs, VfsFile};
@@ -356,24 +354,29 @@ fn fate(r: &RecordRef<'_>, rules: &Rules<'_>) -> Option<Fate> {
     None
 }
 
-impl Inner {
-    /// The share of the complete segments' bytes not compacted yet.
-    pub(crate) fn dirty_ratio(&self) -> f64 {
-        let segs = self.snapshot();
-        let cleaned_to = self.cleaned_to.load(Ordering::SeqCst);
-        let (mut clean, mut dirty) = (0u64, 0u64);
-        for s in segs.iter().take(segs.len().saturating_sub(1)) {
-            if s.next_offset() <= cleaned_to {
-                clean += s.size();
-            } else {
-                dirty += s.size();
-            }
-        }
-        if clean + dirty == 0 {
-            0.0
+/// The share of the bytes of the complete segments of `segs` (all but the
+/// last, the active one) that lie past `cleaned_to`.
+fn dirty_ratio_of(segs: &[Arc<Segment>], cleaned_to: Offset) -> f64 {
+    let (mut clean, mut dirty) = (0u64, 0u64);
+    for s in segs.iter().take(segs.len().saturating_sub(1)) {
+        if s.next_offset() <= cleaned_to {
+            clean += s.size();
         } else {
-            dirty as f64 / (clean + dirty) as f64
+            dirty += s.size();
         }
+    }
+    if clean + dirty == 0 {
+        0.0
+    } else {
+        dirty as f64 / (clean + dirty) as f64
+    }
+}
+
+impl Inner {
+    /// The share of the complete segments' bytes not compacted yet. A
+    /// moment's view: a pass may change it right after.
+    pub(crate) fn dirty_ratio(&self) -> f64 {
+        dirty_ratio_of(&self.snapshot(), self.cleaned_to.load(Ordering::SeqCst))
     }
 
     fn check_cleaning(&self) -> Result<()> {
@@ -385,11 +388,40 @@ impl Inner {
 
     /// One compaction pass; see the module docs.
     pub(crate) fn compact(&self, opts: &Compaction) -> Result<CompactionReport> {
+        // Without a threshold the pass always runs.
+        Ok(self.compact_if_dirty(opts, None)?.unwrap_or_default())
+    }
+
+    /// One compaction pass, but only if the dirty ratio is above 0 and at
+    /// least `min_ratio` (Kafka's `min.cleanable.dirty.ratio`); `None`
+    /// (nothing done) otherwise. The ratio is taken from the segments the
+    /// pass works on, under the lock the pass holds: no other pass,
+    /// retention or truncation can change it between the check and the
+    /// pass. (The background cleaner chooses partitions by a ratio read
+    /// earlier; by the time it runs, another pass may have cleaned most of
+    /// what it saw.) Without `min_ratio` the pass always runs.
+    pub(crate) fn compact_if_dirty(
+        &self,
+        opts: &Compaction,
+        min_ratio: Option<f64>,
+    ) -> Result<Option<CompactionReport>> {
         opts.check()?;
         let _rewrite = self.rewrite.lock();
         self.check_cleaning()?;
-        let now = self.clock.now_ms();
         let segs = self.snapshot();
+        if let Some(min) = min_ratio {
+            let ratio = dirty_ratio_of(&segs, self.cleaned_to.load(Ordering::SeqCst));
+            if ratio <= 0.0 || ratio < min {
+                return Ok(None);
+            }
+        }
+        self.compact_locked(opts, &segs).map(Some)
+    }
+
+    /// The pass itself, on `segs` (the current segment list), with the
+    /// rewrite lock held.
+    fn compact_locked(&self, opts: &Compaction, segs: &[Arc<Segment>]) -> Result<CompactionReport> {
+        let now = self.clock.now_ms();
         let lag_horizon = now.saturating_sub(i64::try_from(opts.min_lag_ms).unwrap_or(i64::MAX));
         // Complete segments whose newest record is old enough (all of
         // them without a lag, whatever their timestamps).
@@ -435,7 +467,8 @@ impl Inner {
                 if b.header().is_control() {
                     continue;
                 }
-                let one = Batches::from_bytes(b.as_bytes().clone());
+                // Alone, with its file and position for errors.
+                let one = b.to_batches();
                 for r in one.records_ref() {
                     let r = r?;
                     if r.offset < dirty_from {
@@ -722,6 +755,44 @@ mod tests {
         assert!(m.insert(b"a", 99));
         assert_eq!(m.get(b"a"), Some(99));
         assert_eq!(m.get(format!("k{}", n - 1).as_bytes()), Some(n as u64 - 1));
+    }
+
+    /// The check of `compact_if_dirty` is of the segments the pass would
+    /// clean, as they are under the pass's lock.
+    #[test]
+    fn compact_if_dirty_runs_only_at_the_minimum_ratio() {
+        use crate::Record;
+        let dir = tempfile::tempdir().unwrap();
+        let config = super::super::LogConfig::default().segment_bytes(1024);
+        let log = super::super::Log::open(dir.path(), config).unwrap();
+        let fill = |tag: &str| {
+            for i in 0..100u64 {
+                log.append(&[Record::new(format!("{tag}{i}")).key(format!("k{}", i % 5))])
+                    .unwrap();
+            }
+            log.roll().unwrap();
+        };
+        let opts = Compaction::default();
+        // Nothing complete, nothing dirty: no pass, even at a minimum of 0.
+        assert_eq!(log.compact_if_dirty(opts, 0.0).unwrap(), None);
+        fill("v");
+        assert_eq!(log.dirty_ratio(), 1.0);
+        let r = log.compact_if_dirty(opts, 1.0).unwrap().unwrap();
+        assert_eq!(r.cleaned_to, 100);
+        assert_eq!(log.compact_if_dirty(opts, 0.0).unwrap(), None, "all clean");
+        fill("w");
+        let ratio = log.dirty_ratio();
+        assert!(ratio > 0.0 && ratio < 1.0, "{ratio}");
+        assert_eq!(log.compact_if_dirty(opts, 1.0).unwrap(), None);
+        assert_eq!(log.cleaned_to(), 100, "a refused pass changes nothing");
+        // Bad options are refused before the ratio is looked at.
+        let bad = opts.key_map_bytes(1);
+        assert!(matches!(
+            log.compact_if_dirty(bad, 1.0),
+            Err(Error::InvalidConfig(_))
+        ));
+        let r = log.compact_if_dirty(opts, ratio).unwrap().unwrap();
+        assert_eq!((r.cleaned_to, log.cleaned_to()), (200, 200));
     }
 
     #[test]

@@ -474,3 +474,58 @@ fn a_crash_at_any_step_of_retention_leaves_the_log_before_or_after() {
             .map(|_| ())
     });
 }
+
+/// Opening a log whose compaction was interrupted at its commit point (the
+/// `.swap` file renamed and durable, the old segments still there) finishes
+/// the swap in bounded memory: the swap file, here several MiB, is scanned
+/// through a memory map; no whole-file read is larger than a small file.
+#[test]
+fn finishing_an_interrupted_swap_reads_no_segment_into_memory() {
+    const BOUND: u64 = 64 << 10;
+    let config = || LogConfig::default().segment_bytes(16 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    // About 4.5 MiB in one segment; a quarter of the records superseded.
+    for b in 0..400u64 {
+        let recs: Vec<_> = (0..100u64)
+            .map(|j| {
+                let n = b * 100 + j;
+                Record::new(vec![(n % 251) as u8; 100])
+                    .key(format!("k{}", n % 30_000))
+                    .timestamp(n as i64)
+            })
+            .collect();
+        log.append(&recs).unwrap();
+    }
+    log.roll().unwrap();
+    log.close().unwrap();
+    // The commit point of a pass: its output under the `.swap` name beside
+    // the segments it replaces. Made by compacting a copy.
+    let copy = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
+    }
+    let compacted = Log::open(copy.path(), config()).unwrap();
+    let r = compacted.compact(super::Compaction::default()).unwrap();
+    assert_eq!((r.records_removed, r.segments_written), (10_000, 1));
+    let want = contents(&compacted);
+    compacted.close().unwrap();
+    let name = dir.path().join("00000000000000000000.log");
+    let swap = dir.path().join("00000000000000000000.log.swap");
+    std::fs::copy(copy.path().join("00000000000000000000.log"), &swap).unwrap();
+    let swap_len = std::fs::metadata(&swap).unwrap().len();
+    assert!(swap_len > 3 << 20, "{swap_len} bytes");
+    assert!(std::fs::metadata(&name).unwrap().len() > swap_len);
+
+    let fs = FaultyFs::default();
+    let log = Log::open_with(Arc::new(fs.clone()), dir.path(), config()).unwrap();
+    assert!(!swap.exists(), "the swap was finished");
+    assert!(
+        fs.faults.largest_read() <= BOUND,
+        "opening read {} bytes at once (the swap file has {swap_len})",
+        fs.faults.largest_read()
+    );
+    assert_eq!(contents(&log), want);
+    log.verify().unwrap();
+}

@@ -66,6 +66,8 @@ pub struct Faults {
     seen: Mutex<HashMap<Op, u64>>,
     histories: Mutex<HashMap<PathBuf, History>>,
     crashes: AtomicU64,
+    /// The most bytes one whole-file read returned.
+    largest_read: AtomicU64,
 }
 
 impl Faults {
@@ -86,6 +88,13 @@ impl Faults {
     #[cfg_attr(not(test), allow(dead_code))] // used by the tests
     pub fn tripped(&self) -> bool {
         self.tripped.load(Ordering::SeqCst)
+    }
+
+    /// The most bytes one whole-file read ([`Vfs::read`], which reads
+    /// into memory, unlike a memory map) returned so far.
+    #[cfg_attr(not(test), allow(dead_code))] // used by the tests
+    pub fn largest_read(&self) -> u64 {
+        self.largest_read.load(Ordering::SeqCst)
     }
 
     /// How many operations of `op` were attempted so far.
@@ -220,7 +229,11 @@ impl Vfs for FaultyFs {
         }))
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        RealFs.read(path)
+        let data = RealFs.read(path)?;
+        self.faults
+            .largest_read
+            .fetch_max(data.len() as u64, Ordering::SeqCst);
+        Ok(data)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.faults.check(Op::Rename)?;

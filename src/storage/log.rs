@@ -886,6 +886,17 @@ impl Log {
         self.inner.compact(&options)
     }
 
+    /// As [`compact`](Self::compact), but only if the dirty ratio, checked
+    /// atomically with the pass, is above 0 and at least `min_ratio`;
+    /// `Ok(None)` when it is not (the background cleaner's entry point).
+    pub(crate) fn compact_if_dirty(
+        &self,
+        options: Compaction,
+        min_ratio: f64,
+    ) -> Result<Option<CompactionReport>> {
+        self.inner.compact_if_dirty(&options, Some(min_ratio))
+    }
+
     /// The share of the complete segments' bytes that compaction has not
     /// cleaned yet, from 0 to 1 (Kafka's dirty ratio, compared with
     /// `min.cleanable.dirty.ratio`).
@@ -979,9 +990,14 @@ fn finish_interrupted_compaction(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
             continue;
         };
         // The swap file was fsync'd whole before it got this name: any
-        // damage is corruption.
-        let bytes = vfs.read(&p).map_err(|e| Error::io("read", &p, e))?;
-        let end = segment::scan(&bytes, 0, base, base, true, |_, _| Ok(()))?;
+        // damage is corruption. It is up to a segment long: scanned through
+        // a memory map (as segments are read), never read into memory.
+        let end = {
+            let file = vfs.open(&p).map_err(|e| Error::io("open", &p, e))?;
+            let len = file.len().map_err(|e| Error::io("stat", &p, e))?;
+            let bytes = file.map(len).map_err(|e| Error::io("map", &p, e))?;
+            segment::scan(&bytes, 0, base, base, true, |_, _| Ok(()))?
+        };
         if let Some(e) = end.invalid {
             return Err(e.in_file(&p, 0));
         }
