@@ -4,9 +4,6 @@
 
 use super::*;
 use crate::{Broker, CleanupPolicy, Record, TopicConfig};
-use parking_lot::Mutex;
-use std::fmt::Write as _;
-use std::sync::Arc;
 
 fn compacted(ratio: f64) -> TopicConfig {
     TopicConfig::default()
@@ -125,36 +122,6 @@ fn the_cleaner_stops_between_partitions_when_told() {
     assert!(t.partitions().iter().all(|p| p.log().cleaned_to() == 0));
 }
 
-/// Captures the events emitted on the thread it is the default for.
-#[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<String>>>);
-
-struct Fields<'a>(&'a mut String);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, "{}={value:?} ", field.name());
-    }
-}
-
-impl tracing::Subscriber for Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut line = format!("{} ", event.metadata().level());
-        event.record(&mut Fields(&mut line));
-        self.0.lock().push(line);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 /// A partition whose passes always fail (a damaged segment) is attempted
 /// in rounds 1, 3, 6, 11 and 20 of 20 (sitting out 1, 2, 4 and 8 rounds
 /// between), not in every round, and each failure is an error event naming
@@ -182,11 +149,10 @@ fn a_partition_that_always_fails_backs_off_and_is_reported() {
     let broker = no_cleaner(dir.path());
     let t = broker.topic("table").unwrap();
     let key_map_bytes = broker.inner.key_map_bytes;
-    let events = Events::default();
     let mut cleaner = Cleaner::default();
     let mut attempts = Vec::new();
     let mut cleaned = 0;
-    tracing::subscriber::with_default(events.clone(), || {
+    let ((), events) = crate::test_support::capture_events(|| {
         for n in 1..=20 {
             let r = cleaner.round(std::slice::from_ref(&t), key_map_bytes, || true);
             for (tp, e) in &r.failed {
@@ -204,7 +170,6 @@ fn a_partition_that_always_fails_backs_off_and_is_reported() {
     });
     assert_eq!(attempts, [1, 3, 6, 11, 20]);
     assert_eq!(cleaned, 1, "the healthy partition: one pass, then clean");
-    let events = events.0.lock();
     assert_eq!(events.len(), attempts.len(), "{events:?}");
     for (e, failures) in events.iter().zip(1..) {
         assert!(e.starts_with("ERROR "), "{e}");

@@ -91,6 +91,8 @@ mod producer;
 mod record;
 pub mod replication;
 mod storage;
+#[cfg(test)]
+mod test_support;
 mod topic;
 
 pub use admin::{

@@ -776,4 +776,35 @@ mod tests {
         assert_eq!(d.wait().unwrap().offset, 0);
         assert_eq!(broker.partition("t", 0).unwrap().end_offset(), 1);
     }
+
+    /// A failed batch is reported through `tracing` where it fails (here
+    /// in `send`, which appends the full batch before it), naming the
+    /// partition, as well as to its deliveries and the next flush.
+    #[test]
+    fn a_failed_batch_is_reported_where_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        let admin = broker.admin();
+        admin
+            .create_topic("t", crate::TopicConfig::default())
+            .unwrap();
+        let linger = Duration::from_secs(3600);
+        let producer = broker.producer(ProducerConfig::default().linger(linger).batch_size(1000));
+        let big = producer.send("t", Record::new(vec![0u8; 550])).unwrap();
+        let lower = broker.topic("t").unwrap().config().max_message_bytes(300);
+        admin.alter_config("t", lower).unwrap();
+        let (sent, events) =
+            crate::test_support::capture_events(|| producer.send("t", Record::new("small")));
+        sent.unwrap();
+        assert!(big.is_done());
+        assert_eq!(events.len(), 1, "{events:?}");
+        let e = &events[0];
+        assert!(e.starts_with("WARN "), "{e}");
+        assert!(e.contains("topic=t partition=0 "), "{e}");
+        assert!(e.contains("error=") && e.contains("max"), "{e}");
+        assert!(matches!(
+            producer.flush(),
+            Err(Error::BatchesFailed { batches: 1, .. })
+        ));
+    }
 }
