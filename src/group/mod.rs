@@ -753,6 +753,20 @@ mod tests {
         c.sync("g", member, version, || metadata)
     }
 
+    /// Joins a member subscribed to `t` (of `parts` partitions) to group
+    /// `g`, with a one-minute `max_poll_interval`.
+    fn join(c: &Coordinator, assignor: Arc<dyn Assignor>, parts: u32) -> String {
+        c.join(
+            "g",
+            Topics::Names(vec!["t".into()]),
+            assignor,
+            Arc::new(Notify::new()),
+            Duration::from_secs(60),
+            meta(parts),
+        )
+        .unwrap()
+    }
+
     /// Moves every member to its target as consumers would (revoke, then
     /// acquire), in rounds; returns each member's partitions.
     fn settle(c: &Coordinator, members: &[String], parts: u32) -> Vec<Vec<TopicPartition>> {
@@ -775,17 +789,7 @@ mod tests {
     #[test]
     fn a_partition_is_never_owned_twice_during_a_handover() {
         let c = Coordinator::new(Arc::new(crate::ManualClock::new(0)));
-        let join = || {
-            c.join(
-                "g",
-                Topics::Names(vec!["t".into()]),
-                Arc::new(CooperativeStickyAssignor),
-                Arc::new(Notify::new()),
-                Duration::from_secs(60),
-                meta(4),
-            )
-            .unwrap()
-        };
+        let join = || join(&c, Arc::new(CooperativeStickyAssignor), 4);
         let a = join();
         let owned = settle(&c, std::slice::from_ref(&a), 4);
         assert_eq!(owned[0].len(), 4);
@@ -825,17 +829,7 @@ mod tests {
         // The broker's clock decides, not the wall clock: nothing sleeps.
         let clock = Arc::new(crate::ManualClock::new(1_000));
         let c = Coordinator::new(clock.clone());
-        let join = || {
-            c.join(
-                "g",
-                Topics::Names(vec!["t".into()]),
-                Arc::new(RangeAssignor),
-                Arc::new(Notify::new()),
-                Duration::from_secs(60),
-                meta(2),
-            )
-            .unwrap()
-        };
+        let join = || join(&c, Arc::new(RangeAssignor), 2);
         let a = join();
         settle(&c, std::slice::from_ref(&a), 2);
         let b = join();
@@ -855,17 +849,7 @@ mod tests {
     fn commits_are_fenced_by_member_and_generation() {
         let clock = Arc::new(crate::ManualClock::new(0));
         let c = Coordinator::new(clock.clone());
-        let join = || {
-            c.join(
-                "g",
-                Topics::Names(vec!["t".into()]),
-                Arc::new(CooperativeStickyAssignor),
-                Arc::new(Notify::new()),
-                Duration::from_secs(60),
-                meta(2),
-            )
-            .unwrap()
-        };
+        let join = || join(&c, Arc::new(CooperativeStickyAssignor), 2);
         let appended = std::cell::Cell::new(0);
         let commit = |committer: Committer<'_>, offset: u64| {
             let tp = TopicPartition::new("t", 0);
