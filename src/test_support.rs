@@ -18,6 +18,23 @@ pub(crate) fn capture_events<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
     (r, events)
 }
 
+/// The events of every thread of this test process, from the moment the
+/// first caller installed the process-wide capture. Other tests' events are
+/// in it too: look for the ones that name what the test owns (a path, a
+/// topic).
+pub(crate) fn global_events() -> Arc<Mutex<Vec<String>>> {
+    static EVENTS: std::sync::OnceLock<Arc<Mutex<Vec<String>>>> = std::sync::OnceLock::new();
+    EVENTS
+        .get_or_init(|| {
+            let events = Arc::new(Mutex::new(Vec::new()));
+            // Fails only if another subscriber was set process-wide first:
+            // no test of this crate does that.
+            let _ = tracing::subscriber::set_global_default(Capture(events.clone()));
+            events
+        })
+        .clone()
+}
+
 struct Capture(Arc<Mutex<Vec<String>>>);
 
 struct Line(String);

@@ -529,3 +529,37 @@ fn finishing_an_interrupted_swap_reads_no_segment_into_memory() {
     assert_eq!(contents(&log), want);
     log.verify().unwrap();
 }
+
+/// A failed fsync on the log's background flush thread (`flush_interval`)
+/// poisons the log and is reported through `tracing` at once, naming the
+/// log's directory: nobody may append for a while to find out.
+#[test]
+fn a_failed_background_fsync_is_reported() {
+    let events = crate::test_support::global_events();
+    let fs = FaultyFs::default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config().flush_interval(Some(std::time::Duration::from_millis(1)));
+    let log = Log::open_with(Arc::new(fs.clone()), dir.path(), config).unwrap();
+    fs.faults.fail(Op::Sync, 0, io::ErrorKind::Other, true);
+    log.append(&[record(1, 10)]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let path = format!("path={} ", dir.path().display());
+    let reported = || {
+        events
+            .lock()
+            .iter()
+            .any(|e| e.starts_with("ERROR ") && e.contains(&path))
+    };
+    while !(log.is_poisoned() && reported()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no report of the failed background fsync: {:?}",
+            events.lock()
+        );
+        std::thread::yield_now();
+    }
+    assert!(matches!(
+        log.append(&[record(2, 10)]),
+        Err(Error::Poisoned { .. })
+    ));
+}
