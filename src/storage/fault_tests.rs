@@ -553,7 +553,9 @@ fn a_failed_background_fsync_is_reported() {
     while !(log.is_poisoned() && reported()) {
         assert!(
             std::time::Instant::now() < deadline,
-            "no report of the failed background fsync: {:?}",
+            "no report of the failed background fsync (poisoned: {}, tripped: {}): {:?}",
+            log.is_poisoned(),
+            fs.faults.tripped(),
             events.lock()
         );
         std::thread::yield_now();
