@@ -284,16 +284,6 @@ fn broker_handles_are_send_sync_clone() {
     send::<embedlog::Consumer>();
 }
 
-/// Waits (sleeping on nothing but the condition's own checks, with a
-/// generous bound) until `done` holds.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        std::thread::yield_now();
-    }
-}
-
 #[test]
 fn the_background_flush_follows_the_brokers_clock() {
     // A topic flushed every hour of the broker's clock: the background
@@ -316,7 +306,7 @@ fn the_background_flush_follows_the_brokers_clock() {
     p.append(&[Record::new("a"), Record::new("b")]).unwrap();
     assert_eq!(p.log().flushed_offset(), 0);
     clock.advance(3_600_000);
-    wait_until("the background thread never flushed", || {
+    common::wait_until("the background thread flushes", || {
         p.log().flushed_offset() == 2
     });
 }

@@ -9,7 +9,7 @@ use embedlog::{
     TopicConfig,
 };
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn compacted() -> TopicConfig {
     TopicConfig::default()
@@ -136,16 +136,6 @@ fn consumers_read_the_latest_value_of_each_key_across_gaps() {
     assert_eq!(n, want.len());
 }
 
-/// Waits until `done` holds, with a generous bound: the background thread
-/// runs at its own pace, the test waits for what it does, never for a time.
-fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within 60 s");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn the_background_cleaner_compacts_dirty_partitions() {
     let dir = common::tempdir();
@@ -164,7 +154,7 @@ fn the_background_cleaner_compacts_dirty_partitions() {
         }
         p.roll().unwrap();
     }
-    wait_for("the cleaner cleans both partitions", || {
+    common::wait_until("the cleaner cleans both partitions", || {
         t.partitions().iter().all(|p| p.log().cleaned_to() >= 200)
     });
     for p in t.partitions() {
@@ -226,7 +216,7 @@ fn a_min_dirty_ratio_holds_the_cleaner_back() {
     for round in 0..10u64 {
         w.roll().unwrap();
         let end = w.end_offset();
-        wait_for("the cleaner cleans the witness", || {
+        common::wait_until("the cleaner cleans the witness", || {
             w.log().cleaned_to() >= end
         });
         assert_eq!(p.log().cleaned_to(), cleaned, "after witness round {round}");
@@ -240,7 +230,7 @@ fn a_min_dirty_ratio_holds_the_cleaner_back() {
         .admin()
         .alter_config("table", compacted().min_cleanable_dirty_ratio(0.1))
         .unwrap();
-    wait_for("the cleaner cleans the table", || {
+    common::wait_until("the cleaner cleans the table", || {
         p.log().cleaned_to() > cleaned
     });
     assert_eq!(p.log().cleaned_to(), 200);

@@ -165,3 +165,20 @@ pub fn broker_with_topic(
     broker.admin().create_topic(topic, config).unwrap();
     broker
 }
+
+/// Waits until `done` holds, checking every millisecond, for at most a
+/// minute (then fails, saying `what` did not happen). For effects of
+/// background threads: the test waits for the effect, never for a time,
+/// and the bound is only reached when the code is wrong.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 60 s"
+        );
+        // Sleep rather than spin: on a busy machine the thread being
+        // waited for needs the core.
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
