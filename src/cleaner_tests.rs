@@ -12,6 +12,18 @@ fn compacted(ratio: f64) -> TopicConfig {
         .min_cleanable_dirty_ratio(ratio)
 }
 
+/// Topic `table` (compacted, ratio 0.5) with two partitions, both filled.
+fn filled_table(broker: &Broker) -> crate::Topic {
+    let t = broker
+        .admin()
+        .create_topic("table", compacted(0.5).partitions(2))
+        .unwrap();
+    for p in t.partitions() {
+        fill(&p, "v");
+    }
+    t
+}
+
 fn no_cleaner(dir: &std::path::Path) -> Broker {
     Broker::builder(dir).cleaner(false).open().unwrap()
 }
@@ -108,13 +120,7 @@ fn a_pass_below_the_ratio_is_refused_even_if_the_log_changed_after_choosing() {
 fn the_cleaner_stops_between_partitions_when_told() {
     let dir = tempfile::tempdir().unwrap();
     let broker = no_cleaner(dir.path());
-    let t = broker
-        .admin()
-        .create_topic("table", compacted(0.5).partitions(2))
-        .unwrap();
-    for p in t.partitions() {
-        fill(&p, "v");
-    }
+    let t = filled_table(&broker);
     let r = Cleaner::default().round(std::slice::from_ref(&t), broker.inner.key_map_bytes, || {
         false
     });
@@ -131,13 +137,7 @@ fn the_cleaner_stops_between_partitions_when_told() {
 fn a_partition_that_always_fails_backs_off_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let broker = no_cleaner(dir.path());
-    let t = broker
-        .admin()
-        .create_topic("table", compacted(0.5).partitions(2))
-        .unwrap();
-    for p in t.partitions() {
-        fill(&p, "v");
-    }
+    filled_table(&broker);
     broker.close().unwrap();
     // Damage a value byte of the first batch of partition 0: a clean close
     // means no scan on open, and the pass's CRC check finds it.

@@ -744,6 +744,17 @@ fn linger_loop(producer: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, every: 
 mod tests {
     use super::*;
 
+    /// A broker in a temporary directory with topic `t` (one partition).
+    fn broker_with_t() -> (tempfile::TempDir, Broker) {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .admin()
+            .create_topic("t", crate::TopicConfig::default())
+            .unwrap();
+        (dir, broker)
+    }
+
     /// The interleaving that used to lose a record: a sender holds a
     /// topic's buffer, the topic is deleted and created again, another
     /// sender replaces the buffer (draining it), and only then does the
@@ -751,12 +762,8 @@ mod tests {
     /// the old one that nobody drains any more.
     #[test]
     fn a_record_is_never_added_to_a_retired_buffer() {
-        let dir = tempfile::tempdir().unwrap();
-        let broker = Broker::open(dir.path()).unwrap();
+        let (_dir, broker) = broker_with_t();
         let admin = broker.admin();
-        admin
-            .create_topic("t", crate::TopicConfig::default())
-            .unwrap();
         let producer = broker.producer(ProducerConfig::default().linger(Duration::from_secs(3600)));
         let inner = &producer.inner;
         let held = inner.topic_buf("t").unwrap();
@@ -782,12 +789,8 @@ mod tests {
     /// partition, as well as to its deliveries and the next flush.
     #[test]
     fn a_failed_batch_is_reported_where_it_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let broker = Broker::open(dir.path()).unwrap();
+        let (_dir, broker) = broker_with_t();
         let admin = broker.admin();
-        admin
-            .create_topic("t", crate::TopicConfig::default())
-            .unwrap();
         let linger = Duration::from_secs(3600);
         let producer = broker.producer(ProducerConfig::default().linger(linger).batch_size(1000));
         let big = producer.send("t", Record::new(vec![0u8; 550])).unwrap();

@@ -627,16 +627,7 @@ fn a_member_removed_from_the_group_is_fenced() {
     let dir = common::tempdir();
     let clock = Arc::new(ManualClock::new(1_000_000));
     let mut broker = clocked_broker(dir.path(), &clock);
-    let t = broker
-        .admin()
-        .create_topic("t", TopicConfig::default().partitions(2))
-        .unwrap();
-    for p in 0..2 {
-        t.partition(p)
-            .unwrap()
-            .append(&[Record::new("0"), Record::new("1"), Record::new("2")])
-            .unwrap();
-    }
+    two_partitions_of_three_records(&broker);
     let (tp0, tp1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
     let mut a = broker.consumer(config("g").max_poll_interval(Duration::from_secs(60)));
     a.subscribe(&["t"]).unwrap();
@@ -813,16 +804,7 @@ fn a_commit_racing_the_takeover_of_its_partitions_is_fenced() {
         .cleaner(false)
         .open()
         .unwrap();
-    let t = broker
-        .admin()
-        .create_topic("t", TopicConfig::default().partitions(2))
-        .unwrap();
-    for p in 0..2 {
-        t.partition(p)
-            .unwrap()
-            .append(&[Record::new("0"), Record::new("1"), Record::new("2")])
-            .unwrap();
-    }
+    two_partitions_of_three_records(&broker);
     let mut a = broker.consumer(config("g").max_poll_interval(Duration::from_secs(60)));
     a.subscribe(&["t"]).unwrap();
     let mut got = 0;
@@ -1155,5 +1137,19 @@ proptest! {
     #[test]
     fn every_record_reaches_the_group_at_least_once(ops in prop::collection::vec(op(), 1..40), sticky in any::<bool>()) {
         run(ops, sticky);
+    }
+}
+
+/// Creates topic `t` with two partitions of three records each.
+fn two_partitions_of_three_records(broker: &Broker) {
+    let t = broker
+        .admin()
+        .create_topic("t", TopicConfig::default().partitions(2))
+        .unwrap();
+    for p in 0..2 {
+        t.partition(p)
+            .unwrap()
+            .append(&[Record::new("0"), Record::new("1"), Record::new("2")])
+            .unwrap();
     }
 }
