@@ -2,12 +2,12 @@
 //! offsets; delete records.
 
 use crate::broker::Broker;
+use crate::catalog::{Topic, TopicConfig, TopicPartition};
 #[allow(unused_imports)] // for intra-doc links
 use crate::error::Error;
 use crate::error::Result;
 use crate::group::{GroupState, MemberDescription};
 use crate::record::Offset;
-use crate::topic::{Topic, TopicConfig, TopicPartition};
 
 /// Which offset [`Admin::list_offsets`] looks up (Kafka's `OffsetSpec`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

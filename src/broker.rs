@@ -2,6 +2,7 @@
 //! background housekeeping thread.
 
 use crate::admin::Admin;
+use crate::catalog::{Partition, Topic, TopicConfig, TopicState, validate_topic_name};
 use crate::clock::{Clock, SystemClock};
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Error, Result};
@@ -9,7 +10,6 @@ use crate::producer::{Producer, ProducerConfig};
 use crate::record::Record;
 use crate::storage::vfs::{RealFs, write_atomic};
 use crate::storage::{Log, LogConfig};
-use crate::topic::{Partition, Topic, TopicConfig, TopicState, validate_topic_name};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};

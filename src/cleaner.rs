@@ -10,9 +10,9 @@
 //! Knows topics and partitions, not the broker: the broker's thread hands
 //! each round the topics and sleeps between rounds.
 
+use crate::catalog::{Partition, Topic, TopicPartition};
 use crate::error::{Error, Result};
 use crate::storage::{Compaction, CompactionReport, Log};
-use crate::topic::{Partition, Topic, TopicPartition};
 use std::collections::HashMap;
 
 /// The most rounds a failing partition sits out between two attempts.

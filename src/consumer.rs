@@ -2,6 +2,7 @@
 //! long-polling for new records.
 
 use crate::broker::Broker;
+use crate::catalog::{Partition, TopicPartition};
 use crate::error::{Error, Result};
 use crate::group::{
     Assignor, Commits, Committer, CooperativeStickyAssignor, OffsetAndMetadata, RebalanceListener,
@@ -10,7 +11,6 @@ use crate::group::{
 use crate::record::Batches;
 use crate::record::{Header, Offset};
 use crate::storage::{Notify, ReadLimit};
-use crate::topic::{Partition, TopicPartition};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -80,6 +80,7 @@
 
 mod admin;
 mod broker;
+mod catalog;
 mod cleaner;
 mod clock;
 #[cfg(any(feature = "json", feature = "postcard"))]
@@ -93,7 +94,6 @@ pub mod replication;
 mod storage;
 #[cfg(test)]
 mod test_support;
-mod topic;
 
 pub use admin::{
     Admin, GroupDescription, GroupListing, GroupOffset, OffsetSpec, PartitionDescription,
@@ -117,6 +117,12 @@ pub use group::{
     Subscription,
 };
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
+
+pub use catalog::{
+    CleanupPolicy, MAX_TOPIC_NAME_LEN, Partition, PartitionLog, Topic, TopicConfig, TopicPartition,
+    validate_topic_name,
+};
+pub use producer::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
 pub use record::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
     Compression, Header, Offset, Record, RecordIter, RecordRef, RecordRefIter, StoredRecord,
@@ -129,10 +135,6 @@ pub use replication::{
 pub use storage::{
     AppendInfo, Compaction, CompactionReport, Durability, Log, LogConfig, MIN_KEY_MAP_BYTES,
     Notify, ReadLimit, Retention, RetentionReport, VerifyReport,
-};
-pub use topic::{
-    CleanupPolicy, DefaultPartitioner, MAX_TOPIC_NAME_LEN, Partition, PartitionLog, Partitioner,
-    Topic, TopicConfig, TopicPartition, murmur2, partition_for_key, validate_topic_name,
 };
 
 #[doc(hidden)]

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::topic::TopicPartition;
+use crate::catalog::TopicPartition;
 
 /// What one group member asks for in a rebalance.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -39,10 +39,10 @@ pub use assignor::{
 };
 pub use offsets::{OFFSETS_TOPIC, OffsetAndMetadata};
 
+use crate::catalog::TopicPartition;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::storage::Notify;
-use crate::topic::TopicPartition;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

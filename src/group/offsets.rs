@@ -24,8 +24,8 @@
 //! | 18..22 | metadata length `m` | u32 |
 //! | 22..22+m | metadata | UTF-8 |
 
+use crate::catalog::TopicPartition;
 use crate::record::Offset;
-use crate::topic::TopicPartition;
 
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

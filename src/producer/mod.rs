@@ -1,13 +1,17 @@
 //! The producer: partitions records, batches them per partition, appends
 //! the batches, and reports where each record landed.
 
+mod partitioner;
+
+pub use partitioner::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
+
 use crate::broker::Broker;
+use crate::catalog::{Partition, Topic};
 use crate::error::{Error, Result};
 use crate::record::{
     BATCH_HEADER_SIZE, BatchBuilder, BatchHeader, Offset, Record, TimestampType, record_size_bound,
 };
 use crate::storage::Durability;
-use crate::topic::{DefaultPartitioner, Partition, Partitioner, Topic};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
