@@ -1,8 +1,9 @@
 //! The Admin API: create, delete, list, describe and alter topics; list
 //! offsets; delete records.
 
-use crate::broker::Broker;
 use crate::catalog::{Topic, TopicConfig, TopicPartition};
+use crate::catalog::{Use, refuse_internal};
+use crate::client::Context;
 #[allow(unused_imports)] // for intra-doc links
 use crate::error::Error;
 use crate::error::Result;
@@ -107,7 +108,7 @@ impl TopicDescription {
     }
 }
 
-/// The Admin API of a [`Broker`] (Kafka's `Admin` client, in process).
+/// The Admin API of a [`Broker`](crate::Broker) (Kafka's `Admin` client, in process).
 ///
 /// ```
 /// use embedlog::{Broker, OffsetSpec, TopicConfig};
@@ -124,10 +125,19 @@ impl TopicDescription {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Admin {
-    pub(crate) broker: Broker,
+    ctx: Context,
 }
 
 impl Admin {
+    pub(crate) fn new(ctx: Context) -> Admin {
+        Admin { ctx }
+    }
+
+    /// What this admin works on.
+    pub(crate) fn context(&self) -> &Context {
+        &self.ctx
+    }
+
     /// Creates a topic with `config.partitions` empty partitions. The topic
     /// and its configuration are durable when this returns.
     ///
@@ -135,7 +145,7 @@ impl Admin {
     /// [`Error::InvalidTopicName`], [`Error::InvalidConfig`],
     /// [`Error::TopicExists`], I/O errors.
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
-        self.broker.create_topic(name, config)
+        self.ctx.catalog.create_topic(name, config)
     }
 
     /// Deletes a topic and its files. Handles that readers hold stay
@@ -144,7 +154,7 @@ impl Admin {
     /// # Errors
     /// [`Error::UnknownTopic`], I/O errors.
     pub fn delete_topic(&self, name: &str) -> Result<()> {
-        self.broker.delete_topic(name)
+        self.ctx.catalog.delete_topic(name)
     }
 
     /// The names of all topics, sorted. Internal topics (names starting with
@@ -153,9 +163,10 @@ impl Admin {
     /// # Errors
     /// [`Error::Closed`].
     pub fn list_topics(&self) -> Result<Vec<String>> {
-        self.broker.check_open()?;
+        self.ctx.catalog.check_open()?;
         Ok(self
-            .broker
+            .ctx
+            .catalog
             .topic_names()
             .into_iter()
             .filter(|n| !n.starts_with("__"))
@@ -167,7 +178,7 @@ impl Admin {
     /// # Errors
     /// [`Error::UnknownTopic`].
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
-        let topic = self.broker.topic(name)?;
+        let topic = self.ctx.catalog.topic(name)?;
         let partitions = topic
             .partitions()
             .iter()
@@ -195,7 +206,7 @@ impl Admin {
     /// [`Error::InvalidArgument`] unless `total` is larger than the current
     /// count; [`Error::UnknownTopic`]; I/O errors.
     pub fn add_partitions(&self, name: &str, total: u32) -> Result<()> {
-        self.broker.add_partitions(name, total)
+        self.ctx.catalog.add_partitions(name, total)
     }
 
     /// Replaces a topic's configuration (durably) and applies it to the open
@@ -205,7 +216,7 @@ impl Admin {
     /// [`Error::InvalidConfig`], [`Error::InvalidArgument`] for a different
     /// partition count, [`Error::UnknownTopic`].
     pub fn alter_config(&self, name: &str, config: TopicConfig) -> Result<()> {
-        self.broker.alter_config(name, config)
+        self.ctx.catalog.alter_config(name, config)
     }
 
     /// Looks up an offset of a partition (Kafka's `ListOffsets`). `None`
@@ -220,7 +231,7 @@ impl Admin {
         partition: u32,
         spec: OffsetSpec,
     ) -> Result<Option<Offset>> {
-        let p = self.broker.partition(topic, partition)?;
+        let p = self.ctx.catalog.partition(topic, partition)?;
         Ok(match spec {
             OffsetSpec::Earliest => Some(p.start_offset()),
             OffsetSpec::Latest => Some(p.end_offset()),
@@ -237,12 +248,9 @@ impl Admin {
     /// [`Error::InvalidArgument`] for an internal topic (delete consumer
     /// groups instead), as Kafka refuses it.
     pub fn delete_records(&self, topic: &str, partition: u32, before: Offset) -> Result<()> {
-        if crate::broker::is_internal(topic) {
-            return Err(Error::InvalidArgument(format!(
-                "{topic} is an internal topic: its records are deleted with the consumer groups"
-            )));
-        }
-        self.broker
+        refuse_internal(topic, Use::DeleteRecords)?;
+        self.ctx
+            .catalog
             .partition(topic, partition)?
             .log
             .delete_records_before(before)
@@ -256,8 +264,8 @@ impl Admin {
     /// The first partition's I/O error (the others are still processed);
     /// [`Error::Closed`].
     pub fn run_retention(&self) -> Result<Vec<(crate::TopicPartition, crate::RetentionReport)>> {
-        self.broker.check_open()?;
-        crate::broker::enforce_retention(&self.broker.all_topics())
+        self.ctx.catalog.check_open()?;
+        crate::maintenance::enforce_retention(&self.ctx.catalog.all_topics())
     }
 
     /// Compacts every partition of a compacted topic now, whatever its
@@ -289,14 +297,14 @@ impl Admin {
         &self,
         topic: &str,
     ) -> Result<Vec<(crate::TopicPartition, crate::CompactionReport)>> {
-        self.broker.check_open()?;
-        let t = self.broker.topic(topic)?;
+        self.ctx.catalog.check_open()?;
+        let t = self.ctx.catalog.topic(topic)?;
         if !t.config().get_cleanup_policy().compacts() {
             return Err(Error::InvalidArgument(format!(
                 "topic {topic} has cleanup.policy=delete: it is not compacted"
             )));
         }
-        crate::cleaner::compact_partitions(&t, &t.partitions(), self.broker.inner.key_map_bytes)
+        crate::maintenance::cleaner::compact_partitions(&t, &t.partitions(), self.ctx.key_map_bytes)
     }
 
     /// Every consumer group with members or committed offsets, sorted by
@@ -305,11 +313,11 @@ impl Admin {
     /// # Errors
     /// [`Error::Closed`].
     pub fn list_groups(&self) -> Result<Vec<GroupListing>> {
-        self.broker.check_open()?;
+        self.ctx.catalog.check_open()?;
         Ok(self
-            .broker
-            .inner
+            .ctx
             .groups
+            .coordinator()
             .list()
             .into_iter()
             .map(|(group_id, state, members)| GroupListing {
@@ -327,8 +335,8 @@ impl Admin {
     /// # Errors
     /// [`Error::UnknownGroup`]; [`Error::Closed`].
     pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
-        self.broker.check_open()?;
-        let coordinator = &self.broker.inner.groups;
+        self.ctx.catalog.check_open()?;
+        let coordinator = &self.ctx.groups.coordinator();
         let (state, assignor, generation, members) =
             coordinator
                 .describe(group)
@@ -343,7 +351,8 @@ impl Admin {
             .into_iter()
             .map(|tp| {
                 let end_offset = self
-                    .broker
+                    .ctx
+                    .catalog
                     .partition(&tp.topic, tp.partition)
                     .ok()
                     .map(|p| p.end_offset());
@@ -384,8 +393,8 @@ impl Admin {
         partitions: &[TopicPartition],
         to: OffsetSpec,
     ) -> Result<Vec<(TopicPartition, Offset)>> {
-        self.broker.check_open()?;
-        let coordinator = &self.broker.inner.groups;
+        self.ctx.catalog.check_open()?;
+        let coordinator = &self.ctx.groups.coordinator();
         // Fail early; storing checks again, atomically with the store.
         coordinator.check_empty(group)?;
         let tps: Vec<TopicPartition> = if partitions.is_empty() {
@@ -399,7 +408,11 @@ impl Admin {
             // tool does.
             let offset = match self.list_offsets(&tp.topic, tp.partition, to)? {
                 Some(o) => o,
-                None => self.broker.partition(&tp.topic, tp.partition)?.end_offset(),
+                None => self
+                    .ctx
+                    .catalog
+                    .partition(&tp.topic, tp.partition)?
+                    .end_offset(),
             };
             out.push((tp, offset));
         }
@@ -417,8 +430,8 @@ impl Admin {
     where
         I: IntoIterator<Item = (TopicPartition, Offset)>,
     {
-        self.broker.check_open()?;
-        self.broker.inner.groups.check_empty(group)?;
+        self.ctx.catalog.check_open()?;
+        self.ctx.groups.coordinator().check_empty(group)?;
         self.store_group_offsets(group, offsets)
     }
 
@@ -430,7 +443,7 @@ impl Admin {
     {
         let mut commits = Vec::new();
         for (tp, offset) in offsets {
-            let p = self.broker.partition(&tp.topic, tp.partition)?;
+            let p = self.ctx.catalog.partition(&tp.topic, tp.partition)?;
             if offset > p.end_offset() {
                 return Err(Error::InvalidArgument(format!(
                     "offset {offset} is past the end {} of {tp}",
@@ -439,7 +452,7 @@ impl Admin {
             }
             commits.push((tp, Some(crate::OffsetAndMetadata::new(offset))));
         }
-        self.broker.store_commits(
+        self.ctx.groups.store_commits(
             group,
             crate::group::Committer::Admin,
             crate::group::Commits::These(commits),
@@ -453,8 +466,8 @@ impl Admin {
     /// [`Error::GroupNotEmpty`] while it has members;
     /// [`Error::UnknownGroup`]; I/O errors.
     pub fn delete_group(&self, group: &str) -> Result<()> {
-        self.broker.check_open()?;
-        self.broker.store_commits(
+        self.ctx.catalog.check_open()?;
+        self.ctx.groups.store_commits(
             group,
             crate::group::Committer::Admin,
             crate::group::Commits::DeleteAll,
@@ -466,18 +479,7 @@ impl Admin {
     /// # Errors
     /// [`Error::Closed`].
     pub fn list_all_topics(&self) -> Result<Vec<String>> {
-        self.broker.check_open()?;
-        Ok(self.broker.topic_names())
-    }
-
-    /// The broker this admin belongs to.
-    pub fn broker(&self) -> &Broker {
-        &self.broker
-    }
-}
-
-impl From<&Broker> for Admin {
-    fn from(b: &Broker) -> Self {
-        b.admin()
+        self.ctx.catalog.check_open()?;
+        Ok(self.ctx.catalog.topic_names())
     }
 }

@@ -128,22 +128,10 @@ pub fn open_dir(data: &[u8]) {
     let (start, end) = (log.start_offset(), log.end_offset());
     assert!(start <= end);
     let mut at = start;
-    while at < end {
-        let Ok(batches) = log.read(at, ReadLimit::bytes(512)) else {
-            break;
-        };
-        let before = at;
-        for r in batches.records() {
-            let Ok(r) = r else { break };
-            assert!(r.offset >= at);
-            at = r.offset + 1;
-        }
-        if let Some(Ok(last)) = batches.iter().last() {
-            at = at.max(last.last_offset() + 1);
-        }
-        if at == before {
-            break;
-        }
+    for r in log.reader(start, ReadLimit::bytes(512)).records() {
+        let Ok(r) = r else { break };
+        assert!(r.offset >= at, "offsets go forward");
+        at = r.offset + 1;
     }
     let _ = log.offset_for_timestamp(0);
     let _ = log.verify();

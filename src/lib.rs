@@ -81,19 +81,21 @@
 mod admin;
 mod broker;
 mod catalog;
-mod cleaner;
+mod client;
 mod clock;
 #[cfg(any(feature = "json", feature = "postcard"))]
 mod codec;
 mod consumer;
 mod error;
 mod group;
+mod maintenance;
 mod producer;
 mod record;
 pub mod replication;
 mod storage;
 #[cfg(test)]
 mod test_support;
+mod worker;
 
 pub use admin::{
     Admin, GroupDescription, GroupListing, GroupOffset, OffsetSpec, PartitionDescription,
@@ -108,12 +110,12 @@ pub use codec::Postcard;
 #[cfg(any(feature = "json", feature = "postcard"))]
 pub use codec::{Codec, DefaultCodec};
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, MAX_GROUP_ID_LEN, OffsetReset,
+    Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, OffsetReset, RebalanceListener,
 };
 pub use error::{Error, Result};
 pub use group::{
-    Assignor, CooperativeStickyAssignor, GroupState, MemberDescription, OFFSETS_TOPIC,
-    OffsetAndMetadata, RangeAssignor, RebalanceListener, RebalanceProtocol, RoundRobinAssignor,
+    Assignor, CooperativeStickyAssignor, GroupState, MAX_GROUP_ID_LEN, MemberDescription,
+    OFFSETS_TOPIC, OffsetAndMetadata, RangeAssignor, RebalanceProtocol, RoundRobinAssignor,
     Subscription,
 };
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
@@ -133,8 +135,8 @@ pub use replication::{
     ReplicaLog, ReplicationConfig, Replicator, Role,
 };
 pub use storage::{
-    AppendInfo, Compaction, CompactionReport, Durability, Log, LogConfig, MIN_KEY_MAP_BYTES,
-    Notify, ReadLimit, Retention, RetentionReport, VerifyReport,
+    AppendInfo, Compaction, CompactionReport, Durability, Log, LogConfig, LogReader, LogRecords,
+    MIN_KEY_MAP_BYTES, Notify, ReadLimit, Retention, RetentionReport, VerifyReport,
 };
 
 #[doc(hidden)]

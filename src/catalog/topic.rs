@@ -3,7 +3,9 @@
 use super::TopicConfig;
 use crate::error::{Error, Result};
 use crate::record::{Batches, Offset, Record};
-use crate::storage::{AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, VerifyReport};
+use crate::storage::{
+    AppendInfo, Durability, Log, LogConfig, LogReader, Notify, ReadLimit, VerifyReport,
+};
 use parking_lot::RwLock;
 use std::fmt;
 use std::sync::Arc;
@@ -84,13 +86,7 @@ impl Partition {
 
     /// Internal topics are written by the broker only.
     fn check_writable(&self) -> Result<()> {
-        if crate::broker::is_internal(&self.topic) {
-            return Err(Error::InvalidArgument(format!(
-                "{} is an internal topic: consumers write it through commits",
-                self.topic
-            )));
-        }
-        Ok(())
+        super::refuse_internal(&self.topic, super::Use::Write)
     }
 
     /// Appends `records` as one batch with the given durability.
@@ -108,6 +104,12 @@ impl Partition {
     /// As [`Log::read`].
     pub fn read(&self, from: Offset, limit: ReadLimit) -> Result<Batches> {
         self.log.read(from, limit)
+    }
+
+    /// A reader from `from` to the end, stepping over offset gaps (see
+    /// [`Log::reader`]).
+    pub fn reader(&self, from: Offset, limit: ReadLimit) -> LogReader<'_> {
+        self.log.reader(from, limit)
     }
 
     /// The oldest readable offset.
@@ -193,7 +195,13 @@ pub struct PartitionLog<'a> {
     log: &'a Log,
 }
 
-impl PartitionLog<'_> {
+impl<'a> PartitionLog<'a> {
+    /// A reader from `from` to the end, stepping over offset gaps (see
+    /// [`Log::reader`]).
+    pub fn reader(&self, from: Offset, limit: ReadLimit) -> LogReader<'a> {
+        self.log.reader(from, limit)
+    }
+
     /// The log's directory.
     pub fn dir(&self) -> &std::path::Path {
         self.log.dir()

@@ -11,7 +11,7 @@
 //!
 //! 1. A member first **revokes** what it must give up (all it owns under an
 //!    eager assignor, only what moves under the cooperative one), running
-//!    its [`RebalanceListener`] (the place to commit) before the partitions
+//!    its [`RebalanceListener`](crate::RebalanceListener) (the place to commit) before the partitions
 //!    are released.
 //! 2. It then **acquires** the partitions of its target that no one owns,
 //!    resuming each from the group's committed offset.
@@ -32,12 +32,14 @@
 
 pub mod assignor;
 pub(crate) mod offsets;
+mod store;
 
 pub use assignor::{
     Assignor, CooperativeStickyAssignor, RangeAssignor, RebalanceProtocol, RoundRobinAssignor,
     Subscription,
 };
 pub use offsets::{OFFSETS_TOPIC, OffsetAndMetadata};
+pub(crate) use store::Groups;
 
 use crate::catalog::TopicPartition;
 use crate::clock::Clock;
@@ -48,48 +50,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Callbacks a group member runs when its partitions change (Kafka's
-/// `ConsumerRebalanceListener`). They run inside
-/// [`Consumer::poll`](crate::Consumer::poll) (and `close`), on the
-/// consumer's thread, and get the consumer so that they can commit or
-/// seek.
+/// Longest group id accepted.
+pub const MAX_GROUP_ID_LEN: usize = 1024;
+
+/// Checks a group id: 1 to [`MAX_GROUP_ID_LEN`] bytes.
 ///
-/// ```
-/// use embedlog::{Broker, Consumer, ConsumerConfig, RebalanceListener, TopicPartition};
-/// struct CommitOnRevoke;
-/// impl RebalanceListener for CommitOnRevoke {
-///     fn on_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
-///         // Processing state for these partitions would be flushed here;
-///         // then the positions are committed before another member
-///         // takes the partitions over.
-///         let _ = consumer.commit_partitions(partitions);
-///     }
-/// }
-/// let dir = tempfile::tempdir()?;
-/// let broker = Broker::open(dir.path())?;
-/// let mut consumer = broker.consumer(ConsumerConfig::default().group("g"));
-/// consumer.set_rebalance_listener(CommitOnRevoke);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub trait RebalanceListener: Send {
-    /// The consumer is about to give up `partitions` (still owned: commits
-    /// for them succeed). Default: nothing.
-    fn on_revoked(&mut self, consumer: &mut crate::Consumer, partitions: &[TopicPartition]) {
-        let _ = (consumer, partitions);
+/// # Errors
+/// [`Error::InvalidArgument`] saying the bounds.
+pub(crate) fn validate_group_id(group: &str) -> Result<()> {
+    if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "group ids are 1 to {MAX_GROUP_ID_LEN} bytes, not {}",
+            group.len()
+        )));
     }
-
-    /// The consumer now owns `partitions`, positioned at the group's
-    /// committed offsets (or per the reset policy). Default: nothing.
-    fn on_assigned(&mut self, consumer: &mut crate::Consumer, partitions: &[TopicPartition]) {
-        let _ = (consumer, partitions);
-    }
-
-    /// The consumer lost `partitions` without revoking them (it was removed
-    /// from the group for not polling within `max_poll_interval`): others
-    /// may own them already, so commits for them fail. Default: nothing.
-    fn on_lost(&mut self, consumer: &mut crate::Consumer, partitions: &[TopicPartition]) {
-        let _ = (consumer, partitions);
-    }
+    Ok(())
 }
 
 /// What a member subscribes to.

@@ -24,11 +24,9 @@
 //! | 18..22 | metadata length `m` | u32 |
 //! | 22..22+m | metadata | UTF-8 |
 
+pub use crate::catalog::OFFSETS_TOPIC;
 use crate::catalog::TopicPartition;
 use crate::record::Offset;
-
-/// The internal topic holding committed offsets.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 const VERSION: u16 = 1;
 

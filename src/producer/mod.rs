@@ -5,18 +5,19 @@ mod partitioner;
 
 pub use partitioner::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
 
-use crate::broker::Broker;
 use crate::catalog::{Partition, Topic};
+use crate::catalog::{Use, refuse_internal};
+use crate::client::Context;
 use crate::error::{Error, Result};
 use crate::record::{
     BATCH_HEADER_SIZE, BatchBuilder, BatchHeader, Offset, Record, TimestampType, record_size_bound,
 };
 use crate::storage::Durability;
+use crate::worker::Worker;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Settings of a [`Producer`]. Every setter documents its default.
@@ -267,12 +268,12 @@ impl TopicBuf {
 
 #[derive(Debug)]
 struct Inner {
-    broker: Broker,
+    ctx: Context,
     config: ProducerConfig,
     topics: RwLock<HashMap<Arc<str>, Arc<TopicBuf>>>,
     closed: AtomicBool,
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    linger_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Appends batches whose linger passed (with a non-zero `linger`).
+    linger_thread: OnceLock<Worker>,
     /// A linger thread runs (else every send appends at once).
     lingering: AtomicBool,
     /// Failed batches since the last flush, reported by the next one.
@@ -305,29 +306,34 @@ pub struct Producer {
 }
 
 impl Producer {
-    pub(crate) fn new(broker: Broker, config: ProducerConfig) -> Producer {
+    pub(crate) fn new(ctx: Context, config: ProducerConfig) -> Producer {
         let inner = Arc::new(Inner {
-            broker,
+            ctx,
             config,
             topics: RwLock::new(HashMap::new()),
             closed: AtomicBool::new(false),
-            stop: Arc::new((Mutex::new(false), Condvar::new())),
-            linger_thread: Mutex::new(None),
+            linger_thread: OnceLock::new(),
             lingering: AtomicBool::new(false),
             failures: Mutex::new(Failures::default()),
         });
         if !inner.config.linger.is_zero() {
             let weak = Arc::downgrade(&inner);
-            let stop = inner.stop.clone();
-            let every = inner.config.linger;
+            let tick = (inner.config.linger / 2).max(Duration::from_micros(200));
             // Without the thread, batches would only go out when full or
             // flushed; spawning fails only when the OS is out of threads,
             // and then `send` appends at once instead.
-            if let Ok(h) = std::thread::Builder::new()
-                .name("embedlog-linger".into())
-                .spawn(move || linger_loop(weak, stop, every))
-            {
-                *inner.linger_thread.lock() = Some(h);
+            let spawned = Worker::spawn("embedlog-linger", tick, move |_| {
+                let Some(inner) = weak.upgrade() else {
+                    return false;
+                };
+                // Batch failures reach their deliveries, `tracing` and the
+                // next flush; an fsync error is only looked for by a full
+                // flush.
+                let _ = inner.flush_batches(true);
+                true
+            });
+            if let Ok(w) = spawned {
+                let _ = inner.linger_thread.set(w);
                 inner.lingering.store(true, Ordering::Relaxed);
             }
         }
@@ -399,7 +405,7 @@ impl Inner {
         {
             return Ok(t.clone());
         }
-        let topic = self.broker.topic(name)?;
+        let topic = self.ctx.catalog.topic(name)?;
         let parts = topic
             .partitions()
             .into_iter()
@@ -488,12 +494,7 @@ impl Inner {
         record: Record,
         sticky: bool,
     ) -> Result<std::result::Result<Delivery, Record>> {
-        if crate::broker::is_internal(tb.topic.name()) {
-            return Err(Error::InvalidArgument(format!(
-                "{} is an internal topic: consumers write it through commits",
-                tb.topic.name()
-            )));
-        }
+        refuse_internal(tb.topic.name(), Use::Write)?;
         // The topic's settings now (alter_config may have changed them).
         let (compacted, max_message) = {
             let config = tb.topic.state.config.read();
@@ -699,15 +700,8 @@ impl Inner {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        {
-            let (m, cv) = &*self.stop;
-            *m.lock() = true;
-            cv.notify_all();
-        }
-        if let Some(h) = self.linger_thread.lock().take()
-            && h.thread().id() != std::thread::current().id()
-        {
-            let _ = h.join();
+        if let Some(w) = self.linger_thread.get() {
+            w.stop();
         }
         self.flush()
     }
@@ -720,38 +714,14 @@ impl Drop for Inner {
     }
 }
 
-/// Appends batches whose linger has passed, until the producer goes.
-fn linger_loop(producer: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, every: Duration) {
-    let tick = (every / 2).max(Duration::from_micros(200));
-    loop {
-        {
-            let (m, cv) = &*stop;
-            let mut stopped = m.lock();
-            if *stopped {
-                return;
-            }
-            let _ = cv.wait_for(&mut stopped, tick);
-            if *stopped {
-                return;
-            }
-        }
-        let Some(inner) = producer.upgrade() else {
-            return;
-        };
-        // Batch failures reach their deliveries, `tracing` and the next
-        // flush; an fsync error is only looked for by a full flush.
-        let _ = inner.flush_batches(true);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A broker in a temporary directory with topic `t` (one partition).
-    fn broker_with_t() -> (tempfile::TempDir, Broker) {
+    fn broker_with_t() -> (tempfile::TempDir, crate::Broker) {
         let dir = tempfile::tempdir().unwrap();
-        let broker = Broker::open(dir.path()).unwrap();
+        let broker = crate::Broker::open(dir.path()).unwrap();
         broker
             .admin()
             .create_topic("t", crate::TopicConfig::default())

@@ -9,6 +9,7 @@ pub(crate) mod faulty;
 mod index;
 mod log;
 mod mmap;
+mod reader;
 mod segment;
 pub(crate) mod vfs;
 
@@ -17,6 +18,7 @@ pub use log::{
     AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, Retention, RetentionReport,
     VerifyReport,
 };
+pub use reader::{LogReader, LogRecords};
 
 /// Fuzzing and testing entry points for the pure parsers of on-disk bytes.
 #[doc(hidden)]

@@ -3,7 +3,12 @@
 //! partition backs off and is reported.
 
 use super::*;
-use crate::{Broker, CleanupPolicy, Record, TopicConfig};
+use crate::catalog::Catalog;
+use crate::{CleanupPolicy, Record, SystemClock, TopicConfig};
+use std::sync::Arc;
+
+/// The key-map budget of these tests' passes (the broker's default).
+const KEY_MAP_BYTES: usize = 32 << 20;
 
 fn compacted(ratio: f64) -> TopicConfig {
     TopicConfig::default()
@@ -13,9 +18,8 @@ fn compacted(ratio: f64) -> TopicConfig {
 }
 
 /// Topic `table` (compacted, ratio 0.5) with two partitions, both filled.
-fn filled_table(broker: &Broker) -> crate::Topic {
-    let t = broker
-        .admin()
+fn filled_table(catalog: &Catalog) -> crate::Topic {
+    let t = catalog
         .create_topic("table", compacted(0.5).partitions(2))
         .unwrap();
     for p in t.partitions() {
@@ -24,8 +28,15 @@ fn filled_table(broker: &Broker) -> crate::Topic {
     t
 }
 
-fn no_cleaner(dir: &std::path::Path) -> Broker {
-    Broker::builder(dir).cleaner(false).open().unwrap()
+/// The topics of `dir`, without any background thread.
+fn no_cleaner(dir: &std::path::Path) -> Catalog {
+    Catalog::open(dir.to_path_buf(), Arc::new(SystemClock)).unwrap()
+}
+
+fn close(catalog: Catalog) {
+    let _admin = catalog.begin_close().unwrap();
+    catalog.close_topics().unwrap();
+    catalog.release_lock();
 }
 
 /// 100 single-record batches over 5 keys, then a roll (only complete
@@ -75,12 +86,9 @@ fn the_backoff_doubles_up_to_a_cap_and_starts_over_on_success() {
 #[test]
 fn a_pass_below_the_ratio_is_refused_even_if_the_log_changed_after_choosing() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = no_cleaner(dir.path());
-    let key_map_bytes = broker.inner.key_map_bytes;
-    let t = broker
-        .admin()
-        .create_topic("table", compacted(1.0))
-        .unwrap();
+    let catalog = no_cleaner(dir.path());
+    let key_map_bytes = KEY_MAP_BYTES;
+    let t = catalog.create_topic("table", compacted(1.0)).unwrap();
     let p = t.partition(0).unwrap();
     fill(&p, "v");
     assert_eq!(p.log().dirty_ratio(), 1.0);
@@ -89,7 +97,7 @@ fn a_pass_below_the_ratio_is_refused_even_if_the_log_changed_after_choosing() {
     let chosen = cleaner.choose(std::slice::from_ref(&t), &mut round);
     assert_eq!(chosen.len(), 1, "all dirty: chosen");
     // Between choosing and cleaning: another pass, then new data.
-    broker.admin().compact_now("table").unwrap();
+    compact_partitions(&t, &t.partitions(), KEY_MAP_BYTES).unwrap();
     let cleaned = p.log().cleaned_to();
     assert_eq!(cleaned, 100);
     fill(&p, "w");
@@ -105,25 +113,20 @@ fn a_pass_below_the_ratio_is_refused_even_if_the_log_changed_after_choosing() {
     }
     assert_eq!(p.log().cleaned_to(), cleaned);
     // A lower minimum lets the next round clean it.
-    broker
-        .admin()
-        .alter_config("table", compacted(0.1))
-        .unwrap();
+    catalog.alter_config("table", compacted(0.1)).unwrap();
     let r = cleaner.round(std::slice::from_ref(&t), key_map_bytes, || true);
     assert_eq!(r.passes.len(), 1, "{r:?}");
     assert_eq!(p.log().cleaned_to(), 200);
     assert_eq!(p.log().dirty_ratio(), 0.0);
-    broker.close().unwrap();
+    close(catalog);
 }
 
 #[test]
 fn the_cleaner_stops_between_partitions_when_told() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = no_cleaner(dir.path());
-    let t = filled_table(&broker);
-    let r = Cleaner::default().round(std::slice::from_ref(&t), broker.inner.key_map_bytes, || {
-        false
-    });
+    let catalog = no_cleaner(dir.path());
+    let t = filled_table(&catalog);
+    let r = Cleaner::default().round(std::slice::from_ref(&t), KEY_MAP_BYTES, || false);
     assert!(r.passes.is_empty());
     assert!(t.partitions().iter().all(|p| p.log().cleaned_to() == 0));
 }
@@ -136,9 +139,9 @@ fn the_cleaner_stops_between_partitions_when_told() {
 #[test]
 fn a_partition_that_always_fails_backs_off_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = no_cleaner(dir.path());
-    filled_table(&broker);
-    broker.close().unwrap();
+    let catalog = no_cleaner(dir.path());
+    filled_table(&catalog);
+    close(catalog);
     // Damage a value byte of the first batch of partition 0: a clean close
     // means no scan on open, and the pass's CRC check finds it.
     let seg = dir.path().join("topics/table/0/00000000000000000000.log");
@@ -146,9 +149,9 @@ fn a_partition_that_always_fails_backs_off_and_is_reported() {
     let first = 12 + u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
     bytes[first - 2] ^= 0x55;
     std::fs::write(&seg, bytes).unwrap();
-    let broker = no_cleaner(dir.path());
-    let t = broker.topic("table").unwrap();
-    let key_map_bytes = broker.inner.key_map_bytes;
+    let catalog = no_cleaner(dir.path());
+    let t = catalog.topic("table").unwrap();
+    let key_map_bytes = KEY_MAP_BYTES;
     let mut cleaner = Cleaner::default();
     let mut attempts = Vec::new();
     let mut cleaned = 0;

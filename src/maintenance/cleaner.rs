@@ -7,8 +7,8 @@
 //! that doubles with each failure in a row (up to [`MAX_SKIP_ROUNDS`]), and
 //! every failure is reported through `tracing`.
 //!
-//! Knows topics and partitions, not the broker: the broker's thread hands
-//! each round the topics and sleeps between rounds.
+//! Knows topics and partitions, not the catalog: the maintenance thread
+//! hands each round the topics and sleeps between rounds.
 
 use crate::catalog::{Partition, Topic, TopicPartition};
 use crate::error::{Error, Result};

@@ -1,0 +1,59 @@
+//! Internal topics: the ones the broker keeps for itself, and what users
+//! may not do to them.
+
+use crate::error::{Error, Result};
+
+/// The internal topic holding committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Whether `name` is a topic the broker keeps for itself.
+pub(crate) fn is_internal(name: &str) -> bool {
+    name == OFFSETS_TOPIC
+}
+
+/// What a user tried to do to a topic, for [`refuse_internal`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Use {
+    /// Append records (a partition append or a producer send).
+    Write,
+    /// Delete the topic.
+    DeleteTopic,
+    /// Delete records before an offset.
+    DeleteRecords,
+}
+
+/// [`Error::InvalidArgument`] if `topic` is internal, saying how its
+/// records are changed instead; `Ok` for any other topic.
+pub(crate) fn refuse_internal(topic: &str, what: Use) -> Result<()> {
+    if !is_internal(topic) {
+        return Ok(());
+    }
+    let instead = match what {
+        Use::Write => "consumers write it through commits",
+        Use::DeleteTopic => "delete consumer groups instead",
+        Use::DeleteRecords => "its records are deleted with the consumer groups",
+    };
+    Err(Error::InvalidArgument(format!(
+        "{topic} is an internal topic: {instead}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_internal_topics_are_refused_and_the_error_says_what_to_do() {
+        refuse_internal("orders", Use::Write).unwrap();
+        refuse_internal("__consumer_offsets_not", Use::DeleteTopic).unwrap();
+        for (what, says) in [
+            (Use::Write, "through commits"),
+            (Use::DeleteTopic, "delete consumer groups"),
+            (Use::DeleteRecords, "deleted with the consumer groups"),
+        ] {
+            let e = refuse_internal(OFFSETS_TOPIC, what).unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+            assert!(e.to_string().contains(says), "{what:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! The consumer: reads assigned partitions from positions it keeps,
+//! long-polling for new records.
+
+mod config;
+mod group;
+
+pub use config::{ConsumerConfig, OffsetReset};
+use group::Membership;
+pub use group::RebalanceListener;
+
+use crate::catalog::{Catalog, Partition, TopicPartition};
+use crate::client::Context;
+use crate::error::{Error, Result};
+use crate::record::Batches;
+use crate::record::{Header, Offset};
+use crate::storage::{Notify, ReadLimit};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A record as a consumer receives it. Key, value and header values share
+/// the partition's memory map: no payload was copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: u32,
+    /// The record's offset.
+    pub offset: Offset,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// The key.
+    pub key: Option<Bytes>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<Bytes>,
+    /// The headers.
+    pub headers: Vec<Header>,
+}
+
+#[derive(Debug)]
+struct Assigned {
+    tp: TopicPartition,
+    partition: Partition,
+    /// `None` until the reset policy gives one.
+    position: Option<Offset>,
+}
+
+/// Reads records from assigned partitions.
+///
+/// A consumer is `Send` and used from one thread. Consumers are
+/// independent: each keeps its own positions, reading removes nothing, and
+/// a slow consumer never slows a producer.
+///
+/// ```
+/// use embedlog::{Broker, ConsumerConfig, OffsetReset, Record, TopicConfig};
+/// use std::time::Duration;
+/// let dir = tempfile::tempdir()?;
+/// let broker = Broker::open(dir.path())?;
+/// let topic = broker.admin().create_topic("logs", TopicConfig::default())?;
+/// topic.partition(0)?.append(&[Record::new("line 1"), Record::new("line 2")])?;
+///
+/// let mut consumer = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
+/// consumer.assign(&[("logs", 0)])?;
+/// for record in consumer.iter_timeout(Duration::from_millis(50)) {
+///     let record = record?;
+///     println!("{}: {:?}", record.offset, record.value);
+/// }
+/// assert_eq!(consumer.position(("logs", 0))?, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Consumer {
+    ctx: Context,
+    config: ConsumerConfig,
+    assigned: Vec<Assigned>,
+    notify: Arc<Notify>,
+    next: usize,
+    /// An error a poll met after it had records to return: reported by the
+    /// next poll.
+    pending_error: Option<Error>,
+    membership: Option<Membership>,
+}
+
+impl Consumer {
+    pub(crate) fn new(ctx: Context, config: ConsumerConfig) -> Consumer {
+        let now = ctx.catalog.clock().now_ms();
+        let membership = config.group_id.clone().map(|group| Membership {
+            group,
+            member: None,
+            generation: 0,
+            topics: None,
+            listener: None,
+            last_auto_commit_ms: now,
+        });
+        Consumer {
+            ctx,
+            config,
+            assigned: Vec::new(),
+            notify: Arc::new(Notify::new()),
+            next: 0,
+            pending_error: None,
+            membership,
+        }
+    }
+
+    /// Reads exactly these partitions from now on (replacing the previous
+    /// assignment; positions of partitions that stay are kept).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`]; nothing changes
+    /// then.
+    pub fn assign<I>(&mut self, partitions: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
+        if self.member_id().is_some() {
+            return Err(Error::InvalidArgument(
+                "this consumer is subscribed: its group assigns its partitions (unsubscribe first)"
+                    .into(),
+            ));
+        }
+        self.set_assignment(partitions)
+    }
+
+    fn set_assignment<I>(&mut self, partitions: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
+        let mut next = Vec::new();
+        for tp in partitions {
+            let tp: TopicPartition = tp.into();
+            if next.iter().any(|a: &Assigned| a.tp == tp) {
+                continue;
+            }
+            let partition = self.ctx.catalog.partition(&tp.topic, tp.partition)?;
+            let position = self
+                .assigned
+                .iter()
+                .find(|a| a.tp == tp)
+                .and_then(|a| a.position);
+            next.push(Assigned {
+                tp,
+                partition,
+                position,
+            });
+        }
+        for a in &self.assigned {
+            a.partition.log().unwatch(&self.notify);
+        }
+        for a in &next {
+            a.partition.log().watch(self.notify.clone());
+        }
+        self.assigned = next;
+        self.next = 0;
+        Ok(())
+    }
+
+    /// The assigned partitions.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.assigned.iter().map(|a| a.tp.clone()).collect()
+    }
+
+    /// Drops every assignment.
+    pub fn unassign(&mut self) {
+        for a in &self.assigned {
+            a.partition.log().unwatch(&self.notify);
+        }
+        self.assigned.clear();
+    }
+
+    fn find(&mut self, tp: impl Into<TopicPartition>) -> Result<&mut Assigned> {
+        let tp = tp.into();
+        self.assigned
+            .iter_mut()
+            .find(|a| a.tp == tp)
+            .ok_or_else(|| Error::InvalidArgument(format!("{tp} is not assigned to this consumer")))
+    }
+
+    /// Reads from `offset` next in partition `tp`. An offset outside the
+    /// partition's range is handled by the reset policy at the next poll.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `tp` is not assigned.
+    pub fn seek(&mut self, tp: impl Into<TopicPartition>, offset: Offset) -> Result<()> {
+        self.find(tp)?.position = Some(offset);
+        Ok(())
+    }
+
+    /// Moves to the oldest record of each partition.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if one is not assigned.
+    pub fn seek_to_beginning<I>(&mut self, partitions: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
+        for tp in partitions {
+            let a = self.find(tp)?;
+            a.position = Some(a.partition.start_offset());
+        }
+        Ok(())
+    }
+
+    /// Moves past the newest record of each partition.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if one is not assigned.
+    pub fn seek_to_end<I>(&mut self, partitions: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
+        for tp in partitions {
+            let a = self.find(tp)?;
+            a.position = Some(a.partition.end_offset());
+        }
+        Ok(())
+    }
+
+    /// Moves to the first record with a timestamp at or after `timestamp`
+    /// (to the end if there is none). Returns the new position.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `tp` is not assigned; read errors.
+    pub fn seek_to_timestamp(
+        &mut self,
+        tp: impl Into<TopicPartition>,
+        timestamp: i64,
+    ) -> Result<Offset> {
+        let a = self.find(tp)?;
+        let offset = match a.partition.offset_for_timestamp(timestamp)? {
+            Some(o) => o,
+            None => a.partition.end_offset(),
+        };
+        a.position = Some(offset);
+        Ok(offset)
+    }
+
+    /// The offset the next poll reads from in `tp` (applying the reset
+    /// policy if there is no position yet).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `tp` is not assigned; [`Error::NoOffset`]
+    /// under [`OffsetReset::Error`].
+    pub fn position(&mut self, tp: impl Into<TopicPartition>) -> Result<Offset> {
+        let reset = self.config.offset_reset;
+        let a = self.find(tp)?;
+        resolve(a, reset)
+    }
+
+    /// Returns the records available now, up to `max_poll_records`, or
+    /// waits up to `timeout` for some to arrive (an empty result means none
+    /// did). Waiting sleeps until an append wakes it: no spinning.
+    ///
+    /// # Errors
+    /// Read errors; the reset policy's errors; [`Error::UnknownTopic`] for a
+    /// deleted topic; [`Error::Closed`].
+    pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        self.long_poll(timeout, Self::fetch_records)
+    }
+
+    /// Like [`poll`](Self::poll), but returns each partition's data as
+    /// whole record batches (one shared buffer per partition, no per-record
+    /// work): iterate them with [`Batches::records_ref`] (borrowed, fastest)
+    /// or [`Batches::records`]. Records before the position are skipped by
+    /// both iterators. `max_poll_records` does not apply (batches are not
+    /// split); `max_partition_fetch_bytes` does. The positions move past
+    /// everything returned.
+    ///
+    /// # Errors
+    /// As [`poll`](Self::poll).
+    pub fn poll_batches(&mut self, timeout: Duration) -> Result<Vec<(TopicPartition, Batches)>> {
+        self.long_poll(timeout, Self::fetch_batches)
+    }
+
+    /// Fetches until something arrives or `timeout` passes, sleeping on the
+    /// watched logs' notifications in between. What a fetch read before an
+    /// error is returned; the error comes with the next poll (positions
+    /// already moved past what was returned).
+    fn long_poll<T>(
+        &mut self,
+        timeout: Duration,
+        fetch: fn(&mut Self, &mut Vec<T>) -> Result<()>,
+    ) -> Result<Vec<T>> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        let deadline = crate::clock::deadline_after(timeout);
+        loop {
+            let seen = self.notify.generation();
+            let mut out = Vec::new();
+            let r = fetch(self, &mut out);
+            if let Some(n) = self.assigned.len().checked_sub(1) {
+                // Start the next fetch at the next partition, for fairness.
+                self.next = (self.next + 1) % (n + 1);
+            }
+            match r {
+                Err(e) if out.is_empty() => return Err(e),
+                Err(e) => {
+                    self.pending_error = Some(e);
+                    return Ok(out);
+                }
+                Ok(()) if !out.is_empty() => return Ok(out),
+                Ok(()) => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(out);
+            }
+            self.notify.wait_past(seen, deadline - now);
+        }
+    }
+
+    /// The assigned partitions, starting at the one whose turn it is.
+    fn rotation(&self) -> impl Iterator<Item = usize> + use<> {
+        let (n, next) = (self.assigned.len(), self.next);
+        (0..n).map(move |i| (next + i) % n)
+    }
+
+    fn fetch_records(&mut self, out: &mut Vec<ConsumerRecord>) -> Result<()> {
+        self.ctx.catalog.check_open()?;
+        self.sync_group()?;
+        let max = self.config.max_poll_records;
+        let (reset, fetch_bytes) = (
+            self.config.offset_reset,
+            self.config.max_partition_fetch_bytes,
+        );
+        for i in self.rotation() {
+            if out.len() >= max {
+                break;
+            }
+            let a = &mut self.assigned[i];
+            // A read returns batches of one segment: keep reading this
+            // partition while the record and byte budgets allow.
+            let mut bytes_left = fetch_bytes;
+            while out.len() < max && bytes_left > 0 {
+                let limit = ReadLimit::bytes(bytes_left).records(max - out.len());
+                let Some(batches) = read_next(a, reset, &self.ctx.catalog, &self.notify, limit)?
+                else {
+                    break;
+                };
+                bytes_left = bytes_left.saturating_sub(batches.len_bytes());
+                'batches: for b in batches.iter() {
+                    let b = b?;
+                    let from = a.position.unwrap_or(0);
+                    if b.header().is_control() {
+                        // A transaction marker: not a record to deliver
+                        // (its CRC is checked all the same).
+                        b.verify()?;
+                        a.position = Some(from.max(b.last_offset() + 1));
+                        continue;
+                    }
+                    for r in b.records()? {
+                        let r = r?;
+                        if r.offset < from {
+                            continue;
+                        }
+                        if out.len() >= max {
+                            break 'batches;
+                        }
+                        a.position = Some(r.offset + 1);
+                        out.push(ConsumerRecord {
+                            topic: a.tp.topic.clone(),
+                            partition: a.tp.partition,
+                            offset: r.offset,
+                            timestamp: r.timestamp,
+                            key: r.key,
+                            value: r.value,
+                            headers: r.headers,
+                        });
+                    }
+                    // Compaction leaves gaps, also at the end of a batch
+                    // (and empty batches): the position moves past the
+                    // whole batch once all its records are taken.
+                    a.position = Some(from.max(b.last_offset() + 1));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fetch_batches(&mut self, out: &mut Vec<(TopicPartition, Batches)>) -> Result<()> {
+        self.ctx.catalog.check_open()?;
+        self.sync_group()?;
+        let (reset, fetch_bytes) = (
+            self.config.offset_reset,
+            self.config.max_partition_fetch_bytes,
+        );
+        for i in self.rotation() {
+            let a = &mut self.assigned[i];
+            let Some(batches) = read_next(
+                a,
+                reset,
+                &self.ctx.catalog,
+                &self.notify,
+                ReadLimit::bytes(fetch_bytes),
+            )?
+            else {
+                continue;
+            };
+            let mut last = None;
+            for b in batches.iter() {
+                last = Some(b?.last_offset());
+            }
+            if let Some(last) = last {
+                a.position = Some(last + 1);
+                out.push((a.tp.clone(), batches));
+            }
+        }
+        Ok(())
+    }
+
+    /// An iterator that polls forever (until an error): the
+    /// `for record in &mut consumer` loop.
+    pub fn iter(&mut self) -> ConsumerIter<'_> {
+        ConsumerIter {
+            consumer: self,
+            buffered: VecDeque::new(),
+            idle: None,
+        }
+    }
+
+    /// An iterator that ends once no record arrived for `idle`.
+    pub fn iter_timeout(&mut self, idle: Duration) -> ConsumerIter<'_> {
+        ConsumerIter {
+            consumer: self,
+            buffered: VecDeque::new(),
+            idle: Some(idle),
+        }
+    }
+}
+
+/// Reads `a` from its position (applying the reset policy to a missing or
+/// out-of-range one). `None` when it is caught up.
+fn read_next(
+    a: &mut Assigned,
+    reset: OffsetReset,
+    catalog: &Catalog,
+    notify: &Arc<Notify>,
+    limit: ReadLimit,
+) -> Result<Option<Batches>> {
+    if a.partition.log().is_closed() {
+        catalog.check_open()?;
+        // The topic was deleted; if one of that name exists again, read the
+        // new one from the reset policy's position (its offsets have
+        // nothing to do with the old ones).
+        match catalog.partition(&a.tp.topic, a.tp.partition) {
+            Ok(p) if !p.log().is_closed() => {
+                a.partition.log().unwatch(notify);
+                p.log().watch(notify.clone());
+                a.partition = p;
+                a.position = None;
+            }
+            _ => {
+                return Err(Error::UnknownTopic {
+                    name: a.tp.topic.to_string(),
+                });
+            }
+        }
+    }
+    let pos = resolve(a, reset)?;
+    if pos == a.partition.end_offset() {
+        return Ok(None);
+    }
+    let batches = match a.partition.read(pos, limit) {
+        Ok(b) => b,
+        Err(Error::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        }) => {
+            let pos = match reset {
+                OffsetReset::Earliest => start,
+                OffsetReset::Latest => end,
+                OffsetReset::Error => {
+                    return Err(Error::OffsetOutOfRange {
+                        requested,
+                        start,
+                        end,
+                    });
+                }
+            };
+            a.position = Some(pos);
+            a.partition.read(pos, limit)?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((!batches.is_empty()).then_some(batches))
+}
+
+fn resolve(a: &mut Assigned, reset: OffsetReset) -> Result<Offset> {
+    if let Some(p) = a.position {
+        return Ok(p);
+    }
+    let p = match reset {
+        OffsetReset::Earliest => a.partition.start_offset(),
+        OffsetReset::Latest => a.partition.end_offset(),
+        OffsetReset::Error => {
+            return Err(Error::NoOffset {
+                topic: a.tp.topic.to_string(),
+                partition: a.tp.partition,
+            });
+        }
+    };
+    a.position = Some(p);
+    Ok(p)
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        // As `close`, ignoring errors.
+        let _ = self.leave_group();
+        self.unassign();
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Consumer {
+    type Item = Result<ConsumerRecord>;
+    type IntoIter = ConsumerIter<'a>;
+    fn into_iter(self) -> ConsumerIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over a consumer's records; see [`Consumer::iter`].
+#[derive(Debug)]
+pub struct ConsumerIter<'a> {
+    consumer: &'a mut Consumer,
+    buffered: VecDeque<ConsumerRecord>,
+    idle: Option<Duration>,
+}
+
+impl Iterator for ConsumerIter<'_> {
+    type Item = Result<ConsumerRecord>;
+
+    fn next(&mut self) -> Option<Result<ConsumerRecord>> {
+        loop {
+            if let Some(r) = self.buffered.pop_front() {
+                return Some(Ok(r));
+            }
+            match self
+                .consumer
+                .poll(self.idle.unwrap_or(Duration::from_secs(3600)))
+            {
+                Ok(v) if v.is_empty() => {
+                    if self.idle.is_some() {
+                        return None;
+                    }
+                }
+                Ok(v) => self.buffered.extend(v),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
