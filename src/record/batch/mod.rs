@@ -46,6 +46,8 @@
 //! - `decode.rs`: one [`Batch`] and its records ([`BatchRecords`]), the
 //!   record parser and [`validate_records`].
 //! - `batches.rs`: the [`Batches`] view of a log read and its iterators.
+//! - `rewrite.rs`: the helpers only compaction uses (filtering a batch's
+//!   records into a copy, [`filter_batch`] and friends).
 
 use crate::error::Error;
 use crate::record::varint::VarintError;
@@ -55,16 +57,18 @@ mod batches;
 mod decode;
 mod encode;
 mod header;
+mod rewrite;
 #[cfg(test)]
 mod tests;
 
 pub use batches::{BatchIter, Batches, RecordIter, RecordRef, RecordRefIter};
+pub(crate) use decode::validate_records;
 pub use decode::{Batch, BatchRecords};
-pub(crate) use decode::{extend_batch, filter_batch, seal_batch, validate_records};
 pub use encode::BatchBuilder;
 pub(crate) use encode::{BatchParams, encode_batch, record_size_bound};
 pub use header::{BatchHeader, Compression, TimestampType};
 pub(crate) use header::{batch_crc, crc_matches};
+pub(crate) use rewrite::{extend_batch, filter_batch, seal_batch};
 
 /// Size of the fixed batch header.
 pub const BATCH_HEADER_SIZE: usize = 61;
