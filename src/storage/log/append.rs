@@ -218,12 +218,13 @@ impl Inner {
         self.vfs
             .sync_dir(&self.dir)
             .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
-        let mut segs = self.segments.write();
-        let mut list: Vec<_> = segs.iter().cloned().collect();
-        if let Some(last) = list.last_mut() {
-            *last = new;
-        }
-        *segs = Arc::new(list);
+        self.replace_segments(|segs| {
+            let mut list = segs.to_vec();
+            if let Some(last) = list.last_mut() {
+                *last = new;
+            }
+            Ok(list)
+        })?;
         w.state = IndexState::fresh();
         Ok(())
     }
@@ -255,12 +256,11 @@ impl Inner {
                 return Err(e);
             }
         };
-        {
-            let mut segs = self.segments.write();
-            let mut list: Vec<_> = segs.iter().cloned().collect();
+        self.replace_segments(|segs| {
+            let mut list = segs.to_vec();
             list.push(new);
-            *segs = Arc::new(list);
-        }
+            Ok(list)
+        })?;
         w.state = IndexState::fresh();
         w.unflushed.push(old);
         // Rolled segments keep their descriptors until fsync'd (an fsync on

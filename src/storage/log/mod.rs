@@ -581,6 +581,19 @@ impl Inner {
         self.segments.read().clone()
     }
 
+    /// Replaces the segment list with the one `f` builds from the current
+    /// list, under the list's write lock. Copy-on-write: readers holding a
+    /// snapshot keep the old list. If `f` fails, the list stays as it is.
+    fn replace_segments(
+        &self,
+        f: impl FnOnce(&[Arc<Segment>]) -> Result<Vec<Arc<Segment>>>,
+    ) -> Result<()> {
+        let mut list = self.segments.write();
+        let new = f(&list)?;
+        *list = Arc::new(new);
+        Ok(())
+    }
+
     fn active(&self) -> Arc<Segment> {
         // The list is never empty: open creates a segment and nothing
         // removes the last one without adding a replacement first.

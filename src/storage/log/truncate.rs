@@ -80,12 +80,11 @@ impl Inner {
         )?;
         loaded.segment.sync_all()?;
         let new_seg = Arc::new(loaded.segment);
-        {
-            let mut list = self.segments.write();
+        self.replace_segments(|_| {
             let mut v: Vec<_> = segs[..keep - 1].to_vec();
             v.push(new_seg);
-            *list = Arc::new(v);
-        }
+            Ok(v)
+        })?;
         w.state = loaded.state;
         w.unflushed.retain(|s| s.base < seg.base);
         // Truncating into the batch that straddles the start offset leaves
@@ -177,10 +176,7 @@ impl Inner {
         if doomed == 0 {
             return Ok(());
         }
-        {
-            let mut list = self.segments.write();
-            *list = Arc::new(segs[doomed..].to_vec());
-        }
+        self.replace_segments(|_| Ok(segs[doomed..].to_vec()))?;
         w.unflushed.retain(|s| s.base >= segs[doomed].base);
         drop(w);
         for s in &segs[..doomed] {
