@@ -684,8 +684,7 @@ impl Inner {
         )?;
         loaded.segment.release_handles();
         let new = Arc::new(loaded.segment);
-        {
-            let mut list = self.segments.write();
+        self.replace_segments(|list| {
             let at = list
                 .iter()
                 .position(|s| Arc::ptr_eq(s, first))
@@ -693,8 +692,8 @@ impl Inner {
             let mut v: Vec<_> = list[..at].to_vec();
             v.push(new);
             v.extend(list[at + group.len()..].iter().cloned());
-            *list = Arc::new(v);
-        }
+            Ok(v)
+        })?;
         self.writer
             .lock()
             .unflushed

@@ -1,0 +1,411 @@
+//! The [`Batches`] view of a run of whole batches (what a log read
+//! returns) and its iterators: [`BatchIter`] over the batches,
+//! [`RecordIter`] over owned records, [`RecordRefIter`] over borrowed
+//! [`RecordRef`]s.
+
+use super::decode::{Source, get_len, next_record};
+use super::{
+    BATCH_HEADER_SIZE, Batch, BatchHeader, BatchRecords, CRC_OFFSET, Compression, FormatError,
+    crc_matches,
+};
+use crate::error::{Error, Result};
+use crate::record::{Header, Offset, Record, StoredRecord};
+use bytes::Bytes;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A run of whole batches, as one log read returns them (zero-copy).
+///
+/// Iterate it batch by batch with [`iter`](Self::iter), or record by record
+/// with [`records`](Self::records), which skips records before the offset
+/// the read started from and stops after the read's record limit.
+#[derive(Debug, Clone)]
+pub struct Batches {
+    pub(super) data: Bytes,
+    pub(super) path: Option<Arc<Path>>,
+    pub(super) position: u64,
+    pub(super) skip_before: Offset,
+    pub(super) max_records: usize,
+}
+
+impl Batches {
+    pub(crate) fn from_log(
+        data: Bytes,
+        path: Arc<Path>,
+        position: u64,
+        skip_before: Offset,
+        max_records: usize,
+    ) -> Batches {
+        Batches {
+            data,
+            path: Some(path),
+            position,
+            skip_before,
+            max_records,
+        }
+    }
+
+    /// Wraps bytes holding zero or more whole batches back to back.
+    pub fn from_bytes(data: Bytes) -> Batches {
+        Batches {
+            data,
+            path: None,
+            position: 0,
+            skip_before: 0,
+            max_records: usize::MAX,
+        }
+    }
+
+    /// An empty run.
+    pub fn empty() -> Batches {
+        Batches::from_bytes(Bytes::new())
+    }
+
+    /// The raw bytes: whole batches back to back, as Kafka's fetch responses
+    /// carry them.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// Whether the run holds no batch.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Size in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Iterates the batches (headers checked, CRCs checked when their records
+    /// are decoded).
+    pub fn iter(&self) -> BatchIter {
+        BatchIter {
+            data: self.data.clone(),
+            path: self.path.clone(),
+            position: self.position,
+            pos: 0,
+        }
+    }
+
+    /// Iterates the data records of all batches, skipping offsets before
+    /// the read's start and stopping after its record limit.
+    ///
+    /// Control batches (transaction markers, attributes bit 5) are not data:
+    /// their CRC is checked, but their records are never yielded, as a Kafka
+    /// consumer never returns them. [`iter`](Self::iter) and
+    /// [`Batch::records`] still show them to code that needs them.
+    pub fn records(&self) -> RecordIter {
+        RecordIter {
+            batches: self.iter(),
+            current: None,
+            skip_before: self.skip_before,
+            remaining: self.max_records,
+        }
+    }
+
+    /// Like [`records`](Self::records), but each record borrows its key,
+    /// value and headers from these batches instead of sharing them through
+    /// `Bytes`: no reference counting per record, the fastest way to scan.
+    /// Control batches are skipped, as by [`records`](Self::records).
+    ///
+    /// ```
+    /// use embedlog::{BatchBuilder, Batches, Record};
+    /// let mut b = BatchBuilder::new();
+    /// b.push(&Record::new("v").key("k").header("h", "x"));
+    /// let batches = Batches::from_bytes(b.finish()?.into());
+    /// for r in batches.records_ref() {
+    ///     let r = r?;
+    ///     assert_eq!((r.key, r.value), (Some(&b"k"[..]), Some(&b"v"[..])));
+    ///     assert_eq!(r.headers().next().unwrap()?, ("h", Some(&b"x"[..])));
+    /// }
+    /// # Ok::<(), embedlog::Error>(())
+    /// ```
+    pub fn records_ref(&self) -> RecordRefIter<'_> {
+        RecordRefIter {
+            data: &self.data,
+            path: self.path.as_ref(),
+            position: self.position,
+            pos: 0,
+            batch: None,
+            skip_before: self.skip_before,
+            remaining: self.max_records,
+        }
+    }
+}
+
+/// A record borrowed from the batch it was decoded from (see
+/// [`Batches::records_ref`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// The record's offset.
+    pub offset: Offset,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// The key.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    pub(super) headers: &'a [u8],
+    pub(super) header_count: usize,
+}
+
+impl<'a> RecordRef<'a> {
+    /// The headers, as `(name, value)` pairs (names were checked to be
+    /// UTF-8 when the record was decoded).
+    pub fn headers(&self) -> impl Iterator<Item = Result<(&'a str, Option<&'a [u8]>)>> + 'a {
+        let (buf, mut p) = (self.headers, 0usize);
+        (0..self.header_count).map(move |_| {
+            let bad = || Error::InvalidBatch {
+                position: 0,
+                reason: "header changed while decoding".into(),
+            };
+            let klen = get_len(buf, &mut p, "header key length", buf.len())
+                .map_err(|_| bad())?
+                .ok_or_else(bad)?;
+            let key = std::str::from_utf8(&buf[p..p + klen]).map_err(|_| bad())?;
+            p += klen;
+            let value = get_len(buf, &mut p, "header value length", buf.len())
+                .map_err(|_| bad())?
+                .map(|n| {
+                    let v = &buf[p..p + n];
+                    p += n;
+                    v
+                });
+            Ok((key, value))
+        })
+    }
+
+    /// An owned copy sharing nothing with the batch.
+    pub fn to_record(&self) -> Result<Record> {
+        let headers = self
+            .headers()
+            .map(|h| {
+                h.map(|(k, v)| Header {
+                    key: Bytes::copy_from_slice(k.as_bytes()),
+                    value: v.map(Bytes::copy_from_slice),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Record {
+            key: self.key.map(Bytes::copy_from_slice),
+            value: self.value.map(Bytes::copy_from_slice),
+            timestamp: self.timestamp,
+            headers,
+        })
+    }
+}
+
+/// Iterator over borrowed records; see [`Batches::records_ref`].
+#[derive(Debug)]
+pub struct RecordRefIter<'a> {
+    data: &'a Bytes,
+    path: Option<&'a Arc<Path>>,
+    position: u64,
+    pos: usize,
+    /// The batch being decoded: its header, start, and next record position.
+    batch: Option<(BatchHeader, usize, usize, i32, i64)>,
+    skip_before: Offset,
+    remaining: usize,
+}
+
+impl<'a> RecordRefIter<'a> {
+    fn fail(&mut self, at: usize, e: FormatError) -> Option<Result<RecordRef<'a>>> {
+        self.remaining = 0;
+        let source = Source {
+            path: self.path.cloned(),
+            position: self.position + at as u64,
+        };
+        Some(Err(source.error(e)))
+    }
+}
+
+impl<'a> Iterator for RecordRefIter<'a> {
+    type Item = Result<RecordRef<'a>>;
+
+    fn next(&mut self) -> Option<Result<RecordRef<'a>>> {
+        let data: &'a [u8] = self.data;
+        while self.remaining > 0 {
+            if let Some((h, start, ref mut at, ref mut index, ref mut prev)) = self.batch {
+                let buf = &data[start..start + h.size()];
+                if *index >= h.record_count {
+                    if *at != buf.len() {
+                        let a = *at;
+                        return self
+                            .fail(start, FormatError::new(a, "bytes after the last record"));
+                    }
+                    self.batch = None;
+                    continue;
+                }
+                let raw = match next_record(buf, *at, &h, *prev) {
+                    Ok(r) => r,
+                    Err(e) => return self.fail(start, e),
+                };
+                *prev = raw.offset_delta;
+                *index += 1;
+                *at = raw.end;
+                let offset = h.base_offset as u64 + raw.offset_delta as u64;
+                if offset < self.skip_before {
+                    continue;
+                }
+                self.remaining -= 1;
+                let timestamp = h.record_timestamp(raw.ts_delta);
+                let slice = |r: Option<(usize, usize)>| r.map(|(a, b)| &buf[a..b]);
+                return Some(Ok(RecordRef {
+                    offset,
+                    timestamp,
+                    key: slice(raw.key),
+                    value: slice(raw.value),
+                    headers: &buf[raw.headers_at..raw.end],
+                    header_count: raw.header_count,
+                }));
+            }
+            if self.pos >= data.len() {
+                return None;
+            }
+            let start = self.pos;
+            let rest = &data[start..];
+            let h = match BatchHeader::parse(rest) {
+                Ok(h) => h,
+                Err(e) => return self.fail(start, e),
+            };
+            if h.size() > rest.len() {
+                return self.fail(start, FormatError::new(8, "batch runs past the end"));
+            }
+            self.pos += h.size();
+            if h.last_offset() < self.skip_before {
+                continue;
+            }
+            let buf = &rest[..h.size()];
+            if !crc_matches(buf) {
+                return self.fail(start, FormatError::new(CRC_OFFSET, "CRC-32C mismatch"));
+            }
+            if h.is_control() {
+                // Transaction markers: not data.
+                continue;
+            }
+            if h.compression() != Compression::None {
+                self.remaining = 0;
+                return Some(Err(Error::Unsupported(format!(
+                    "compressed record batch ({:?}) at offset {}",
+                    h.compression(),
+                    h.base_offset
+                ))));
+            }
+            self.batch = Some((h, start, BATCH_HEADER_SIZE, 0, -1));
+        }
+        None
+    }
+}
+
+impl IntoIterator for &Batches {
+    type Item = Result<Batch>;
+    type IntoIter = BatchIter;
+    fn into_iter(self) -> BatchIter {
+        self.iter()
+    }
+}
+
+/// Iterator over the batches of a [`Batches`].
+#[derive(Debug, Clone)]
+pub struct BatchIter {
+    data: Bytes,
+    path: Option<Arc<Path>>,
+    position: u64,
+    pos: usize,
+}
+
+impl Iterator for BatchIter {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if self.pos >= self.data.len() {
+            return None;
+        }
+        let source = Source {
+            path: self.path.clone(),
+            position: self.position + self.pos as u64,
+        };
+        let rest = &self.data[self.pos..];
+        let header = match BatchHeader::parse(rest) {
+            Ok(h) => h,
+            Err(e) => {
+                self.pos = self.data.len();
+                return Some(Err(source.error(e)));
+            }
+        };
+        if header.size() > rest.len() {
+            self.pos = self.data.len();
+            return Some(Err(source.error(FormatError::new(
+                8,
+                format!(
+                    "batch of {} bytes runs past the end ({} bytes remain)",
+                    header.size(),
+                    rest.len()
+                ),
+            ))));
+        }
+        let data = self.data.slice(self.pos..self.pos + header.size());
+        self.pos += header.size();
+        Some(Ok(Batch {
+            header,
+            data,
+            source,
+        }))
+    }
+}
+
+/// Iterator over the records of a [`Batches`].
+#[derive(Debug, Clone)]
+pub struct RecordIter {
+    batches: BatchIter,
+    current: Option<BatchRecords>,
+    skip_before: Offset,
+    remaining: usize,
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<StoredRecord>;
+
+    fn next(&mut self) -> Option<Result<StoredRecord>> {
+        while self.remaining > 0 {
+            if let Some(cur) = &mut self.current {
+                match cur.next() {
+                    Some(Ok(r)) if r.offset < self.skip_before => continue,
+                    Some(Ok(r)) => {
+                        self.remaining -= 1;
+                        return Some(Ok(r));
+                    }
+                    Some(Err(e)) => {
+                        self.remaining = 0;
+                        return Some(Err(e));
+                    }
+                    None => self.current = None,
+                }
+            }
+            match self.batches.next()? {
+                Ok(b) if b.last_offset() < self.skip_before => {}
+                // Transaction markers are not data; a damaged one is still
+                // reported.
+                Ok(b) if b.header().is_control() => {
+                    if let Err(e) = b.verify() {
+                        self.remaining = 0;
+                        return Some(Err(e));
+                    }
+                }
+                Ok(b) => match b.records() {
+                    Ok(it) => self.current = Some(it),
+                    Err(e) => {
+                        self.remaining = 0;
+                        return Some(Err(e));
+                    }
+                },
+                Err(e) => {
+                    self.remaining = 0;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,419 @@
+//! Decoding one batch: [`Batch`], its records ([`BatchRecords`]), the
+//! record parser shared by every decoder, and [`validate_records`].
+
+#[cfg(doc)]
+use super::Batches;
+use super::{
+    BATCH_HEADER_SIZE, BatchHeader, CRC_OFFSET, Compression, FormatError, TimestampType, batch_crc,
+};
+use crate::error::{Error, Result};
+use crate::record::varint;
+use crate::record::{Header, Offset, StoredRecord};
+use bytes::Bytes;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Where a batch came from, for error messages.
+#[derive(Debug, Clone)]
+pub(super) struct Source {
+    /// The file, or `None` for bytes handed in by the caller.
+    pub(super) path: Option<Arc<Path>>,
+    /// Byte position of the batch in that file (or input).
+    pub(super) position: u64,
+}
+
+impl Source {
+    pub(super) fn error(&self, e: FormatError) -> Error {
+        match &self.path {
+            Some(p) => e.in_file(p, self.position),
+            None => e.in_memory(self.position),
+        }
+    }
+}
+
+/// One record batch over shared bytes (for a log, its memory map).
+///
+/// Created by [`Batch::new`] from bytes you hold, or by iterating a
+/// [`Batches`] a log read returned. The header is checked on creation; the
+/// CRC when the records are decoded (or by [`verify`](Self::verify)).
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub(super) header: BatchHeader,
+    pub(super) data: Bytes,
+    pub(super) source: Source,
+}
+
+impl Batch {
+    /// Checks `data` holds exactly one batch and wraps it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBatch`] when the header is invalid or the length
+    /// field does not match `data`'s length.
+    pub fn new(data: Bytes) -> Result<Batch> {
+        let source = Source {
+            path: None,
+            position: 0,
+        };
+        let header = BatchHeader::parse(&data).map_err(|e| source.error(e))?;
+        if header.size() != data.len() {
+            return Err(source.error(FormatError::new(
+                8,
+                format!(
+                    "batch length field says {} bytes, input has {}",
+                    header.size(),
+                    data.len()
+                ),
+            )));
+        }
+        Ok(Batch {
+            header,
+            data,
+            source,
+        })
+    }
+
+    /// A batch of a log segment whose header the caller already checked.
+    pub(crate) fn from_log(
+        data: Bytes,
+        header: BatchHeader,
+        path: Arc<Path>,
+        position: u64,
+    ) -> Batch {
+        Batch {
+            header,
+            data,
+            source: Source {
+                path: Some(path),
+                position,
+            },
+        }
+    }
+
+    /// The decoded header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// Offset of the first record.
+    pub fn base_offset(&self) -> Offset {
+        self.header.first_offset()
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> Offset {
+        self.header.last_offset()
+    }
+
+    /// Number of records, as the header states it.
+    pub fn record_count(&self) -> usize {
+        self.header.record_count as usize
+    }
+
+    /// The batch's encoded bytes (what a Kafka client or broker accepts).
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// Checks the CRC-32C.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] (for a log's batch) or [`Error::InvalidBatch`]
+    /// when the stored CRC does not match the bytes.
+    pub fn verify(&self) -> Result<()> {
+        let actual = batch_crc(&self.data);
+        if actual != self.header.crc {
+            return Err(self.source.error(FormatError::new(
+                CRC_OFFSET,
+                format!(
+                    "CRC-32C mismatch: stored {:#010x}, computed {actual:#010x}",
+                    self.header.crc
+                ),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decodes the records, after checking the CRC. For a control batch
+    /// these are its transaction markers ([`Batches::records`] skips them).
+    ///
+    /// Each record's key, value and header values share this batch's bytes.
+    ///
+    /// # Errors
+    /// A CRC mismatch or a compressed batch fails here; a malformed record
+    /// fails when the iterator reaches it.
+    pub fn records(&self) -> Result<BatchRecords> {
+        self.verify()?;
+        if self.header.compression() != Compression::None {
+            return Err(Error::Unsupported(format!(
+                "compressed record batch ({:?}) at offset {}",
+                self.header.compression(),
+                self.base_offset()
+            )));
+        }
+        Ok(BatchRecords {
+            batch: self.clone(),
+            pos: BATCH_HEADER_SIZE,
+            index: 0,
+            prev_delta: -1,
+        })
+    }
+}
+
+/// Iterator over the records of one [`Batch`].
+#[derive(Debug, Clone)]
+pub struct BatchRecords {
+    batch: Batch,
+    pos: usize,
+    index: i32,
+    prev_delta: i64,
+}
+
+impl BatchRecords {
+    fn fail(&mut self, e: FormatError) -> Option<Result<StoredRecord>> {
+        // Stop after the first error.
+        self.index = self.batch.header.record_count;
+        self.pos = self.batch.data.len();
+        Some(Err(self.batch.source.error(e)))
+    }
+}
+
+pub(super) fn get_len(
+    buf: &[u8],
+    pos: &mut usize,
+    what: &str,
+    limit: usize,
+) -> Result<Option<usize>, FormatError> {
+    let at = *pos;
+    let n = varint::get_i32(buf, pos).map_err(|e| FormatError::varint(at, what, e))?;
+    if n == -1 {
+        return Ok(None);
+    }
+    if n < 0 {
+        return Err(FormatError::new(at, format!("{what} is negative ({n})")));
+    }
+    let n = n as usize;
+    if n > limit.saturating_sub(*pos) {
+        return Err(FormatError::new(
+            at,
+            format!("{what} {n} runs past the end of the record"),
+        ));
+    }
+    Ok(Some(n))
+}
+
+/// A record decoded to positions within the batch (no allocation).
+pub(super) struct RawRecord {
+    pub(super) ts_delta: i64,
+    pub(super) offset_delta: i64,
+    pub(super) key: Option<(usize, usize)>,
+    pub(super) value: Option<(usize, usize)>,
+    pub(super) headers_at: usize,
+    pub(super) header_count: usize,
+    pub(super) end: usize,
+}
+
+/// Decodes one record starting at `pos` of `buf` (a whole batch).
+fn parse_record(buf: &[u8], pos: usize) -> Result<RawRecord, FormatError> {
+    let mut p = pos;
+    let len =
+        varint::get_i32(buf, &mut p).map_err(|e| FormatError::varint(pos, "record length", e))?;
+    if len < 0 || len as usize > buf.len() - p {
+        return Err(FormatError::new(
+            pos,
+            format!("record length {len} runs past the end of the batch"),
+        ));
+    }
+    let end = p + len as usize;
+    let body = &buf[..end];
+    if p >= end {
+        return Err(FormatError::new(p, "record is empty"));
+    }
+    p += 1; // attributes
+    let at = p;
+    let ts_delta =
+        varint::get_i64(body, &mut p).map_err(|e| FormatError::varint(at, "timestamp delta", e))?;
+    let at = p;
+    let offset_delta = i64::from(
+        varint::get_i32(body, &mut p).map_err(|e| FormatError::varint(at, "offset delta", e))?,
+    );
+    let key = get_len(body, &mut p, "key length", end)?.map(|n| {
+        let r = (p, p + n);
+        p += n;
+        r
+    });
+    let value = get_len(body, &mut p, "value length", end)?.map(|n| {
+        let r = (p, p + n);
+        p += n;
+        r
+    });
+    let at = p;
+    let header_count =
+        varint::get_i32(body, &mut p).map_err(|e| FormatError::varint(at, "header count", e))?;
+    if header_count < 0 || header_count as usize > (end - p) / 2 {
+        return Err(FormatError::new(
+            at,
+            format!("header count {header_count} cannot fit in the record"),
+        ));
+    }
+    let headers_at = p;
+    // Walk the headers to find the end and validate them.
+    for _ in 0..header_count {
+        let at = p;
+        let Some(klen) = get_len(body, &mut p, "header key length", end)? else {
+            return Err(FormatError::new(at, "header key is null"));
+        };
+        if std::str::from_utf8(&body[p..p + klen]).is_err() {
+            return Err(FormatError::new(p, "header key is not UTF-8"));
+        }
+        p += klen;
+        if let Some(vlen) = get_len(body, &mut p, "header value length", end)? {
+            p += vlen;
+        }
+    }
+    if p != end {
+        return Err(FormatError::new(
+            p,
+            format!("record has {} bytes after its last field", end - p),
+        ));
+    }
+    Ok(RawRecord {
+        ts_delta,
+        offset_delta,
+        key,
+        value,
+        headers_at,
+        header_count: header_count as usize,
+        end,
+    })
+}
+
+/// Decodes the record at `pos` of batch `buf` (header `h`) and checks that
+/// its offset delta follows `prev` and stays within the batch.
+pub(super) fn next_record(
+    buf: &[u8],
+    pos: usize,
+    h: &BatchHeader,
+    prev: i64,
+) -> Result<RawRecord, FormatError> {
+    let raw = parse_record(buf, pos)?;
+    if raw.offset_delta <= prev || raw.offset_delta > i64::from(h.last_offset_delta) {
+        return Err(FormatError::new(
+            pos,
+            format!(
+                "offset delta {} out of order (previous {prev}, last {})",
+                raw.offset_delta, h.last_offset_delta
+            ),
+        ));
+    }
+    Ok(raw)
+}
+
+impl BatchHeader {
+    /// The timestamp of a record with `ts_delta` in this batch: the batch's
+    /// max timestamp for log-append time, else base + delta (wrapping, as
+    /// Kafka and the encoder compute it).
+    pub(super) fn record_timestamp(&self, ts_delta: i64) -> i64 {
+        match self.timestamp_type() {
+            TimestampType::LogAppendTime => self.max_timestamp,
+            TimestampType::CreateTime => self.base_timestamp.wrapping_add(ts_delta),
+        }
+    }
+}
+
+/// Checks every record of a whole batch (`buf`, header `h` already
+/// parsed): lengths, offset deltas, header keys, the record count, no
+/// trailing bytes, and, for create-time batches, that the header's max
+/// timestamp is the records' max. Works without allocating.
+pub(crate) fn validate_records(buf: &[u8], h: &BatchHeader) -> Result<(), FormatError> {
+    let mut pos = BATCH_HEADER_SIZE;
+    let mut prev = -1i64;
+    let mut max_ts = i64::MIN;
+    for _ in 0..h.record_count {
+        let raw = next_record(buf, pos, h, prev)?;
+        prev = raw.offset_delta;
+        max_ts = max_ts.max(h.record_timestamp(raw.ts_delta));
+        pos = raw.end;
+    }
+    if pos != buf.len() {
+        return Err(FormatError::new(
+            pos,
+            format!("{} bytes after the last record", buf.len() - pos),
+        ));
+    }
+    if h.timestamp_type() == TimestampType::CreateTime
+        && h.record_count > 0
+        && max_ts != h.max_timestamp
+    {
+        return Err(FormatError::new(
+            35,
+            format!(
+                "header max timestamp {} but the records' max is {max_ts}",
+                h.max_timestamp
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Iterator for BatchRecords {
+    type Item = Result<StoredRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let h = self.batch.header;
+        if self.index >= h.record_count {
+            if self.pos != self.batch.data.len() {
+                let pos = self.pos;
+                return self.fail(FormatError::new(
+                    pos,
+                    format!(
+                        "{} bytes after the last record",
+                        self.batch.data.len() - pos
+                    ),
+                ));
+            }
+            return None;
+        }
+        let data = &self.batch.data;
+        let raw = match next_record(data, self.pos, &h, self.prev_delta) {
+            Ok(r) => r,
+            Err(e) => return self.fail(e),
+        };
+        let timestamp = h.record_timestamp(raw.ts_delta);
+        let slice = |r: Option<(usize, usize)>| r.map(|(a, b)| data.slice(a..b));
+        let mut headers = Vec::new();
+        if raw.header_count > 0 {
+            headers.reserve_exact(raw.header_count);
+            let mut p = raw.headers_at;
+            for _ in 0..raw.header_count {
+                // parse_record validated every length and the UTF-8 keys,
+                // so these reads cannot fail; errors map to a corrupt batch
+                // rather than a panic all the same.
+                let Ok(Some(klen)) = get_len(data, &mut p, "header key length", raw.end) else {
+                    return self.fail(FormatError::new(p, "header changed while decoding"));
+                };
+                let key = data.slice(p..p + klen);
+                p += klen;
+                let Ok(vlen) = get_len(data, &mut p, "header value length", raw.end) else {
+                    return self.fail(FormatError::new(p, "header changed while decoding"));
+                };
+                let value = vlen.map(|n| {
+                    let v = data.slice(p..p + n);
+                    p += n;
+                    v
+                });
+                headers.push(Header::from_validated(key, value));
+            }
+        }
+        let record = StoredRecord {
+            offset: h.base_offset as u64 + raw.offset_delta as u64,
+            timestamp,
+            key: slice(raw.key),
+            value: slice(raw.value),
+            headers,
+        };
+        self.prev_delta = raw.offset_delta;
+        self.index += 1;
+        self.pos = raw.end;
+        Some(Ok(record))
+    }
+}

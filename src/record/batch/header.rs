@@ -1,0 +1,232 @@
+//! The fixed 61-byte batch header: [`BatchHeader`], its attribute bits
+//! ([`Compression`], [`TimestampType`], transactional, control), and the
+//! CRC-32C helpers.
+
+use super::{
+    ATTRIBUTES_OFFSET, BATCH_HEADER_SIZE, FormatError, LOG_OVERHEAD, MAGIC, MIN_RECORD_SIZE,
+};
+use crate::record::Offset;
+
+const COMPRESSION_MASK: i16 = 0x07;
+pub(super) const TIMESTAMP_TYPE_MASK: i16 = 0x08;
+const TRANSACTIONAL_MASK: i16 = 0x10;
+const CONTROL_MASK: i16 = 0x20;
+
+/// How a batch's payload is compressed (attribute bits 0–2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Not compressed: the only kind embedlog writes and decodes.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+    /// A code Kafka does not define.
+    Unknown(u8),
+}
+
+/// Which clock a batch's timestamps come from (attribute bit 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// Set by the producer when the record was created.
+    CreateTime,
+    /// Set by the log when the batch was appended; every record in the batch
+    /// has the batch's max timestamp.
+    LogAppendTime,
+}
+
+/// The fixed 61-byte header of a record batch, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Bytes after the length field (total size − 12).
+    pub batch_length: i32,
+    /// Leader epoch of the partition when the batch was appended.
+    pub partition_leader_epoch: i32,
+    /// Format version; always 2.
+    pub magic: i8,
+    /// CRC-32C of bytes 21..end.
+    pub crc: u32,
+    /// Attribute bits.
+    pub attributes: i16,
+    /// Offset of the last record minus the base offset.
+    pub last_offset_delta: i32,
+    /// Timestamp of the first record.
+    pub base_timestamp: i64,
+    /// Largest timestamp in the batch.
+    pub max_timestamp: i64,
+    /// Idempotent producer id, −1 if none.
+    pub producer_id: i64,
+    /// Idempotent producer epoch, −1 if none.
+    pub producer_epoch: i16,
+    /// Sequence number of the first record, −1 if none.
+    pub base_sequence: i32,
+    /// Number of records.
+    pub record_count: i32,
+}
+
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    i32::from_be_bytes(a)
+}
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+
+impl BatchHeader {
+    /// Decodes and checks a header from the start of `buf`.
+    ///
+    /// Checks: at least 61 bytes, magic 2, a batch length that covers the
+    /// header and fits `i32`, non-negative base offset, counts and deltas that
+    /// agree. It does not check the CRC or that `buf` holds the whole batch.
+    pub(crate) fn parse(buf: &[u8]) -> Result<BatchHeader, FormatError> {
+        if buf.len() < BATCH_HEADER_SIZE {
+            return Err(FormatError::new(
+                0,
+                format!(
+                    "batch header needs {BATCH_HEADER_SIZE} bytes, only {} remain",
+                    buf.len()
+                ),
+            ));
+        }
+        let h = BatchHeader {
+            base_offset: be_i64(buf, 0),
+            batch_length: be_i32(buf, 8),
+            partition_leader_epoch: be_i32(buf, 12),
+            magic: buf[16] as i8,
+            crc: u32::from_be_bytes([buf[17], buf[18], buf[19], buf[20]]),
+            attributes: be_i16(buf, 21),
+            last_offset_delta: be_i32(buf, 23),
+            base_timestamp: be_i64(buf, 27),
+            max_timestamp: be_i64(buf, 35),
+            producer_id: be_i64(buf, 43),
+            producer_epoch: be_i16(buf, 51),
+            base_sequence: be_i32(buf, 53),
+            record_count: be_i32(buf, 57),
+        };
+        if h.magic != MAGIC {
+            return Err(FormatError::new(
+                16,
+                format!(
+                    "unsupported magic {} (only record batch v2 is read)",
+                    h.magic
+                ),
+            ));
+        }
+        if (h.batch_length as i64) < (BATCH_HEADER_SIZE - LOG_OVERHEAD) as i64 {
+            return Err(FormatError::new(
+                8,
+                format!("batch length {} is smaller than the header", h.batch_length),
+            ));
+        }
+        if h.base_offset < 0 {
+            return Err(FormatError::new(
+                0,
+                format!("negative base offset {}", h.base_offset),
+            ));
+        }
+        if h.last_offset_delta < 0 || h.record_count < 0 {
+            return Err(FormatError::new(
+                23,
+                format!(
+                    "negative last offset delta {} or record count {}",
+                    h.last_offset_delta, h.record_count
+                ),
+            ));
+        }
+        if h.record_count as i64 > h.last_offset_delta as i64 + 1 {
+            return Err(FormatError::new(
+                57,
+                format!(
+                    "record count {} exceeds the offset span {}",
+                    h.record_count,
+                    h.last_offset_delta as i64 + 1
+                ),
+            ));
+        }
+        if h.base_offset
+            .checked_add(h.last_offset_delta as i64)
+            .is_none()
+        {
+            return Err(FormatError::new(0, "last offset overflows"));
+        }
+        let body = h.batch_length as usize - (BATCH_HEADER_SIZE - LOG_OVERHEAD);
+        if h.record_count as usize > body / MIN_RECORD_SIZE {
+            return Err(FormatError::new(
+                57,
+                format!("record count {} cannot fit in {body} bytes", h.record_count),
+            ));
+        }
+        Ok(h)
+    }
+
+    /// Total size of the batch in bytes, header included.
+    pub fn size(&self) -> usize {
+        self.batch_length as usize + LOG_OVERHEAD
+    }
+
+    /// Offset of the last record (base offset + last offset delta).
+    pub fn last_offset(&self) -> Offset {
+        // parse() checked both are non-negative and the sum does not overflow.
+        self.base_offset as u64 + self.last_offset_delta as u64
+    }
+
+    /// Offset of the first record.
+    pub fn first_offset(&self) -> Offset {
+        self.base_offset as u64
+    }
+
+    /// The compression codec of the payload.
+    pub fn compression(&self) -> Compression {
+        match (self.attributes & COMPRESSION_MASK) as u8 {
+            0 => Compression::None,
+            1 => Compression::Gzip,
+            2 => Compression::Snappy,
+            3 => Compression::Lz4,
+            4 => Compression::Zstd,
+            n => Compression::Unknown(n),
+        }
+    }
+
+    /// Create time or log-append time.
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.attributes & TIMESTAMP_TYPE_MASK != 0 {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    /// Whether the batch belongs to a transaction.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_MASK != 0
+    }
+
+    /// Whether the batch holds control records (transaction markers).
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_MASK != 0
+    }
+}
+
+/// Computes the CRC-32C of a whole batch's bytes (`bytes[21..]`).
+pub(crate) fn batch_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..])
+}
+
+/// Whether the CRC stored in a whole batch's bytes matches its contents.
+pub(crate) fn crc_matches(batch: &[u8]) -> bool {
+    batch.len() >= BATCH_HEADER_SIZE
+        && u32::from_be_bytes([batch[17], batch[18], batch[19], batch[20]]) == batch_crc(batch)
+}

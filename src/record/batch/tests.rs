@@ -1,0 +1,238 @@
+//! Unit tests of the batch format: encoding, decoding, validation and the
+//! [`Batches`] iterators.
+
+use super::*;
+use crate::error::{Error, Result};
+use crate::record::{Header, Record};
+use bytes::Bytes;
+
+fn sample() -> Vec<Record> {
+    vec![
+        Record::new("v0").key("k0").timestamp(1000),
+        Record {
+            key: None,
+            value: None,
+            timestamp: 990,
+            headers: vec![Header::new("a", "1"), Header::null("n")],
+        },
+        Record::new(vec![7u8; 300]).timestamp(1005),
+    ]
+}
+
+fn encode(records: &[Record]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    encode_batch(&mut buf, &BatchParams::default(), records).unwrap();
+    buf
+}
+
+#[test]
+fn crc32c_check_value() {
+    // The published CRC-32C (Castagnoli) check value.
+    assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+}
+
+#[test]
+fn roundtrip_and_header_fields() {
+    let records = sample();
+    let bytes = encode(&records);
+    let batch = Batch::new(Bytes::from(bytes)).unwrap();
+    let h = *batch.header();
+    assert_eq!(h.magic, 2);
+    assert_eq!(h.record_count, 3);
+    assert_eq!(h.last_offset_delta, 2);
+    assert_eq!(h.base_timestamp, 1000);
+    assert_eq!(h.max_timestamp, 1005);
+    assert_eq!(h.producer_id, -1);
+    let got: Vec<_> = batch.records().unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(got.len(), 3);
+    for (i, (g, r)) in got.iter().zip(&records).enumerate() {
+        assert_eq!(g.offset, i as u64);
+        assert_eq!(g.clone().into_record(), *r);
+    }
+}
+
+#[test]
+fn builder_matches_encode_batch() {
+    let records = sample();
+    let mut b = BatchBuilder::new();
+    for r in &records {
+        b.push(r);
+    }
+    assert_eq!(b.finish().unwrap(), encode(&records));
+}
+
+#[test]
+fn every_single_byte_flip_is_detected() {
+    let bytes = encode(&sample());
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x40;
+        let res = Batch::new(Bytes::from(b)).and_then(|batch| {
+            batch
+                .records()?
+                .collect::<Result<Vec<_>>>()
+                .map(|v| (batch, v))
+        });
+        match res {
+            Err(_) => {}
+            // Base offset and leader epoch are outside the CRC by design.
+            Ok((batch, _)) => assert!(
+                i < 8 || (12..16).contains(&i),
+                "flip at byte {i} went unnoticed: {:?}",
+                batch.header()
+            ),
+        }
+    }
+}
+
+#[test]
+fn truncated_input_is_an_error_not_a_panic() {
+    let bytes = encode(&sample());
+    for n in 0..bytes.len() {
+        assert!(Batch::new(Bytes::copy_from_slice(&bytes[..n])).is_err());
+        let it: Vec<_> = Batches::from_bytes(Bytes::copy_from_slice(&bytes[..n]))
+            .records()
+            .collect();
+        if n > 0 {
+            assert!(it.last().unwrap().is_err(), "cut at {n}");
+        }
+    }
+}
+
+#[test]
+fn absurd_counts_are_rejected_before_allocating() {
+    let mut bytes = encode(&[Record::new("x").timestamp(1)]);
+    bytes[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+    bytes[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
+    let e = Batch::new(Bytes::from(bytes)).unwrap_err();
+    assert!(e.to_string().contains("cannot fit"), "{e}");
+}
+
+#[test]
+fn extreme_timestamps_roundtrip_with_wrapping_deltas() {
+    let records = [
+        Record::new("a").timestamp(-1),
+        Record::new("b").timestamp(i64::MAX),
+        Record::new("c").timestamp(i64::MIN),
+    ];
+    let batch = Batch::new(Bytes::from(encode(&records))).unwrap();
+    let got: Vec<_> = batch
+        .records()
+        .unwrap()
+        .map(|r| r.unwrap().timestamp)
+        .collect();
+    assert_eq!(got, [-1, i64::MAX, i64::MIN]);
+    assert_eq!(validate_records(batch.as_bytes(), batch.header()), Ok(()));
+}
+
+#[test]
+fn validate_records_catches_what_the_crc_cannot() {
+    let bytes = encode(&sample());
+    let h = BatchHeader::parse(&bytes).unwrap();
+    assert_eq!(validate_records(&bytes, &h), Ok(()));
+    // A header max timestamp below a record's (re-checksummed: a client
+    // can send exactly this).
+    let mut lying = bytes.clone();
+    lying[35..43].copy_from_slice(&999i64.to_be_bytes());
+    let crc = batch_crc(&lying);
+    lying[17..21].copy_from_slice(&crc.to_be_bytes());
+    let h2 = BatchHeader::parse(&lying).unwrap();
+    assert!(
+        validate_records(&lying, &h2)
+            .unwrap_err()
+            .reason
+            .contains("max timestamp")
+    );
+    // A record count that disagrees with the records.
+    let mut short = bytes.clone();
+    short[57..61].copy_from_slice(&2i32.to_be_bytes());
+    let h3 = BatchHeader::parse(&short).unwrap();
+    assert!(validate_records(&short, &h3).is_err());
+}
+
+#[test]
+fn compressed_batches_are_unsupported() {
+    let mut bytes = encode(&sample());
+    bytes[22] |= 1; // gzip
+    let crc = batch_crc(&bytes);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    let batch = Batch::new(Bytes::from(bytes)).unwrap();
+    assert_eq!(batch.header().compression(), Compression::Gzip);
+    assert!(matches!(batch.records(), Err(Error::Unsupported(_))));
+}
+
+#[test]
+fn log_append_time_applies_max_timestamp() {
+    let mut b = BatchBuilder::new().timestamp_type(TimestampType::LogAppendTime);
+    b.push(&Record::new("a").timestamp(5));
+    b.push(&Record::new("b").timestamp(9));
+    let batch = Batch::new(b.finish().unwrap().into()).unwrap();
+    assert_eq!(
+        batch.header().timestamp_type(),
+        TimestampType::LogAppendTime
+    );
+    for r in batch.records().unwrap() {
+        assert_eq!(r.unwrap().timestamp, 9);
+    }
+}
+
+#[test]
+fn records_share_the_batch_memory() {
+    let bytes = Bytes::from(encode(&sample()));
+    let range = bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len();
+    let batch = Batch::new(bytes.clone()).unwrap();
+    let first = batch.records().unwrap().next().unwrap().unwrap();
+    let v = first.value.unwrap();
+    assert!(range.contains(&(v.as_ptr() as usize)), "value was copied");
+}
+
+/// The sample records as three batches at offsets 0, 3 and 6.
+fn three_batches() -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = Vec::new();
+    for base in [0i64, 3, 6] {
+        let p = BatchParams {
+            base_offset: base,
+            ..BatchParams::default()
+        };
+        encode_batch(&mut buf, &p, &sample()).unwrap();
+        all.extend_from_slice(&buf);
+    }
+    all
+}
+
+#[test]
+fn borrowed_records_equal_owned_records() {
+    let all = three_batches();
+    for (skip, max) in [(0, usize::MAX), (4, 3), (8, 10), (9, 1)] {
+        let mut b = Batches::from_bytes(all.clone().into());
+        b.skip_before = skip;
+        b.max_records = max;
+        let owned: Vec<_> = b.records().map(|r| r.unwrap()).collect();
+        let borrowed: Vec<_> = b.records_ref().map(|r| r.unwrap()).collect();
+        assert_eq!(owned.len(), borrowed.len(), "skip {skip} max {max}");
+        for (o, r) in owned.iter().zip(&borrowed) {
+            assert_eq!(r.offset, o.offset);
+            assert_eq!(r.to_record().unwrap(), o.clone().into_record());
+        }
+    }
+    // Damage is reported the same way.
+    for i in 0..all.len() {
+        let mut d = all.clone();
+        d[i] ^= 0x20;
+        let b = Batches::from_bytes(d.into());
+        let owned_err = b.records().any(|r| r.is_err());
+        let borrowed_err = b.records_ref().any(|r| r.is_err());
+        assert_eq!(owned_err, borrowed_err, "flip at {i}");
+    }
+}
+
+#[test]
+fn records_iter_skips_and_limits() {
+    let all = three_batches();
+    let mut b = Batches::from_bytes(all.into());
+    b.skip_before = 4;
+    b.max_records = 3;
+    let offs: Vec<_> = b.records().map(|r| r.unwrap().offset).collect();
+    assert_eq!(offs, vec![4, 5, 6]);
+}

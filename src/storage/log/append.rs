@@ -1,0 +1,280 @@
+//! The append path: checking and encoding batches, writing one at the log
+//! end (rolling the active segment when it is full or old), and the
+//! durability each append asks for.
+
+use super::recover::remove_segments;
+use super::{AppendInfo, Durability, Inner, Writer};
+use crate::error::{Error, Result};
+use crate::record::{BatchHeader, BatchParams, Record, TimestampType, encode_batch};
+use crate::storage::segment::{IndexState, Segment};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Rolled segments that may wait for an fsync (holding descriptors).
+const MAX_UNFLUSHED_ROLLED: usize = 4;
+
+/// Marks an encoded batch as log-append time stamped `now`: sets the
+/// timestamp-type attribute and the max timestamp, then the CRC (both are
+/// covered by it).
+fn set_log_append_time(batch: &mut [u8], now: i64) {
+    let attributes = i16::from_be_bytes([batch[21], batch[22]]) | 0x08;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[35..43].copy_from_slice(&now.to_be_bytes());
+    let crc = crate::record::batch_crc(batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+impl Inner {
+    pub(super) fn append_records(
+        &self,
+        records: &[Record],
+        durability: Option<Durability>,
+    ) -> Result<AppendInfo> {
+        self.append_records_in_epoch(
+            records,
+            durability,
+            BatchParams::default().partition_leader_epoch,
+        )
+    }
+
+    /// Appends `records` as one batch stamped with a partition leader
+    /// epoch.
+    pub(crate) fn append_records_in_epoch(
+        &self,
+        records: &[Record],
+        durability: Option<Durability>,
+        epoch: i32,
+    ) -> Result<AppendInfo> {
+        let _sync = self.sync_appender(durability);
+        let mut w = self.lock_writer()?;
+        let base = self.next_offset.load(Ordering::Relaxed);
+        let mut buf = std::mem::take(&mut w.buf);
+        let params = BatchParams {
+            base_offset: base as i64,
+            partition_leader_epoch: epoch,
+            ..BatchParams::default()
+        };
+        let r = encode_batch(&mut buf, &params, records)
+            .and_then(|_| self.append_locked(&mut w, &mut buf, false));
+        w.buf = buf;
+        self.finish_append(w, r, durability)
+    }
+
+    pub(super) fn append_encoded(
+        &self,
+        batch: &mut [u8],
+        durability: Durability,
+        check_records: bool,
+    ) -> Result<AppendInfo> {
+        let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
+        if h.size() != batch.len() {
+            return Err(Error::InvalidBatch {
+                position: 8,
+                reason: format!(
+                    "length field says {} bytes, buffer has {}",
+                    h.size(),
+                    batch.len()
+                ),
+            });
+        }
+        if !crate::record::crc_matches(batch) {
+            return Err(Error::InvalidBatch {
+                position: 17,
+                reason: "CRC-32C mismatch".into(),
+            });
+        }
+        if h.compression() != crate::record::Compression::None {
+            return Err(Error::Unsupported("compressed record batches".into()));
+        }
+        if check_records {
+            crate::record::validate_records(batch, &h).map_err(|e| e.in_memory(0))?;
+        }
+        let _sync = self.sync_appender(Some(durability));
+        let mut w = self.lock_writer()?;
+        // The base offset is outside the CRC, so assigning it needs no
+        // re-checksum (Kafka's design).
+        let base = self.next_offset.load(Ordering::Relaxed);
+        batch[0..8].copy_from_slice(&(base as i64).to_be_bytes());
+        let r = self.append_locked(&mut w, batch, false);
+        self.finish_append(w, r, Some(durability))
+    }
+
+    /// Appends a replicated batch byte for byte: it must be one whole,
+    /// valid batch starting exactly at the log end offset. Nothing in it
+    /// changes (not even a log-append time).
+    pub(crate) fn append_exact(
+        &self,
+        batch: &mut [u8],
+        durability: Durability,
+    ) -> Result<AppendInfo> {
+        let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
+        if h.size() != batch.len() || !crate::record::crc_matches(batch) {
+            return Err(Error::InvalidBatch {
+                position: 0,
+                reason: "a replicated batch must be whole and pass its CRC".into(),
+            });
+        }
+        if h.compression() != crate::record::Compression::None {
+            return Err(Error::Unsupported("compressed record batches".into()));
+        }
+        crate::record::validate_records(batch, &h).map_err(|e| e.in_memory(0))?;
+        let _sync = self.sync_appender(Some(durability));
+        let mut w = self.lock_writer()?;
+        let end = self.next_offset.load(Ordering::Relaxed);
+        if h.first_offset() != end {
+            return Err(Error::InvalidArgument(format!(
+                "replicated batch starts at offset {} but the log ends at {end}",
+                h.first_offset()
+            )));
+        }
+        let r = self.append_locked(&mut w, batch, true);
+        self.finish_append(w, r, Some(durability))
+    }
+
+    /// Writes one encoded batch (its base offset already the log end).
+    /// `replicated`: a copy of a leader's batch, kept byte for byte and
+    /// accepted whatever this log's batch size limit.
+    fn append_locked(
+        &self,
+        w: &mut Writer,
+        batch: &mut [u8],
+        replicated: bool,
+    ) -> Result<AppendInfo> {
+        let stamp_time = !replicated;
+        if !replicated && batch.len() > w.config.max_batch_bytes {
+            return Err(Error::BatchTooLarge {
+                size: batch.len(),
+                max: w.config.max_batch_bytes,
+            });
+        }
+        let now = self.clock.now_ms();
+        if stamp_time && w.config.timestamp_type == TimestampType::LogAppendTime {
+            set_log_append_time(batch, now);
+        }
+        let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
+        self.mark_dirty()?;
+        let mut active = self.active();
+        let aged = w
+            .config
+            .segment_ms
+            .is_some_and(|ms| active.size() > 0 && now.saturating_sub(active.roll_basis()) >= ms);
+        if aged || !active.fits(batch.len() as u64, h.last_offset(), &w.limits) {
+            if active.size() == 0 {
+                // Empty but too small (the limits grew since it was made):
+                // make it again at the current size. Nobody can hold bytes
+                // of an empty segment.
+                self.recreate_empty_active(w, now)?;
+            } else {
+                self.roll_locked(w)?;
+            }
+            active = self.active();
+        }
+        let limits = w.limits;
+        if let Err(e) = active.append(batch, &h, &mut w.state, &limits, now) {
+            // Bytes past the published end may have been written; cut them,
+            // durably, so that neither a clean close nor a power loss brings
+            // back a batch whose append failed. If that fails too, the
+            // file's state is unknown.
+            if let Err(e2) = active.trim_log().and_then(|()| active.sync_log()) {
+                self.poison(&e2);
+            }
+            return Err(e);
+        }
+        self.next_offset
+            .store(h.last_offset() + 1, Ordering::SeqCst);
+        w.unflushed_records += h.record_count as u64;
+        Ok(AppendInfo {
+            base_offset: h.first_offset(),
+            last_offset: h.last_offset(),
+            max_timestamp: h.max_timestamp,
+        })
+    }
+
+    fn finish_append(
+        &self,
+        w: parking_lot::MutexGuard<'_, Writer>,
+        r: Result<AppendInfo>,
+        durability: Option<Durability>,
+    ) -> Result<AppendInfo> {
+        let flush_due = w
+            .config
+            .flush_messages
+            .is_some_and(|n| w.unflushed_records >= n);
+        let durability = durability.unwrap_or(w.config.durability);
+        drop(w);
+        let info = r?;
+        self.wake_all();
+        if durability == Durability::Sync || flush_due {
+            self.sync_to(info.last_offset + 1)?;
+        }
+        Ok(info)
+    }
+
+    fn recreate_empty_active(&self, w: &mut Writer, now: i64) -> Result<()> {
+        let old = self.active();
+        let new = Arc::new(Segment::create(
+            &*self.vfs, &self.dir, old.base, &w.limits, now,
+        )?);
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        self.replace_segments(|segs| {
+            let mut list = segs.to_vec();
+            if let Some(last) = list.last_mut() {
+                *last = new;
+            }
+            Ok(list)
+        })?;
+        w.state = IndexState::fresh();
+        Ok(())
+    }
+
+    pub(super) fn roll_locked(&self, w: &mut Writer) -> Result<()> {
+        let old = self.active();
+        if old.size() == 0 {
+            return Ok(());
+        }
+        let base = self.next_offset.load(Ordering::Relaxed);
+        let now = self.clock.now_ms();
+        let created =
+            Segment::create(&*self.vfs, &self.dir, base, &w.limits, now).and_then(|new| {
+                self.vfs
+                    .sync_dir(&self.dir)
+                    .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+                old.finish_indexes(&mut w.state)?;
+                Ok(new)
+            });
+        let new = match created {
+            Ok(new) => Arc::new(new),
+            Err(e) => {
+                // The old segment stays active: the new one's files must not
+                // outlive this failure, or the next open would find a
+                // segment starting inside the old one.
+                if let Err(e2) = remove_segments(&*self.vfs, &self.dir, &[base]) {
+                    self.poison(&e2);
+                }
+                return Err(e);
+            }
+        };
+        self.replace_segments(|segs| {
+            let mut list = segs.to_vec();
+            list.push(new);
+            Ok(list)
+        })?;
+        w.state = IndexState::fresh();
+        w.unflushed.push(old);
+        // Rolled segments keep their descriptors until fsync'd (an fsync on
+        // a fresh descriptor may miss an earlier writeback error). Bound how
+        // many wait, so a buffered log without a flush policy does not
+        // accumulate descriptors: the oldest is fsync'd here.
+        while w.unflushed.len() > MAX_UNFLUSHED_ROLLED {
+            let oldest = w.unflushed.remove(0);
+            if let Err(e) = oldest.sync_all() {
+                self.poison(&e);
+                return Err(e);
+            }
+            oldest.release_handles();
+        }
+        Ok(())
+    }
+}
