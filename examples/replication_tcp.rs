@@ -101,16 +101,10 @@ impl Replicator for Tcp {
 /// CRC-32C of every batch of the log, its end and high watermark.
 fn fingerprint(r: &ReplicaLog) -> (u64, u64, u32) {
     let mut crc = 0u32;
-    let mut at = r.log().start_offset();
-    while at < r.log_end_offset() {
-        let Ok(b) = r.log().read(at, ReadLimit::bytes(1 << 20)) else {
-            break;
-        };
+    let log = r.log();
+    for b in log.reader(log.start_offset(), ReadLimit::bytes(1 << 20)) {
+        let Ok(b) = b else { break };
         crc = crc32c::crc32c_append(crc, b.as_bytes());
-        match b.iter().last() {
-            Some(Ok(last)) => at = last.last_offset() + 1,
-            _ => break,
-        }
     }
     (r.log_end_offset(), r.high_watermark(), crc)
 }

@@ -148,30 +148,24 @@ impl Inner {
         }
     }
 
-    pub(super) fn flush_loop(&self, every: Duration) {
-        let mut stop = self.stop.lock();
-        loop {
-            if *stop {
-                return;
-            }
-            let _ = self.stop_cv.wait_for(&mut stop, every);
-            if *stop || self.closed.load(Ordering::SeqCst) {
-                return;
-            }
-            let end = self.next_offset.load(Ordering::SeqCst);
-            if self.sync.lock().synced < end {
-                parking_lot::MutexGuard::unlocked(&mut stop, || {
-                    // A failure poisons the log (appenders see it); say so
-                    // now, since nobody may append for a while.
-                    if let Err(e) = self.sync_to(end) {
-                        tracing::error!(
-                            path = %self.dir.display(),
-                            error = %e,
-                            "background fsync (flush.ms) failed; the log refuses writes until reopened"
-                        );
-                    }
-                });
+    /// The background flusher's tick (`flush.ms`): fsyncs what was
+    /// appended since the last one; `false` once the log is closed.
+    pub(super) fn flush_tick(&self) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let end = self.next_offset.load(Ordering::SeqCst);
+        if self.sync.lock().synced < end {
+            // A failure poisons the log (appenders see it); say so now,
+            // since nobody may append for a while.
+            if let Err(e) = self.sync_to(end) {
+                tracing::error!(
+                    path = %self.dir.display(),
+                    error = %e,
+                    "background fsync (flush.ms) failed; the log refuses writes until reopened"
+                );
             }
         }
+        true
     }
 }

@@ -25,11 +25,11 @@ use super::vfs::{RealFs, Vfs, VfsFile};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::record::{Batches, Offset, Record};
+use crate::worker::Worker;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 #[path = "../compact.rs"]
@@ -117,8 +117,6 @@ struct Inner {
     /// Notified after every append (consumers waiting on many logs).
     watchers: RwLock<Vec<Arc<Notify>>>,
     closed: AtomicBool,
-    stop: Mutex<bool>,
-    stop_cv: Condvar,
 }
 
 /// One partition's durable, ordered, offset-addressed log of record batches.
@@ -147,7 +145,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct Log {
     inner: Arc<Inner>,
-    flusher: Option<JoinHandle<()>>,
+    /// Fsyncs every `flush_interval`, if the config has one.
+    flusher: Option<Worker>,
 }
 
 impl Log {
@@ -171,9 +170,7 @@ impl Log {
         let inner = Arc::new(Inner::open(vfs, dir, config)?);
         let flusher = inner.writer.lock().config.flush_interval.map(|every| {
             let inner = inner.clone();
-            std::thread::Builder::new()
-                .name("embedlog-flush".into())
-                .spawn(move || inner.flush_loop(every))
+            Worker::spawn("embedlog-flush", every, move |_| inner.flush_tick())
         });
         let flusher = match flusher {
             Some(Ok(h)) => Some(h),
@@ -559,10 +556,8 @@ impl Log {
     }
 
     fn stop_flusher(&mut self) {
-        if let Some(h) = self.flusher.take() {
-            *self.inner.stop.lock() = true;
-            self.inner.stop_cv.notify_all();
-            let _ = h.join();
+        if let Some(w) = self.flusher.take() {
+            w.stop();
         }
     }
 }

@@ -247,8 +247,6 @@ impl Inner {
             abandoned: AtomicBool::new(false),
             watchers: RwLock::new(Vec::new()),
             closed: AtomicBool::new(false),
-            stop: Mutex::new(false),
-            stop_cv: Condvar::new(),
         };
         if !inner.checkpoint_clean.load(Ordering::Relaxed) {
             inner.store_checkpoint(None)?;
