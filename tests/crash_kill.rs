@@ -6,6 +6,11 @@
 //!
 //! `EMBEDLOG_CRASH_ROUNDS` sets the rounds per variant (default 50);
 //! `EMBEDLOG_CRASH_SEED` replays a run (the seed is printed).
+//!
+//! Kept in its own test binary: the parent re-runs this binary
+//! (`current_exe`, `--exact child_writer`) as the child it kills, and a
+//! fork made while another test drops a broker or log would briefly hold
+//! that one's lock descriptor (see `broker_lock_process.rs`).
 
 mod common;
 use embedlog::{Durability, Log, LogConfig, ReadLimit, Record};

@@ -1,6 +1,10 @@
 //! Open file descriptors do not grow with the number of segments: complete
 //! segments are read through their memory maps, and rolled segments give
 //! their descriptors back once fsync'd (at most a few wait for that).
+//!
+//! Kept in its own test binary: the descriptor count is the whole process's,
+//! and the tests re-run this binary (`current_exe`, `--exact <name>`, one
+//! under `ulimit -n 64`) as children that run nothing else.
 
 mod common;
 use embedlog::{Log, LogConfig, Record};

@@ -4,8 +4,8 @@
 //! stickily, honours explicit partitions and custom partitioners, and
 //! carries headers end to end.
 
-mod common;
-use common::tempdir;
+use crate::common;
+use crate::common::tempdir;
 use embedlog::{
     Broker, ConsumerConfig, Delivery, Durability, Error, OffsetReset, Partitioner, ProducerConfig,
     Record, TopicConfig, partition_for_key,

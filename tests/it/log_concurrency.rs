@@ -2,8 +2,7 @@
 //! record, waiting readers are woken by appends, and bytes a reader holds
 //! stay valid after their segment rolls, is truncated away or deleted.
 
-mod common;
-use common::*;
+use crate::common::*;
 use embedlog::{Error, Log, LogConfig, Offset, ReadLimit, Record};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,7 +6,7 @@
 //! messages, outages, restarts and leader changes never loses an
 //! acknowledged record and ends with identical replicas.
 
-mod common;
+use crate::common;
 use embedlog::{
     Acks, Error, FetchOutcome, FetchResponse, LocalTransport, LogConfig, ManualClock, Offset,
     ReadLimit, Record, ReplicaId, ReplicaLog, ReplicationConfig, Role,

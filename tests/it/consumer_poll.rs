@@ -2,8 +2,8 @@
 //! time, apply their reset policy to missing or out-of-range positions, and
 //! keep valid bytes for records whose segment was deleted.
 
-mod common;
-use common::tempdir;
+use crate::common;
+use crate::common::tempdir;
 use embedlog::{Broker, ConsumerConfig, Error, OffsetReset, ProducerConfig, Record, TopicConfig};
 use std::time::{Duration, Instant};
 

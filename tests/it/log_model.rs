@@ -3,8 +3,7 @@
 //! clean reopens and crashes that cut the unsynced tail at a random byte:
 //! every read equals the model, and no fsync'd record is ever lost.
 
-mod common;
-use common::*;
+use crate::common::*;
 use embedlog::{Durability, Error, Log, LogConfig, Offset, ReadLimit, Record};
 use proptest::prelude::*;
 

@@ -3,7 +3,7 @@
 //! `None`, and garbage is a `Codec` error.
 #![cfg(all(feature = "json", feature = "postcard"))]
 
-mod common;
+use crate::common;
 use embedlog::{
     ConsumerConfig, Error, Json, OffsetReset, Postcard, ProducerConfig, Record, TopicConfig,
 };

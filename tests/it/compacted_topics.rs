@@ -3,7 +3,7 @@
 //! compact, the producer refuses keyless records, consumers read across the
 //! gaps, and delete retention leaves `compact`-only topics alone.
 
-mod common;
+use crate::common;
 use embedlog::{
     Broker, CleanupPolicy, ConsumerConfig, Error, ManualClock, OffsetReset, ProducerConfig, Record,
     TopicConfig,

@@ -2,7 +2,7 @@
 //! made by its `generate.py`): each case gives a precise error or is
 //! repaired, never a panic, an abort or an unbounded allocation.
 
-mod common;
+use crate::common;
 use bytes::Bytes;
 use embedlog::{Batch, Error, Log, LogConfig, Record};
 use std::path::{Path, PathBuf};

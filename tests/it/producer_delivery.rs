@@ -4,7 +4,7 @@
 //! record it was given, and topic settings changed by `alter_config` apply
 //! to the next send.
 
-mod common;
+use crate::common;
 
 use embedlog::{
     Broker, ConsumerConfig, Error, ManualClock, OffsetReset, ProducerConfig, Record, TimestampType,

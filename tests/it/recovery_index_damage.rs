@@ -2,8 +2,7 @@
 //! file makes open rebuild it from the log, and every read (by offset and by
 //! time) returns what it returned before.
 
-mod common;
-use common::*;
+use crate::common::*;
 use embedlog::{Log, LogConfig, Offset};
 use std::path::Path;
 

@@ -6,7 +6,7 @@
 //! next open. Triggered explicitly (`Admin::run_retention`), so nothing here
 //! sleeps to wait for it.
 
-mod common;
+use crate::common;
 use embedlog::{
     Broker, ConsumerConfig, Log, LogConfig, ManualClock, OffsetReset, Record, Retention,
     TopicConfig,

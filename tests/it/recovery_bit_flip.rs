@@ -3,8 +3,7 @@
 //! (at open or at read), and an unsynced tail is cut at the damaged batch
 //! (except a first batch that is whole but at the wrong offset: reported).
 
-mod common;
-use common::*;
+use crate::common::*;
 use embedlog::{Durability, Error, Log, LogConfig, Record, StoredRecord};
 
 fn config() -> LogConfig {

@@ -2,8 +2,7 @@
 //! reopening keeps exactly the whole batches before the cut, appends continue
 //! at the next offset, and a cut in fsync'd data is reported, not hidden.
 
-mod common;
-use common::*;
+use crate::common::*;
 use embedlog::{Durability, Error, Log, LogConfig, Record};
 
 /// Builds a log whose last segment holds several batches that were never

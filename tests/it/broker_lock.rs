@@ -1,7 +1,7 @@
 //! One broker at a time owns a data directory: a second open in this
 //! process fails with `Error::Locked` until the first closes.
 
-mod common;
+use crate::common;
 use embedlog::{Broker, Error};
 
 #[test]

@@ -2,8 +2,8 @@
 //! alter config, list offsets, delete records, delete — all persisted across
 //! a reopen, with invalid names and configs rejected by precise errors.
 
-mod common;
-use common::tempdir;
+use crate::common;
+use crate::common::tempdir;
 use embedlog::{Broker, Error, OffsetSpec, Record, TimestampType, TopicConfig};
 
 #[test]

@@ -4,8 +4,7 @@
 //! the gaps return the right records, also while appends and reads run
 //! concurrently with the cleaner.
 
-mod common;
-use common::*;
+use crate::common::*;
 use embedlog::{
     Clock, Compaction, Error, Log, LogConfig, ManualClock, Offset, ReadLimit, Record, StoredRecord,
 };

@@ -7,7 +7,7 @@
 //! applied however they interleave; and a property test of at-least-once delivery under
 //! random membership changes and restarts.
 
-mod common;
+use crate::common;
 use embedlog::{
     Admin, Assignor, Broker, Consumer, ConsumerConfig, CooperativeStickyAssignor, Error,
     GroupState, ManualClock, OFFSETS_TOPIC, OffsetAndMetadata, OffsetReset, OffsetSpec,

@@ -1,0 +1,39 @@
+//! The integration tests, one module per former `tests/*.rs` file, linked
+//! as one binary: linking was most of what the 2-core CI spent on the tests.
+//!
+//! Each module's first line states the invariant it checks. Tests in here
+//! share one process and run on parallel threads, so none of them may rely
+//! on being alone in it: no environment changes, no process-global
+//! `tracing` subscriber, no counting of process-wide resources, no child
+//! processes. Tests that need those keep their own binary next to this
+//! directory (`tests/crash_kill.rs`, `tests/descriptors_bounded.rs`,
+//! `tests/broker_lock_process.rs`; each says why at its top).
+//!
+//! proptest's regression files: with this `main.rs`, proptest's default
+//! `FileFailurePersistence::SourceParallel("proptest-regressions")` finds
+//! the source root at `tests/it/` and keeps the seeds of `tests/it/x.rs` in
+//! `tests/proptest-regressions/x.txt`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_input;
+mod broker_lock;
+mod broker_topics;
+mod compacted_topics;
+mod compaction;
+mod consumer_groups;
+mod consumer_poll;
+mod control_batches;
+mod fuzz_regressions;
+mod kafka_compat;
+mod log_concurrency;
+mod log_model;
+mod producer_delivery;
+mod producer_partitioning;
+mod recovery_bit_flip;
+mod recovery_index_damage;
+mod recovery_torn_tail;
+mod replication;
+mod retention;
+mod typed_values;
