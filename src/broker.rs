@@ -40,8 +40,9 @@ pub struct BrokerBuilder {
 impl BrokerBuilder {
     /// The clock for timestamps, time-based rolls and retention, and every
     /// timer of the broker: when the background thread flushes topics with
-    /// a `flush_interval` and applies retention, consumers' auto-commit
-    /// interval and groups' `max_poll_interval`. (The background thread
+    /// a `flush_interval` and applies retention, producers' `linger`,
+    /// consumers' auto-commit interval and groups' `max_poll_interval`.
+    /// (The background thread
     /// still wakes every [`housekeeping_interval`](Self::housekeeping_interval)
     /// of real time to look.) Default: [`SystemClock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Settings of a [`Producer`]. Every setter documents its default.
 ///
@@ -61,6 +61,12 @@ impl ProducerConfig {
     /// How long a record may wait in a batch that is not full (Kafka's
     /// `linger.ms`). Zero appends every record at once (each `send` is then
     /// acknowledged when it returns). Default: 5 ms.
+    ///
+    /// As Kafka's, it is measured in whole milliseconds by the broker's
+    /// clock ([`BrokerBuilder::clock`](crate::BrokerBuilder::clock)): under
+    /// a [`ManualClock`](crate::ManualClock) a batch waits until the clock
+    /// moves past its linger (or a flush). The linger thread looks every
+    /// `linger / 2` of real time (at least every 200 µs).
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
@@ -195,7 +201,8 @@ struct Acc {
     builder: BatchBuilder,
     slot: Arc<Slot>,
     count: u32,
-    started: Option<Instant>,
+    /// When the batch's first record came, by the broker's clock (ms).
+    started: Option<i64>,
     /// This producer appended to the partition (a sync producer's flush
     /// fsyncs it).
     touched: bool,
@@ -542,7 +549,7 @@ impl Inner {
             }
         }
         if a.count == 0 {
-            a.started = Some(Instant::now());
+            a.started = Some(self.ctx.catalog.clock().now_ms());
         }
         a.builder.push(&record);
         let delivery = Delivery {
@@ -668,12 +675,14 @@ impl Inner {
         let topics: Vec<Arc<TopicBuf>> = self.topics.read().values().cloned().collect();
         let mut pending = Vec::new();
         let mut to_sync = Vec::new();
+        let now = self.ctx.catalog.clock().now_ms();
+        let linger = i64::try_from(self.config.linger.as_millis()).unwrap_or(i64::MAX);
         for tb in &topics {
             let parts: Vec<_> = tb.parts.read().clone();
             for acc in parts {
                 let mut a = acc.lock();
                 let due =
-                    !expired_only || a.started.is_some_and(|s| s.elapsed() >= self.config.linger);
+                    !expired_only || a.started.is_some_and(|s| now.saturating_sub(s) >= linger);
                 if due {
                     self.drain(&mut a, &mut pending);
                 }

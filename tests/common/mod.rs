@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use embedlog::{Batches, Log, LogConfig, Offset, PartitionLog, ReadLimit, Record, StoredRecord};
+use embedlog::{
+    Batches, Log, LogConfig, LogReader, Offset, PartitionLog, ReadLimit, Record, StoredRecord,
+};
 use std::path::{Path, PathBuf};
 
 /// A record whose value names its index, with a header on every third one.
@@ -22,6 +24,7 @@ pub trait ReadLog {
     fn start_offset(&self) -> Offset;
     fn end_offset(&self) -> Offset;
     fn read(&self, from: Offset, limit: ReadLimit) -> embedlog::Result<Batches>;
+    fn reader(&self, from: Offset, limit: ReadLimit) -> LogReader<'_>;
 }
 
 impl ReadLog for Log {
@@ -33,6 +36,9 @@ impl ReadLog for Log {
     }
     fn read(&self, from: Offset, limit: ReadLimit) -> embedlog::Result<Batches> {
         Log::read(self, from, limit)
+    }
+    fn reader(&self, from: Offset, limit: ReadLimit) -> LogReader<'_> {
+        Log::reader(self, from, limit)
     }
 }
 
@@ -46,6 +52,9 @@ impl ReadLog for PartitionLog<'_> {
     fn read(&self, from: Offset, limit: ReadLimit) -> embedlog::Result<Batches> {
         PartitionLog::read(self, from, limit)
     }
+    fn reader(&self, from: Offset, limit: ReadLimit) -> LogReader<'_> {
+        PartitionLog::reader(self, from, limit)
+    }
 }
 
 impl<L: ReadLog + ?Sized> ReadLog for std::sync::Arc<L> {
@@ -58,28 +67,22 @@ impl<L: ReadLog + ?Sized> ReadLog for std::sync::Arc<L> {
     fn read(&self, from: Offset, limit: ReadLimit) -> embedlog::Result<Batches> {
         (**self).read(from, limit)
     }
+    fn reader(&self, from: Offset, limit: ReadLimit) -> LogReader<'_> {
+        (**self).reader(from, limit)
+    }
 }
 
 /// Every record from `from` to the end, reading in small pieces.
 pub fn read_from(log: &impl ReadLog, from: Offset) -> embedlog::Result<Vec<StoredRecord>> {
     let mut out = Vec::new();
     let mut at = from;
-    while at < log.end_offset() {
-        let batches = log.read(at, ReadLimit::bytes(1000))?;
-        if batches.is_empty() {
-            break;
-        }
-        for r in batches.records() {
-            let r = r?;
-            assert!(r.offset >= at, "offsets go forward");
-            at = r.offset + 1;
-            out.push(r);
-        }
-        // Compaction leaves gaps, also at the end of a batch: go past the
-        // last batch read.
-        if let Some(last) = batches.iter().last() {
-            at = at.max(last?.last_offset() + 1);
-        }
+    // The reader steps over the gaps compaction leaves (also at the end of
+    // a batch); offsets still only go forward.
+    for r in log.reader(from, ReadLimit::bytes(1000)).records() {
+        let r = r?;
+        assert!(r.offset >= at, "offsets go forward");
+        at = r.offset + 1;
+        out.push(r);
     }
     Ok(out)
 }

@@ -29,12 +29,23 @@ fn value(len: usize) -> Record {
 #[test]
 fn flush_reports_a_batch_the_linger_thread_failed() {
     let dir = common::tempdir();
-    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default());
+    // Linger is measured by the broker's clock: the batch cannot go out
+    // before the clock moves, however the threads are scheduled.
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let broker = Broker::builder(dir.path())
+        .clock(clock.clone())
+        .open()
+        .unwrap();
+    broker
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
     let producer = broker.producer(ProducerConfig::default().linger(Duration::from_millis(1)));
     let lost = producer.send("t", Record::new("lost")).unwrap();
     // The topic goes before the linger thread appends the batch: that
-    // append fails, on the linger thread.
+    // append fails, on the linger thread, once the linger has passed.
     broker.admin().delete_topic("t").unwrap();
+    clock.advance(1);
     let e = lost.wait().unwrap_err();
     assert!(matches!(e, Error::DeliveryFailed(_)), "{e}");
     match producer.flush() {
