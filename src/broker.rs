@@ -101,8 +101,8 @@ impl BrokerBuilder {
     /// Opens (or creates) the data directory.
     ///
     /// # Errors
-    /// [`Error::Locked`] if another broker (in this or another process)
-    /// holds it; [`Error::Metadata`] for a damaged topic configuration;
+    /// [`Error::Locked`](crate::Error::Locked) if another broker (in this or another process)
+    /// holds it; [`Error::Metadata`](crate::Error::Metadata) for a damaged topic configuration;
     /// whatever opening a partition's log reports.
     pub fn open(self) -> Result<Broker> {
         Broker::open_with(self)
@@ -226,7 +226,7 @@ impl Broker {
     /// The topic named `name`.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`]; [`Error::Closed`].
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic); [`Error::Closed`](crate::Error::Closed).
     pub fn topic(&self, name: &str) -> Result<Topic> {
         self.inner.catalog.topic(name)
     }
@@ -251,7 +251,7 @@ impl Broker {
 
     /// Flushes and closes every partition, stops the background thread and
     /// releases the directory lock. Later calls on this broker (and its
-    /// clones, producers and consumers) fail with [`Error::Closed`]; readers
+    /// clones, producers and consumers) fail with [`Error::Closed`](crate::Error::Closed); readers
     /// keep the bytes they hold.
     ///
     /// # Errors

@@ -13,11 +13,11 @@ pub enum OffsetReset {
     /// The end: only records appended from now on.
     #[default]
     Latest,
-    /// Fail with [`Error::NoOffset`] or [`Error::OffsetOutOfRange`].
+    /// Fail with [`Error::NoOffset`](crate::Error::NoOffset) or [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange).
     Error,
 }
 
-/// Settings of a [`Consumer`]. Every setter documents its default.
+/// Settings of a [`Consumer`](crate::Consumer). Every setter documents its default.
 ///
 /// ```
 /// use embedlog::{ConsumerConfig, OffsetReset};
@@ -51,7 +51,7 @@ impl Default for ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// Most records one [`Consumer::poll`] returns (`max.poll.records`).
+    /// Most records one [`Consumer::poll`](crate::Consumer::poll) returns (`max.poll.records`).
     /// Default: 500. At least 1.
     pub fn max_poll_records(mut self, n: usize) -> Self {
         self.max_poll_records = n.max(1);
@@ -75,7 +75,7 @@ impl ConsumerConfig {
     }
 
     /// The consumer group (`group.id`), needed by
-    /// [`Consumer::subscribe`] and the commit methods. Default: none.
+    /// [`Consumer::subscribe`](crate::Consumer::subscribe) and the commit methods. Default: none.
     pub fn group(mut self, id: impl Into<String>) -> Self {
         self.group_id = Some(id.into());
         self
