@@ -189,7 +189,8 @@ impl Broker {
         let groups = match Groups::open(catalog.clone()) {
             Ok(g) => Arc::new(g),
             Err(e) => {
-                close(&catalog, &maintenance)?;
+                // Best effort: the next open recovers what this leaves.
+                let _ = close(&catalog, &maintenance);
                 return Err(e);
             }
         };

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::storage::RetentionReport;
 use crate::worker::Worker;
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// When the background threads run (the broker builder's settings).
@@ -44,7 +44,7 @@ impl Maintenance {
     /// # Errors
     /// [`Error::Io`] if a thread cannot be started.
     pub(crate) fn start(catalog: &Arc<Catalog>, schedule: &Schedule) -> Result<Maintenance> {
-        let mut tick = housekeeping(Arc::downgrade(catalog), schedule.retention_check_interval);
+        let mut tick = housekeeping(catalog, schedule.retention_check_interval);
         let housekeeper = Worker::spawn(
             "embedlog-housekeeping",
             schedule.housekeeping_interval,
@@ -144,21 +144,20 @@ fn retention_pass(
 /// decided by the catalog's [`Clock`](crate::Clock), so a
 /// [`ManualClock`](crate::ManualClock) drives both; real time only decides
 /// how often the thread looks. `false` once the catalog is gone.
-fn housekeeping(catalog: Weak<Catalog>, retention_every: Duration) -> impl FnMut() -> bool {
+fn housekeeping(catalog: &Arc<Catalog>, retention_every: Duration) -> impl FnMut() -> bool + use<> {
     let due = |since: i64, now: i64, interval: Duration| {
         now.saturating_sub(since) >= i64::try_from(interval.as_millis()).unwrap_or(i64::MAX)
     };
+    let clock = catalog.clock().clone();
+    let catalog = Arc::downgrade(catalog);
     // A topic's first flush is due one interval after the broker opened
     // (not after the thread first saw the topic), so the schedule does not
     // depend on how soon the thread looks.
-    let (clock, started) = match catalog.upgrade() {
-        Some(c) => (Some(c.clock().clone()), c.clock().now_ms()),
-        None => (None, 0),
-    };
+    let started = clock.now_ms();
     let mut last_flush: HashMap<String, i64> = HashMap::new();
     let mut last_retention = started;
     move || {
-        let (Some(clock), Some(catalog)) = (&clock, catalog.upgrade()) else {
+        let Some(catalog) = catalog.upgrade() else {
             return false;
         };
         let topics = catalog.all_topics();
