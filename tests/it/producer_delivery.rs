@@ -22,6 +22,13 @@ const NEVER: Duration = Duration::from_secs(3600);
 /// code is right.
 const GENEROUS: Duration = Duration::from_secs(60);
 
+/// A broker on a manual clock that starts at 1,000,000 ms.
+fn clocked_broker(dir: &std::path::Path) -> (Broker, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let broker = Broker::builder(dir).clock(clock.clone()).open().unwrap();
+    (broker, clock)
+}
+
 fn value(len: usize) -> Record {
     Record::new(vec![b'v'; len])
 }
@@ -31,11 +38,7 @@ fn flush_reports_a_batch_the_linger_thread_failed() {
     let dir = common::tempdir();
     // Linger is measured by the broker's clock: the batch cannot go out
     // before the clock moves, however the threads are scheduled.
-    let clock = Arc::new(ManualClock::new(1_000_000));
-    let broker = Broker::builder(dir.path())
-        .clock(clock.clone())
-        .open()
-        .unwrap();
+    let (broker, clock) = clocked_broker(dir.path());
     broker
         .admin()
         .create_topic("t", TopicConfig::default())
@@ -92,11 +95,7 @@ fn send_fails_only_for_its_own_record() {
 #[test]
 fn alter_config_applies_to_the_next_send() {
     let dir = common::tempdir();
-    let clock = Arc::new(ManualClock::new(1_000_000));
-    let broker = Broker::builder(dir.path())
-        .clock(clock.clone())
-        .open()
-        .unwrap();
+    let (broker, clock) = clocked_broker(dir.path());
     let admin = broker.admin();
     admin
         .create_topic("t", TopicConfig::default().max_message_bytes(1000))
