@@ -292,32 +292,159 @@ impl TopicConfig {
             .clock(clock)
     }
 
-    /// The persisted form: Kafka's setting names, one `key=value` a line,
-    /// ending with a CRC-32C of the lines before it.
-    pub(crate) fn encode(&self) -> String {
+    /// Every setting by its Kafka name, with its value as `topic.conf`
+    /// and [`set`](Self::set) spell it (`none` for an unset limit), in a
+    /// fixed order. `partitions` comes first.
+    ///
+    /// ```
+    /// use embedlog::TopicConfig;
+    /// let c = TopicConfig::default().set("retention.ms", "60000")?;
+    /// let entries = c.entries();
+    /// assert!(entries.contains(&("retention.ms", "60000".to_string())));
+    /// assert_eq!(entries[0], ("partitions", "1".to_string()));
+    /// # Ok::<(), embedlog::Error>(())
+    /// ```
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
         let opt = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
-        let mut s = String::from("# embedlog topic configuration\nformat=1\n");
-        s += &format!("partitions={}\n", self.partitions);
-        s += &format!("segment.bytes={}\n", self.segment_bytes);
-        s += &format!("segment.ms={}\n", opt(self.segment_ms));
-        s += &format!("index.interval.bytes={}\n", self.index_interval_bytes);
-        s += &format!("max.message.bytes={}\n", self.max_message_bytes);
         let ts = match self.timestamp_type {
             TimestampType::CreateTime => "CreateTime",
             TimestampType::LogAppendTime => "LogAppendTime",
         };
-        s += &format!("message.timestamp.type={ts}\n");
-        s += &format!("flush.messages={}\n", opt(self.flush_messages));
-        s += &format!("flush.ms={}\n", opt(self.flush_ms));
-        s += &format!("retention.ms={}\n", opt(self.retention_ms));
-        s += &format!("retention.bytes={}\n", opt(self.retention_bytes));
-        s += &format!("cleanup.policy={}\n", self.cleanup_policy.as_kafka());
-        s += &format!("delete.retention.ms={}\n", self.delete_retention_ms);
-        s += &format!("min.compaction.lag.ms={}\n", self.min_compaction_lag_ms);
-        s += &format!(
-            "min.cleanable.dirty.ratio={}\n",
-            self.min_cleanable_dirty_ratio
-        );
+        vec![
+            ("partitions", self.partitions.to_string()),
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("segment.ms", opt(self.segment_ms)),
+            ("index.interval.bytes", self.index_interval_bytes.to_string()),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            ("message.timestamp.type", ts.to_string()),
+            ("flush.messages", opt(self.flush_messages)),
+            ("flush.ms", opt(self.flush_ms)),
+            ("retention.ms", opt(self.retention_ms)),
+            ("retention.bytes", opt(self.retention_bytes)),
+            ("cleanup.policy", self.cleanup_policy.as_kafka().to_string()),
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
+            ("min.compaction.lag.ms", self.min_compaction_lag_ms.to_string()),
+            (
+                "min.cleanable.dirty.ratio",
+                self.min_cleanable_dirty_ratio.to_string(),
+            ),
+        ]
+    }
+
+    /// Sets one setting by its Kafka name (`retention.ms`, `cleanup.policy`,
+    /// …, the names [`entries`](Self::entries) lists), as Kafka's
+    /// `--config name=value` does. An unset limit is `none` or, as in
+    /// Kafka, `-1`.
+    ///
+    /// ```
+    /// use embedlog::{CleanupPolicy, TopicConfig};
+    /// let c = TopicConfig::default()
+    ///     .set("cleanup.policy", "compact")?
+    ///     .set("retention.bytes", "-1")?;
+    /// assert_eq!(c.get_cleanup_policy(), CleanupPolicy::Compact);
+    /// assert!(TopicConfig::default().set("retention.ms", "soon").is_err());
+    /// # Ok::<(), embedlog::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unknown name or a value that does not
+    /// parse; the combined settings are checked by [`validate`](Self::validate)
+    /// when the topic is created or altered.
+    pub fn set(mut self, name: &str, value: &str) -> Result<TopicConfig> {
+        let value = value.trim();
+        let optional = [
+            "segment.ms",
+            "flush.messages",
+            "flush.ms",
+            "retention.ms",
+            "retention.bytes",
+        ];
+        let value = if value == "-1" && optional.contains(&name) {
+            "none"
+        } else {
+            value
+        };
+        match self.apply(name, value) {
+            Ok(true) => Ok(self),
+            Ok(false) => Err(Error::InvalidConfig(format!(
+                "unknown setting {name:?}; known: {}",
+                self.entries()
+                    .iter()
+                    .map(|(k, _)| *k)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+            Err(reason) => Err(Error::InvalidConfig(reason)),
+        }
+    }
+
+    /// Applies one `key=value`; `Ok(false)` for a key it does not know.
+    fn apply(&mut self, k: &str, v: &str) -> std::result::Result<bool, String> {
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{k}={v} is not a number"))
+        };
+        let opt = |v: &str| {
+            if v == "none" {
+                Ok(None)
+            } else {
+                num(v).map(Some)
+            }
+        };
+        match k {
+            "partitions" => {
+                self.partitions =
+                    u32::try_from(num(v)?).map_err(|_| format!("partitions={v} is too large"))?
+            }
+            "segment.bytes" => self.segment_bytes = num(v)?,
+            "segment.ms" => self.segment_ms = opt(v)?,
+            "index.interval.bytes" => self.index_interval_bytes = num(v)?,
+            "max.message.bytes" => self.max_message_bytes = num(v)?,
+            "message.timestamp.type" => {
+                self.timestamp_type = match v {
+                    "CreateTime" => TimestampType::CreateTime,
+                    "LogAppendTime" => TimestampType::LogAppendTime,
+                    _ => {
+                        return Err(format!(
+                            "unknown message.timestamp.type {v} (CreateTime or LogAppendTime)"
+                        ));
+                    }
+                }
+            }
+            "flush.messages" => self.flush_messages = opt(v)?,
+            "flush.ms" => self.flush_ms = opt(v)?,
+            "retention.ms" => self.retention_ms = opt(v)?,
+            "retention.bytes" => self.retention_bytes = opt(v)?,
+            "cleanup.policy" => {
+                self.cleanup_policy = match v {
+                    "delete" => CleanupPolicy::Delete,
+                    "compact" => CleanupPolicy::Compact,
+                    "compact,delete" | "delete,compact" => CleanupPolicy::CompactDelete,
+                    _ => {
+                        return Err(format!(
+                            "unknown cleanup.policy {v} (delete, compact or compact,delete)"
+                        ));
+                    }
+                }
+            }
+            "delete.retention.ms" => self.delete_retention_ms = num(v)?,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = num(v)?,
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ratio =
+                    v.parse().map_err(|_| format!("{k}={v} is not a number"))?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The persisted form: Kafka's setting names, one `key=value` a line,
+    /// ending with a CRC-32C of the lines before it.
+    pub(crate) fn encode(&self) -> String {
+        let mut s = String::from("# embedlog topic configuration\nformat=1\n");
+        for (k, v) in self.entries() {
+            s += &format!("{k}={v}\n");
+        }
         let crc = crc32c::crc32c(s.as_bytes());
         s += &format!("crc32c={crc:08x}\n");
         s
@@ -336,17 +463,6 @@ impl TopicConfig {
             return Err("CRC-32C mismatch".into());
         }
         let mut c = TopicConfig::default();
-        let num = |k: &str, v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| format!("{k}={v} is not a number"))
-        };
-        let opt = |k: &str, v: &str| {
-            if v == "none" {
-                Ok(None)
-            } else {
-                num(k, v).map(Some)
-            }
-        };
         let mut format_seen = false;
         for line in body.lines() {
             let line = line.trim();
@@ -356,47 +472,14 @@ impl TopicConfig {
             let Some((k, v)) = line.split_once('=') else {
                 return Err(format!("line {line:?} is not key=value"));
             };
-            match k {
-                "format" => {
-                    if v != "1" {
-                        return Err(format!("unsupported format {v}"));
-                    }
-                    format_seen = true;
+            if k == "format" {
+                if v != "1" {
+                    return Err(format!("unsupported format {v}"));
                 }
-                "partitions" => {
-                    c.partitions = u32::try_from(num(k, v)?)
-                        .map_err(|_| format!("partitions={v} is too large"))?
-                }
-                "segment.bytes" => c.segment_bytes = num(k, v)?,
-                "segment.ms" => c.segment_ms = opt(k, v)?,
-                "index.interval.bytes" => c.index_interval_bytes = num(k, v)?,
-                "max.message.bytes" => c.max_message_bytes = num(k, v)?,
-                "message.timestamp.type" => {
-                    c.timestamp_type = match v {
-                        "CreateTime" => TimestampType::CreateTime,
-                        "LogAppendTime" => TimestampType::LogAppendTime,
-                        _ => return Err(format!("unknown message.timestamp.type {v}")),
-                    }
-                }
-                "flush.messages" => c.flush_messages = opt(k, v)?,
-                "flush.ms" => c.flush_ms = opt(k, v)?,
-                "retention.ms" => c.retention_ms = opt(k, v)?,
-                "retention.bytes" => c.retention_bytes = opt(k, v)?,
-                "cleanup.policy" => {
-                    c.cleanup_policy = match v {
-                        "delete" => CleanupPolicy::Delete,
-                        "compact" => CleanupPolicy::Compact,
-                        "compact,delete" | "delete,compact" => CleanupPolicy::CompactDelete,
-                        _ => return Err(format!("unknown cleanup.policy {v}")),
-                    }
-                }
-                "delete.retention.ms" => c.delete_retention_ms = num(k, v)?,
-                "min.compaction.lag.ms" => c.min_compaction_lag_ms = num(k, v)?,
-                "min.cleanable.dirty.ratio" => {
-                    c.min_cleanable_dirty_ratio =
-                        v.parse().map_err(|_| format!("{k}={v} is not a number"))?
-                }
-                _ => {}
+                format_seen = true;
+            } else {
+                // Unknown keys are from newer versions: ignored.
+                c.apply(k, v)?;
             }
         }
         if !format_seen {
