@@ -1,0 +1,3 @@
+//! The `embedlog` binary, run in child processes. One module per subcommand.
+
+mod support;
