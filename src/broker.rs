@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::group::Groups;
 use crate::maintenance::{Maintenance, Schedule};
 use crate::producer::{Producer, ProducerConfig};
+use crate::read_only::ReadOnlyBroker;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,6 +157,17 @@ impl Broker {
     /// As [`BrokerBuilder::open`].
     pub fn open(root: impl AsRef<Path>) -> Result<Broker> {
         Self::builder(root).open()
+    }
+
+    /// Opens `root` read-only, for a process that does not own it (a tool,
+    /// a dashboard, a second reader): no lock, no recovery, no writes; it
+    /// sees topics and records as the owner creates and appends them. See
+    /// [`ReadOnlyBroker`].
+    ///
+    /// # Errors
+    /// [`Error::Metadata`](crate::Error::Metadata) if `root` is not a data directory.
+    pub fn open_read_only(root: impl AsRef<Path>) -> Result<ReadOnlyBroker> {
+        ReadOnlyBroker::open(root.as_ref())
     }
 
     /// A builder for a broker in `root`.

@@ -90,6 +90,7 @@ mod error;
 mod group;
 mod maintenance;
 mod producer;
+mod read_only;
 mod record;
 pub mod replication;
 mod storage;
@@ -119,6 +120,7 @@ pub use group::{
     Subscription,
 };
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
+pub use read_only::{ReadOnlyBroker, ReadOnlyPartition};
 
 pub use catalog::{
     CleanupPolicy, MAX_TOPIC_NAME_LEN, Partition, PartitionLog, Topic, TopicConfig, TopicPartition,
@@ -136,7 +138,7 @@ pub use replication::{
 };
 pub use storage::{
     AppendInfo, Compaction, CompactionReport, Durability, Log, LogConfig, LogReader, LogRecords,
-    MIN_KEY_MAP_BYTES, Notify, ReadLimit, Retention, RetentionReport, VerifyReport,
+    MIN_KEY_MAP_BYTES, Notify, ReadLimit, ReadOnlyLog, Retention, RetentionReport, VerifyReport,
 };
 
 #[doc(hidden)]

@@ -314,7 +314,10 @@ impl TopicConfig {
             ("partitions", self.partitions.to_string()),
             ("segment.bytes", self.segment_bytes.to_string()),
             ("segment.ms", opt(self.segment_ms)),
-            ("index.interval.bytes", self.index_interval_bytes.to_string()),
+            (
+                "index.interval.bytes",
+                self.index_interval_bytes.to_string(),
+            ),
             ("max.message.bytes", self.max_message_bytes.to_string()),
             ("message.timestamp.type", ts.to_string()),
             ("flush.messages", opt(self.flush_messages)),
@@ -323,7 +326,10 @@ impl TopicConfig {
             ("retention.bytes", opt(self.retention_bytes)),
             ("cleanup.policy", self.cleanup_policy.as_kafka().to_string()),
             ("delete.retention.ms", self.delete_retention_ms.to_string()),
-            ("min.compaction.lag.ms", self.min_compaction_lag_ms.to_string()),
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms.to_string(),
+            ),
             (
                 "min.cleanable.dirty.ratio",
                 self.min_cleanable_dirty_ratio.to_string(),

@@ -377,8 +377,12 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
-/// Opens the topic stored in `dir`.
-fn load_topic(dir: &Path, name: &str, clock: &Arc<dyn Clock>) -> Result<Topic> {
+/// Reads and checks the `topic.conf` of the topic stored in `dir`.
+///
+/// # Errors
+/// [`Error::Metadata`] naming the file for a missing or damaged one; I/O
+/// errors.
+pub(crate) fn read_topic_config(dir: &Path) -> Result<TopicConfig> {
     let conf_path = dir.join(TOPIC_CONFIG);
     let text = match fs::read(&conf_path) {
         Ok(b) => String::from_utf8(b).map_err(|_| Error::Metadata {
@@ -401,6 +405,40 @@ fn load_topic(dir: &Path, name: &str, clock: &Arc<dyn Clock>) -> Result<Topic> {
         path: conf_path.clone(),
         reason: e.to_string(),
     })?;
+    Ok(config)
+}
+
+/// The directory holding the topics of the data directory `root`.
+pub(crate) fn topics_dir(root: &Path) -> PathBuf {
+    root.join(TOPICS_DIR)
+}
+
+/// The topics stored under `root` as a reader that does not own it sees
+/// them: every directory with a valid topic name (interrupted creates and
+/// deletes, named with `~`, are not topics). Changes nothing.
+///
+/// # Errors
+/// An I/O error if `root/topics` cannot be listed.
+pub(crate) fn list_topic_dirs(root: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let dir = topics_dir(root);
+    let entries = fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if validate_topic_name(&name).is_ok() && entry.path().is_dir() {
+            out.push((name, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Opens the topic stored in `dir`.
+fn load_topic(dir: &Path, name: &str, clock: &Arc<dyn Clock>) -> Result<Topic> {
+    let config = read_topic_config(dir)?;
     let log_config = config.log_config(clock.clone());
     let name: Arc<str> = name.into();
     let mut partitions = Vec::with_capacity(config.partitions as usize);

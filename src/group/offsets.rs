@@ -26,7 +26,8 @@
 
 pub use crate::catalog::OFFSETS_TOPIC;
 use crate::catalog::TopicPartition;
-use crate::record::Offset;
+use crate::record::{Batches, Offset};
+use std::collections::BTreeMap;
 
 const VERSION: u16 = 1;
 
@@ -169,6 +170,69 @@ pub(crate) fn decode_value(b: &[u8]) -> Result<OffsetAndMetadata, String> {
         metadata,
         commit_timestamp,
     })
+}
+
+/// Each group's commits, in log order (`None` deletes one).
+pub(crate) type CommitLog = BTreeMap<String, Vec<(TopicPartition, Option<OffsetAndMetadata>)>>;
+
+/// Adds the commits in `batches` (records at or after `from`) to `commits`.
+/// A record that is not a readable commit is passed to `skip` with why and
+/// left out; one whose key is a commit's but whose value is unreadable
+/// deletes that commit, as compaction (which keeps the latest record per
+/// key) would.
+///
+/// # Errors
+/// Only a batch that cannot be iterated at all (damage the log's reader
+/// reports).
+pub(crate) fn collect_commits(
+    batches: &Batches,
+    from: Offset,
+    commits: &mut CommitLog,
+    mut skip: impl FnMut(u64, &str),
+) -> crate::Result<()> {
+    for b in batches.iter() {
+        let b = b?;
+        let records = match b.records() {
+            Ok(r) => r,
+            Err(e) => {
+                skip(b.base_offset(), &e.to_string());
+                continue;
+            }
+        };
+        for r in records {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    skip(b.base_offset(), &e.to_string());
+                    break;
+                }
+            };
+            if r.offset < from {
+                continue;
+            }
+            let key = r.key.as_deref().unwrap_or_default();
+            let (group, tp) = match decode_key(key) {
+                Ok(k) => k,
+                Err(e) => {
+                    skip(r.offset, &e);
+                    continue;
+                }
+            };
+            let value = match r.value.as_deref().map(decode_value) {
+                None => None,
+                Some(Ok(v)) => Some(v),
+                Some(Err(e)) => {
+                    skip(
+                        r.offset,
+                        &format!("{e}; the commit of {group} for {tp} is dropped"),
+                    );
+                    None
+                }
+            };
+            commits.entry(group).or_default().push((tp, value));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

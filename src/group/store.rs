@@ -74,51 +74,10 @@ impl Groups {
                 "embedlog: skipping a record of the offsets topic that is not a committed offset"
             );
         };
-        let mut commits: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        let mut commits = BTreeMap::new();
         let from = log.start_offset();
         for batches in log.reader(from, ReadLimit::bytes(1 << 20)) {
-            for b in batches?.iter() {
-                let b = b?;
-                let records = match b.records() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        skip(b.base_offset(), &e.to_string());
-                        continue;
-                    }
-                };
-                for r in records {
-                    let r = match r {
-                        Ok(r) => r,
-                        Err(e) => {
-                            skip(b.base_offset(), &e.to_string());
-                            break;
-                        }
-                    };
-                    if r.offset < from {
-                        continue;
-                    }
-                    let key = r.key.as_deref().unwrap_or_default();
-                    let (group, tp) = match offsets::decode_key(key) {
-                        Ok(k) => k,
-                        Err(e) => {
-                            skip(r.offset, &e);
-                            continue;
-                        }
-                    };
-                    let value = match r.value.as_deref().map(offsets::decode_value) {
-                        None => None,
-                        Some(Ok(v)) => Some(v),
-                        Some(Err(e)) => {
-                            skip(
-                                r.offset,
-                                &format!("{e}; the commit of {group} for {tp} is dropped"),
-                            );
-                            None
-                        }
-                    };
-                    commits.entry(group).or_default().push((tp, value));
-                }
-            }
+            offsets::collect_commits(&batches?, from, &mut commits, skip)?;
         }
         for (group, c) in commits {
             self.coordinator.load(&group, &c);

@@ -9,6 +9,7 @@ pub(crate) mod faulty;
 mod index;
 mod log;
 mod mmap;
+mod read_only;
 mod reader;
 mod segment;
 pub(crate) mod vfs;
@@ -18,6 +19,7 @@ pub use log::{
     AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, Retention, RetentionReport,
     VerifyReport,
 };
+pub use read_only::ReadOnlyLog;
 pub use reader::{LogReader, LogRecords};
 
 /// Fuzzing and testing entry points for the pure parsers of on-disk bytes.

@@ -210,8 +210,8 @@ pub struct AppendInfo {
 /// Limits of one [`Log::read`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadLimit {
-    pub(super) max_bytes: usize,
-    pub(super) max_records: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_records: usize,
 }
 
 impl Default for ReadLimit {
