@@ -1,3 +1,7 @@
 //! The `embedlog` binary, run in child processes. One module per subcommand.
 
+mod follow;
+mod groups;
+mod produce_consume;
 mod support;
+mod topics;

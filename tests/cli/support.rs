@@ -4,7 +4,22 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+
+/// Held while a child process is started. Between `fork` and `exec` a
+/// child holds copies of every file descriptor of this process, the
+/// directory lock of a `Broker` some other test has open included; once
+/// `exec` runs they close (`O_CLOEXEC`). `spawn` returns only after the
+/// `exec`, so while starts are serialized no child can still hold a lock
+/// its test has released when that test starts the next command.
+static SPAWN: Mutex<()> = Mutex::new(());
+
+/// Starts `cmd` (see [`SPAWN`]).
+pub fn spawn(cmd: &mut Command) -> Child {
+    let _one_at_a_time = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+    cmd.spawn().expect("spawn embedlog")
+}
 
 /// The binary Cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_embedlog");
@@ -60,15 +75,15 @@ pub fn run(dir: &Path, args: &[&str]) -> Run {
 
 /// Runs `embedlog --dir DIR ARGS...` feeding `stdin`.
 pub fn run_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(BIN)
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn embedlog");
+    let mut child = spawn(
+        Command::new(BIN)
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let mut input = child.stdin.take().expect("stdin");
     input.write_all(stdin.as_bytes()).expect("write stdin");
     drop(input);
@@ -77,11 +92,12 @@ pub fn run_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> Run {
 
 /// Runs `embedlog ARGS...` without `--dir`.
 pub fn run_bare(args: &[&str]) -> Run {
-    Run::from(
+    let child = spawn(
         Command::new(BIN)
             .args(args)
             .stdin(Stdio::null())
-            .output()
-            .expect("run embedlog"),
-    )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    Run::from(child.wait_with_output().expect("wait for embedlog"))
 }

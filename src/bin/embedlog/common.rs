@@ -57,9 +57,7 @@ impl From<Error> for Fail {
                     .to_string(),
             ),
             Error::UnknownTopic { .. } => Some("`embedlog topics list` shows the topics".into()),
-            Error::Corrupt { .. } => {
-                Some("`embedlog verify` checks the whole directory".into())
-            }
+            Error::Corrupt { .. } => Some("`embedlog verify` checks the whole directory".into()),
             _ => None,
         };
         Fail {
@@ -84,7 +82,9 @@ pub fn open_owner(dir: &Path) -> Result<Broker, Fail> {
             "{} is not an embedlog data directory (it has no topics/ directory)",
             dir.display()
         ))
-        .hint("pass the application's directory with --dir; `embedlog topics create` makes a new one"));
+        .hint(
+            "pass the application's directory with --dir; `embedlog topics create` makes a new one",
+        ));
     }
     Ok(Broker::open(dir)?)
 }
@@ -155,7 +155,8 @@ pub fn parse_time(s: &str) -> Result<i64, Fail> {
     }
     let (date, rest) = s.split_at(s.find('T').unwrap_or(s.len()));
     let mut parts = date.split('-');
-    let (Some(y), Some(m), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(y), Some(m), Some(d), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad());
     };
@@ -243,7 +244,10 @@ mod tests {
             parse_time("2025-12-02T05:26:56.123+01:00").unwrap(),
             1_764_649_616_123
         );
-        assert_eq!(parse_time("2025-12-02T04:26:56").unwrap(), 1_764_649_616_000);
+        assert_eq!(
+            parse_time("2025-12-02T04:26:56").unwrap(),
+            1_764_649_616_000
+        );
         for bad in ["yesterday", "2025-13-01", "2025-12-02T25:00", "2025-12"] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }

@@ -31,7 +31,12 @@ use std::process::ExitCode;
 #[command(name = "embedlog", version, about, long_about = None)]
 struct Cli {
     /// The data directory.
-    #[arg(long, global = true, default_value = "./embedlog-data", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "./embedlog-data",
+        value_name = "DIR"
+    )]
     dir: PathBuf,
     #[command(subcommand)]
     command: Command,
