@@ -2,6 +2,7 @@
 
 mod follow;
 mod groups;
+mod perf;
 mod produce_consume;
 mod support;
 mod topics;
