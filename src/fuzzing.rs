@@ -88,37 +88,7 @@ pub fn offset_record(data: &[u8]) {
 /// error; if it succeeds, every read, a verify, an append and a reopen must
 /// work or fail cleanly.
 pub fn open_dir(data: &[u8]) {
-    let Ok(dir) = tempdir() else { return };
-    let mut rest = data;
-    let mut take = |n: usize| {
-        let n = n.min(rest.len());
-        let (a, b) = rest.split_at(n);
-        rest = b;
-        a
-    };
-    // Up to 4 files, each: kind (1 byte), base offset selector (1 byte),
-    // length (2 bytes), contents.
-    for _ in 0..4 {
-        let head = take(4);
-        if head.len() < 4 {
-            break;
-        }
-        let base = u64::from(head[1] % 4) * 3;
-        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
-        let contents = take(len);
-        let name = match head[0] % 7 {
-            0 | 1 => format!("{base:020}.log"),
-            2 => format!("{base:020}.index"),
-            3 => format!("{base:020}.timeindex"),
-            4 => "embedlog.checkpoint".to_string(),
-            // A compaction that a crash interrupted.
-            5 => format!("{base:020}.log.swap"),
-            _ => format!("{base:020}.log.cleaned"),
-        };
-        if std::fs::write(dir.path().join(name), contents).is_err() {
-            return;
-        }
-    }
+    let Some(dir) = build_dir(data) else { return };
     let config = LogConfig::default()
         .segment_bytes(4096)
         .index_interval_bytes(64);
@@ -146,6 +116,95 @@ pub fn open_dir(data: &[u8]) {
     let _ = log.close();
     if let Ok(log) = Log::open(dir.path(), config) {
         let _ = log.verify();
+    }
+}
+
+/// Builds a partition directory from `data`: the bytes are split into
+/// files (segment logs with base offsets taken from the input, their
+/// indexes and a checkpoint).
+fn build_dir(data: &[u8]) -> Option<tempfile_lite::TempDir> {
+    let dir = tempdir().ok()?;
+    let mut rest = data;
+    let mut take = |n: usize| {
+        let n = n.min(rest.len());
+        let (a, b) = rest.split_at(n);
+        rest = b;
+        a
+    };
+    // Up to 4 files, each: kind (1 byte), base offset selector (1 byte),
+    // length (2 bytes), contents.
+    for _ in 0..4 {
+        let head = take(4);
+        if head.len() < 4 {
+            break;
+        }
+        let base = u64::from(head[1] % 4) * 3;
+        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        let contents = take(len);
+        let name = match head[0] % 7 {
+            0 | 1 => format!("{base:020}.log"),
+            2 => format!("{base:020}.index"),
+            3 => format!("{base:020}.timeindex"),
+            4 => "embedlog.checkpoint".to_string(),
+            // A compaction that a crash interrupted.
+            5 => format!("{base:020}.log.swap"),
+            _ => format!("{base:020}.log.cleaned"),
+        };
+        if std::fs::write(dir.path().join(name), contents).is_err() {
+            return None;
+        }
+    }
+    Some(dir)
+}
+
+/// Builds a partition directory from `data` as [`open_dir`] does and reads
+/// it through a [`ReadOnlyLog`](crate::ReadOnlyLog) (what `embedlog
+/// consume` and the other tools use): it must open or fail cleanly, return
+/// only whole CRC-valid batches in offset order, and keep working after an
+/// owner opens (and recovers) the directory under it.
+pub fn read_only_dir(data: &[u8]) {
+    let Some(dir) = build_dir(data) else { return };
+    let Ok(view) = crate::ReadOnlyLog::open(dir.path()) else {
+        return;
+    };
+    read_only_all(&view);
+    if let Ok(log) = Log::open(dir.path(), LogConfig::default().segment_bytes(4096)) {
+        let _ = log.append(&[Record::new("more").timestamp(2)]);
+        read_only_all(&view);
+        let _ = log.close();
+    }
+    let _ = view.offset_for_timestamp(0);
+}
+
+fn read_only_all(view: &crate::ReadOnlyLog) {
+    let Ok(()) = view.refresh() else { return };
+    let (start, end) = (view.start_offset(), view.end_offset());
+    assert!(start <= end);
+    let mut from = start;
+    let mut last = None;
+    loop {
+        let Ok(batches) = view.read(from, ReadLimit::bytes(300)) else {
+            return;
+        };
+        if batches.is_empty() {
+            return;
+        }
+        for b in batches.iter() {
+            let Ok(b) = b else { return };
+            assert!(
+                crate::record::crc_matches(b.as_bytes()),
+                "only CRC-valid batches"
+            );
+            assert!(
+                last.is_none_or(|l| b.base_offset() > l),
+                "batches go forward"
+            );
+            last = Some(b.last_offset());
+            from = b.last_offset() + 1;
+        }
+        for r in batches.records() {
+            let Ok(_) = r else { return };
+        }
     }
 }
 

@@ -326,7 +326,7 @@ pub fn run(dir: &Path, args: Args) -> Outcome {
         }
         idle_rounds += 1;
         // New partitions (`topics alter --partitions`) join about once a second.
-        if args.partition.is_none() && idle_rounds % 100 == 0 {
+        if args.partition.is_none() && idle_rounds.is_multiple_of(100) {
             let now = reader.topic_config(&args.topic)?.get_partitions();
             for id in known..now {
                 let p = reader.partition(&args.topic, id)?;
