@@ -31,6 +31,7 @@ mod log_concurrency;
 mod log_model;
 mod producer_delivery;
 mod producer_partitioning;
+mod read_only;
 mod recovery_bit_flip;
 mod recovery_index_damage;
 mod recovery_torn_tail;
