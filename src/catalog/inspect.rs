@@ -141,9 +141,11 @@ pub fn verify_dir(root: &Path, mut on_progress: impl FnMut(Progress<'_>)) -> Res
             continue;
         }
         if super::validate_topic_name(&name).is_err() {
-            report
-                .warnings
-                .push(find(&path, None, "not a topic name: not embedlog's, ignored"));
+            report.warnings.push(find(
+                &path,
+                None,
+                "not a topic name: not embedlog's, ignored",
+            ));
             continue;
         }
         verify_topic(&path, &mut report, &mut on_progress)?;

@@ -626,7 +626,11 @@ pub fn parse_index(
         });
     }
     let mut used = whole;
-    while used > 0 && bytes[(used - 1) * size..used * size].iter().all(|&b| b == 0) {
+    while used > 0
+        && bytes[(used - 1) * size..used * size]
+            .iter()
+            .all(|&b| b == 0)
+    {
         used -= 1;
     }
     let body = &bytes[..used * size];
@@ -817,8 +821,15 @@ mod tests {
         let dump = dump_segment(&path, Detail::Batches).unwrap();
         let invalid = dump.invalid.unwrap();
         assert_eq!(dump.batches.len(), 2);
-        assert_eq!(invalid.batch_position, dump.batches[1].position + dump.batches[1].size);
-        assert!(invalid.reason.contains("past the end"), "{}", invalid.reason);
+        assert_eq!(
+            invalid.batch_position,
+            dump.batches[1].position + dump.batches[1].size
+        );
+        assert!(
+            invalid.reason.contains("past the end"),
+            "{}",
+            invalid.reason
+        );
     }
 
     #[test]
@@ -851,7 +862,12 @@ mod tests {
         // preallocated index, not damage.
         let mut bytes = std::fs::read(&index_path).unwrap();
         bytes.extend_from_slice(&[0u8; 80]);
-        let padded = parse_index(IndexType::Offset, &bytes, Some(0), Some(&std::fs::read(&path).unwrap()));
+        let padded = parse_index(
+            IndexType::Offset,
+            &bytes,
+            Some(0),
+            Some(&std::fs::read(&path).unwrap()),
+        );
         assert_eq!(padded.unused_slots, 10);
         assert!(padded.problems.is_empty(), "{:?}", padded.problems);
 
@@ -867,6 +883,11 @@ mod tests {
         // A partial entry at the end.
         bytes.truncate(bytes.len() - 3);
         let partial = parse_index(IndexType::Offset, &bytes, Some(0), None);
-        assert!(partial.problems.iter().any(|p| p.reason.contains("trailing bytes")));
+        assert!(
+            partial
+                .problems
+                .iter()
+                .any(|p| p.reason.contains("trailing bytes"))
+        );
     }
 }
