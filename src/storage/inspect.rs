@@ -313,11 +313,12 @@ pub fn dump_segment_with_progress(
 ///
 /// Pure: works on any bytes (fuzzers feed it arbitrary input).
 pub fn parse_segment(
-    data: Bytes,
+    data: impl Into<Bytes>,
     base_offset: Option<Offset>,
     detail: Detail,
     mut on_progress: impl FnMut(u64),
 ) -> SegmentDump {
+    let data: Bytes = data.into();
     let base = base_offset.unwrap_or_else(|| {
         BatchHeader::parse(&data)
             .map(|h| h.first_offset())
