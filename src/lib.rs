@@ -94,6 +94,33 @@ mod read_only;
 mod record;
 pub mod replication;
 mod storage;
+
+pub mod inspect {
+    //! Read-only inspection of a data directory's files, for tools:
+    //! [`dump_segment`] and [`dump_index`] decode one segment or index file
+    //! (what `kafka-dump-log.sh` prints); [`verify_dir`] checks every file of
+    //! a data directory. Nothing here writes, locks or maps a file, so it
+    //! works while another process owns the directory.
+    //!
+    //! ```
+    //! use embedlog::inspect::{Detail, dump_index, dump_segment};
+    //! use embedlog::{Log, LogConfig, Record};
+    //!
+    //! let dir = tempfile::tempdir()?;
+    //! let log = Log::open(dir.path(), LogConfig::default())?;
+    //! log.append(&[Record::new("hello")])?;
+    //! log.close()?;
+    //! let segment = dir.path().join("00000000000000000000.log");
+    //! let dump = dump_segment(&segment, Detail::Batches)?;
+    //! assert_eq!((dump.batches.len(), dump.next_offset), (1, 1));
+    //! assert!(dump.invalid.is_none() && dump.batches[0].crc_valid);
+    //! let index = dump_index(&segment.with_extension("index"))?;
+    //! assert!(index.problems.is_empty());
+    //! # Ok::<(), Box<dyn std::error::Error>>(())
+    //! ```
+    pub use crate::catalog::inspect::*;
+    pub use crate::storage::inspect::*;
+}
 #[cfg(test)]
 mod test_support;
 mod worker;

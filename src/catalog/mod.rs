@@ -9,6 +9,7 @@
 //! open removes what either left behind.
 
 mod config;
+pub(crate) mod inspect;
 mod internal;
 mod names;
 mod topic;

@@ -73,7 +73,7 @@ pub(crate) struct Index {
 }
 
 /// Decodes entry `i` of `kind` from `buf`, which must hold it.
-fn decode(kind: IndexKind, buf: &[u8], i: usize) -> Entry {
+pub(crate) fn decode(kind: IndexKind, buf: &[u8], i: usize) -> Entry {
     let size = kind.entry_size();
     let e = &buf[i * size..(i + 1) * size];
     match kind {
@@ -109,11 +109,24 @@ fn encode(kind: IndexKind, e: Entry, out: &mut [u8; 12]) -> usize {
 /// and for the offset index no entry at position 0. Works on any bytes, so
 /// tests and fuzzers feed it directly.
 pub(crate) fn check_entries(kind: IndexKind, buf: &[u8]) -> std::result::Result<usize, String> {
+    check_entries_at(kind, buf).map_err(|(_, reason)| reason)
+}
+
+/// [`check_entries`], saying which entry is wrong: `Err((i, reason))`, `i`
+/// being the entry count for a length that is not a whole number of
+/// entries. For `embedlog::inspect`, which reports byte positions.
+pub(crate) fn check_entries_at(
+    kind: IndexKind,
+    buf: &[u8],
+) -> std::result::Result<usize, (usize, String)> {
     let size = kind.entry_size();
     if !buf.len().is_multiple_of(size) {
-        return Err(format!(
-            "length {} is not a multiple of the entry size {size}",
-            buf.len()
+        return Err((
+            buf.len() / size,
+            format!(
+                "length {} is not a multiple of the entry size {size}",
+                buf.len()
+            ),
         ));
     }
     let n = buf.len() / size;
@@ -121,7 +134,7 @@ pub(crate) fn check_entries(kind: IndexKind, buf: &[u8]) -> std::result::Result<
     for i in 0..n {
         let e = decode(kind, buf, i);
         if kind == IndexKind::Offset && e.value == 0 {
-            return Err(format!("entry {i} points at position 0"));
+            return Err((i, format!("entry {i} points at position 0")));
         }
         if let Some(p) = prev {
             let ordered = match kind {
@@ -129,9 +142,9 @@ pub(crate) fn check_entries(kind: IndexKind, buf: &[u8]) -> std::result::Result<
                 IndexKind::Time => e.key > p.key && e.value >= p.value,
             };
             if !ordered {
-                return Err(format!(
-                    "entry {i} ({e:?}) does not follow entry {} ({p:?})",
-                    i - 1
+                return Err((
+                    i,
+                    format!("entry {i} ({e:?}) does not follow entry {} ({p:?})", i - 1),
                 ));
             }
         }

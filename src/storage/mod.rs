@@ -7,6 +7,7 @@ mod fault_tests;
 #[cfg(any(test, feature = "fault-injection"))]
 pub(crate) mod faulty;
 mod index;
+pub(crate) mod inspect;
 mod log;
 mod mmap;
 mod read_only;
