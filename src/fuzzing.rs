@@ -208,6 +208,23 @@ fn read_only_all(view: &crate::ReadOnlyLog) {
     }
 }
 
+/// `embedlog::inspect` (what `embedlog dump-log` and `verify` use) on
+/// arbitrary bytes: the segment dump with records decoded, and both index
+/// checks with and without a log beside them, never panic.
+pub fn inspect_segment(data: &[u8]) {
+    use crate::inspect::{Detail, IndexType, parse_index, parse_segment};
+    let dump = parse_segment(data.to_vec(), Some(0), Detail::Records, |_| {});
+    assert!(dump.valid_bytes <= dump.size);
+    // The first byte splits the rest into an index and its log.
+    if let Some((&split, rest)) = data.split_first() {
+        let (index, log) = rest.split_at((split as usize).min(rest.len()));
+        for kind in [IndexType::Offset, IndexType::Time] {
+            let _ = parse_index(kind, index, Some(0), Some(log));
+            let _ = parse_index(kind, index, None, None);
+        }
+    }
+}
+
 fn tempdir() -> std::io::Result<tempfile_lite::TempDir> {
     tempfile_lite::TempDir::new()
 }

@@ -13,6 +13,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("record_decode", __fuzz::record_decode),
     ("open_dir", __fuzz::open_dir),
     ("read_only_dir", __fuzz::read_only_dir),
+    ("inspect_segment", __fuzz::inspect_segment),
     ("index_check", __fuzz::index_check),
     ("checkpoint_scan", __fuzz::checkpoint_and_scan),
     ("offset_record", __fuzz::offset_record),
