@@ -18,10 +18,18 @@
 //! - A mapping may be longer than its file (an active segment is mapped at
 //!   its maximum size up front). Pages past the end of the file are never
 //!   touched, because they are past the published end.
-//! - One process at a time opens a log directory (an OS file lock), so no
+//! - One process at a time owns a log directory (an OS file lock), so no
 //!   other embedlog instance writes these files. A foreign program that
 //!   truncates them while we run is outside what any mmap-based store can
 //!   defend against; it can make a read fault, not return wrong data silently.
+//! - A read-only view (`read_only.rs`) of a directory another process owns
+//!   maps only sealed segments, which that owner never shrinks in place
+//!   (compaction and truncation rename a new file over them, retention
+//!   unlinks them). It reads the last segment, whose torn tail a new
+//!   owner's recovery cuts, with `pread`, never through a mapping. One
+//!   case remains: recovery also cuts a sealed segment past the recovery
+//!   point that fails its checks, which takes a lost page cache (power
+//!   loss) or a disk fault; a kill leaves sealed segments whole.
 #![allow(unsafe_code)]
 
 use bytes::Bytes;

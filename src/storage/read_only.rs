@@ -14,6 +14,9 @@
 //!   place: compaction and replication's truncation write a new file and
 //!   rename it over the old one, retention unlinks it. Either way this
 //!   view's mapping stays on the old inode, intact, until it lets go.
+//!   (Recovery does cut a sealed segment past the recovery point that
+//!   fails its checks; that takes a power loss or a disk fault, not a
+//!   crash of the owner, which leaves sealed segments whole.)
 //! - **The last segment** is read with `pread` into buffers. Its tail is
 //!   where a crashed owner leaves a torn write, and where the next owner's
 //!   recovery shortens the file; a mapping of a shortened file would fault

@@ -51,22 +51,15 @@ fn a_follower_in_another_process_survives_the_owner_being_killed() {
     );
     // Safety net only: if something hangs, kill both so the test fails
     // instead of blocking the suite. Nothing below decides on time.
-    let finished = Arc::new(AtomicBool::new(false));
+    let (finished, watch) = std::sync::mpsc::channel::<()>();
     let (owner_pid, reader_pid) = (owner.id(), reader.id());
-    let watchdog = {
-        let finished = finished.clone();
-        std::thread::spawn(move || {
-            for _ in 0..1200 {
-                if finished.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+    let watchdog = std::thread::spawn(move || {
+        if watch.recv_timeout(Duration::from_secs(120)).is_err() {
             for pid in [owner_pid, reader_pid] {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
-        })
-    };
+        }
+    });
     // The writer feeds lines until the owner dies (its pipe breaks).
     let mut stdin = owner.stdin.take().unwrap();
     let gone = Arc::new(AtomicBool::new(false));
@@ -134,7 +127,7 @@ fn a_follower_in_another_process_survives_the_owner_being_killed() {
     assert!(reader.try_wait().unwrap().is_none(), "the reader exited");
     reader.kill().unwrap();
     let status = reader.wait().unwrap();
-    finished.store(true, Ordering::SeqCst);
+    finished.send(()).unwrap();
     watchdog.join().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut reader.stderr.take().unwrap(), &mut stderr).unwrap();
