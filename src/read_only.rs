@@ -65,8 +65,26 @@ pub struct ReadOnlyPartition {
     topic: Arc<str>,
     id: u32,
     topic_dir: Arc<Path>,
-    topic_ino: u64,
+    topic_id: DirId,
     log: Arc<ReadOnlyLog>,
+}
+
+/// What tells one topic directory from another of the same name created
+/// after it: its inode, and its creation time where the file system keeps
+/// one (inode numbers are reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirId {
+    ino: u64,
+    created: Option<std::time::SystemTime>,
+}
+
+impl DirId {
+    fn of(m: &std::fs::Metadata) -> DirId {
+        DirId {
+            ino: m.ino(),
+            created: m.created().ok(),
+        }
+    }
 }
 
 impl ReadOnlyBroker {
@@ -114,11 +132,11 @@ impl ReadOnlyBroker {
             .collect())
     }
 
-    fn topic_dir(&self, name: &str) -> Result<(PathBuf, u64)> {
+    fn topic_dir(&self, name: &str) -> Result<(PathBuf, DirId)> {
         let dir = topics_dir(&self.root).join(name);
         match std::fs::metadata(&dir) {
             Ok(m) if m.is_dir() && crate::catalog::validate_topic_name(name).is_ok() => {
-                Ok((dir, m.ino()))
+                Ok((dir, DirId::of(&m)))
             }
             Ok(_) => Err(Error::UnknownTopic { name: name.into() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -151,8 +169,16 @@ impl ReadOnlyBroker {
     /// # Errors
     /// [`Error::UnknownTopic`], [`Error::UnknownPartition`], I/O errors.
     pub fn partition(&self, topic: &str, id: u32) -> Result<ReadOnlyPartition> {
-        let config = self.topic_config(topic)?;
-        let (dir, ino) = self.topic_dir(topic)?;
+        // The directory's identity before and after its configuration is
+        // read: a topic deleted and created again in between is retried.
+        let (dir, ident, config) = loop {
+            let (_, before) = self.topic_dir(topic)?;
+            let config = self.topic_config(topic)?;
+            let (dir, after) = self.topic_dir(topic)?;
+            if before == after {
+                break (dir, after, config);
+            }
+        };
         if id >= config.get_partitions() {
             return Err(Error::UnknownPartition {
                 topic: topic.into(),
@@ -161,10 +187,17 @@ impl ReadOnlyBroker {
             });
         }
         let mut cache = self.partitions.lock();
+        // Views of a deleted incarnation of this topic hold its unlinked
+        // files: let them go.
+        cache.retain(|(t, _), p| {
+            let stale = t == topic && p.topic_id != ident;
+            if stale {
+                p.log.release();
+            }
+            !stale
+        });
         let key = (topic.to_string(), id);
-        if let Some(p) = cache.get(&key)
-            && p.topic_ino == ino
-        {
+        if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
         let log = ReadOnlyLog::open(dir.join(id.to_string())).map_err(|e| match e {
@@ -177,7 +210,7 @@ impl ReadOnlyBroker {
             topic: topic.into(),
             id,
             topic_dir: dir.into(),
-            topic_ino: ino,
+            topic_id: ident,
             log: Arc::new(log),
         };
         cache.insert(key, p.clone());
@@ -286,14 +319,12 @@ impl ReadOnlyBroker {
         };
         let mut out = Vec::new();
         for (tp, c) in commits {
-            let end = match self.partition(&tp.topic, tp.partition) {
-                Ok(p) => {
-                    p.refresh()?;
-                    Some(p.end_offset())
-                }
-                Err(Error::UnknownTopic { .. } | Error::UnknownPartition { .. }) => None,
-                Err(e) => return Err(e),
-            };
+            // As the owner reports it: no end (and no lag) for a partition
+            // that is gone or cannot be read now.
+            let end = self
+                .partition(&tp.topic, tp.partition)
+                .and_then(|p| p.refresh().map(|()| p.end_offset()))
+                .ok();
             out.push(GroupOffset {
                 lag: end.map(|e| e.saturating_sub(c.offset)),
                 end_offset: end,
@@ -326,16 +357,20 @@ impl ReadOnlyPartition {
     }
 
     fn check_topic(&self) -> Result<()> {
-        match std::fs::metadata(&self.topic_dir) {
-            Ok(m) if m.ino() == self.topic_ino => Ok(()),
-            Ok(_) => Err(Error::UnknownTopic {
+        let gone = match std::fs::metadata(&self.topic_dir) {
+            Ok(m) => DirId::of(&m) != self.topic_id,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(Error::io("stat", &self.topic_dir, e)),
+        };
+        if gone {
+            // The owner deleted the topic: its files are unlinked, and this
+            // view must not keep their space.
+            self.log.release();
+            return Err(Error::UnknownTopic {
                 name: self.topic.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::UnknownTopic {
-                name: self.topic.to_string(),
-            }),
-            Err(e) => Err(Error::io("stat", &self.topic_dir, e)),
+            });
         }
+        Ok(())
     }
 
     fn gone(&self, e: Error) -> Error {

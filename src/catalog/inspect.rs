@@ -265,10 +265,23 @@ fn verify_partition(
         let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         on_progress(Progress::Segment { path, size });
         let mut done = 0u64;
-        let dump = dump_segment_with_progress(path, Detail::Batches, |at| {
+        let dump = match dump_segment_with_progress(path, Detail::Batches, |at| {
             on_progress(Progress::Bytes(at.saturating_sub(done)));
             done = at;
-        })?;
+        }) {
+            Ok(d) => d,
+            // Retention or compaction removed it since the listing: the
+            // owner is running.
+            Err(e) if removed_meanwhile(&e) => {
+                report.warnings.push(find(
+                    path,
+                    None,
+                    "removed while being checked (the owner is running)",
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         report.batches += dump.valid_batches().count() as u64;
         report.records += dump.valid_records();
         report.bytes += dump.valid_bytes;
@@ -317,7 +330,18 @@ fn verify_partition(
                 ));
                 continue;
             }
-            let idx = dump_index(&ipath)?;
+            let idx = match dump_index(&ipath) {
+                Ok(i) => i,
+                Err(e) if removed_meanwhile(&e) => {
+                    report.warnings.push(find(
+                        &ipath,
+                        None,
+                        "removed while being checked (the owner is running)",
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for p in idx.problems {
                 // Recovery rebuilds the indexes of a segment it cuts.
                 let list = if torn {
@@ -330,4 +354,10 @@ fn verify_partition(
         }
     }
     Ok(())
+}
+
+/// An I/O error saying the file is gone: removed between the listing and
+/// the read.
+fn removed_meanwhile(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }

@@ -26,7 +26,7 @@
 //! directory listing; the view then drops what it knew of that segment and
 //! reads the new file.
 
-use super::checkpoint::{self, Checkpoint};
+use super::checkpoint::Checkpoint;
 use super::log::ReadLimit;
 use super::mmap;
 use super::segment::parse_log_file_name;
@@ -37,13 +37,14 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
+use std::os::unix::fs::{DirEntryExt, FileExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Batch positions are remembered at least this many bytes apart, so a
-/// read finds its batch after at most this much scanning.
-const MARK_INTERVAL: u64 = 4096;
+/// read finds its batch after walking at most this many bytes of headers
+/// (and the view holds about 24 bytes per this many bytes of log).
+const MARK_INTERVAL: u64 = 16 << 10;
 
 /// The last segment is scanned in reads of this size (or one batch, if
 /// larger).
@@ -56,9 +57,11 @@ const SCAN_CHUNK: usize = 4 << 20;
 /// removed segments, a moved start offset) and returns only whole batches
 /// whose CRC matches, in offset order, as [`Log::read`](crate::Log::read)
 /// does. A batch that fails its check is the owner's write in progress if
-/// it lies past the owner's last recorded recovery point, and damage (an
-/// [`Error::Corrupt`] naming the file and byte) if it lies below it or in
-/// a sealed segment.
+/// it lies past the owner's last recorded recovery point in the last
+/// segment, and damage (an [`Error::Corrupt`] naming the file and byte,
+/// returned to the read that reaches it) if it lies below that point or in
+/// a sealed segment. Sealed segments are checked when a read first needs
+/// them, so opening a view of a large log costs a listing, not a scan.
 ///
 /// ```
 /// use embedlog::{Log, LogConfig, ReadLimit, ReadOnlyLog, Record};
@@ -86,8 +89,10 @@ struct State {
     views: Vec<View>,
     log_start: Offset,
     recovery_point: Offset,
-    /// Inode, length and modification time of the checkpoint last read.
-    checkpoint_stamp: Option<(u64, u64, i64, i64)>,
+    /// A compaction's swap is under way (a `.log.swap` file is listed): the
+    /// owner may have removed the segments it merged before renaming their
+    /// replacement into place, so a gap in the listing is not yet final.
+    swapping: bool,
 }
 
 /// What this view knows of one segment.
@@ -96,13 +101,21 @@ struct View {
     base: Offset,
     path: Arc<Path>,
     ino: u64,
-    file: File,
+    /// Open until the segment is sealed and mapped (the mapping keeps the
+    /// file alive; holding a descriptor per sealed segment would not scale).
+    file: Option<File>,
     /// The whole file, mapped once the segment is sealed.
     map: Option<Bytes>,
+    /// The file's length when the view was opened (its size until scanned).
+    listed_len: u64,
     /// Bytes from the start that hold valid batches.
     valid_len: u64,
     /// Offset after the last valid batch.
     next_offset: Offset,
+    /// Position and stored CRC of the last valid batch: if the owner cuts
+    /// it (a failed append it rolled back) and writes other bytes there,
+    /// the view starts over instead of trusting what it saw.
+    last_batch: Option<(u64, u32)>,
     /// `(first offset, position, max timestamp of every batch before it)`
     /// of a batch every `MARK_INTERVAL` bytes or so; the first batch always.
     marks: Vec<(Offset, u64, i64)>,
@@ -111,6 +124,23 @@ struct View {
     done: bool,
     /// A sealed segment's invalid batch: reads that reach it fail.
     damage: Option<(u64, String)>,
+}
+
+/// Bytes of a view read ahead, with headers found in them without another
+/// read.
+struct Window {
+    at: u64,
+    data: Bytes,
+}
+
+impl Window {
+    fn get(&self, from: u64, to: u64) -> Option<Bytes> {
+        let end = self.at + self.data.len() as u64;
+        (from >= self.at && to <= end).then(|| {
+            self.data
+                .slice((from - self.at) as usize..(to - self.at) as usize)
+        })
+    }
 }
 
 impl View {
@@ -122,14 +152,20 @@ impl View {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("open", &path, e)),
         };
+        let listed_len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
         Ok(Some(View {
             base,
             path: path.into(),
             ino,
-            file,
+            file: Some(file),
             map: None,
+            listed_len,
             valid_len: 0,
             next_offset: base,
+            last_batch: None,
             marks: Vec::new(),
             max_timestamp: i64::MIN,
             done: false,
@@ -137,12 +173,16 @@ impl View {
         }))
     }
 
+    /// The file's length now (the mapping's, once sealed).
     fn file_len(&self) -> Result<u64> {
-        Ok(self
-            .file
-            .metadata()
-            .map_err(|e| Error::io("stat", &self.path, e))?
-            .len())
+        match (&self.map, &self.file) {
+            (Some(m), _) => Ok(m.len() as u64),
+            (None, Some(f)) => Ok(f
+                .metadata()
+                .map_err(|e| Error::io("stat", &self.path, e))?
+                .len()),
+            (None, None) => Ok(0),
+        }
     }
 
     /// Bytes `[from, to)` of the file: a slice of the mapping when sealed,
@@ -152,11 +192,14 @@ impl View {
             let to = to.min(map.len() as u64);
             return Ok(map.slice(from.min(to) as usize..to as usize));
         }
+        let Some(file) = &self.file else {
+            return Ok(Bytes::new());
+        };
         let len = to.saturating_sub(from) as usize;
         let mut buf = BytesMut::zeroed(len);
         let mut filled = 0;
         while filled < len {
-            match self.file.read_at(&mut buf[filled..], from + filled as u64) {
+            match file.read_at(&mut buf[filled..], from + filled as u64) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -167,14 +210,28 @@ impl View {
         Ok(buf.freeze())
     }
 
-    /// Maps the sealed segment (its whole, final length).
+    /// Maps the sealed segment (its whole, final length) and lets the
+    /// descriptor go.
     fn seal(&mut self) -> Result<()> {
-        if self.map.is_none() {
-            let len = self.file_len()?;
-            self.map =
-                Some(mmap::map(&self.file, len).map_err(|e| Error::io("map", &self.path, e))?);
+        if self.map.is_none()
+            && let Some(file) = self.file.take()
+        {
+            let len = file
+                .metadata()
+                .map_err(|e| Error::io("stat", &self.path, e))?
+                .len();
+            self.map = Some(mmap::map(&file, len).map_err(|e| Error::io("map", &self.path, e))?);
         }
         Ok(())
+    }
+
+    /// Bytes of valid batches (the listed length until scanned).
+    fn size(&self) -> u64 {
+        if self.valid_len > 0 || self.done {
+            self.valid_len
+        } else {
+            self.listed_len
+        }
     }
 
     /// Validates the batches past `valid_len`. `sealed`: the file is
@@ -188,27 +245,27 @@ impl View {
         if sealed {
             self.seal()?;
         }
-        let file_len = match &self.map {
-            Some(m) => m.len() as u64,
-            None => self.file_len()?,
-        };
-        if file_len < self.valid_len {
-            // The owner cut bytes this view had validated: a new owner's
-            // recovery found them invalid. Start over from the file.
+        let mut file_len = self.file_len()?;
+        if file_len < self.valid_len || !self.last_batch_intact()? {
+            // The owner cut bytes this view had validated (a new owner's
+            // recovery, or a failed append rolled back). Start over.
             self.reset();
         }
         let mut problem = None;
         'chunks: while self.valid_len < file_len {
-            let chunk = self.bytes(
-                self.valid_len,
-                file_len.min(self.valid_len + SCAN_CHUNK as u64),
-            )?;
+            let want = file_len.min(self.valid_len + SCAN_CHUNK as u64);
+            let chunk = self.bytes(self.valid_len, want)?;
+            if (chunk.len() as u64) < want - self.valid_len {
+                // Shorter than its length said a moment ago: cut meanwhile.
+                file_len = self.valid_len + chunk.len() as u64;
+            }
+            let progress = self.valid_len;
             let mut pos = 0usize;
             loop {
                 let rest = &chunk[pos..];
                 let at = self.valid_len;
                 if rest.len() < BATCH_HEADER_SIZE {
-                    if at + (rest.len() as u64) < file_len {
+                    if at + (rest.len() as u64) < file_len && pos > 0 {
                         continue 'chunks; // the header straddles the chunk
                     }
                     if !rest.is_empty() {
@@ -224,27 +281,30 @@ impl View {
                     }
                 };
                 if h.size() > rest.len() {
-                    if at + (h.size() as u64) <= file_len {
-                        if pos == 0 {
-                            // One batch larger than a chunk: read it whole.
-                            let whole = self.bytes(at, at + h.size() as u64)?;
-                            if let Err(reason) = self.check(&whole, &h) {
-                                problem = Some((at, reason));
-                                break 'chunks;
-                            }
-                            self.accept(&h);
-                        }
-                        continue 'chunks;
+                    if at + (h.size() as u64) > file_len {
+                        problem = Some((
+                            at,
+                            format!(
+                                "batch of {} bytes runs past the end of the file ({} bytes remain)",
+                                h.size(),
+                                file_len - at
+                            ),
+                        ));
+                        break 'chunks;
                     }
-                    problem = Some((
-                        at,
-                        format!(
-                            "batch of {} bytes runs past the end of the file ({} bytes remain)",
-                            h.size(),
-                            file_len - at
-                        ),
-                    ));
-                    break 'chunks;
+                    if pos == 0 {
+                        // One batch larger than a chunk: read it whole.
+                        let whole = self.bytes(at, at + h.size() as u64)?;
+                        if let Err(reason) = self.check(&whole, &h) {
+                            problem = Some((at, reason));
+                            break 'chunks;
+                        }
+                        self.accept(&h);
+                    }
+                    if self.valid_len == progress {
+                        break 'chunks; // no progress: never spin
+                    }
+                    continue 'chunks;
                 }
                 if let Err(reason) = self.check(&rest[..h.size()], &h) {
                     problem = Some((at, reason));
@@ -277,6 +337,16 @@ impl View {
         Ok(())
     }
 
+    /// Whether the last batch this view accepted is still where it was,
+    /// with the same CRC.
+    fn last_batch_intact(&self) -> Result<bool> {
+        let Some((pos, crc)) = self.last_batch else {
+            return Ok(true);
+        };
+        let head = self.bytes(pos, pos + BATCH_HEADER_SIZE as u64)?;
+        Ok(BatchHeader::parse(&head).is_ok_and(|h| h.crc == crc))
+    }
+
     /// Checks a whole batch at the view's end: offset order and CRC.
     fn check(&self, batch: &[u8], h: &BatchHeader) -> std::result::Result<(), String> {
         let expected = self.next_offset.max(self.base);
@@ -293,7 +363,7 @@ impl View {
                 self.base
             ));
         }
-        if !crate::record::crc_matches(batch) {
+        if batch.len() != h.size() || !crate::record::crc_matches(batch) {
             return Err("CRC-32C mismatch".to_string());
         }
         Ok(())
@@ -311,59 +381,74 @@ impl View {
         }
         self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
         self.next_offset = h.last_offset() + 1;
+        self.last_batch = Some((at, h.crc));
         self.valid_len += h.size() as u64;
     }
 
     fn reset(&mut self) {
         self.valid_len = 0;
         self.next_offset = self.base;
+        self.last_batch = None;
         self.marks.clear();
         self.max_timestamp = i64::MIN;
         self.done = false;
         self.damage = None;
     }
 
-    /// The position of the mark to walk from to find `offset`.
-    fn mark_for(&self, offset: Offset) -> u64 {
-        let i = self.marks.partition_point(|m| m.0 <= offset);
-        if i == 0 { 0 } else { self.marks[i - 1].1 }
+    /// The header at `pos`, from `window` when it holds it.
+    fn header_at(&self, window: &Window, pos: u64) -> Result<BatchHeader> {
+        let end = pos + BATCH_HEADER_SIZE as u64;
+        let head = match window.get(pos, end) {
+            Some(b) => b,
+            None => self.bytes(pos, end)?,
+        };
+        BatchHeader::parse(&head).map_err(|e| e.in_file(&self.path, pos))
     }
 
     /// Whole valid batches from the one holding `from` (or the first after
-    /// it), at most `limit` bytes but at least one batch.
+    /// it), at most `limit` bytes but at least one batch; `None` past this
+    /// segment's valid batches.
     fn read(&self, from: Offset, limit: ReadLimit) -> Result<Option<Batches>> {
         if from >= self.next_offset {
             return self.damage_at_end();
         }
-        let mut pos = self.mark_for(from);
+        let i = self.marks.partition_point(|m| m.0 <= from);
+        let mut pos = if i == 0 { 0 } else { self.marks[i - 1].1 };
+        // One read covers the walk from the mark and, usually, the batches
+        // returned (a slice of the mapping for a sealed segment).
+        let ahead = (2 * MARK_INTERVAL).saturating_add(limit.max_bytes as u64);
+        let window = Window {
+            at: pos,
+            data: self.bytes(pos, self.valid_len.min(pos.saturating_add(ahead)))?,
+        };
         // Walk headers to the first batch that holds `from` or comes after.
         loop {
-            let head = self.bytes(pos, pos + BATCH_HEADER_SIZE as u64)?;
-            let h = BatchHeader::parse(&head).map_err(|e| e.in_file(&self.path, pos))?;
+            let h = self.header_at(&window, pos)?;
             if h.last_offset() >= from {
                 break;
             }
             pos += h.size() as u64;
         }
         let start = pos;
-        // Whole batches up to the limit.
         let mut end = pos;
         while end < self.valid_len {
-            let head = self.bytes(end, end + BATCH_HEADER_SIZE as u64)?;
-            let h = BatchHeader::parse(&head).map_err(|e| e.in_file(&self.path, end))?;
+            let h = self.header_at(&window, end)?;
             let next = end + h.size() as u64;
             if end > start && next - start > limit.max_bytes as u64 {
                 break;
             }
             end = next;
         }
-        let data = self.bytes(start, end)?;
+        let data = match window.get(start, end) {
+            Some(d) => d,
+            None => self.bytes(start, end)?,
+        };
         if (data.len() as u64) < end - start {
             return Err(Error::corrupt(
                 &self.path,
                 start + data.len() as u64,
-                "the file is shorter than the batches this view validated: the owner \
-                 truncated it (a new owner's recovery); reopen the view",
+                "the file is shorter than the batches this view checked: its owner cut it \
+                 (a new owner's recovery); read again",
             ));
         }
         Ok(Some(Batches::from_log(
@@ -391,9 +476,12 @@ impl View {
         // The last mark before which every batch is older than `timestamp`.
         let i = self.marks.partition_point(|m| m.2 < timestamp);
         let mut pos = if i == 0 { 0 } else { self.marks[i - 1].1 };
+        let none = Window {
+            at: 0,
+            data: Bytes::new(),
+        };
         while pos < self.valid_len {
-            let head = self.bytes(pos, pos + BATCH_HEADER_SIZE as u64)?;
-            let h = BatchHeader::parse(&head).map_err(|e| e.in_file(&self.path, pos))?;
+            let h = self.header_at(&none, pos)?;
             if h.last_offset() >= from && h.max_timestamp >= timestamp {
                 let data = self.bytes(pos, pos + h.size() as u64)?;
                 let batch = Batch::from_log(data, h, self.path.clone(), pos);
@@ -411,8 +499,8 @@ impl View {
 }
 
 impl ReadOnlyLog {
-    /// Opens a view of the log in `dir`, reading its checkpoint and segment
-    /// list. Takes no lock and writes nothing.
+    /// Opens a view of the log in `dir`, reading its checkpoint, its
+    /// segment list and the last segment. Takes no lock and writes nothing.
     ///
     /// # Errors
     /// An I/O error if `dir` cannot be listed (for example, it does not
@@ -438,62 +526,69 @@ impl ReadOnlyLog {
     /// # Errors
     /// An I/O error if the directory is gone (its topic was deleted) or
     /// unreadable; [`Error::Corrupt`] for damage below the owner's recovery
-    /// point.
+    /// point. What the view knew stays.
     pub fn refresh(&self) -> Result<()> {
         let mut st = self.state.lock();
-        self.refresh_checkpoint(&mut st)?;
-        let listed = self.list()?;
+        // The owner replaces the checkpoint atomically (a rename), so this
+        // reads one whole version. It is small: read it every time.
+        let cp = Checkpoint::load(&RealFs, &self.dir)?.unwrap_or_default();
+        st.log_start = cp.log_start;
+        st.recovery_point = cp.recovery_point;
+        let (listed, swapping) = self.list()?;
+        st.swapping = swapping;
         // Keep views whose file is still the same inode; open new ones.
         let mut old: BTreeMap<Offset, View> = std::mem::take(&mut st.views)
             .into_iter()
             .map(|v| (v.base, v))
             .collect();
         let mut views = Vec::with_capacity(listed.len());
+        let mut failure = None;
         for (base, ino) in listed {
             match old.remove(&base) {
                 Some(v) if v.ino == ino => views.push(v),
-                _ => views.extend(View::open(&self.dir, base, ino)?),
+                _ => match View::open(&self.dir, base, ino) {
+                    Ok(v) => views.extend(v),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                },
             }
         }
-        let last = views.len().saturating_sub(1);
-        for (i, v) in views.iter_mut().enumerate() {
-            v.scan(i < last, st.recovery_point)?;
+        if let Some(e) = failure {
+            // Keep what the view knew; the next refresh tries again.
+            st.views = old.into_values().chain(views).collect();
+            st.views.sort_by_key(|v| v.base);
+            return Err(e);
         }
         st.views = views;
-        Ok(())
-    }
-
-    fn refresh_checkpoint(&self, st: &mut State) -> Result<()> {
-        let path = self.dir.join(checkpoint::FILE_NAME);
-        let stamp = match fs::metadata(&path) {
-            Ok(m) => Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io("stat", &path, e)),
-        };
-        if stamp.is_some() && stamp == st.checkpoint_stamp {
-            return Ok(());
+        // Sealed segments are checked when a read needs them; the last one
+        // now, for the end offset.
+        let rp = st.recovery_point;
+        match st.views.last_mut() {
+            Some(v) => v.scan(false, rp),
+            None => Ok(()),
         }
-        // The owner replaces the file atomically (rename): this reads one
-        // whole version.
-        let cp = Checkpoint::load(&RealFs, &self.dir)?.unwrap_or_default();
-        st.log_start = cp.log_start;
-        st.recovery_point = cp.recovery_point;
-        st.checkpoint_stamp = stamp;
-        Ok(())
     }
 
-    /// Segment base offsets and inodes, in order.
-    fn list(&self) -> Result<Vec<(Offset, u64)>> {
+    /// Segment base offsets and inodes, in order, and whether a
+    /// compaction's swap file is there.
+    fn list(&self) -> Result<(Vec<(Offset, u64)>, bool)> {
         let entries = fs::read_dir(&self.dir).map_err(|e| Error::io("list", &self.dir, e))?;
         let mut out = Vec::new();
+        let mut swapping = false;
         for entry in entries {
             let entry = entry.map_err(|e| Error::io("list", &self.dir, e))?;
-            if let Some(base) = entry.file_name().to_str().and_then(parse_log_file_name) {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(base) = parse_log_file_name(name) {
                 out.push((base, entry.ino()));
+            } else if name.ends_with(".log.swap") {
+                swapping = true;
             }
         }
         out.sort_unstable();
-        Ok(out)
+        Ok((out, swapping))
     }
 
     /// Whole batches from `from`, as [`Log::read`](crate::Log::read)
@@ -505,7 +600,7 @@ impl ReadOnlyLog {
     /// [`Error::Corrupt`] where damage stops the log; I/O errors.
     pub fn read(&self, from: Offset, limit: ReadLimit) -> Result<Batches> {
         self.refresh()?;
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         let (start, end) = (Self::start_of(&st), Self::end_of(&st));
         if from < start || from > end {
             return Err(Error::OffsetOutOfRange {
@@ -514,13 +609,25 @@ impl ReadOnlyLog {
                 end,
             });
         }
+        let rp = st.recovery_point;
+        let swapping = st.swapping;
+        let last = st.views.len().saturating_sub(1);
         let first = st
             .views
             .partition_point(|v| v.base <= from)
             .saturating_sub(1);
-        for v in &st.views[first..] {
+        for (i, v) in st.views.iter_mut().enumerate().skip(first) {
+            if i < last {
+                v.scan(true, rp)?;
+            }
             if let Some(b) = v.read(from, limit)? {
                 return Ok(b);
+            }
+            if swapping {
+                // The segments after this one may be half swapped: going
+                // on to the next would skip records that the swap's
+                // replacement still holds. Read again once it is done.
+                break;
             }
         }
         Ok(Batches::empty())
@@ -532,15 +639,11 @@ impl ReadOnlyLog {
     }
 
     fn end_of(st: &State) -> Offset {
-        // A damaged sealed segment ends what can be read.
-        let mut end = st.log_start;
-        for v in &st.views {
-            end = end.max(v.next_offset);
-            if v.damage.is_some() {
-                break;
-            }
-        }
-        end
+        // The last segment holds the highest offsets; its base is above
+        // everything before it, even where it is still empty.
+        st.views
+            .last()
+            .map_or(st.log_start, |v| v.next_offset.max(st.log_start))
     }
 
     /// The oldest readable offset, as of the last refresh.
@@ -559,14 +662,22 @@ impl ReadOnlyLog {
         self.state.lock().recovery_point
     }
 
-    /// Bytes of valid batches, as of the last refresh.
+    /// Bytes of the segments, as of the last refresh (valid batches where
+    /// the view has checked them, the file's length where not yet).
     pub fn size_bytes(&self) -> u64 {
-        self.state.lock().views.iter().map(|v| v.valid_len).sum()
+        self.state.lock().views.iter().map(View::size).sum()
     }
 
     /// Number of segment files, as of the last refresh.
     pub fn segment_count(&self) -> usize {
         self.state.lock().views.len()
+    }
+
+    /// Lets go of every segment this view maps or holds open (for a view
+    /// whose topic was deleted: the owner's files are unlinked, and the
+    /// view must not keep their space). The next refresh starts afresh.
+    pub(crate) fn release(&self) {
+        self.state.lock().views.clear();
     }
 
     /// The first offset at or after the start whose record's timestamp is at
@@ -576,11 +687,22 @@ impl ReadOnlyLog {
     /// I/O errors; [`Error::Corrupt`].
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<Offset>> {
         self.refresh()?;
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         let start = Self::start_of(&st);
-        for v in st.views.iter().filter(|v| v.next_offset > start) {
+        let rp = st.recovery_point;
+        let last = st.views.len().saturating_sub(1);
+        for (i, v) in st.views.iter_mut().enumerate() {
+            if i < last {
+                v.scan(true, rp)?;
+            }
+            if v.next_offset <= start {
+                continue;
+            }
             if let Some(o) = v.offset_for_timestamp(timestamp, start)? {
                 return Ok(Some(o));
+            }
+            if v.damage.is_some() {
+                v.damage_at_end()?;
             }
         }
         Ok(None)
@@ -702,11 +824,21 @@ mod tests {
         let seg = dir.path().join(super::super::segment::log_file_name(0));
         let mut bytes = fs::read(&seg).unwrap();
         let first = BatchHeader::parse(&bytes).unwrap().size();
+        let in_first_segment = bytes.len() / first;
         bytes[first + 70] ^= 0x01;
         fs::write(&seg, &bytes).unwrap();
         let view = ReadOnlyLog::open(dir.path()).unwrap();
-        assert_eq!(view.end_offset(), 1, "reading stops at the damage");
-        view.read(0, ReadLimit::bytes(1)).unwrap();
+        // The damage does not hide the segments after it.
+        assert_eq!(view.end_offset(), 20);
+        assert_eq!(
+            read_all(&view, in_first_segment as u64).len(),
+            20 - in_first_segment
+        );
+        assert_eq!(
+            records(&view.read(0, ReadLimit::bytes(1)).unwrap()).len(),
+            1
+        );
+        // The read that reaches it fails, naming the file and the byte.
         match view.read(1, ReadLimit::default()) {
             Err(Error::Corrupt { path, position, .. }) => {
                 assert_eq!(path, seg);
@@ -714,6 +846,73 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_last_batch_cut_and_rewritten_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        log.append(&[Record::new("1")]).unwrap();
+        log.append(&[Record::new("old")]).unwrap();
+        let seg = dir.path().join(super::super::segment::log_file_name(0));
+        let view = ReadOnlyLog::open(dir.path()).unwrap();
+        assert_eq!(view.end_offset(), 2);
+        log.simulate_crash();
+        // The owner rolls the second batch back (a failed append) and
+        // writes another one in its place, of the same length.
+        let whole = fs::read(&seg).unwrap();
+        let first = BatchHeader::parse(&whole).unwrap().size();
+        fs::write(&seg, &whole[..first]).unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        log.append(&[Record::new("new")]).unwrap();
+        assert_eq!(fs::read(&seg).unwrap().len(), whole.len());
+        assert_eq!(
+            read_all(&view, 0),
+            [(0, b"1".to_vec()), (1, b"new".to_vec())]
+        );
+    }
+
+    #[test]
+    fn a_segment_missing_during_a_swap_is_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default().segment_bytes(200)).unwrap();
+        for i in 0..12u32 {
+            log.append(&[Record::new(format!("v{i:03}").into_bytes())])
+                .unwrap();
+        }
+        let bases: Vec<u64> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| parse_log_file_name(e.unwrap().file_name().to_str().unwrap()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert!(bases.len() >= 4, "{bases:?}");
+        drop(log);
+        // The swap's state after it removed the second segment and before it
+        // renamed the first one's replacement.
+        let second = dir
+            .path()
+            .join(super::super::segment::log_file_name(bases[1]));
+        let saved = fs::read(&second).unwrap();
+        fs::remove_file(&second).unwrap();
+        let swap = dir.path().join(format!(
+            "{}.swap",
+            super::super::segment::log_file_name(bases[0])
+        ));
+        fs::write(&swap, b"").unwrap();
+        let view = ReadOnlyLog::open(dir.path()).unwrap();
+        let first_records = read_all(&view, 0);
+        assert_eq!(first_records.len() as u64, bases[1], "stops before the gap");
+        assert!(
+            view.read(bases[1], ReadLimit::default())
+                .unwrap()
+                .is_empty()
+        );
+        // The swap finishes: the records are there.
+        fs::write(&second, saved).unwrap();
+        fs::remove_file(&swap).unwrap();
+        assert_eq!(read_all(&view, bases[1]).first().unwrap().0, bases[1]);
+        assert_eq!(read_all(&view, 0).len(), 12);
     }
 
     #[test]

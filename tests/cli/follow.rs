@@ -141,3 +141,66 @@ fn a_follower_in_another_process_survives_the_owner_being_killed() {
     }
     assert!(!status.success(), "ended by our kill");
 }
+
+#[test]
+fn a_follower_picks_up_added_partitions_and_stops_when_the_topic_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Broker::open(dir.path()).unwrap();
+    owner
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
+    let mut reader = spawn(
+        Command::new(BIN)
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["consume", "t", "--follow", "--from-beginning"])
+            .args(["--format", "{partition}:{value}"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let (finished, watch) = std::sync::mpsc::channel::<()>();
+    let pid = reader.id();
+    let watchdog = std::thread::spawn(move || {
+        if watch.recv_timeout(Duration::from_secs(120)).is_err() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    });
+    let mut lines = BufReader::new(reader.stdout.take().unwrap()).lines();
+    owner
+        .partition("t", 0)
+        .unwrap()
+        .append(&[Record::new("a")])
+        .unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "0:a");
+    owner.admin().add_partitions("t", 2).unwrap();
+    owner
+        .partition("t", 1)
+        .unwrap()
+        .append(&[Record::new("b")])
+        .unwrap();
+    owner
+        .partition("t", 0)
+        .unwrap()
+        .append(&[Record::new("c")])
+        .unwrap();
+    let mut got = vec![
+        lines.next().unwrap().unwrap(),
+        lines.next().unwrap().unwrap(),
+    ];
+    got.sort();
+    assert_eq!(
+        got,
+        ["0:c", "1:b"],
+        "the added partition is read from its start"
+    );
+    owner.admin().delete_topic("t").unwrap();
+    let status = reader.wait().unwrap();
+    finished.send(()).unwrap();
+    watchdog.join().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut reader.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("unknown topic \"t\""), "{err}");
+    owner.close().unwrap();
+}

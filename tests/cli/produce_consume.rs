@@ -254,3 +254,45 @@ fn a_bad_line_stops_the_input_and_keeps_what_came_before() {
         r.stderr
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    topic(d, "t", 1);
+    let input: String = (0..50_000).map(|i| format!("line {i}\n")).collect();
+    run_with_stdin(d, &["produce", "t"], &input).ok();
+    for args in [
+        &["consume", "t", "--from-beginning"][..],
+        &["dump-log", "--print-data-log"][..],
+    ] {
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if args[0] == "dump-log" {
+            let seg = d.join("topics/t/0/00000000000000000000.log");
+            args.push(seg.display().to_string());
+        }
+        let mut child = crate::support::spawn(
+            std::process::Command::new(crate::support::BIN)
+                .arg("--dir")
+                .arg(d)
+                .args(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        );
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert!(!first.is_empty());
+        drop(out); // `| head -1`
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            status.success() || status.signal() == Some(13),
+            "{args:?} ended by SIGPIPE or cleanly: {status:?} {err}"
+        );
+    }
+}

@@ -153,6 +153,17 @@ pub fn parse_time(s: &str) -> Result<i64, Fail> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
+    // Everything below slices by byte: only ASCII can be a time anyway.
+    if !s.is_ascii() {
+        return Err(bad());
+    }
+    // Unsigned decimal digits only (no sign, no spaces).
+    let digits = |f: &str| -> Result<i64, Fail> {
+        if f.is_empty() || f.len() > 4 || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        f.parse().map_err(|_| bad())
+    };
     let (date, rest) = s.split_at(s.find('T').unwrap_or(s.len()));
     let mut parts = date.split('-');
     let (Some(y), Some(m), Some(d), None) =
@@ -160,11 +171,7 @@ pub fn parse_time(s: &str) -> Result<i64, Fail> {
     else {
         return Err(bad());
     };
-    let (y, m, d): (i64, u32, u32) = (
-        y.parse().map_err(|_| bad())?,
-        m.parse().map_err(|_| bad())?,
-        d.parse().map_err(|_| bad())?,
-    );
+    let (y, m, d) = (digits(y)?, digits(m)? as u32, digits(d)? as u32);
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return Err(bad());
     }
@@ -179,25 +186,33 @@ pub fn parse_time(s: &str) -> Result<i64, Fail> {
     } else if rest.len() > 6 && matches!(&rest.as_bytes()[rest.len() - 6], b'+' | b'-') {
         let (c, z) = rest.split_at(rest.len() - 6);
         let sign = if z.starts_with('-') { -1 } else { 1 };
-        let hh: i64 = z[1..3].parse().map_err(|_| bad())?;
-        let mm: i64 = z[4..6].parse().map_err(|_| bad())?;
+        if z.as_bytes()[3] != b':' {
+            return Err(bad());
+        }
+        let (hh, mm) = (digits(&z[1..3])?, digits(&z[4..6])?);
+        if hh > 23 || mm > 59 {
+            return Err(bad());
+        }
         (c, sign * (hh * 3_600_000 + mm * 60_000))
     } else {
         (rest, 0)
     };
     let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
     let mut fields = hms.split(':');
-    let h: i64 = fields.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
-    let mi: i64 = fields.next().unwrap_or("0").parse().map_err(|_| bad())?;
-    let sec: i64 = fields.next().unwrap_or("0").parse().map_err(|_| bad())?;
+    let h = digits(fields.next().ok_or_else(bad)?)?;
+    let mi = digits(fields.next().unwrap_or("0"))?;
+    let sec = digits(fields.next().unwrap_or("0"))?;
     if fields.next().is_some() || h > 23 || mi > 59 || sec > 60 {
         return Err(bad());
     }
     let frac_ms: i64 = if frac.is_empty() {
         0
     } else {
-        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-        digits.parse().map_err(|_| bad())?
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let millis: String = frac.chars().chain("000".chars()).take(3).collect();
+        digits(&millis)?
     };
     ms += h * 3_600_000 + mi * 60_000 + sec * 1000 + frac_ms;
     Ok(ms - offset_ms)
@@ -248,7 +263,19 @@ mod tests {
             parse_time("2025-12-02T04:26:56").unwrap(),
             1_764_649_616_000
         );
-        for bad in ["yesterday", "2025-13-01", "2025-12-02T25:00", "2025-12"] {
+        for bad in [
+            "yesterday",
+            "2025-13-01",
+            "2025-12-02T25:00",
+            "2025-12",
+            "2025-12-02T10:00+0é00",
+            "2025-12-02T10:00+00é0",
+            "2025-12-02T10:00+01x00",
+            "9000000000000000-01-01",
+            "2025-12-02T-1:00",
+            "2025-12-02T10:00:00.1a",
+            "+2025-12-02",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
         assert_eq!(format_time(-1), "-");

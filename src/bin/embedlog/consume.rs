@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 /// process's appends cannot wake this one, so it looks again this often.
 const FOLLOW_POLL: Duration = Duration::from_millis(10);
 
+/// How often `--follow` over a whole topic looks for added partitions.
+const PARTITIONS_CHECK: Duration = Duration::from_secs(1);
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The topic to read.
@@ -84,16 +87,20 @@ enum Piece {
     Topic,
 }
 
-/// Did the reader stop listening?
+/// What happened to a record handed to [`Out`].
 enum Flow {
+    /// Written; more may follow.
     More,
-    Done,
+    /// Written, and it was the last one `--max-messages` allows.
+    Full,
+    /// Not written: the reader closed the pipe (`| head`).
+    Closed,
 }
 
 impl Out {
     fn record(&mut self, topic: &str, partition: u32, r: &StoredRecord) -> Result<Flow, Fail> {
         if self.printed >= self.max {
-            return Ok(Flow::Done);
+            return Ok(Flow::Full);
         }
         let line = if self.json {
             json_record(topic, partition, r).to_string()
@@ -119,7 +126,7 @@ impl Out {
         }
         self.printed += 1;
         Ok(if self.printed >= self.max {
-            Flow::Done
+            Flow::Full
         } else {
             Flow::More
         })
@@ -135,7 +142,7 @@ impl Out {
 
 fn closed(e: std::io::Error) -> Result<Flow, Fail> {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
-        Ok(Flow::Done)
+        Ok(Flow::Closed)
     } else {
         Err(Fail::new(format!("writing to stdout: {e}")))
     }
@@ -277,9 +284,9 @@ pub fn run(dir: &Path, args: Args) -> Outcome {
         }
     }
     let mut known = count;
+    let mut partitions_checked = Instant::now();
     let timeout = args.timeout_ms.map(Duration::from_millis);
     let mut last_record = Instant::now();
-    let mut idle_rounds: u64 = 0;
     loop {
         let mut any = false;
         for (p, pos) in parts.iter_mut() {
@@ -297,6 +304,20 @@ pub fn run(dir: &Path, args: Args) -> Outcome {
                     any = true;
                     continue;
                 }
+                // The log is shorter than this reader's position: a new
+                // owner's recovery cut records that were never fsync'd.
+                // Go on from the new end, as Kafka's consumer resets.
+                Err(embedlog::Error::OffsetOutOfRange { end, .. }) if *pos > end => {
+                    eprintln!(
+                        "embedlog: {}-{}: the log now ends at {end}, before offset {} (records \
+                         past it were lost in a crash); going on from {end}",
+                        p.topic(),
+                        p.id(),
+                        *pos
+                    );
+                    *pos = end;
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
             for b in batches.iter() {
@@ -304,18 +325,35 @@ pub fn run(dir: &Path, args: Args) -> Outcome {
                 any = true;
             }
             for r in batches.records() {
-                if let Flow::Done = out.record(p.topic(), p.id(), &r?)? {
-                    out.flush()?;
-                    return Ok(ExitCode::SUCCESS);
+                match out.record(p.topic(), p.id(), &r?)? {
+                    Flow::More => {}
+                    Flow::Full => {
+                        out.flush()?;
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Flow::Closed => return Ok(ExitCode::SUCCESS),
                 }
             }
         }
-        if let Flow::Done = out.flush()? {
+        if let Flow::Closed = out.flush()? {
             return Ok(ExitCode::SUCCESS);
+        }
+        // New partitions (`topics alter --partitions`) join within about a
+        // second, busy or not; they are read from their start.
+        if args.follow
+            && args.partition.is_none()
+            && partitions_checked.elapsed() >= PARTITIONS_CHECK
+        {
+            partitions_checked = Instant::now();
+            let now = reader.topic_config(&args.topic)?.get_partitions();
+            for id in known..now {
+                let p = reader.partition(&args.topic, id)?;
+                parts.push((p, 0));
+            }
+            known = known.max(now);
         }
         if any {
             last_record = Instant::now();
-            idle_rounds = 0;
             continue;
         }
         if !args.follow {
@@ -323,16 +361,6 @@ pub fn run(dir: &Path, args: Args) -> Outcome {
         }
         if timeout.is_some_and(|t| last_record.elapsed() >= t) {
             break;
-        }
-        idle_rounds += 1;
-        // New partitions (`topics alter --partitions`) join about once a second.
-        if args.partition.is_none() && idle_rounds.is_multiple_of(100) {
-            let now = reader.topic_config(&args.topic)?.get_partitions();
-            for id in known..now {
-                let p = reader.partition(&args.topic, id)?;
-                parts.push((p, 0));
-            }
-            known = known.max(now);
         }
         std::thread::sleep(FOLLOW_POLL);
     }
@@ -394,14 +422,23 @@ fn run_group(dir: &Path, args: &Args, out: &mut Out) -> Outcome {
                 value: r.value.clone(),
                 headers: r.headers.clone(),
             };
-            if let Flow::Done = out.record(&r.topic, r.partition, &stored)? {
-                printed.push((r.partition, r.offset));
-                done = true;
-                break;
+            match out.record(&r.topic, r.partition, &stored)? {
+                Flow::More => printed.push((r.partition, r.offset)),
+                Flow::Full => {
+                    printed.push((r.partition, r.offset));
+                    done = true;
+                    break;
+                }
+                Flow::Closed => {
+                    done = true;
+                    break;
+                }
             }
-            printed.push((r.partition, r.offset));
         }
-        if let Flow::Done = out.flush()? {
+        if let Flow::Closed = out.flush()? {
+            // What the buffer held may not have reached the reader: commit
+            // none of it (it is read again next time, at least once).
+            printed.clear();
             done = true;
         }
         // Commit exactly what was printed: the next run starts after it.

@@ -66,6 +66,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Topics(cmd) => topics::run(&cli.dir, cmd),
@@ -85,3 +86,15 @@ fn main() -> ExitCode {
 
 /// What a subcommand returns: its exit status, or why it failed.
 type Outcome = Result<ExitCode, Fail>;
+
+/// Rust ignores SIGPIPE, so printing to a closed pipe (`embedlog consume
+/// … | head`) fails with EPIPE, and `println!` panics on it. A command-line
+/// tool should end quietly instead, as `cat` does: restore the default.
+fn restore_sigpipe() {
+    // SAFETY: called first in `main`, before any other thread exists;
+    // setting a signal's disposition to its default has no other effect.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
