@@ -4,7 +4,7 @@
 //! recovery cuts the torn tail.
 
 use crate::support::{BIN, spawn};
-use embedlog::{Broker, ReadLimit, Record, TopicConfig};
+use embedlog::{ReadLimit, Record, TopicConfig};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ fn a_follower_in_another_process_survives_the_owner_being_killed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     {
-        let b = Broker::open(&d).unwrap();
+        let b = crate::support::open_broker(&d);
         // Small segments: the reader crosses many rolls while it follows.
         b.admin()
             .create_topic("live", TopicConfig::default().segment_bytes(256 << 10))
@@ -99,7 +99,7 @@ fn a_follower_in_another_process_survives_the_owner_being_killed() {
     // A new owner recovers (cutting any torn tail under the reader's feet),
     // counts what survived and appends a last record.
     let stored = {
-        let b = Broker::open(&d).unwrap();
+        let b = crate::support::open_broker(&d);
         let p = b.partition("live", 0).unwrap();
         let end = p.end_offset();
         // What was stored is exactly the first `end` lines, in order.
@@ -145,7 +145,7 @@ fn a_follower_in_another_process_survives_the_owner_being_killed() {
 #[test]
 fn a_follower_picks_up_added_partitions_and_stops_when_the_topic_goes() {
     let dir = tempfile::tempdir().unwrap();
-    let owner = Broker::open(dir.path()).unwrap();
+    let owner = crate::support::open_broker(dir.path());
     owner
         .admin()
         .create_topic("t", TopicConfig::default())

@@ -2,14 +2,14 @@
 //! lag; `reset-offsets` plans by default and stores with `--execute`.
 
 use crate::support::run;
-use embedlog::{Broker, Record, TopicConfig};
+use embedlog::{Record, TopicConfig};
 
 #[test]
 fn a_group_resumes_reports_lag_and_resets() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     {
-        let b = Broker::open(d).unwrap();
+        let b = crate::support::open_broker(d);
         b.admin()
             .create_topic("t", TopicConfig::default().partitions(2))
             .unwrap();
@@ -118,7 +118,7 @@ fn a_group_resumes_reports_lag_and_resets() {
 fn describe_works_while_the_owner_runs_and_execute_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let owner = Broker::open(d).unwrap();
+    let owner = crate::support::open_broker(d);
     owner
         .admin()
         .create_topic("t", TopicConfig::default())

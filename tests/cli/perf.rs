@@ -2,13 +2,13 @@
 //! report, in Kafka's output shapes, and refuse bad arguments cleanly.
 
 use crate::support::{Run, run};
-use embedlog::{Broker, ConsumerConfig, ConsumerRecord, OffsetReset, partition_for_key};
+use embedlog::{ConsumerConfig, ConsumerRecord, OffsetReset, partition_for_key};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Reads every record of `topic` back, after the child process exited.
 fn read_back(dir: &Path, topic: &str) -> Vec<ConsumerRecord> {
-    let broker = Broker::open(dir).expect("open the directory after the run");
+    let broker = crate::support::open_broker(dir);
     let count = broker
         .topic(topic)
         .expect("the topic exists")
@@ -321,7 +321,7 @@ fn bad_arguments_fail_cleanly() {
 fn a_directory_another_process_owns_is_refused_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     produce(dir.path(), &[]);
-    let owner = Broker::open(dir.path()).unwrap();
+    let owner = crate::support::open_broker(dir.path());
     for args in [
         &[
             "perf",

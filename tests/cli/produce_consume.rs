@@ -2,11 +2,11 @@
 //! `consume` prints them back from wherever it is asked to start.
 
 use crate::support::{run, run_with_stdin};
-use embedlog::{Broker, ReadLimit, Record, TopicConfig};
+use embedlog::{ReadLimit, Record, TopicConfig};
 use std::path::Path;
 
 fn topic(d: &Path, name: &str, partitions: u32) {
-    let b = Broker::open(d).unwrap();
+    let b = crate::support::open_broker(d);
     b.admin()
         .create_topic(name, TopicConfig::default().partitions(partitions))
         .unwrap();
@@ -39,7 +39,7 @@ fn lines_round_trip_with_keys_partitions_and_headers() {
     );
 
     // Keys went where Kafka's partitioner sends them, in order per key.
-    let b = Broker::open(d).unwrap();
+    let b = crate::support::open_broker(d);
     for i in 0..7 {
         let key = format!("key-{i}");
         let p = embedlog::partition_for_key(key.as_bytes(), 4);
@@ -109,7 +109,7 @@ fn consume_starts_at_an_offset_a_partition_or_a_time() {
     let d = dir.path();
     topic(d, "t", 2);
     {
-        let b = Broker::open(d).unwrap();
+        let b = crate::support::open_broker(d);
         let p = b.partition("t", 1).unwrap();
         let recs: Vec<Record> = (0..20)
             .map(|i| Record::new(format!("v{i}")).timestamp(1_000_000 + i * 10))

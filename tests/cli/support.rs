@@ -15,6 +15,15 @@ use std::sync::Mutex;
 /// its test has released when that test starts the next command.
 static SPAWN: Mutex<()> = Mutex::new(());
 
+/// Opens `dir` as its owner in this process. Taken under [`SPAWN`]: a
+/// child another test is starting may still hold a copy of this
+/// directory's lock from a `Broker` this test just closed, until its
+/// `exec`; once no start is under way, none does.
+pub fn open_broker(dir: impl AsRef<Path>) -> embedlog::Broker {
+    let _one_at_a_time = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+    embedlog::Broker::open(dir).expect("open the directory")
+}
+
 /// Starts `cmd` (see [`SPAWN`]).
 pub fn spawn(cmd: &mut Command) -> Child {
     let _one_at_a_time = SPAWN.lock().unwrap_or_else(|e| e.into_inner());

@@ -2,7 +2,7 @@
 //! and report the directory as the library sees it.
 
 use crate::support::{run, run_bare};
-use embedlog::{Broker, CleanupPolicy, Record};
+use embedlog::{CleanupPolicy, Record};
 
 #[test]
 fn create_list_describe_alter_delete() {
@@ -46,7 +46,7 @@ fn create_list_describe_alter_delete() {
 
     // What the library sees.
     {
-        let b = Broker::open(d).unwrap();
+        let b = crate::support::open_broker(d);
         let c = b.topic("audit").unwrap().config();
         assert_eq!(c.get_cleanup_policy(), CleanupPolicy::Compact);
         let p = b.partition("orders", 2).unwrap();
@@ -172,7 +172,7 @@ fn mistakes_are_named_with_what_to_do() {
 fn writes_wait_for_the_lock_reads_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let owner = Broker::open(d).unwrap();
+    let owner = crate::support::open_broker(d);
     owner
         .admin()
         .create_topic("live", embedlog::TopicConfig::default())

@@ -3,7 +3,7 @@
 //! last segment (what a crash leaves) a warning.
 
 use crate::support::run;
-use embedlog::{Broker, ProducerConfig, Record, TopicConfig};
+use embedlog::{ProducerConfig, Record, TopicConfig};
 use std::path::{Path, PathBuf};
 
 const RECORDS: u64 = 240;
@@ -11,7 +11,7 @@ const RECORDS: u64 = 240;
 /// Two topics (3 and 2 partitions) with small segments and dense indexes;
 /// `RECORDS` records in batches of 4.
 fn write_dir(dir: &Path) {
-    let broker = Broker::open(dir).unwrap();
+    let broker = crate::support::open_broker(dir);
     let config = TopicConfig::default()
         .segment_bytes(1024)
         .index_interval_bytes(128);
