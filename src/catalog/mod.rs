@@ -24,10 +24,11 @@ pub use topic::{Partition, PartitionLog, Topic, TopicPartition};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::storage::Log;
+use crate::storage::dirlock::DirLock;
 use crate::storage::vfs::{RealFs, Vfs, write_atomic};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,7 +48,7 @@ pub(crate) struct Catalog {
     root: PathBuf,
     clock: Arc<dyn Clock>,
     /// The directory lock, released by [`release_lock`](Self::release_lock).
-    lock: Mutex<Option<File>>,
+    lock: Mutex<Option<DirLock>>,
     topics: RwLock<BTreeMap<String, Topic>>,
     /// Serializes topic creation, deletion and changes (and closing).
     admin: Mutex<()>,
@@ -70,17 +71,11 @@ impl Catalog {
         fs::create_dir_all(&topics_dir)
             .map_err(|e| Error::io("create directory", &topics_dir, e))?;
         let lock_path = root.join(LOCK_FILE);
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io("create", &lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: root }),
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path, e)),
-        }
+        let Some(lock) =
+            DirLock::acquire(&lock_path).map_err(|e| Error::io("lock", &lock_path, e))?
+        else {
+            return Err(Error::Locked { path: root });
+        };
         let mut topics = BTreeMap::new();
         let entries = fs::read_dir(&topics_dir).map_err(|e| Error::io("list", &topics_dir, e))?;
         let mut names = Vec::new();

@@ -290,7 +290,4 @@ impl VfsFile for FaultyFile {
     fn map(&self, len: u64) -> io::Result<Bytes> {
         self.inner.map(len)
     }
-    fn try_lock(&self) -> io::Result<bool> {
-        self.inner.try_lock()
-    }
 }

@@ -2,6 +2,7 @@
 //! of topics, producers or consumers.
 
 mod checkpoint;
+pub(crate) mod dirlock;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(any(test, feature = "fault-injection"))]

@@ -41,9 +41,6 @@ pub(crate) trait VfsFile: Send + Sync + Debug {
     /// Maps `len` bytes read-only (may exceed the current length; bytes past
     /// the end must not be read).
     fn map(&self, len: u64) -> io::Result<Bytes>;
-    /// Takes an exclusive advisory lock without waiting; `Ok(false)` if
-    /// another handle holds it.
-    fn try_lock(&self) -> io::Result<bool>;
 }
 
 /// The real file system.
@@ -149,14 +146,6 @@ impl VfsFile for RealFile {
 
     fn map(&self, len: u64) -> io::Result<Bytes> {
         super::mmap::map(&self.0, len)
-    }
-
-    fn try_lock(&self) -> io::Result<bool> {
-        match self.0.try_lock() {
-            Ok(()) => Ok(true),
-            Err(fs::TryLockError::WouldBlock) => Ok(false),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
     }
 }
 

@@ -5,28 +5,16 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 
-/// Held while a child process is started. Between `fork` and `exec` a
-/// child holds copies of every file descriptor of this process, the
-/// directory lock of a `Broker` some other test has open included; once
-/// `exec` runs they close (`O_CLOEXEC`). `spawn` returns only after the
-/// `exec`, so while starts are serialized no child can still hold a lock
-/// its test has released when that test starts the next command.
-static SPAWN: Mutex<()> = Mutex::new(());
-
-/// Opens `dir` as its owner in this process. Taken under [`SPAWN`]: a
-/// child another test is starting may still hold a copy of this
-/// directory's lock from a `Broker` this test just closed, until its
-/// `exec`; once no start is under way, none does.
+/// Opens `dir` as its owner in this process.
 pub fn open_broker(dir: impl AsRef<Path>) -> embedlog::Broker {
-    let _one_at_a_time = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
     embedlog::Broker::open(dir).expect("open the directory")
 }
 
-/// Starts `cmd` (see [`SPAWN`]).
+/// Starts `cmd`. (Children started while a test holds a `Broker` do not
+/// inherit its directory lock: it is a POSIX record lock, see
+/// `tests/broker_lock_process.rs`.)
 pub fn spawn(cmd: &mut Command) -> Child {
-    let _one_at_a_time = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
     cmd.spawn().expect("spawn embedlog")
 }
 

@@ -20,8 +20,9 @@
 //!   `Inner`).
 
 use super::checkpoint::{Checkpoint, CleanShutdown};
+use super::dirlock::DirLock;
 use super::segment::{self, IndexState, Limits, Segment};
-use super::vfs::{RealFs, Vfs, VfsFile};
+use super::vfs::{RealFs, Vfs};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::record::{Batches, Offset, Record};
@@ -75,7 +76,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     vfs: Arc<dyn Vfs>,
     /// The directory lock, released when the log closes.
-    lock: Mutex<Option<Box<dyn VfsFile>>>,
+    lock: Mutex<Option<DirLock>>,
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     writer: Mutex<Writer>,
     next_offset: AtomicU64,

@@ -10,6 +10,7 @@ use super::{Durability, Inner, LogConfig, TRUNCATING_SUFFIX, Writer};
 use crate::error::{Error, Result};
 use crate::record::Offset;
 use crate::storage::checkpoint::Checkpoint;
+use crate::storage::dirlock::DirLock;
 use crate::storage::segment::{self, IndexState, Limits, Mode, Segment};
 use crate::storage::vfs::Vfs;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -86,17 +87,14 @@ impl Inner {
         vfs.create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = vfs
-            .create(&lock_path)
-            .map_err(|e| Error::io("create", &lock_path, e))?;
-        if !lock
-            .try_lock()
-            .map_err(|e| Error::io("lock", &lock_path, e))?
-        {
+        // The lock is not a durability matter: it bypasses the I/O seam.
+        let Some(lock) =
+            DirLock::acquire(&lock_path).map_err(|e| Error::io("lock", &lock_path, e))?
+        else {
             return Err(Error::Locked {
                 path: dir.to_path_buf(),
             });
-        }
+        };
         let limits = config.limits();
         let now = config.clock.now_ms();
         finish_interrupted_compaction(&*vfs, dir)?;
