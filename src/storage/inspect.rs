@@ -255,6 +255,12 @@ fn read(path: &Path) -> Result<Bytes> {
 
 /// The base offset a file's name gives: `00000000000000000042.log`,
 /// `.index` or `.timeindex` → 42.
+/// The base offset a segment file's name gives (`00000000000000000042.log`
+/// → 42), if it is named as a segment (or one of its indexes).
+pub fn base_offset_of(path: &Path) -> Option<Offset> {
+    base_from_name(path)
+}
+
 fn base_from_name(path: &Path) -> Option<Offset> {
     let stem = path.file_stem()?.to_str()?;
     parse_log_file_name(&format!("{stem}.log"))
@@ -316,22 +322,59 @@ pub fn parse_segment(
     data: impl Into<Bytes>,
     base_offset: Option<Offset>,
     detail: Detail,
-    mut on_progress: impl FnMut(u64),
+    on_progress: impl FnMut(u64),
 ) -> SegmentDump {
-    let data: Bytes = data.into();
+    let mut batches = Vec::new();
+    let mut dump = walk_segment(data.into(), base_offset, detail, on_progress, |b| {
+        batches.push(b)
+    });
+    dump.batches = batches;
+    dump
+}
+
+/// [`dump_segment_with_progress`] that hands each batch to `on_batch` as it
+/// is decoded instead of keeping them: the returned dump's `batches` is
+/// empty, so a large segment is printed without holding a description of
+/// every record in memory.
+///
+/// # Errors
+/// As [`dump_segment`].
+pub fn dump_segment_each(
+    path: &Path,
+    detail: Detail,
+    on_progress: impl FnMut(u64),
+    on_batch: impl FnMut(BatchInfo),
+) -> Result<SegmentDump> {
+    let data = read(path)?;
+    Ok(walk_segment(
+        data.into(),
+        base_from_name(path),
+        detail,
+        on_progress,
+        on_batch,
+    ))
+}
+
+/// The body of [`parse_segment`], handing batches to `on_batch`.
+fn walk_segment(
+    data: Bytes,
+    base_offset: Option<Offset>,
+    detail: Detail,
+    mut on_progress: impl FnMut(u64),
+    mut on_batch: impl FnMut(BatchInfo),
+) -> SegmentDump {
     let base = base_offset.unwrap_or_else(|| {
         BatchHeader::parse(&data)
             .map(|h| h.first_offset())
             .unwrap_or(0)
     });
-    let mut batches = Vec::new();
     let mut stop: Option<(Invalid, Offset)> = None;
     // `visit` sees only batches the scan found valid (CRC included); a batch
     // whose records fail to decode ends the scan through the error path.
     let scanned = scan(&data, 0, base, base, true, |pos, h| {
         let bytes = data.slice(pos..pos + h.size());
         let (info, bad) = describe(&bytes, pos, h, detail);
-        batches.push(info);
+        on_batch(info);
         on_progress((pos + h.size()) as u64);
         match bad {
             None => Ok(()),
@@ -356,7 +399,7 @@ pub fn parse_segment(
                 {
                     let crc_valid = crc_matches(&rest[..h.size()]);
                     complete = crc_valid;
-                    batches.push(BatchInfo::new(at, &h, crc_valid));
+                    on_batch(BatchInfo::new(at, &h, crc_valid));
                 }
                 Invalid {
                     position: e.position as u64,
@@ -383,7 +426,7 @@ pub fn parse_segment(
     SegmentDump {
         base_offset,
         size: data.len() as u64,
-        batches,
+        batches: Vec::new(),
         valid_bytes,
         next_offset,
         invalid,

@@ -7,7 +7,7 @@ use crate::Outcome;
 use crate::common::{EXIT_DAMAGED, Fail, print_json, progress};
 use embedlog::inspect::{
     BatchInfo, Detail, IndexDump, IndexEntry, IndexType, RecordInfo, SegmentDump, dump_index,
-    dump_segment_with_progress,
+    dump_segment_each, dump_segment_with_progress,
 };
 use embedlog::{Compression, TimestampType};
 use serde_json::{Value, json};
@@ -55,15 +55,22 @@ pub fn run(args: Args) -> Outcome {
     let mut damaged: Vec<String> = Vec::new();
     let mut docs = Vec::new();
     for path in &args.files {
+        if !args.json && IndexType::from_path(path).is_none() {
+            // Printed batch by batch, so a large segment is not held in
+            // memory as descriptions.
+            println!("Dumping {}", path.display());
+            let dump = print_segment(path, detail)?;
+            damaged.extend(damage(path, &dump));
+            continue;
+        }
         let dump = read(path, detail)?;
         damaged.extend(damage(path, &dump));
         if args.json {
             docs.push(to_json(path, &dump, detail));
         } else {
             println!("Dumping {}", path.display());
-            match &dump {
-                Dump::Segment(s) => print_segment(path, s),
-                Dump::Index(i) => print_index(path, i, args.index_sanity_check),
+            if let Dump::Index(i) = &dump {
+                print_index(path, i, args.index_sanity_check);
             }
         }
     }
@@ -168,16 +175,33 @@ fn text(bytes: &[u8]) -> String {
     }
 }
 
-fn print_segment(path: &Path, s: &SegmentDump) {
-    if let Some(base) = s.base_offset {
+/// Prints a segment's batches (and records) as they are decoded; returns
+/// the dump (without its batches) for the damage report.
+fn print_segment(path: &Path, detail: Detail) -> Result<Dump, Fail> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = if size >= PROGRESS_BYTES {
+        progress(Some(size), &format!("reading {}", path.display()))
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Some(base) = embedlog::inspect::base_offset_of(path) {
         println!("Log starting offset: {base}");
     }
-    for b in &s.batches {
-        println!("{}", batch_line(b));
-        for r in &b.records {
-            println!("{}", record_line(b, r));
-        }
-    }
+    let s = dump_segment_each(
+        path,
+        detail,
+        |at| bar.set_position(at),
+        |b| {
+            bar.suspend(|| {
+                println!("{}", batch_line(&b));
+                for r in &b.records {
+                    println!("{}", record_line(&b, r));
+                }
+            })
+        },
+    )
+    .map_err(|e| Fail::new(format!("cannot read {}: {e}", path.display())))?;
+    bar.finish_and_clear();
     if let Some(inv) = &s.invalid {
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
@@ -188,6 +212,7 @@ fn print_segment(path: &Path, s: &SegmentDump) {
             s.size - inv.batch_position
         );
     }
+    Ok(Dump::Segment(s))
 }
 
 fn batch_line(b: &BatchInfo) -> String {
