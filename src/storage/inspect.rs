@@ -347,7 +347,7 @@ pub fn dump_segment_each(
 ) -> Result<SegmentDump> {
     let data = read(path)?;
     Ok(walk_segment(
-        data.into(),
+        data,
         base_from_name(path),
         detail,
         on_progress,
