@@ -2,7 +2,7 @@
 //! directory walk that knows `topics/`, `topic.conf` and the partition
 //! directories (the per-file checks are `storage::inspect`'s).
 
-use super::{CREATING_PREFIX, DELETING_PREFIX, TOPIC_CONFIG, TOPICS_DIR, TopicConfig};
+use super::{CREATING_PREFIX, DELETING_PREFIX, TOPICS_DIR};
 use crate::error::{Error, Result};
 use crate::record::Offset;
 use crate::storage::inspect::{
@@ -173,28 +173,14 @@ fn verify_topic(
     on_progress: &mut impl FnMut(Progress<'_>),
 ) -> Result<()> {
     report.topics += 1;
-    let conf_path = dir.join(TOPIC_CONFIG);
-    let partitions = match fs::read(&conf_path) {
-        Ok(bytes) => match String::from_utf8(bytes)
-            .map_err(|_| "not UTF-8".to_string())
-            .and_then(|text| TopicConfig::decode(&text))
-            .and_then(|c| c.validate().map(|()| c).map_err(|e| e.to_string()))
-        {
-            Ok(config) => Some(config.partitions),
-            Err(reason) => {
-                report.problems.push(find(&conf_path, None, reason));
-                None
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            report.problems.push(find(
-                &conf_path,
-                None,
-                "missing: the topic directory has no configuration",
-            ));
+    // The owner's own check of `topic.conf`.
+    let partitions = match super::read_topic_config(dir) {
+        Ok(config) => Some(config.partitions),
+        Err(Error::Metadata { path, reason }) => {
+            report.problems.push(find(&path, None, reason));
             None
         }
-        Err(e) => return Err(Error::io("read", &conf_path, e)),
+        Err(e) => return Err(e),
     };
     let mut present = Vec::new();
     for (name, path) in sorted_entries(dir)? {

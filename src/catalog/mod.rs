@@ -76,28 +76,25 @@ impl Catalog {
         else {
             return Err(Error::Locked { path: root });
         };
-        let mut topics = BTreeMap::new();
+        // An interrupted create or delete: neither is visible yet.
         let entries = fs::read_dir(&topics_dir).map_err(|e| Error::io("list", &topics_dir, e))?;
-        let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io("list", &topics_dir, e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
             let path = entry.path();
-            let Ok(name) = entry.file_name().into_string() else {
-                continue; // not UTF-8: not ours
-            };
-            if !path.is_dir() {
-                continue;
-            }
-            if name.starts_with(CREATING_PREFIX) || name.starts_with(DELETING_PREFIX) {
-                // An interrupted create or delete: neither is visible yet.
+            if (name.starts_with(CREATING_PREFIX) || name.starts_with(DELETING_PREFIX))
+                && path.is_dir()
+            {
                 fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
-                continue;
             }
-            if validate_topic_name(&name).is_err() {
-                continue; // a foreign directory; leave it alone
-            }
-            names.push(name);
         }
+        // Directories without a valid topic name are foreign: left alone.
+        let mut topics = BTreeMap::new();
+        let names: Vec<String> = list_topic_dirs(&root)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         for name in names {
             let topic = load_topic(&topics_dir.join(&name), &name, &clock)?;
             topics.insert(name, topic);

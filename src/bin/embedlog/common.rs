@@ -123,6 +123,21 @@ pub fn print_json(value: &serde_json::Value) {
     println!("{value}");
 }
 
+/// Bytes in JSON: a string when UTF-8, else `{"hex": "…"}`; `null` for
+/// none.
+pub fn json_bytes(b: Option<&[u8]>) -> serde_json::Value {
+    match b {
+        None => serde_json::Value::Null,
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => serde_json::Value::String(s.to_string()),
+            Err(_) => {
+                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                serde_json::json!({ "hex": hex })
+            }
+        },
+    }
+}
+
 /// Formats milliseconds since the epoch as RFC 3339 UTC
 /// (`2026-12-02T04:26:56.123Z`); negative values (no timestamp) as `-`.
 pub fn format_time(ms: i64) -> String {

@@ -6,7 +6,7 @@
 //! commits what it printed, which needs the directory lock.
 
 use crate::Outcome;
-use crate::common::{Fail, format_time, open_owner, parse_time};
+use crate::common::{Fail, format_time, json_bytes, open_owner, parse_time};
 use embedlog::{
     Broker, ConsumerConfig, Header, OffsetReset, OffsetSpec, ReadLimit, ReadOnlyPartition,
     StoredRecord,
@@ -199,17 +199,6 @@ fn headers_text(h: &[Header]) -> String {
         .map(|h| format!("{}={}", h.key(), text(h.value().map(|v| &v[..]))))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Bytes in JSON: a string when UTF-8, else `{"hex": "…"}`.
-fn json_bytes(b: Option<&[u8]>) -> Value {
-    match b {
-        None => Value::Null,
-        Some(b) => match std::str::from_utf8(b) {
-            Ok(s) => Value::String(s.to_string()),
-            Err(_) => json!({ "hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>() }),
-        },
-    }
 }
 
 fn json_record(topic: &str, partition: u32, r: &StoredRecord) -> Value {

@@ -4,7 +4,7 @@
 //! owns the directory.
 
 use crate::Outcome;
-use crate::common::{EXIT_DAMAGED, Fail, print_json, progress};
+use crate::common::{EXIT_DAMAGED, Fail, json_bytes, print_json, progress};
 use embedlog::inspect::{
     BatchInfo, Detail, IndexDump, IndexEntry, IndexType, RecordInfo, SegmentDump, dump_index,
     dump_segment_each, dump_segment_with_progress,
@@ -302,20 +302,6 @@ fn print_index(path: &Path, i: &IndexDump, sanity_only: bool) {
     }
 }
 
-/// Bytes for JSON: a string when UTF-8, else `{"hex": "…"}`; `null` for null.
-fn bytes_json(b: Option<&[u8]>) -> Value {
-    match b {
-        None => Value::Null,
-        Some(b) => match std::str::from_utf8(b) {
-            Ok(s) => Value::String(s.to_string()),
-            Err(_) => {
-                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                json!({ "hex": hex })
-            }
-        },
-    }
-}
-
 fn to_json(path: &Path, dump: &Dump, detail: Detail) -> Value {
     match dump {
         Dump::Segment(s) => json!({
@@ -390,11 +376,11 @@ fn batch_json(b: &BatchInfo, detail: Detail) -> Value {
                     "offset": r.offset,
                     "timestamp": r.timestamp,
                     "sequence": r.sequence,
-                    "key": bytes_json(r.key.as_deref()),
-                    "value": bytes_json(r.value.as_deref()),
+                    "key": json_bytes(r.key.as_deref()),
+                    "value": json_bytes(r.value.as_deref()),
                     "headers": r.headers.iter().map(|h| json!({
                         "key": h.key(),
-                        "value": bytes_json(h.value().map(|v| &v[..])),
+                        "value": json_bytes(h.value().map(|v| &v[..])),
                     })).collect::<Vec<_>>(),
                 })
             })
