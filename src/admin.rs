@@ -20,6 +20,9 @@ pub enum OffsetSpec {
     /// The first offset whose record's timestamp is at or after this time
     /// (milliseconds since the epoch).
     Timestamp(i64),
+    /// The last stable offset: where a read-committed consumer stops (the
+    /// first offset of the oldest open transaction, or the end).
+    LastStable,
 }
 
 /// One group, as [`Admin::list_groups`] reports it.
@@ -236,7 +239,50 @@ impl Admin {
             OffsetSpec::Earliest => Some(p.start_offset()),
             OffsetSpec::Latest => Some(p.end_offset()),
             OffsetSpec::Timestamp(ts) => p.offset_for_timestamp(ts)?,
+            OffsetSpec::LastStable => Some(p.log.last_stable_offset()),
         })
+    }
+
+    /// Every transactional id the broker knows, with its producer id,
+    /// epoch, state and open transaction (Kafka's `kafka-transactions list`
+    /// and `describe`).
+    pub fn list_transactions(&self) -> Vec<crate::TransactionDescription> {
+        self.ctx.txns.describe_all()
+    }
+
+    /// One transactional id's state.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an id the broker does not know.
+    pub fn describe_transaction(&self, transactional_id: &str) -> Result<crate::TransactionDescription> {
+        self.list_transactions()
+            .into_iter()
+            .find(|t| t.transactional_id == transactional_id)
+            .ok_or_else(|| Error::InvalidArgument(format!("no transactional id {transactional_id:?}")))
+    }
+
+    /// Aborts a hanging transaction (Kafka's `kafka-transactions abort`):
+    /// ABORT markers in its partitions, and its producer fenced (its
+    /// sends and commit fail with [`Error::ProducerFenced`]). Returns
+    /// whether there was an open transaction to abort (a decided commit
+    /// is finished, not aborted).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an unknown id; I/O errors.
+    pub fn abort_transaction(&self, transactional_id: &str) -> Result<bool> {
+        self.ctx.txns.force_abort(transactional_id)
+    }
+
+    /// Aborts every transaction open longer than its
+    /// `transaction_timeout` now, by the broker's clock (the broker also
+    /// checks every [`BrokerBuilder::transaction_check_interval`](crate::BrokerBuilder::transaction_check_interval)),
+    /// and finishes decided ones whose markers failed. Returns how many it
+    /// aborted.
+    ///
+    /// # Errors
+    /// The first failure (the others are still tried).
+    pub fn abort_timed_out_transactions(&self) -> Result<usize> {
+        self.ctx.txns.abort_timed_out()
     }
 
     /// Deletes the records of a partition before `offset` (Kafka's

@@ -8,6 +8,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::Result;
 use crate::group::Groups;
+use crate::txn::Transactions;
+use crate::worker::Worker;
 use crate::maintenance::{Maintenance, Schedule};
 use crate::producer::{Producer, ProducerConfig};
 use crate::read_only::ReadOnlyBroker;
@@ -36,9 +38,20 @@ pub struct BrokerBuilder {
     cleaner: bool,
     cleaner_backoff: Duration,
     cleaner_key_map_bytes: usize,
+    transaction_check_interval: Duration,
 }
 
 impl BrokerBuilder {
+    /// How often (real time) the broker looks for transactions open longer
+    /// than their producer's `transaction_timeout` (by the broker's clock)
+    /// and aborts them, fencing their producer (Kafka's
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+    /// Default: 1 s.
+    pub fn transaction_check_interval(mut self, every: Duration) -> Self {
+        self.transaction_check_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
     /// The clock for timestamps, time-based rolls and retention, and every
     /// timer of the broker: when the background thread flushes topics with
     /// a `flush_interval` and applies retention, producers' `linger`,
@@ -114,6 +127,9 @@ impl BrokerBuilder {
 pub(crate) struct BrokerInner {
     catalog: Arc<Catalog>,
     groups: Arc<Groups>,
+    txns: Arc<Transactions>,
+    /// Aborts transactions past their timeout.
+    txn_timeouts: Worker,
     maintenance: Maintenance,
     key_map_bytes: usize,
 }
@@ -180,6 +196,7 @@ impl Broker {
             cleaner: true,
             cleaner_backoff: Duration::from_secs(15),
             cleaner_key_map_bytes: 32 << 20,
+            transaction_check_interval: Duration::from_secs(1),
         }
     }
 
@@ -202,14 +219,40 @@ impl Broker {
             Ok(g) => Arc::new(g),
             Err(e) => {
                 // Best effort: the next open recovers what this leaves.
-                let _ = close(&catalog, &maintenance);
+                let _ = close(&catalog, &maintenance, None);
                 return Err(e);
+            }
+        };
+        let txns = match Transactions::open(catalog.clone(), groups.clone()) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                let _ = close(&catalog, &maintenance, None);
+                return Err(e);
+            }
+        };
+        let weak = Arc::downgrade(&txns);
+        let txn_timeouts = Worker::spawn("embedlog-txn-timeouts", b.transaction_check_interval, move |_| {
+            let Some(txns) = weak.upgrade() else {
+                return false;
+            };
+            if let Err(e) = txns.abort_timed_out() {
+                tracing::error!(error = %e, "embedlog: aborting timed-out transactions failed; retrying at the next check");
+            }
+            true
+        });
+        let txn_timeouts = match txn_timeouts {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = close(&catalog, &maintenance, None);
+                return Err(crate::Error::io("spawn the transaction timeout thread for", catalog.root(), e));
             }
         };
         Ok(Broker {
             inner: Arc::new(BrokerInner {
                 catalog,
                 groups,
+                txns,
+                txn_timeouts,
                 maintenance,
                 key_map_bytes: b.cleaner_key_map_bytes,
             }),
@@ -221,6 +264,7 @@ impl Broker {
         Context {
             catalog: self.inner.catalog.clone(),
             groups: self.inner.groups.clone(),
+            txns: self.inner.txns.clone(),
             key_map_bytes: self.inner.key_map_bytes,
             owner: Arc::new(self.clone()),
         }
@@ -271,7 +315,7 @@ impl Broker {
     /// The first error closing a partition (the rest are still closed);
     /// the next open recovers them as after a crash.
     pub fn close(&self) -> Result<()> {
-        close(&self.inner.catalog, &self.inner.maintenance)
+        close(&self.inner.catalog, &self.inner.maintenance, Some(&self.inner.txn_timeouts))
     }
 }
 
@@ -299,10 +343,13 @@ impl From<&Broker> for Admin {
 /// housekeeping thread ends before the logs close, and the cleaner, whose
 /// pass stops at its next check once its log closes, after them. The lock
 /// goes last: another broker may open the directory from then on.
-fn close(catalog: &Catalog, maintenance: &Maintenance) -> Result<()> {
+fn close(catalog: &Catalog, maintenance: &Maintenance, txn_timeouts: Option<&Worker>) -> Result<()> {
     let Some(_admin) = catalog.begin_close() else {
         return Ok(());
     };
+    if let Some(w) = txn_timeouts {
+        w.stop();
+    }
     maintenance.stop_housekeeping();
     let r = catalog.close_topics();
     maintenance.stop_cleaner();
@@ -313,6 +360,6 @@ fn close(catalog: &Catalog, maintenance: &Maintenance) -> Result<()> {
 impl Drop for BrokerInner {
     fn drop(&mut self) {
         // Best effort: what fails here is recovered by the next open.
-        let _ = close(&self.catalog, &self.maintenance);
+        let _ = close(&self.catalog, &self.maintenance, Some(&self.txn_timeouts));
     }
 }

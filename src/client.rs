@@ -5,6 +5,7 @@
 
 use crate::catalog::Catalog;
 use crate::group::Groups;
+use crate::txn::Transactions;
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ pub(crate) struct Context {
     pub(crate) catalog: Arc<Catalog>,
     /// Consumer groups and their committed offsets.
     pub(crate) groups: Arc<Groups>,
+    /// Producer ids and transactions.
+    pub(crate) txns: Arc<Transactions>,
     /// The key-map budget of compaction passes run on demand.
     pub(crate) key_map_bytes: usize,
     /// Whatever made the clients (the broker), kept alive by them: its

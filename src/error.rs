@@ -109,6 +109,55 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A producer's batch or marker carries an epoch older than the one
+    /// its producer id has now: a newer producer with the same
+    /// transactional id called `init_transactions`, or the broker aborted
+    /// a transaction that outlived its timeout. This producer can do
+    /// nothing more; close it (its open transaction is aborted).
+    #[error(
+        "producer {producer_id} is fenced: it has epoch {epoch}, the current epoch is {current_epoch}          (a newer producer with its transactional id started, or its transaction timed out); close it"
+    )]
+    ProducerFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch it sent.
+        epoch: i16,
+        /// The epoch that fenced it.
+        current_epoch: i16,
+    },
+
+    /// An idempotent producer's batch does not follow the producer's last
+    /// batch in this log (a batch in between was lost): nothing was
+    /// appended.
+    #[error(
+        "producer {producer_id} sent sequence {got} to {log}, expected {expected}: a batch in          between is missing"
+    )]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence the log expected.
+        expected: i32,
+        /// The batch's first sequence.
+        got: i32,
+        /// The log.
+        log: PathBuf,
+    },
+
+    /// A transactional call came at the wrong time (`send` outside a
+    /// transaction, `commit_transaction` without `begin_transaction`,
+    /// `begin_transaction` before `init_transactions`, …), or the
+    /// transaction can only be aborted now.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+
+    /// The record was in a transaction that was aborted before its batch
+    /// was appended: it is not stored.
+    #[error("transaction {transactional_id:?} was aborted: the record is not stored")]
+    TransactionAborted {
+        /// The producer's transactional id.
+        transactional_id: String,
+    },
+
     /// The data uses a feature this version does not support (for example a
     /// compressed record batch).
     #[error("unsupported: {0}")]

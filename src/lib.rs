@@ -94,6 +94,7 @@ mod read_only;
 mod record;
 pub mod replication;
 mod storage;
+mod txn;
 
 pub mod inspect {
     //! Read-only inspection of a data directory's files, for tools:
@@ -138,7 +139,8 @@ pub use codec::Postcard;
 #[cfg(any(feature = "json", feature = "postcard"))]
 pub use codec::{Codec, DefaultCodec};
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, OffsetReset, RebalanceListener,
+    Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerIter, ConsumerRecord, IsolationLevel,
+    OffsetReset, RebalanceListener,
 };
 pub use error::{Error, Result};
 pub use group::{
@@ -147,6 +149,7 @@ pub use group::{
     Subscription,
 };
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
+pub use txn::{TransactionDescription, TransactionState};
 pub use read_only::{ReadOnlyBroker, ReadOnlyPartition};
 
 pub use catalog::{
@@ -156,7 +159,7 @@ pub use catalog::{
 pub use producer::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
 pub use record::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
-    Compression, Header, Offset, Record, RecordIter, RecordRef, RecordRefIter, StoredRecord,
+    Compression, ControlRecord, ControlType, Header, Offset, Record, RecordIter, RecordRef, RecordRefIter, StoredRecord,
     TimestampType, now_ms,
 };
 pub use replication::{
@@ -165,7 +168,7 @@ pub use replication::{
 };
 pub use storage::{
     AppendInfo, Compaction, CompactionReport, Durability, Log, LogConfig, LogReader, LogRecords,
-    MIN_KEY_MAP_BYTES, Notify, ReadLimit, ReadOnlyLog, Retention, RetentionReport, VerifyReport,
+    AbortedTransaction, MIN_KEY_MAP_BYTES, Notify, ReadLimit, ReadOnlyLog, Retention, RetentionReport, VerifyReport,
 };
 
 #[doc(hidden)]

@@ -249,7 +249,8 @@ impl ReadOnlyBroker {
     /// [`Admin::list_offsets`](crate::Admin::list_offsets).
     ///
     /// # Errors
-    /// As [`partition`](Self::partition); [`Error::Corrupt`].
+    /// As [`partition`](Self::partition); [`Error::Corrupt`];
+    /// [`Error::Unsupported`] for [`OffsetSpec::LastStable`].
     pub fn list_offsets(&self, topic: &str, id: u32, spec: OffsetSpec) -> Result<Option<Offset>> {
         let p = self.partition(topic, id)?;
         p.refresh()?;
@@ -257,6 +258,13 @@ impl ReadOnlyBroker {
             OffsetSpec::Earliest => Some(p.start_offset()),
             OffsetSpec::Latest => Some(p.end_offset()),
             OffsetSpec::Timestamp(ts) => p.offset_for_timestamp(ts)?,
+            OffsetSpec::LastStable => {
+                return Err(Error::Unsupported(
+                    "the last stable offset of a directory another process owns (its open \
+                     transactions live in the owner's memory); ask the owner"
+                        .into(),
+                ));
+            }
         })
     }
 

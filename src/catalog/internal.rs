@@ -6,9 +6,13 @@ use crate::error::{Error, Result};
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// The internal topic holding the state of transactions (one compacted
+/// partition): decisions, producer ids and epochs, pending offsets.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
 /// Whether `name` is a topic the broker keeps for itself.
 pub(crate) fn is_internal(name: &str) -> bool {
-    name == OFFSETS_TOPIC
+    name == OFFSETS_TOPIC || name == TRANSACTION_STATE_TOPIC
 }
 
 /// What a user tried to do to a topic, for [`refuse_internal`].
@@ -28,10 +32,13 @@ pub(crate) fn refuse_internal(topic: &str, what: Use) -> Result<()> {
     if !is_internal(topic) {
         return Ok(());
     }
-    let instead = match what {
-        Use::Write => "consumers write it through commits",
-        Use::DeleteTopic => "delete consumer groups instead",
-        Use::DeleteRecords => "its records are deleted with the consumer groups",
+    let instead = match (topic == TRANSACTION_STATE_TOPIC, what) {
+        (true, Use::Write) => "transactional producers write it through their commits and aborts",
+        (true, Use::DeleteTopic) => "it holds the transactions' decisions and producer ids",
+        (true, Use::DeleteRecords) => "compaction keeps only each transaction's latest state",
+        (false, Use::Write) => "consumers write it through commits",
+        (false, Use::DeleteTopic) => "delete consumer groups instead",
+        (false, Use::DeleteRecords) => "its records are deleted with the consumer groups",
     };
     Err(Error::InvalidArgument(format!(
         "{topic} is an internal topic: {instead}"

@@ -15,7 +15,7 @@ mod names;
 mod topic;
 
 pub use config::{CleanupPolicy, TopicConfig};
-pub use internal::OFFSETS_TOPIC;
+pub use internal::{OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC};
 pub(crate) use internal::{Use, is_internal, refuse_internal};
 pub use names::{MAX_TOPIC_NAME_LEN, validate_topic_name};
 pub(crate) use topic::TopicState;

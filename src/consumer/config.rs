@@ -34,6 +34,22 @@ pub struct ConsumerConfig {
     pub(super) assignor: Arc<dyn Assignor>,
     pub(super) auto_commit: Option<Duration>,
     pub(super) max_poll_interval: Duration,
+    pub(super) isolation_level: IsolationLevel,
+}
+
+/// Which records of transactions a consumer reads (Kafka's
+/// `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Every record, as soon as it is appended: also those of open
+    /// transactions and of aborted ones.
+    #[default]
+    ReadUncommitted,
+    /// Only records of committed transactions (and records sent outside
+    /// transactions): reads stop at the last stable offset (the first
+    /// offset of the oldest open transaction) and skip aborted
+    /// transactions.
+    ReadCommitted,
 }
 
 impl Default for ConsumerConfig {
@@ -46,6 +62,7 @@ impl Default for ConsumerConfig {
             assignor: Arc::new(CooperativeStickyAssignor),
             auto_commit: None,
             max_poll_interval: Duration::from_secs(300),
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 }
@@ -113,6 +130,13 @@ impl ConsumerConfig {
     /// ([`BrokerBuilder::clock`](crate::BrokerBuilder::clock)).
     pub fn max_poll_interval(mut self, interval: Duration) -> Self {
         self.max_poll_interval = interval;
+        self
+    }
+
+    /// Which transactional records to read. Default:
+    /// [`IsolationLevel::ReadUncommitted`], as in Kafka.
+    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.isolation_level = level;
         self
     }
 }

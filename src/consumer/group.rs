@@ -75,8 +75,35 @@ impl std::fmt::Debug for Membership {
     }
 }
 
+/// What a transactional producer needs of a consumer's group membership
+/// to commit its offsets in a transaction
+/// ([`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction)):
+/// Kafka's `ConsumerGroupMetadata`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    /// The group id.
+    pub group_id: String,
+    /// The member id, while subscribed.
+    pub member_id: Option<String>,
+    /// The generation the member last synced at, while subscribed.
+    pub generation: Option<u64>,
+}
+
 /// Consumer groups: subscription, rebalancing and committed offsets.
 impl Consumer {
+    /// The group, member and generation, for
+    /// [`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] without a group.
+    pub fn group_metadata(&self) -> Result<ConsumerGroupMetadata> {
+        Ok(ConsumerGroupMetadata {
+            group_id: self.group_id("group_metadata")?,
+            member_id: self.member_id().map(str::to_string),
+            generation: self.generation(),
+        })
+    }
+
     fn group_id(&self, what: &str) -> Result<String> {
         self.membership
             .as_ref()

@@ -4,7 +4,8 @@
 mod config;
 mod group;
 
-pub use config::{ConsumerConfig, OffsetReset};
+pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
+pub use group::ConsumerGroupMetadata;
 use group::Membership;
 pub use group::RebalanceListener;
 
@@ -326,9 +327,10 @@ impl Consumer {
         self.ctx.catalog.check_open()?;
         self.sync_group()?;
         let max = self.config.max_poll_records;
-        let (reset, fetch_bytes) = (
+        let (reset, fetch_bytes, isolation) = (
             self.config.offset_reset,
             self.config.max_partition_fetch_bytes,
+            self.config.isolation_level,
         );
         for i in self.rotation() {
             if out.len() >= max {
@@ -340,15 +342,17 @@ impl Consumer {
             let mut bytes_left = fetch_bytes;
             while out.len() < max && bytes_left > 0 {
                 let limit = ReadLimit::bytes(bytes_left).records(max - out.len());
-                let Some(batches) = read_next(a, reset, &self.ctx.catalog, &self.notify, limit)?
+                let Some(batches) =
+                    read_next(a, reset, &self.ctx.catalog, &self.notify, limit, isolation)?
                 else {
                     break;
                 };
                 bytes_left = bytes_left.saturating_sub(batches.len_bytes());
+                let mut aborted = Aborted::new(&a.partition, &batches, isolation);
                 'batches: for b in batches.iter() {
                     let b = b?;
                     let from = a.position.unwrap_or(0);
-                    if b.header().is_control() {
+                    if aborted.skips(&b)? || b.header().is_control() {
                         // A transaction marker: not a record to deliver
                         // (its CRC is checked all the same).
                         b.verify()?;
@@ -387,9 +391,10 @@ impl Consumer {
     fn fetch_batches(&mut self, out: &mut Vec<(TopicPartition, Batches)>) -> Result<()> {
         self.ctx.catalog.check_open()?;
         self.sync_group()?;
-        let (reset, fetch_bytes) = (
+        let (reset, fetch_bytes, isolation) = (
             self.config.offset_reset,
             self.config.max_partition_fetch_bytes,
+            self.config.isolation_level,
         );
         for i in self.rotation() {
             let a = &mut self.assigned[i];
@@ -399,17 +404,44 @@ impl Consumer {
                 &self.ctx.catalog,
                 &self.notify,
                 ReadLimit::bytes(fetch_bytes),
+                isolation,
             )?
             else {
                 continue;
             };
-            let mut last = None;
+            let mut aborted = Aborted::new(&a.partition, &batches, isolation);
+            if !aborted.any() {
+                let mut last = None;
+                for b in batches.iter() {
+                    last = Some(b?.last_offset());
+                }
+                if let Some(last) = last {
+                    a.position = Some(last + 1);
+                    out.push((a.tp.clone(), batches));
+                }
+                continue;
+            }
+            // Aborted batches are cut out: the runs between them are
+            // returned as they are (zero-copy slices).
+            let (mut pos, mut run_start, mut last) = (0usize, None, None);
             for b in batches.iter() {
-                last = Some(b?.last_offset());
+                let b = b?;
+                let size = b.header().size();
+                if aborted.skips(&b)? {
+                    if let Some(s) = run_start.take() {
+                        out.push((a.tp.clone(), batches.slice(s..pos)));
+                    }
+                } else if run_start.is_none() {
+                    run_start = Some(pos);
+                }
+                pos += size;
+                last = Some(b.last_offset());
+            }
+            if let Some(s) = run_start {
+                out.push((a.tp.clone(), batches.slice(s..pos)));
             }
             if let Some(last) = last {
                 a.position = Some(last + 1);
-                out.push((a.tp.clone(), batches));
             }
         }
         Ok(())
@@ -443,6 +475,7 @@ fn read_next(
     catalog: &Catalog,
     notify: &Arc<Notify>,
     limit: ReadLimit,
+    isolation: IsolationLevel,
 ) -> Result<Option<Batches>> {
     if a.partition.log().is_closed() {
         catalog.check_open()?;
@@ -464,10 +497,15 @@ fn read_next(
         }
     }
     let pos = resolve(a, reset)?;
-    if pos == a.partition.end_offset() {
+    let bound = match isolation {
+        IsolationLevel::ReadUncommitted => Offset::MAX,
+        IsolationLevel::ReadCommitted => a.partition.log.last_stable_offset(),
+    };
+    if pos >= a.partition.end_offset().min(bound) {
         return Ok(None);
     }
-    let batches = match a.partition.read(pos, limit) {
+    let read = |pos| a.partition.log.read_below(pos, bound, limit);
+    let batches = match read(pos) {
         Ok(b) => b,
         Err(Error::OffsetOutOfRange {
             requested,
@@ -486,7 +524,7 @@ fn read_next(
                 }
             };
             a.position = Some(pos);
-            a.partition.read(pos, limit)?
+            a.partition.log.read_below(pos, bound, limit)?
         }
         Err(e) => return Err(e),
     };
@@ -556,5 +594,65 @@ impl Iterator for ConsumerIter<'_> {
                 Err(e) => return Some(Err(e)),
             }
         }
+    }
+}
+
+/// The aborted transactions of one read, for a read-committed consumer:
+/// which batches to skip (Kafka's fetcher: a producer's transactional
+/// batches from its aborted transaction's first offset until its ABORT
+/// marker).
+struct Aborted {
+    /// By first offset, oldest last (popped as batches pass them).
+    pending: Vec<crate::storage::AbortedTransaction>,
+    /// Producers whose aborted transaction the read is inside.
+    active: std::collections::HashSet<i64>,
+}
+
+impl Aborted {
+    fn new(p: &Partition, batches: &Batches, isolation: IsolationLevel) -> Aborted {
+        let mut pending = Vec::new();
+        if isolation == IsolationLevel::ReadCommitted && !batches.is_empty() {
+            let first = batches.iter().next().and_then(|b| b.ok()).map(|b| b.base_offset());
+            if let Some(first) = first {
+                pending = p.log.aborted_transactions(first, Offset::MAX);
+                pending.sort_by(|a, b| b.first_offset.cmp(&a.first_offset));
+            }
+        }
+        Aborted {
+            pending,
+            active: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Whether the read crosses any aborted transaction.
+    fn any(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Whether `b` is to be skipped (it belongs to an aborted
+    /// transaction, or is the marker that ends one).
+    fn skips(&mut self, b: &crate::record::Batch) -> Result<bool> {
+        if self.pending.is_empty() && self.active.is_empty() {
+            return Ok(false);
+        }
+        while self
+            .pending
+            .last()
+            .is_some_and(|t| t.first_offset <= b.last_offset())
+        {
+            if let Some(t) = self.pending.pop() {
+                self.active.insert(t.producer_id);
+            }
+        }
+        let h = b.header();
+        if h.is_control() {
+            if let Some(m) = b.control_record()?
+                && m.kind == crate::record::ControlType::Abort
+            {
+                self.active.remove(&h.producer_id);
+            }
+            return Ok(false);
+        }
+        Ok(h.is_transactional() && self.active.contains(&h.producer_id))
     }
 }

@@ -257,6 +257,9 @@ pub(crate) enum Committer<'a> {
     /// The Admin API: only while the group has no members
     /// ([`Error::GroupNotEmpty`] otherwise).
     Admin,
+    /// A committed transaction's offsets: checked when the producer added
+    /// them (`send_offsets_to_transaction`), stored once it committed.
+    Transaction,
 }
 
 /// What a commit stores.
@@ -517,7 +520,7 @@ impl Coordinator {
     }
 
     /// Checks that `committer` may commit for `partitions` of `group` now.
-    fn check_commit(
+    pub(crate) fn check_commit(
         &self,
         group: &str,
         committer: Committer<'_>,
@@ -532,6 +535,7 @@ impl Coordinator {
             reason,
         };
         match (g, committer) {
+            (_, Committer::Transaction) => Ok(()),
             (None, Committer::Outside | Committer::Admin) => Ok(()),
             (Some(_), Committer::Admin) => Err(Error::GroupNotEmpty {
                 group: group.to_string(),

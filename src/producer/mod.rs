@@ -2,6 +2,7 @@
 //! the batches, and reports where each record landed.
 
 mod partitioner;
+mod transaction;
 
 pub use partitioner::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
 
@@ -36,6 +37,9 @@ pub struct ProducerConfig {
     linger: Duration,
     durability: Durability,
     partitioner: Arc<dyn Partitioner>,
+    idempotence: bool,
+    transactional_id: Option<String>,
+    transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -45,6 +49,9 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             durability: Durability::Buffered,
             partitioner: Arc::new(DefaultPartitioner),
+            idempotence: true,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -77,6 +84,38 @@ impl ProducerConfig {
     /// [`Durability::Buffered`].
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Idempotence (Kafka's `enable.idempotence`): the producer gets a
+    /// producer id from the broker and numbers its batches per partition,
+    /// so that a log stores a retried batch once (acknowledging it with the
+    /// first append's offsets) and refuses one that skips a batch. Default:
+    /// on, as in Kafka since 3.0. A transactional producer is always
+    /// idempotent.
+    pub fn idempotence(mut self, on: bool) -> Self {
+        self.idempotence = on;
+        self
+    }
+
+    /// Makes the producer transactional (Kafka's `transactional.id`): after
+    /// [`Producer::init_transactions`], records are sent between
+    /// [`begin_transaction`](Producer::begin_transaction) and
+    /// [`commit_transaction`](Producer::commit_transaction) (or
+    /// [`abort_transaction`](Producer::abort_transaction)), visible to
+    /// read-committed consumers all together or not at all. The id names
+    /// the producer across restarts: a new producer with the same id
+    /// fences the old one and aborts what it left open. Default: none.
+    pub fn transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into());
+        self
+    }
+
+    /// How long a transaction may stay open before the broker aborts it and
+    /// fences its producer (Kafka's `transaction.timeout.ms`). Default:
+    /// 60 s.
+    pub fn transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.transaction_timeout = timeout;
         self
     }
 
@@ -210,6 +249,8 @@ struct Acc {
     /// moved on to a new buffer): a sender that finds it so starts again
     /// with the topic's current buffer.
     retired: bool,
+    /// The sequence number of the next batch (idempotence).
+    next_seq: i32,
 }
 
 impl Acc {
@@ -222,6 +263,7 @@ impl Acc {
             started: None,
             touched: false,
             retired: false,
+            next_seq: 0,
         }
     }
 }
@@ -285,6 +327,8 @@ struct Inner {
     lingering: AtomicBool,
     /// Failed batches since the last flush, reported by the next one.
     failures: Mutex<Failures>,
+    /// Producer id and epoch (idempotence), and the transaction.
+    txn: transaction::TxnClient,
 }
 
 /// Sends records to topics: chooses each record's partition, batches
@@ -322,6 +366,7 @@ impl Producer {
             linger_thread: OnceLock::new(),
             lingering: AtomicBool::new(false),
             failures: Mutex::new(Failures::default()),
+            txn: transaction::TxnClient::default(),
         });
         if !inner.config.linger.is_zero() {
             let weak = Arc::downgrade(&inner);
@@ -518,6 +563,7 @@ impl Inner {
                 tb.topic.name()
             )));
         }
+        self.txn_check_send(tb.topic.name(), p)?;
         let Some(acc) = tb.acc(p)? else {
             return Ok(Err(record));
         };
@@ -584,12 +630,14 @@ impl Inner {
         if a.count == 0 {
             return;
         }
-        let builder = std::mem::take(&mut a.builder);
+        let mut builder = std::mem::take(&mut a.builder);
         let slot = std::mem::take(&mut a.slot);
+        let count = a.count;
         a.count = 0;
         a.started = None;
         a.touched = true;
-        let appended = builder.finish().and_then(|mut bytes| {
+        let stamped = self.stamp(&mut builder, a.next_seq);
+        let appended = stamped.and_then(|()| builder.finish()).and_then(|mut bytes| {
             let info = a
                 .partition
                 .log
@@ -602,6 +650,7 @@ impl Inner {
         });
         match appended {
             Ok((info, stamped)) => {
+                a.next_seq = crate::storage::next_sequence(a.next_seq, count as i32);
                 let append_time = stamped.then_some(info.max_timestamp);
                 let result = (info.base_offset, append_time);
                 if self.config.durability == Durability::Sync {
@@ -626,6 +675,7 @@ impl Inner {
     /// Notes a batch that failed: reported now through `tracing`, and by
     /// the next flush.
     fn batch_failed(&self, partition: &Partition, e: Arc<Error>) {
+        self.txn_batch_failed(&e);
         tracing::warn!(
             topic = partition.topic(),
             partition = partition.id(),
@@ -712,7 +762,10 @@ impl Inner {
         if let Some(w) = self.linger_thread.get() {
             w.stop();
         }
-        self.flush()
+        // Kafka's close: an open transaction is aborted (its unsent
+        // records fail with `TransactionAborted`).
+        let aborted = self.abort_open_transaction();
+        self.flush().and(aborted)
     }
 }
 

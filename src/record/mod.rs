@@ -5,10 +5,10 @@ pub(crate) mod varint;
 
 pub use batch::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
-    Compression, RecordIter, RecordRef, RecordRefIter, TimestampType,
+    Compression, ControlRecord, ControlType, RecordIter, RecordRef, RecordRefIter, TimestampType,
 };
 pub(crate) use batch::{
-    BatchParams, FormatError, batch_crc, crc_matches, encode_batch, extend_batch, filter_batch,
+    BatchParams, FormatError, batch_crc, crc_matches, encode_batch, encode_marker, extend_batch, filter_batch,
     record_size_bound, seal_batch, validate_records,
 };
 

@@ -11,16 +11,20 @@ mod index;
 pub(crate) mod inspect;
 mod log;
 mod mmap;
+pub(crate) mod producer_state;
 mod read_only;
 mod reader;
 mod segment;
 pub(crate) mod vfs;
 
 pub use log::compact::{Compaction, CompactionReport, MIN_KEY_MAP_BYTES};
+pub(crate) use log::Marker;
 pub use log::{
     AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, Retention, RetentionReport,
     VerifyReport,
 };
+pub use producer_state::AbortedTransaction;
+pub(crate) use producer_state::next_sequence;
 pub use read_only::ReadOnlyLog;
 pub use reader::{LogReader, LogRecords};
 

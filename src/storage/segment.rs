@@ -46,7 +46,13 @@ pub(crate) fn remove_files(vfs: &dyn Vfs, log_path: &Path) -> Result<()> {
 /// Removes the two index files of the segment whose log is `log_path`.
 pub(crate) fn remove_indexes(vfs: &dyn Vfs, log_path: &Path) -> Result<()> {
     remove_file_if_exists(vfs, &Index::path_for(log_path, IndexKind::Offset))?;
-    remove_file_if_exists(vfs, &Index::path_for(log_path, IndexKind::Time))
+    remove_file_if_exists(vfs, &Index::path_for(log_path, IndexKind::Time))?;
+    remove_file_if_exists(
+        vfs,
+        &log_path.with_extension(
+            crate::storage::producer_state::TXN_INDEX_SUFFIX.trim_start_matches('.'),
+        ),
+    )
 }
 
 /// Removes a file; one already gone is fine.

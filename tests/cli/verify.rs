@@ -68,17 +68,20 @@ fn a_clean_directory_verifies() {
     assert!(segments(&partition).len() >= 2, "segments should roll");
     let report = verify_json(dir.path(), 0);
     assert_eq!(report["clean"], true);
-    assert_eq!(report["records"], RECORDS);
-    // The two topics and the internal `__consumer_offsets`.
+    // The records, and the producer id block the idempotent producer
+    // took in `__transaction_state`.
+    assert_eq!(report["records"], RECORDS + 1);
+    // The two topics and the internal `__consumer_offsets` and
+    // `__transaction_state`.
     assert!(dir.path().join("topics/__consumer_offsets").is_dir());
-    assert_eq!(report["topics"], 3);
+    assert_eq!(report["topics"], 4);
     assert!(report["partitions"].as_u64().unwrap() > 5);
     assert!(report["segments"].as_u64().unwrap() > 5);
     assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
 
     let text = run(dir.path(), &["verify"]).ok();
     assert!(
-        text.stdout.contains(&format!("{RECORDS} records")),
+        text.stdout.contains(&format!("{} records", RECORDS + 1)),
         "{}",
         text.stdout
     );
@@ -139,7 +142,7 @@ fn a_torn_tail_in_the_last_segment_is_a_warning() {
     bytes.extend_from_slice(&partial);
     std::fs::write(last, &bytes).unwrap();
     let report = verify_json(dir.path(), 0);
-    assert_eq!(report["records"], RECORDS);
+    assert_eq!(report["records"], RECORDS + 1);
     let warnings = report["warnings"].as_array().unwrap();
     let torn: Vec<_> = warnings
         .iter()

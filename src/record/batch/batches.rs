@@ -56,6 +56,18 @@ impl Batches {
         }
     }
 
+    /// The batches in `range` (byte positions within this run, on batch
+    /// boundaries): zero-copy.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Batches {
+        Batches {
+            data: self.data.slice(range.clone()),
+            path: self.path.clone(),
+            position: self.position + range.start as u64,
+            skip_before: self.skip_before,
+            max_records: self.max_records,
+        }
+    }
+
     /// An empty run.
     pub fn empty() -> Batches {
         Batches::from_bytes(Bytes::new())

@@ -133,6 +133,43 @@ impl Batch {
         Ok(())
     }
 
+    /// The transaction marker a control batch holds (Kafka's control
+    /// record: key version and type, value version and coordinator epoch);
+    /// `None` for a data batch.
+    ///
+    /// # Errors
+    /// A CRC mismatch, or a control batch whose first record is not a
+    /// marker of a known layout.
+    pub fn control_record(&self) -> Result<Option<ControlRecord>> {
+        if !self.header.is_control() {
+            return Ok(None);
+        }
+        let bad = |reason: String| self.source.error(FormatError::new(BATCH_HEADER_SIZE, reason));
+        let Some(first) = self.records()?.next() else {
+            return Err(bad("a control batch without a record".into()));
+        };
+        let first = first?;
+        let key = first.key.unwrap_or_default();
+        let value = first.value.unwrap_or_default();
+        if key.len() < 4 {
+            return Err(bad(format!("control record key of {} bytes", key.len())));
+        }
+        let kind = match i16::from_be_bytes([key[2], key[3]]) {
+            0 => ControlType::Abort,
+            1 => ControlType::Commit,
+            n => ControlType::Unknown(n),
+        };
+        let coordinator_epoch = if value.len() >= 6 {
+            i32::from_be_bytes([value[2], value[3], value[4], value[5]])
+        } else {
+            -1
+        };
+        Ok(Some(ControlRecord {
+            kind,
+            coordinator_epoch,
+        }))
+    }
+
     /// Decodes the records, after checking the CRC. For a control batch
     /// these are its transaction markers ([`Batches::records`] skips them).
     ///
@@ -416,4 +453,25 @@ impl Iterator for BatchRecords {
         self.pos = raw.end;
         Some(Ok(record))
     }
+}
+
+/// What a transaction marker says (see [`Batch::control_record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlRecord {
+    /// COMMIT or ABORT.
+    pub kind: ControlType,
+    /// The transaction coordinator's epoch when it wrote the marker.
+    pub coordinator_epoch: i32,
+}
+
+/// The type of a control record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlType {
+    /// The transaction's records are discarded (type 0).
+    Abort,
+    /// The transaction's records are visible to read-committed readers
+    /// (type 1).
+    Commit,
+    /// A type Kafka may define later.
+    Unknown(i16),
 }

@@ -1,7 +1,7 @@
 //! Encoding records into a batch: [`BatchParams`], the record encoder,
 //! [`encode_batch`] and [`BatchBuilder`].
 
-use super::header::TIMESTAMP_TYPE_MASK;
+use super::header::{CONTROL_MASK, TIMESTAMP_TYPE_MASK, TRANSACTIONAL_MASK};
 use super::{BATCH_HEADER_SIZE, CRC_OFFSET, LOG_OVERHEAD, MAGIC, TimestampType, batch_crc};
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -200,6 +200,34 @@ impl BatchBuilder {
         self
     }
 
+    /// Marks the batch as part of a transaction (attribute bit 4), as a
+    /// transactional producer's batches are. Default: not.
+    pub fn transactional(mut self, yes: bool) -> Self {
+        if yes {
+            self.params.attributes |= TRANSACTIONAL_MASK;
+        } else {
+            self.params.attributes &= !TRANSACTIONAL_MASK;
+        }
+        self
+    }
+
+    /// Sets the producer id, epoch and first sequence number of a batch
+    /// being built (as [`producer`](Self::producer), in place).
+    pub(crate) fn set_producer(&mut self, id: i64, epoch: i16, base_sequence: i32) {
+        self.params.producer_id = id;
+        self.params.producer_epoch = epoch;
+        self.params.base_sequence = base_sequence;
+    }
+
+    /// Marks the batch being built as transactional or not (in place).
+    pub(crate) fn set_transactional(&mut self, yes: bool) {
+        if yes {
+            self.params.attributes |= TRANSACTIONAL_MASK;
+        } else {
+            self.params.attributes &= !TRANSACTIONAL_MASK;
+        }
+    }
+
     /// Marks the batch's timestamps as log-append time. Default: create time.
     pub fn timestamp_type(mut self, t: TimestampType) -> Self {
         match t {
@@ -264,4 +292,37 @@ impl BatchBuilder {
         );
         Ok(self.buf)
     }
+}
+
+/// Encodes a transaction marker into `buf` (cleared first): a control batch
+/// (attributes transactional and control) of producer `producer_id` at
+/// `epoch`, holding one control record whose key is version 0 and the
+/// type (0 ABORT, 1 COMMIT) and whose value is version 0 and the
+/// coordinator epoch, as Kafka's `EndTransactionMarker`.
+pub(crate) fn encode_marker(
+    buf: &mut Vec<u8>,
+    base_offset: i64,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) {
+    let mut key = [0u8; 4];
+    key[2..4].copy_from_slice(&i16::from(commit).to_be_bytes());
+    let mut value = [0u8; 6];
+    value[2..6].copy_from_slice(&coordinator_epoch.to_be_bytes());
+    let record = Record::new(Bytes::copy_from_slice(&value))
+        .key(Bytes::copy_from_slice(&key))
+        .timestamp(timestamp);
+    let params = BatchParams {
+        base_offset,
+        partition_leader_epoch: 0,
+        producer_id,
+        producer_epoch: epoch,
+        base_sequence: -1,
+        attributes: CONTROL_MASK | TRANSACTIONAL_MASK,
+    };
+    // One small record: cannot fail.
+    let _ = encode_batch(buf, &params, std::slice::from_ref(&record));
 }

@@ -9,8 +9,8 @@ use crate::record::Offset;
 
 const COMPRESSION_MASK: i16 = 0x07;
 pub(super) const TIMESTAMP_TYPE_MASK: i16 = 0x08;
-const TRANSACTIONAL_MASK: i16 = 0x10;
-const CONTROL_MASK: i16 = 0x20;
+pub(super) const TRANSACTIONAL_MASK: i16 = 0x10;
+pub(super) const CONTROL_MASK: i16 = 0x20;
 
 /// How a batch's payload is compressed (attribute bits 0–2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -63,9 +63,9 @@ mod tests;
 
 pub use batches::{BatchIter, Batches, RecordIter, RecordRef, RecordRefIter};
 pub(crate) use decode::validate_records;
-pub use decode::{Batch, BatchRecords};
+pub use decode::{Batch, BatchRecords, ControlRecord, ControlType};
 pub use encode::BatchBuilder;
-pub(crate) use encode::{BatchParams, encode_batch, record_size_bound};
+pub(crate) use encode::{BatchParams, encode_batch, encode_marker, record_size_bound};
 pub use header::{BatchHeader, Compression, TimestampType};
 pub(crate) use header::{batch_crc, crc_matches};
 pub(crate) use rewrite::{extend_batch, filter_batch, seal_batch};

@@ -91,6 +91,19 @@ impl Inner {
         }
         let _sync = self.sync_appender(Some(durability));
         let mut w = self.lock_writer()?;
+        if let Some((first, last, max_timestamp)) = self.check_sequence(&w, &h)? {
+            // A retry of a stored batch: acknowledged with its offsets,
+            // nothing written (Kafka's idempotent producer).
+            drop(w);
+            if durability == Durability::Sync {
+                self.sync_to(last + 1)?;
+            }
+            return Ok(AppendInfo {
+                base_offset: first,
+                last_offset: last,
+                max_timestamp,
+            });
+        }
         // The base offset is outside the CRC, so assigning it needs no
         // re-checksum (Kafka's design).
         let base = self.next_offset.load(Ordering::Relaxed);
@@ -134,7 +147,7 @@ impl Inner {
     /// Writes one encoded batch (its base offset already the log end).
     /// `replicated`: a copy of a leader's batch, kept byte for byte and
     /// accepted whatever this log's batch size limit.
-    fn append_locked(
+    pub(super) fn append_locked(
         &self,
         w: &mut Writer,
         batch: &mut [u8],
@@ -183,6 +196,7 @@ impl Inner {
         self.next_offset
             .store(h.last_offset() + 1, Ordering::SeqCst);
         w.unflushed_records += h.record_count as u64;
+        self.after_append(w, batch, &h)?;
         Ok(AppendInfo {
             base_offset: h.first_offset(),
             last_offset: h.last_offset(),
@@ -190,7 +204,7 @@ impl Inner {
         })
     }
 
-    fn finish_append(
+    pub(super) fn finish_append(
         &self,
         w: parking_lot::MutexGuard<'_, Writer>,
         r: Result<AppendInfo>,
@@ -263,6 +277,13 @@ impl Inner {
         })?;
         w.state = IndexState::fresh();
         w.unflushed.push(old);
+        // The producer state as of the new segment: recovery after a crash
+        // starts from it and replays only the active segment.
+        if let Err(e) = self.write_producer_snapshot(w, base) {
+            self.poison(&e);
+            return Err(e);
+        }
+        w.txn.file = None;
         // Rolled segments keep their descriptors until fsync'd (an fsync on
         // a fresh descriptor may miss an earlier writeback error). Bound how
         // many wait, so a buffered log without a flush policy does not

@@ -46,6 +46,7 @@ pub struct LogConfig {
     pub(super) flush_interval: Option<Duration>,
     pub(super) timestamp_type: TimestampType,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) producer_id_expiration: Duration,
 }
 
 impl Default for LogConfig {
@@ -60,6 +61,7 @@ impl Default for LogConfig {
             flush_interval: None,
             timestamp_type: TimestampType::CreateTime,
             clock: Arc::new(SystemClock),
+            producer_id_expiration: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -135,6 +137,19 @@ impl LogConfig {
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// How long the log remembers an idempotent producer that wrote
+    /// nothing (Kafka's `producer.id.expiration.ms`): a retry after that is
+    /// stored again. Producers with an open transaction are kept. Default:
+    /// one day.
+    pub fn producer_id_expiration(mut self, age: Duration) -> Self {
+        self.producer_id_expiration = age;
+        self
+    }
+
+    pub(super) fn producer_id_expiration_ms(&self) -> i64 {
+        i64::try_from(self.producer_id_expiration.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// The configured segment size.

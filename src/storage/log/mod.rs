@@ -46,8 +46,12 @@ mod shutdown;
 #[cfg(test)]
 mod tests;
 mod truncate;
+mod txn;
 
 use compact::{Compaction, CompactionReport};
+pub(crate) use txn::Marker;
+use txn::TxnState;
+use crate::storage::producer_state::AbortedTransaction;
 pub use config::{
     AppendInfo, Durability, LogConfig, ReadLimit, Retention, RetentionReport, VerifyReport,
 };
@@ -68,6 +72,8 @@ struct Writer {
     /// Rolled segments not fsync'd yet.
     unflushed: Vec<Arc<Segment>>,
     unflushed_records: u64,
+    /// Producer ids, sequences and open transactions.
+    txn: TxnState,
 }
 
 #[derive(Debug)]
@@ -80,6 +86,12 @@ struct Inner {
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     writer: Mutex<Writer>,
     next_offset: AtomicU64,
+    /// The last stable offset: the first offset of the oldest open
+    /// transaction, or the end (published after `next_offset`).
+    lso: AtomicU64,
+    /// Aborted transactions, by marker offset (what the `.txnindex` files
+    /// hold); replaced whole on change.
+    aborted: RwLock<Arc<Vec<AbortedTransaction>>>,
     log_start: AtomicU64,
     poisoned: AtomicBool,
     poison_reason: Mutex<String>,
@@ -179,6 +191,38 @@ impl Log {
             None => None,
         };
         Ok(Log { inner, flusher })
+    }
+
+    /// The last stable offset: the first offset of the oldest transaction
+    /// still open in this log, or the end offset when none is. A
+    /// read-committed consumer reads nothing at or past it.
+    pub fn last_stable_offset(&self) -> Offset {
+        self.inner
+            .lso
+            .load(Ordering::SeqCst)
+            .min(self.inner.next_offset.load(Ordering::SeqCst))
+    }
+
+    /// The aborted transactions that may hold batches in `[from, to)`,
+    /// oldest marker first (what the `.txnindex` files say): a
+    /// read-committed reader skips those producers' transactional batches
+    /// from each one's `first_offset` to its marker.
+    pub fn aborted_transactions(&self, from: Offset, to: Offset) -> Vec<AbortedTransaction> {
+        self.inner.aborted_transactions(from, to)
+    }
+
+    /// Open transactions: (producer id, epoch, first offset), oldest first.
+    pub(crate) fn open_transactions(&self) -> Vec<(i64, i16, Offset)> {
+        self.inner.writer.lock().txn.producers.open_transactions()
+    }
+
+    /// Appends a COMMIT or ABORT marker of a producer's transaction.
+    ///
+    /// # Errors
+    /// [`Error::ProducerFenced`] if the producer's epoch here is newer;
+    /// the append's errors.
+    pub(crate) fn append_marker(&self, marker: Marker, durability: Durability) -> Result<AppendInfo> {
+        self.inner.append_marker(marker, durability)
     }
 
     /// The log's directory.

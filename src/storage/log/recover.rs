@@ -107,7 +107,7 @@ impl Inner {
         // Leftovers of interrupted atomic writes and truncations, and
         // indexes without their log, are removed.
         for n in &names {
-            let orphan_index = [".index", ".timeindex"].iter().any(|ext| {
+            let orphan_index = [".index", ".timeindex", crate::storage::producer_state::TXN_INDEX_SUFFIX].iter().any(|ext| {
                 n.strip_suffix(ext)
                     .and_then(|stem| segment::parse_log_file_name(&format!("{stem}.log")))
                     .is_some_and(|b| bases.binary_search(&b).is_err())
@@ -220,8 +220,11 @@ impl Inner {
                 state: state.unwrap_or_else(IndexState::fresh),
                 unflushed: Vec::new(),
                 unflushed_records: 0,
+                txn: Default::default(),
             }),
             next_offset: AtomicU64::new(next_offset),
+            lso: AtomicU64::new(next_offset),
+            aborted: RwLock::new(Arc::new(Vec::new())),
             log_start: AtomicU64::new(log_start),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
@@ -248,6 +251,10 @@ impl Inner {
         };
         if !inner.checkpoint_clean.load(Ordering::Relaxed) {
             inner.store_checkpoint(None)?;
+        }
+        {
+            let mut w = inner.writer.lock();
+            inner.rebuild_producer_state(&mut w)?;
         }
         Ok(inner)
     }

@@ -62,6 +62,10 @@ impl Inner {
             return Err(e);
         }
         let end = self.next_offset.load(Ordering::SeqCst);
+        if let Err(e) = self.write_producer_snapshot(&mut w, end) {
+            self.poison(&e);
+            return Err(e);
+        }
         self.sync.lock().synced = end;
         self.store_checkpoint(Some(CleanShutdown {
             active_base: active.base,

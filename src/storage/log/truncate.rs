@@ -97,6 +97,9 @@ impl Inner {
             st.synced = st.synced.min(new_end);
         }
         self.store_checkpoint(None)?;
+        // Producer state and aborted transactions past the new end go.
+        w.txn.file = None;
+        self.rebuild_producer_state(w)?;
         Ok(new_end)
     }
 
@@ -182,6 +185,7 @@ impl Inner {
         for s in &segs[..doomed] {
             s.delete_files(&*self.vfs)?;
         }
+        self.prune_aborted();
         self.vfs
             .sync_dir(&self.dir)
             .map_err(|e| Error::io("fsync directory", &self.dir, e))

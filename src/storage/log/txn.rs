@@ -1,0 +1,372 @@
+//! The log's producer state over its life: rebuilt on open (newest
+//! snapshot not past the end, then the batches after it), updated by every
+//! append, written as a snapshot at each roll and at a clean close; the
+//! markers that end transactions and the `.txnindex` files of the aborted
+//! ones. The table and the file formats are in
+//! [`producer_state`](crate::storage::producer_state).
+
+use super::{Inner, Writer};
+use crate::error::{Error, Result};
+use crate::record::{Batch, BatchHeader, ControlType, Offset, encode_marker};
+use crate::storage::ReadLimit;
+use crate::storage::producer_state::{
+    AbortedTransaction, ProducerStates, SequenceCheck, TXN_ENTRY_SIZE, TXN_INDEX_SUFFIX,
+    decode_txn_index, parse_snapshot_file_name, snapshot_file_name,
+};
+use crate::storage::segment;
+use crate::storage::vfs::{VfsFile, write_atomic};
+use bytes::Bytes;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Snapshots kept: the newest, and one before it in case a crash loses
+/// the data the newest covers.
+const SNAPSHOTS_KEPT: usize = 2;
+
+/// The `.txnindex` path of the segment starting at `base`.
+pub(crate) fn txn_index_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!(
+        "{}{TXN_INDEX_SUFFIX}",
+        segment::log_file_name(base).trim_end_matches(".log")
+    ))
+}
+
+/// The open `.txnindex` file of the active segment.
+#[derive(Debug)]
+pub(super) struct TxnFile {
+    base: Offset,
+    file: Box<dyn VfsFile>,
+    len: u64,
+}
+
+/// The transaction state a writer keeps.
+#[derive(Debug, Default)]
+pub(super) struct TxnState {
+    pub(super) producers: ProducerStates,
+    pub(super) file: Option<TxnFile>,
+}
+
+/// A transaction marker to append (see [`Log::append_marker`](crate::Log)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Marker {
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
+    pub(crate) commit: bool,
+    pub(crate) coordinator_epoch: i32,
+}
+
+impl Inner {
+    /// Rebuilds the producer table, the aborted transactions and the last
+    /// stable offset from the snapshots, `.txnindex` files and the batches
+    /// after the newest usable snapshot. Called on open and after a
+    /// truncation.
+    pub(super) fn rebuild_producer_state(&self, w: &mut Writer) -> Result<()> {
+        let vfs = &*self.vfs;
+        let dir = &self.dir;
+        let end = self.next_offset.load(Ordering::SeqCst);
+        let start = self.log_start.load(Ordering::SeqCst);
+        let names = vfs.list(dir).map_err(|e| Error::io("list", dir, e))?;
+        let mut snaps: Vec<Offset> = names
+            .iter()
+            .filter_map(|n| parse_snapshot_file_name(n))
+            .collect();
+        snaps.sort_unstable();
+        // Snapshots past the end describe data that is gone.
+        for &s in snaps.iter().filter(|&&s| s > end) {
+            segment::remove_file_if_exists(vfs, &dir.join(snapshot_file_name(s)))?;
+        }
+        snaps.retain(|&s| s <= end);
+        // Each segment's aborted transactions; a damaged file is rebuilt
+        // from the log by replaying from its segment on.
+        let segs = self.snapshot();
+        let mut per_segment: Vec<Vec<AbortedTransaction>> = Vec::with_capacity(segs.len());
+        let mut replay_limit = end;
+        for s in segs.iter() {
+            let path = txn_index_path(dir, s.base);
+            let entries = match vfs.read(&path) {
+                Ok(bytes) => match decode_txn_index(&bytes) {
+                    Ok(e) => e,
+                    Err(reason) => {
+                        tracing::warn!(
+                            path = %path.display(),
+                            reason,
+                            "embedlog: rebuilding a damaged aborted-transaction index"
+                        );
+                        replay_limit = replay_limit.min(s.base);
+                        Vec::new()
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(Error::io("read", &path, e)),
+            };
+            per_segment.push(entries);
+        }
+        // The newest snapshot that decodes and is not past the limit.
+        let mut producers = ProducerStates::default();
+        let mut from = start;
+        while let Some(s) = snaps.pop() {
+            if s > replay_limit {
+                continue;
+            }
+            let path = dir.join(snapshot_file_name(s));
+            let bytes = vfs.read(&path).map_err(|e| Error::io("read", &path, e))?;
+            match ProducerStates::decode_snapshot(&bytes) {
+                Ok(p) => {
+                    producers = p;
+                    from = s.max(start);
+                    break;
+                }
+                Err(reason) => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        reason,
+                        "embedlog: ignoring a damaged producer snapshot"
+                    );
+                    segment::remove_file_if_exists(vfs, &path)?;
+                }
+            }
+        }
+        // Entries past the replay start are replayed again.
+        for entries in &mut per_segment {
+            entries.retain(|t| t.last_offset < from);
+        }
+        let before = per_segment.clone();
+        let mut pos = from;
+        while pos < end {
+            let batches = self.read_below(pos, end, ReadLimit::bytes(8 << 20))?;
+            if batches.is_empty() {
+                break;
+            }
+            for b in batches.iter() {
+                let b = b?;
+                if b.last_offset() < pos {
+                    continue;
+                }
+                pos = b.last_offset() + 1;
+                let h = *b.header();
+                if let Some(aborted) = apply(&mut producers, &h, Some(&b), pos) {
+                    let i = segs.partition_point(|s| s.base <= aborted.last_offset);
+                    per_segment[i.saturating_sub(1)].push(aborted);
+                }
+            }
+        }
+        for ((s, entries), old) in segs.iter().zip(&per_segment).zip(&before) {
+            let path = txn_index_path(dir, s.base);
+            if entries != old || (entries.is_empty() && s.base >= replay_limit) {
+                if entries.is_empty() {
+                    segment::remove_file_if_exists(vfs, &path)?;
+                } else {
+                    let mut bytes = Vec::with_capacity(entries.len() * TXN_ENTRY_SIZE);
+                    for t in entries {
+                        t.encode(&mut bytes);
+                    }
+                    write_atomic(vfs, &path, &bytes)?;
+                }
+            }
+        }
+        producers.expire(self.clock.now_ms(), w.config.producer_id_expiration_ms());
+        let all: Vec<AbortedTransaction> = per_segment.into_iter().flatten().collect();
+        *self.aborted.write() = Arc::new(all);
+        self.lso
+            .store(producers.last_stable_offset(end), Ordering::SeqCst);
+        w.txn = TxnState {
+            producers,
+            file: None,
+        };
+        Ok(())
+    }
+
+    /// Checks a producer's data batch before it is appended: `Some` with
+    /// the offsets of the batch it repeats.
+    pub(super) fn check_sequence(
+        &self,
+        w: &Writer,
+        h: &BatchHeader,
+    ) -> Result<Option<(Offset, Offset, i64)>> {
+        if h.producer_id < 0 || h.is_control() {
+            return Ok(None);
+        }
+        match w.txn.producers.check(h, &self.dir)? {
+            SequenceCheck::Append => Ok(None),
+            SequenceCheck::Duplicate {
+                first_offset,
+                last_offset,
+                max_timestamp,
+            } => Ok(Some((first_offset, last_offset, max_timestamp))),
+        }
+    }
+
+    /// Updates the producer state for a batch just stored (the log end is
+    /// now past it) and publishes the last stable offset.
+    pub(super) fn after_append(&self, w: &mut Writer, batch: &[u8], h: &BatchHeader) -> Result<()> {
+        let end = h.last_offset() + 1;
+        let aborted = if h.is_control() {
+            let b = Batch::new(Bytes::copy_from_slice(batch)).ok();
+            apply(&mut w.txn.producers, h, b.as_ref(), end)
+        } else {
+            apply(&mut w.txn.producers, h, None, end)
+        };
+        if let Some(t) = aborted
+            && let Err(e) = self.index_aborted(w, t)
+        {
+            // The marker is stored but its index entry may not be: a clean
+            // close would then forget that the transaction was aborted.
+            self.poison(&e);
+            return Err(e);
+        }
+        self.lso
+            .store(w.txn.producers.last_stable_offset(end), Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Appends an aborted transaction to the active segment's `.txnindex`
+    /// and to the readers' list.
+    fn index_aborted(&self, w: &mut Writer, t: AbortedTransaction) -> Result<()> {
+        let base = self.active().base;
+        if w.txn.file.as_ref().is_some_and(|f| f.base != base) {
+            w.txn.file = None;
+        }
+        if w.txn.file.is_none() {
+            let path = txn_index_path(&self.dir, base);
+            let file = match self.vfs.open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self
+                    .vfs
+                    .create(&path)
+                    .map_err(|e| Error::io("create", &path, e))?,
+                Err(e) => return Err(Error::io("open", &path, e)),
+            };
+            let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+            w.txn.file = Some(TxnFile { base, file, len });
+        }
+        let mut bytes = Vec::with_capacity(TXN_ENTRY_SIZE);
+        t.encode(&mut bytes);
+        if let Some(f) = &mut w.txn.file {
+            f.file
+                .write_at(&bytes, f.len)
+                .map_err(|e| Error::io("write", &txn_index_path(&self.dir, base), e))?;
+            f.len += bytes.len() as u64;
+        }
+        let mut list = self.aborted.write();
+        let mut v = list.as_ref().clone();
+        v.push(t);
+        *list = Arc::new(v);
+        Ok(())
+    }
+
+    /// Makes the active segment's `.txnindex` durable (before a snapshot
+    /// that covers it).
+    pub(super) fn sync_txn_file(&self, w: &mut Writer) -> Result<()> {
+        if let Some(f) = &w.txn.file {
+            f.file
+                .sync_data()
+                .map_err(|e| Error::io("fsync", &txn_index_path(&self.dir, f.base), e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the producer snapshot as of `offset` (the log end) and
+    /// removes all but the newest few.
+    pub(super) fn write_producer_snapshot(&self, w: &mut Writer, offset: Offset) -> Result<()> {
+        self.sync_txn_file(w)?;
+        w.txn
+            .producers
+            .expire(self.clock.now_ms(), w.config.producer_id_expiration_ms());
+        let path = self.dir.join(snapshot_file_name(offset));
+        write_atomic(&*self.vfs, &path, &w.txn.producers.encode_snapshot())?;
+        let names = self
+            .vfs
+            .list(&self.dir)
+            .map_err(|e| Error::io("list", &self.dir, e))?;
+        let mut snaps: Vec<Offset> = names
+            .iter()
+            .filter_map(|n| parse_snapshot_file_name(n))
+            .filter(|&s| s <= offset)
+            .collect();
+        snaps.sort_unstable();
+        let old = snaps.len().saturating_sub(SNAPSHOTS_KEPT);
+        for s in &snaps[..old] {
+            segment::remove_file_if_exists(&*self.vfs, &self.dir.join(snapshot_file_name(*s)))?;
+        }
+        Ok(())
+    }
+
+    /// Appends a transaction marker for `m` at the log end.
+    pub(super) fn append_marker(
+        &self,
+        m: Marker,
+        durability: super::Durability,
+    ) -> Result<crate::storage::AppendInfo> {
+        let _sync = self.sync_appender(Some(durability));
+        let mut w = self.lock_writer()?;
+        w.txn.producers.check_marker(m.producer_id, m.epoch)?;
+        let base = self.next_offset.load(Ordering::Relaxed);
+        let mut buf = std::mem::take(&mut w.buf);
+        encode_marker(
+            &mut buf,
+            base as i64,
+            m.producer_id,
+            m.epoch,
+            m.commit,
+            m.coordinator_epoch,
+            self.clock.now_ms(),
+        );
+        let r = self.append_locked(&mut w, &mut buf, false);
+        w.buf = buf;
+        self.finish_append(w, r, Some(durability))
+    }
+
+    /// Aborted transactions that may hold batches in `[from, to)`, oldest
+    /// marker first.
+    pub(super) fn aborted_transactions(&self, from: Offset, to: Offset) -> Vec<AbortedTransaction> {
+        let list = self.aborted.read().clone();
+        let first = list.partition_point(|t| t.last_offset < from);
+        list[first..]
+            .iter()
+            .filter(|t| t.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions whose marker is below the log start.
+    pub(super) fn prune_aborted(&self) {
+        let start = self.log_start.load(Ordering::SeqCst);
+        let mut list = self.aborted.write();
+        if list.first().is_some_and(|t| t.last_offset < start) {
+            let v: Vec<_> = list.iter().filter(|t| t.last_offset >= start).copied().collect();
+            *list = Arc::new(v);
+        }
+    }
+}
+
+/// Applies one stored batch to `producers`; returns the transaction it
+/// aborts, if it is an ABORT marker of an open one. `batch` is needed for
+/// a control batch (its marker type); `end` is the log end after it.
+fn apply(
+    producers: &mut ProducerStates,
+    h: &BatchHeader,
+    batch: Option<&Batch>,
+    end: Offset,
+) -> Option<AbortedTransaction> {
+    if h.is_control() {
+        let marker = batch.and_then(|b| b.control_record().ok().flatten())?;
+        let commit = match marker.kind {
+            ControlType::Commit => true,
+            ControlType::Abort => false,
+            ControlType::Unknown(_) => return None,
+        };
+        producers.record_marker(
+            h.producer_id,
+            h.producer_epoch,
+            marker.coordinator_epoch,
+            commit,
+            h.first_offset(),
+            h.max_timestamp,
+            end,
+        )
+    } else {
+        producers.record_batch(h);
+        None
+    }
+}
