@@ -319,6 +319,26 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// Stops the broker as a killed process would (for crash tests): no
+    /// flush, no clean-shutdown record, no snapshot; what was written stays
+    /// in the files (the page cache survives a process crash). Clients of
+    /// this broker fail with [`Error::Closed`](crate::Error::Closed) from
+    /// now on; the next open recovers.
+    #[doc(hidden)]
+    pub fn simulate_crash(self) {
+        let inner = &self.inner;
+        let Some(_admin) = inner.catalog.begin_close() else {
+            return;
+        };
+        inner.txn_timeouts.stop();
+        inner.maintenance.stop_housekeeping();
+        inner.catalog.abandon_topics();
+        inner.maintenance.stop_cleaner();
+        inner.catalog.release_lock();
+    }
+}
+
 impl Admin {
     /// The broker this admin belongs to.
     pub fn broker(&self) -> &Broker {

@@ -345,6 +345,17 @@ impl Catalog {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Abandons every partition without a clean close, as a killed process
+    /// would leave them (what was written stays, nothing more is).
+    pub(crate) fn abandon_topics(&self) {
+        let topics = std::mem::take(&mut *self.topics.write());
+        for t in topics.values() {
+            for p in t.partitions() {
+                p.log.abandon();
+            }
+        }
+    }
+
     /// Releases the directory lock: another owner may open it from now on.
     pub(crate) fn release_lock(&self) {
         self.lock.lock().take();

@@ -122,6 +122,12 @@ impl Partition {
         self.log.end_offset()
     }
 
+    /// The last stable offset: where a read-committed consumer stops (the
+    /// first offset of the oldest open transaction, or the end).
+    pub fn last_stable_offset(&self) -> Offset {
+        self.log.last_stable_offset()
+    }
+
     /// The first offset with a timestamp `>= timestamp`.
     ///
     /// # Errors
@@ -238,6 +244,12 @@ impl<'a> PartitionLog<'a> {
     /// The offset the next record gets.
     pub fn end_offset(&self) -> Offset {
         self.log.end_offset()
+    }
+
+    /// The last stable offset: where a read-committed consumer stops (the
+    /// first offset of the oldest open transaction, or the end).
+    pub fn last_stable_offset(&self) -> Offset {
+        self.log.last_stable_offset()
     }
 
     /// Every offset below this one is fsync'd.

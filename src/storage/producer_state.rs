@@ -276,8 +276,10 @@ impl ProducerStates {
         }
     }
 
-    /// Records a stored data batch (`h` with its final offsets).
-    pub(crate) fn record_batch(&mut self, h: &BatchHeader) {
+    /// Records a stored data batch (`h` with its final offsets), appended
+    /// at `now` (expiry counts from appends, not from the records'
+    /// timestamps, which may be old).
+    pub(crate) fn record_batch(&mut self, h: &BatchHeader, now: i64) {
         let pid = h.producer_id;
         if pid < 0 {
             return;
@@ -302,7 +304,7 @@ impl ProducerStates {
                 e.batches.pop_front();
             }
         }
-        e.last_timestamp = e.last_timestamp.max(h.max_timestamp);
+        e.last_timestamp = e.last_timestamp.max(now);
         if h.is_transactional() && e.txn_first_offset.is_none() {
             e.txn_first_offset = Some(h.first_offset());
             self.ongoing.insert(h.first_offset(), pid);
@@ -365,7 +367,7 @@ impl ProducerStates {
             body.extend_from_slice(&last.map_or(-1, |b| b.last_offset as i64).to_be_bytes());
             let delta = last.map_or(0, |b| (b.last_offset - b.first_offset) as i32);
             body.extend_from_slice(&delta.to_be_bytes());
-            let ts = last.map_or(e.last_timestamp, |b| b.max_timestamp.max(e.last_timestamp));
+            let ts = e.last_timestamp;
             body.extend_from_slice(&ts.to_be_bytes());
             body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             let txn = e.txn_first_offset.map_or(-1, |o| o as i64);
@@ -478,7 +480,7 @@ mod tests {
         let mut s = ProducerStates::default();
         let first = header(7, 0, 0, 3, 10, false);
         assert_eq!(s.check(&first, dir).unwrap(), SequenceCheck::Append);
-        s.record_batch(&first);
+        s.record_batch(&first, 5);
         // The same batch again: acknowledged with its offsets.
         assert_eq!(
             s.check(&header(7, 0, 0, 3, 99, false), dir).unwrap(),
@@ -500,7 +502,7 @@ mod tests {
             SequenceCheck::Append
         );
         // A newer epoch starts at 0; an older one is fenced.
-        s.record_batch(&header(7, 2, 0, 1, 14, false));
+        s.record_batch(&header(7, 2, 0, 1, 14, false), 5);
         let fenced = s.check(&header(7, 1, 1, 1, 15, false), dir).unwrap_err();
         assert!(matches!(fenced, Error::ProducerFenced { current_epoch: 2, .. }));
         assert!(matches!(
@@ -512,8 +514,8 @@ mod tests {
     #[test]
     fn transactions_hold_the_stable_offset_and_aborts_are_reported() {
         let mut s = ProducerStates::default();
-        s.record_batch(&header(1, 0, 0, 2, 0, true));
-        s.record_batch(&header(2, 0, 0, 1, 2, true));
+        s.record_batch(&header(1, 0, 0, 2, 0, true), 5);
+        s.record_batch(&header(2, 0, 0, 1, 2, true), 5);
         assert_eq!(s.last_stable_offset(3), 0);
         assert_eq!(s.record_marker(1, 0, 0, true, 3, 0, 4), None);
         assert_eq!(s.last_stable_offset(4), 2);
@@ -537,8 +539,8 @@ mod tests {
     #[test]
     fn snapshots_round_trip_and_reject_damage() {
         let mut s = ProducerStates::default();
-        s.record_batch(&header(5, 1, 10, 4, 100, false));
-        s.record_batch(&header(6, 0, 0, 2, 104, true));
+        s.record_batch(&header(5, 1, 10, 4, 100, false), 5);
+        s.record_batch(&header(6, 0, 0, 2, 104, true), 5);
         let bytes = s.encode_snapshot();
         assert_eq!(bytes.len(), 10 + 2 * SNAPSHOT_ENTRY_SIZE);
         let back = ProducerStates::decode_snapshot(&bytes).unwrap();
@@ -569,8 +571,8 @@ mod tests {
     #[test]
     fn idle_producers_expire_but_not_open_transactions() {
         let mut s = ProducerStates::default();
-        s.record_batch(&header(1, 0, 0, 1, 0, false));
-        s.record_batch(&header(2, 0, 0, 1, 1, true));
+        s.record_batch(&header(1, 0, 0, 1, 0, false), 5);
+        s.record_batch(&header(2, 0, 0, 1, 1, true), 5);
         s.expire(1_000, 10);
         assert_eq!(s.producers.len(), 1);
         assert!(s.producers.contains_key(&2));

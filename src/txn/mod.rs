@@ -338,20 +338,22 @@ impl Transactions {
             }
         };
         let mut t = t.lock();
+        let mut bumped = false;
         match t.state {
             TransactionState::Ongoing => {
-                // The older producer's transaction: aborted with a new
+                // The older producer's transaction: aborted with the new
                 // epoch, so that its markers fence that producer in every
                 // partition it wrote to.
-                self.bump_epoch(&mut t)?;
-                t.state = TransactionState::PrepareAbort;
-                self.complete(id, &mut t, false, Durability::Sync)?;
+                self.abort_fencing(id, &mut t)?;
+                bumped = true;
             }
             TransactionState::PrepareCommit => self.complete(id, &mut t, true, Durability::Sync)?,
             TransactionState::PrepareAbort => self.complete(id, &mut t, false, Durability::Sync)?,
             _ => {}
         }
-        self.bump_epoch(&mut t)?;
+        if !bumped {
+            self.bump_epoch(&mut t)?;
+        }
         t.timeout_ms = timeout_ms;
         t.state = TransactionState::Empty;
         t.update_ms = self.catalog.clock().now_ms();

@@ -37,4 +37,5 @@ mod recovery_index_damage;
 mod recovery_torn_tail;
 mod replication;
 mod retention;
+mod transactions;
 mod typed_values;

@@ -132,6 +132,8 @@ impl Inner {
             entries.retain(|t| t.last_offset < from);
         }
         let before = per_segment.clone();
+        // Replayed producers count as active now: expiry restarts.
+        let now = self.clock.now_ms();
         let mut pos = from;
         while pos < end {
             let batches = self.read_below(pos, end, ReadLimit::bytes(8 << 20))?;
@@ -145,7 +147,7 @@ impl Inner {
                 }
                 pos = b.last_offset() + 1;
                 let h = *b.header();
-                if let Some(aborted) = apply(&mut producers, &h, Some(&b), pos) {
+                if let Some(aborted) = apply(&mut producers, &h, Some(&b), pos, now) {
                     let i = segs.partition_point(|s| s.base <= aborted.last_offset);
                     per_segment[i.saturating_sub(1)].push(aborted);
                 }
@@ -201,11 +203,12 @@ impl Inner {
     /// now past it) and publishes the last stable offset.
     pub(super) fn after_append(&self, w: &mut Writer, batch: &[u8], h: &BatchHeader) -> Result<()> {
         let end = h.last_offset() + 1;
+        let now = self.clock.now_ms();
         let aborted = if h.is_control() {
             let b = Batch::new(Bytes::copy_from_slice(batch)).ok();
-            apply(&mut w.txn.producers, h, b.as_ref(), end)
+            apply(&mut w.txn.producers, h, b.as_ref(), end, now)
         } else {
-            apply(&mut w.txn.producers, h, None, end)
+            apply(&mut w.txn.producers, h, None, end, now)
         };
         if let Some(t) = aborted
             && let Err(e) = self.index_aborted(w, t)
@@ -348,6 +351,7 @@ fn apply(
     h: &BatchHeader,
     batch: Option<&Batch>,
     end: Offset,
+    now: i64,
 ) -> Option<AbortedTransaction> {
     if h.is_control() {
         let marker = batch.and_then(|b| b.control_record().ok().flatten())?;
@@ -362,11 +366,11 @@ fn apply(
             marker.coordinator_epoch,
             commit,
             h.first_offset(),
-            h.max_timestamp,
+            now,
             end,
         )
     } else {
-        producers.record_batch(h);
+        producers.record_batch(h, now);
         None
     }
 }
