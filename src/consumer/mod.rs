@@ -597,62 +597,31 @@ impl Iterator for ConsumerIter<'_> {
     }
 }
 
-/// The aborted transactions of one read, for a read-committed consumer:
-/// which batches to skip (Kafka's fetcher: a producer's transactional
-/// batches from its aborted transaction's first offset until its ABORT
-/// marker).
-struct Aborted {
-    /// By first offset, oldest last (popped as batches pass them).
-    pending: Vec<crate::storage::AbortedTransaction>,
-    /// Producers whose aborted transaction the read is inside.
-    active: std::collections::HashSet<i64>,
-}
+/// The aborted transactions of one read, for a read-committed consumer.
+struct Aborted(crate::storage::AbortedFilter);
 
 impl Aborted {
     fn new(p: &Partition, batches: &Batches, isolation: IsolationLevel) -> Aborted {
-        let mut pending = Vec::new();
-        if isolation == IsolationLevel::ReadCommitted && !batches.is_empty() {
+        if isolation == IsolationLevel::ReadCommitted {
             let first = batches.iter().next().and_then(|b| b.ok()).map(|b| b.base_offset());
             if let Some(first) = first {
-                pending = p.log.aborted_transactions(first, Offset::MAX);
-                pending.sort_by(|a, b| b.first_offset.cmp(&a.first_offset));
+                let list = p.log.aborted_transactions(first, Offset::MAX);
+                return Aborted(crate::storage::AbortedFilter::new(list));
             }
         }
-        Aborted {
-            pending,
-            active: std::collections::HashSet::new(),
-        }
+        Aborted(crate::storage::AbortedFilter::default())
     }
 
     /// Whether the read crosses any aborted transaction.
     fn any(&self) -> bool {
-        !self.pending.is_empty()
+        !self.0.is_empty()
     }
 
-    /// Whether `b` is to be skipped (it belongs to an aborted
-    /// transaction, or is the marker that ends one).
+    /// Whether `b` belongs to an aborted transaction.
     fn skips(&mut self, b: &crate::record::Batch) -> Result<bool> {
-        if self.pending.is_empty() && self.active.is_empty() {
-            return Ok(false);
-        }
-        while self
-            .pending
-            .last()
-            .is_some_and(|t| t.first_offset <= b.last_offset())
-        {
-            if let Some(t) = self.pending.pop() {
-                self.active.insert(t.producer_id);
-            }
-        }
-        let h = b.header();
-        if h.is_control() {
-            if let Some(m) = b.control_record()?
-                && m.kind == crate::record::ControlType::Abort
-            {
-                self.active.remove(&h.producer_id);
-            }
-            return Ok(false);
-        }
-        Ok(h.is_transactional() && self.active.contains(&h.producer_id))
+        self.0.skips(b.header(), || {
+            Ok(b.control_record()?
+                .is_some_and(|m| m.kind == crate::record::ControlType::Abort))
+        })
     }
 }

@@ -26,6 +26,7 @@
 
 use super::Inner;
 use crate::error::{Error, Result};
+use crate::storage::AbortedFilter;
 use crate::record::{BatchHeader, Compression, Offset, RecordRef, extend_batch, filter_batch};
 use crate::record::{crc_matches, seal_batch};
 use crate::storage::segment::{self, Mode, Segment};
@@ -332,6 +333,9 @@ struct Rules<'a> {
     map: &'a KeyMap,
     map_end: Offset,
     tombstone_horizon: i64,
+    /// Base offsets of batches of aborted transactions (all their records
+    /// go).
+    aborted: &'a std::collections::HashSet<Offset>,
 }
 
 /// Kafka's rules: a record goes when a later one (in the mapped range) has
@@ -425,9 +429,13 @@ impl Inner {
         let lag_horizon = now.saturating_sub(i64::try_from(opts.min_lag_ms).unwrap_or(i64::MAX));
         // Complete segments whose newest record is old enough (all of
         // them without a lag, whatever their timestamps).
+        // Nor past the last stable offset: an open transaction may still
+        // abort, and its records must not supersede committed ones.
+        let lso = self.lso.load(Ordering::SeqCst);
         let cleanable = segs[..segs.len() - 1]
             .iter()
             .take_while(|s| opts.min_lag_ms == 0 || s.max_timestamp() <= lag_horizon)
+            .take_while(|s| s.next_offset() <= lso)
             .count();
         let start = self.log_start.load(Ordering::SeqCst);
         let dirty_from = self.cleaned_to.load(Ordering::SeqCst).max(start);
@@ -452,6 +460,10 @@ impl Inner {
         let mut map = KeyMap::new(opts.key_map_bytes, expected);
         report.key_map_bytes = map.memory_bytes();
         let mut map_end = end;
+        // Records of aborted transactions are not data: never mapped, and
+        // removed by the rewrite (Kafka's cleaner does the same).
+        let mut map_filter = AbortedFilter::new(self.aborted_transactions(dirty_from, end));
+        let mut aborted_batches = std::collections::HashSet::new();
         'map: for s in &segs[..cleanable] {
             if s.next_offset() <= dirty_from {
                 continue;
@@ -462,6 +474,14 @@ impl Inner {
             };
             for b in batches.iter() {
                 let b = b?;
+                let is_abort = || {
+                    Ok(b.control_record()?
+                        .is_some_and(|m| m.kind == crate::record::ControlType::Abort))
+                };
+                if map_filter.skips(b.header(), is_abort)? {
+                    aborted_batches.insert(b.base_offset());
+                    continue;
+                }
                 // Transaction markers are not keyed data: never mapped (nor
                 // removed).
                 if b.header().is_control() {
@@ -506,6 +526,7 @@ impl Inner {
             map: &map,
             map_end,
             tombstone_horizon,
+            aborted: &aborted_batches,
         };
         let mut i = 0;
         while i < todo {
@@ -629,11 +650,17 @@ impl Inner {
                 )));
             }
             let control = h.is_control();
+            let aborted = rules.aborted.contains(&h.first_offset());
             w.push(
                 batch,
                 &h,
-                // Transaction markers are not keyed data: kept.
+                // Transaction markers are not keyed data: kept. Records of
+                // aborted transactions go.
                 |r| match fate(r, rules).filter(|_| !control) {
+                    _ if aborted => {
+                        report.records_removed += 1;
+                        false
+                    }
                     None => true,
                     Some(Fate::Superseded) => {
                         report.records_removed += 1;

@@ -24,7 +24,7 @@ pub use log::{
     VerifyReport,
 };
 pub use producer_state::AbortedTransaction;
-pub(crate) use producer_state::next_sequence;
+pub(crate) use producer_state::{AbortedFilter, next_sequence};
 pub use read_only::ReadOnlyLog;
 pub use reader::{LogReader, LogRecords};
 

@@ -64,6 +64,65 @@ impl AbortedTransaction {
     }
 }
 
+/// Which batches of a run belong to aborted transactions (Kafka's
+/// fetcher and cleaner): a producer's transactional batches from its
+/// aborted transaction's first offset until its ABORT marker. Fed the
+/// batches in offset order.
+#[derive(Debug, Default)]
+pub(crate) struct AbortedFilter {
+    /// By first offset, the oldest last (popped as batches pass them).
+    pending: Vec<AbortedTransaction>,
+    /// Producers whose aborted transaction the run is inside.
+    active: std::collections::HashSet<i64>,
+}
+
+impl AbortedFilter {
+    /// A filter over `aborted` (any order).
+    pub(crate) fn new(mut aborted: Vec<AbortedTransaction>) -> Self {
+        aborted.sort_by(|a, b| b.first_offset.cmp(&a.first_offset));
+        AbortedFilter {
+            pending: aborted,
+            active: Default::default(),
+        }
+    }
+
+    /// Whether no batch can be skipped.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.active.is_empty()
+    }
+
+    /// Whether the batch with header `h` is aborted data. `is_abort` tells
+    /// whether a control batch is an ABORT marker (asked only for those).
+    ///
+    /// # Errors
+    /// `is_abort`'s.
+    pub(crate) fn skips(
+        &mut self,
+        h: &BatchHeader,
+        is_abort: impl FnOnce() -> Result<bool>,
+    ) -> Result<bool> {
+        if self.is_empty() {
+            return Ok(false);
+        }
+        while self
+            .pending
+            .last()
+            .is_some_and(|t| t.first_offset <= h.last_offset())
+        {
+            if let Some(t) = self.pending.pop() {
+                self.active.insert(t.producer_id);
+            }
+        }
+        if h.is_control() {
+            if self.active.contains(&h.producer_id) && is_abort()? {
+                self.active.remove(&h.producer_id);
+            }
+            return Ok(false);
+        }
+        Ok(h.is_transactional() && self.active.contains(&h.producer_id))
+    }
+}
+
 /// Decodes a `.txnindex` file's bytes.
 ///
 /// # Errors

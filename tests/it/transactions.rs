@@ -562,3 +562,53 @@ proptest! {
         prop_assert_eq!(read_batches(&b, IsolationLevel::ReadCommitted), expected);
     }
 }
+
+/// Compaction never lets an aborted record supersede a committed one, and
+/// never cleans past an open transaction.
+#[test]
+fn compaction_drops_aborted_records_and_keeps_the_committed_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::open(dir.path()).unwrap();
+    b.admin()
+        .create_topic(
+            "c",
+            TopicConfig::default().cleanup_policy(embedlog::CleanupPolicy::Compact),
+        )
+        .unwrap();
+    let p = txn_producer(&b, "tx");
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    p.send_to("c", 0, Record::new("committed").key("k")).unwrap();
+    p.commit_transaction().unwrap();
+    p.begin_transaction().unwrap();
+    p.send_to("c", 0, Record::new("aborted").key("k")).unwrap();
+    p.flush().unwrap();
+    p.abort_transaction().unwrap();
+    let part = b.partition("c", 0).unwrap();
+    part.roll().unwrap();
+    b.admin().compact_now("c").unwrap();
+    let read = |b: &Broker| {
+        let mut c = b.consumer(
+            ConsumerConfig::default()
+                .isolation_level(IsolationLevel::ReadCommitted)
+                .offset_reset(OffsetReset::Earliest),
+        );
+        c.assign(&[("c", 0)]).unwrap();
+        c.iter_timeout(Duration::from_millis(20))
+            .map(|r| String::from_utf8(r.unwrap().value.unwrap().to_vec()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(read(&b), ["committed"]);
+    // The aborted record is gone from the log itself.
+    let mut c = b.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
+    c.assign(&[("c", 0)]).unwrap();
+    let all: Vec<_> = c
+        .iter_timeout(Duration::from_millis(20))
+        .map(|r| r.unwrap().value.unwrap())
+        .collect();
+    assert_eq!(all, ["committed"]);
+    drop((p, c, part));
+    b.close().unwrap();
+    let b = Broker::open(dir.path()).unwrap();
+    assert_eq!(read(&b), ["committed"]);
+}
