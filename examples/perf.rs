@@ -4,7 +4,7 @@
 //! `commitlog` crate (the nearest Rust peer).
 //!
 //! ```text
-//! cargo run --release --example perf -- [produce|consume|latency|sync|open|all]
+//! cargo run --release --example perf -- [produce|consume|latency|sync|open|txn|all]
 //!     [--records N] [--size B] [--partitions P] [--threads T]
 //!     [--durability buffered|sync] [--dir PATH]
 //! ```
@@ -62,8 +62,8 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("--durability {other}: buffered or sync")),
                 }
             }
-            "produce" | "consume" | "latency" | "sync" | "open" | "all" => a.what = arg,
-            "-h" | "--help" => return Err("usage: perf [produce|consume|latency|sync|open|all] [--records N] [--size B] [--partitions P] [--threads T] [--durability buffered|sync] [--dir PATH]".into()),
+            "produce" | "consume" | "latency" | "sync" | "open" | "txn" | "all" => a.what = arg,
+            "-h" | "--help" => return Err("usage: perf [produce|consume|latency|sync|open|txn|all] [--records N] [--size B] [--partitions P] [--threads T] [--durability buffered|sync] [--dir PATH]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -285,6 +285,89 @@ fn produce(a: &Args, rows: &mut Vec<Row>) -> PathBuf {
         ),
     });
     root
+}
+
+/// Idempotent vs plain produce, and transactional produce by transaction
+/// size (1, 100, 10 000 records), each in a fresh broker.
+fn txn(a: &Args, rows: &mut Vec<Row>) {
+    let run = |name: &str, config: ProducerConfig, per_txn: Option<u64>, n: u64| -> Duration {
+        let root = fresh(&a.dir, name);
+        let broker = Broker::open(&root).unwrap();
+        broker
+            .admin()
+            .create_topic(
+                "perf",
+                TopicConfig::default()
+                    .segment_bytes(256 << 20)
+                    .retention(None),
+            )
+            .unwrap();
+        let producer = broker.producer(config.batch_size(64 << 10).durability(a.durability));
+        if per_txn.is_some() {
+            producer.init_transactions().unwrap();
+        }
+        let started = Instant::now();
+        let mut i = 0;
+        while i < n {
+            let k = per_txn.unwrap_or(n).min(n - i);
+            if per_txn.is_some() {
+                producer.begin_transaction().unwrap();
+            }
+            for j in i..i + k {
+                let _ = producer
+                    .send("perf", Record::new(payload(a.size, j)).timestamp(j as i64))
+                    .unwrap();
+            }
+            if per_txn.is_some() {
+                producer.commit_transaction().unwrap();
+            }
+            i += k;
+            progress(name, i, n);
+        }
+        producer.flush().unwrap();
+        let took = started.elapsed();
+        broker.close().unwrap();
+        took
+    };
+    let n = a.records;
+    let plain = run(
+        "plain",
+        ProducerConfig::default().idempotence(false),
+        None,
+        n,
+    );
+    let idem = run("idempotent", ProducerConfig::default(), None, n);
+    rows.push(Row {
+        what: format!("produce {n} × {} B, idempotent (the default)", a.size),
+        embedlog: mrec(n, idem),
+        bufwriter: format!("{} (idempotence off)", mrec(n, plain)),
+        commitlog: "-".into(),
+        ratio: format!("{} idempotence off", ratio(rate(n, idem), rate(n, plain))),
+    });
+    for per in [1u64, 100, 10_000] {
+        // Single-record transactions cost a decision each: fewer of them.
+        let n = if per == 1 {
+            a.records.min(20_000)
+        } else {
+            a.records
+        };
+        let t = run(
+            &format!("txn{per}"),
+            ProducerConfig::default().transactional_id(format!("perf-{per}")),
+            Some(per),
+            n,
+        );
+        rows.push(Row {
+            what: format!(
+                "transactional produce, {per} record(s) per transaction, {n} × {} B",
+                a.size
+            ),
+            embedlog: format!("{} ({:.0} transactions/s)", mrec(n, t), rate(n / per, t)),
+            bufwriter: format!("{} (plain producer)", mrec(a.records, plain)),
+            commitlog: "-".into(),
+            ratio: format!("{} plain", ratio(rate(n, t), rate(a.records, plain))),
+        });
+    }
 }
 
 fn consume(a: &Args, rows: &mut Vec<Row>) {
@@ -785,6 +868,9 @@ fn main() {
     }
     if all || a.what == "sync" {
         sync(&a, &mut rows);
+    }
+    if all || a.what == "txn" {
+        txn(&a, &mut rows);
     }
     let _ = std::fs::remove_dir_all(&a.dir);
     println!(

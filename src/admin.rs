@@ -254,11 +254,16 @@ impl Admin {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an id the broker does not know.
-    pub fn describe_transaction(&self, transactional_id: &str) -> Result<crate::TransactionDescription> {
+    pub fn describe_transaction(
+        &self,
+        transactional_id: &str,
+    ) -> Result<crate::TransactionDescription> {
         self.list_transactions()
             .into_iter()
             .find(|t| t.transactional_id == transactional_id)
-            .ok_or_else(|| Error::InvalidArgument(format!("no transactional id {transactional_id:?}")))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("no transactional id {transactional_id:?}"))
+            })
     }
 
     /// Aborts a hanging transaction (Kafka's `kafka-transactions abort`):

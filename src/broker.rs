@@ -8,11 +8,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::Result;
 use crate::group::Groups;
-use crate::txn::Transactions;
-use crate::worker::Worker;
 use crate::maintenance::{Maintenance, Schedule};
 use crate::producer::{Producer, ProducerConfig};
 use crate::read_only::ReadOnlyBroker;
+use crate::txn::Transactions;
+use crate::worker::Worker;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -231,20 +231,28 @@ impl Broker {
             }
         };
         let weak = Arc::downgrade(&txns);
-        let txn_timeouts = Worker::spawn("embedlog-txn-timeouts", b.transaction_check_interval, move |_| {
-            let Some(txns) = weak.upgrade() else {
-                return false;
-            };
-            if let Err(e) = txns.abort_timed_out() {
-                tracing::error!(error = %e, "embedlog: aborting timed-out transactions failed; retrying at the next check");
-            }
-            true
-        });
+        let txn_timeouts = Worker::spawn(
+            "embedlog-txn-timeouts",
+            b.transaction_check_interval,
+            move |_| {
+                let Some(txns) = weak.upgrade() else {
+                    return false;
+                };
+                if let Err(e) = txns.abort_timed_out() {
+                    tracing::error!(error = %e, "embedlog: aborting timed-out transactions failed; retrying at the next check");
+                }
+                true
+            },
+        );
         let txn_timeouts = match txn_timeouts {
             Ok(w) => w,
             Err(e) => {
                 let _ = close(&catalog, &maintenance, None);
-                return Err(crate::Error::io("spawn the transaction timeout thread for", catalog.root(), e));
+                return Err(crate::Error::io(
+                    "spawn the transaction timeout thread for",
+                    catalog.root(),
+                    e,
+                ));
             }
         };
         Ok(Broker {
@@ -315,7 +323,11 @@ impl Broker {
     /// The first error closing a partition (the rest are still closed);
     /// the next open recovers them as after a crash.
     pub fn close(&self) -> Result<()> {
-        close(&self.inner.catalog, &self.inner.maintenance, Some(&self.inner.txn_timeouts))
+        close(
+            &self.inner.catalog,
+            &self.inner.maintenance,
+            Some(&self.inner.txn_timeouts),
+        )
     }
 }
 
@@ -363,7 +375,11 @@ impl From<&Broker> for Admin {
 /// housekeeping thread ends before the logs close, and the cleaner, whose
 /// pass stops at its next check once its log closes, after them. The lock
 /// goes last: another broker may open the directory from then on.
-fn close(catalog: &Catalog, maintenance: &Maintenance, txn_timeouts: Option<&Worker>) -> Result<()> {
+fn close(
+    catalog: &Catalog,
+    maintenance: &Maintenance,
+    txn_timeouts: Option<&Worker>,
+) -> Result<()> {
     let Some(_admin) = catalog.begin_close() else {
         return Ok(());
     };

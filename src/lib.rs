@@ -139,18 +139,18 @@ pub use codec::Postcard;
 #[cfg(any(feature = "json", feature = "postcard"))]
 pub use codec::{Codec, DefaultCodec};
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerIter, ConsumerRecord, IsolationLevel,
-    OffsetReset, RebalanceListener,
+    Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, IsolationLevel, OffsetReset,
+    RebalanceListener,
 };
 pub use error::{Error, Result};
 pub use group::{
-    Assignor, CooperativeStickyAssignor, GroupState, MAX_GROUP_ID_LEN, MemberDescription,
-    OFFSETS_TOPIC, OffsetAndMetadata, RangeAssignor, RebalanceProtocol, RoundRobinAssignor,
-    Subscription,
+    Assignor, ConsumerGroupMetadata, CooperativeStickyAssignor, GroupState, MAX_GROUP_ID_LEN,
+    MemberDescription, OFFSETS_TOPIC, OffsetAndMetadata, RangeAssignor, RebalanceProtocol,
+    RoundRobinAssignor, Subscription,
 };
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
-pub use txn::{TransactionDescription, TransactionState};
 pub use read_only::{ReadOnlyBroker, ReadOnlyPartition};
+pub use txn::{TransactionDescription, TransactionState};
 
 pub use catalog::{
     CleanupPolicy, MAX_TOPIC_NAME_LEN, Partition, PartitionLog, Topic, TopicConfig, TopicPartition,
@@ -159,16 +159,17 @@ pub use catalog::{
 pub use producer::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
 pub use record::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
-    Compression, ControlRecord, ControlType, Header, Offset, Record, RecordIter, RecordRef, RecordRefIter, StoredRecord,
-    TimestampType, now_ms,
+    Compression, ControlRecord, ControlType, Header, Offset, Record, RecordIter, RecordRef,
+    RecordRefIter, StoredRecord, TimestampType, now_ms,
 };
 pub use replication::{
     Acks, FetchOutcome, FetchRequest, FetchResponse, LocalTransport, NO_EPOCH, ReplicaId,
     ReplicaLog, ReplicationConfig, Replicator, Role,
 };
 pub use storage::{
-    AppendInfo, Compaction, CompactionReport, Durability, Log, LogConfig, LogReader, LogRecords,
-    AbortedTransaction, MIN_KEY_MAP_BYTES, Notify, ReadLimit, ReadOnlyLog, Retention, RetentionReport, VerifyReport,
+    AbortedTransaction, AppendInfo, Compaction, CompactionReport, Durability, Log, LogConfig,
+    LogReader, LogRecords, MIN_KEY_MAP_BYTES, Notify, ReadLimit, ReadOnlyLog, Retention,
+    RetentionReport, VerifyReport,
 };
 
 #[doc(hidden)]

@@ -4,7 +4,9 @@
 use super::Consumer;
 use crate::catalog::TopicPartition;
 use crate::error::{Error, Result};
-use crate::group::{Commits, Committer, OffsetAndMetadata, Topics, validate_group_id};
+use crate::group::{
+    Commits, Committer, ConsumerGroupMetadata, OffsetAndMetadata, Topics, validate_group_id,
+};
 
 /// Callbacks a group member runs when its partitions change (Kafka's
 /// `ConsumerRebalanceListener`). They run inside
@@ -73,20 +75,6 @@ impl std::fmt::Debug for Membership {
             .field("listener", &self.listener.is_some())
             .finish()
     }
-}
-
-/// What a transactional producer needs of a consumer's group membership
-/// to commit its offsets in a transaction
-/// ([`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction)):
-/// Kafka's `ConsumerGroupMetadata`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerGroupMetadata {
-    /// The group id.
-    pub group_id: String,
-    /// The member id, while subscribed.
-    pub member_id: Option<String>,
-    /// The generation the member last synced at, while subscribed.
-    pub generation: Option<u64>,
 }
 
 /// Consumer groups: subscription, rebalancing and committed offsets.

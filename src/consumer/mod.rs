@@ -5,7 +5,6 @@ mod config;
 mod group;
 
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
-pub use group::ConsumerGroupMetadata;
 use group::Membership;
 pub use group::RebalanceListener;
 
@@ -603,7 +602,11 @@ struct Aborted(crate::storage::AbortedFilter);
 impl Aborted {
     fn new(p: &Partition, batches: &Batches, isolation: IsolationLevel) -> Aborted {
         if isolation == IsolationLevel::ReadCommitted {
-            let first = batches.iter().next().and_then(|b| b.ok()).map(|b| b.base_offset());
+            let first = batches
+                .iter()
+                .next()
+                .and_then(|b| b.ok())
+                .map(|b| b.base_offset());
             if let Some(first) = first {
                 let list = p.log.aborted_transactions(first, Offset::MAX);
                 return Aborted(crate::storage::AbortedFilter::new(list));

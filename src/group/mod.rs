@@ -237,6 +237,20 @@ struct State {
 /// Committed offsets of every group.
 type Committed = BTreeMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>>;
 
+/// What a transactional producer needs of a consumer's group membership
+/// to commit its offsets in a transaction
+/// ([`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction)):
+/// Kafka's `ConsumerGroupMetadata`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    /// The group id.
+    pub group_id: String,
+    /// The member id, while subscribed.
+    pub member_id: Option<String>,
+    /// The generation the member last synced at, while subscribed.
+    pub generation: Option<u64>,
+}
+
 /// One commit of one partition; `None` deletes the commit.
 pub(crate) type Commit = (TopicPartition, Option<OffsetAndMetadata>);
 

@@ -637,17 +637,19 @@ impl Inner {
         a.started = None;
         a.touched = true;
         let stamped = self.stamp(&mut builder, a.next_seq);
-        let appended = stamped.and_then(|()| builder.finish()).and_then(|mut bytes| {
-            let info = a
-                .partition
-                .log
-                .append_built(&mut bytes, Durability::Buffered)?;
-            // The log stamps the batch with the append time when its topic
-            // says so *now*: read that from the bytes it stored.
-            let stamped = BatchHeader::parse(&bytes)
-                .is_ok_and(|h| h.timestamp_type() == TimestampType::LogAppendTime);
-            Ok((info, stamped))
-        });
+        let appended = stamped
+            .and_then(|()| builder.finish())
+            .and_then(|mut bytes| {
+                let info = a
+                    .partition
+                    .log
+                    .append_built(&mut bytes, Durability::Buffered)?;
+                // The log stamps the batch with the append time when its topic
+                // says so *now*: read that from the bytes it stored.
+                let stamped = BatchHeader::parse(&bytes)
+                    .is_ok_and(|h| h.timestamp_type() == TimestampType::LogAppendTime);
+                Ok((info, stamped))
+            });
         match appended {
             Ok((info, stamped)) => {
                 a.next_seq = crate::storage::next_sequence(a.next_seq, count as i32);

@@ -4,9 +4,8 @@
 
 use super::{Inner, Producer};
 use crate::catalog::TopicPartition;
-use crate::consumer::ConsumerGroupMetadata;
 use crate::error::{Error, Result};
-use crate::group::{Committer, OffsetAndMetadata};
+use crate::group::{Committer, ConsumerGroupMetadata, OffsetAndMetadata};
 use crate::record::BatchBuilder;
 use parking_lot::Mutex;
 use std::collections::HashSet;
@@ -182,7 +181,8 @@ impl Inner {
                 "transactional producer {id:?} is initialized already"
             )));
         }
-        let timeout = i32::try_from(self.config.transaction_timeout.as_millis()).unwrap_or(i32::MAX);
+        let timeout =
+            i32::try_from(self.config.transaction_timeout.as_millis()).unwrap_or(i32::MAX);
         let (pid, epoch) = self.ctx.txns.init(id, timeout)?;
         st.ident = Some((pid, epoch));
         st.phase = Phase::Ready;
@@ -400,11 +400,16 @@ impl Producer {
     /// [`Error::InvalidTxnState`] outside a transaction;
     /// [`Error::ProducerFenced`]; what the group refuses
     /// ([`Error::Fenced`], [`Error::CommitFailed`]).
-    pub fn send_offsets_to_transaction<I>(&self, offsets: I, group: &ConsumerGroupMetadata) -> Result<()>
+    pub fn send_offsets_to_transaction<I>(
+        &self,
+        offsets: I,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<()>
     where
         I: IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
     {
-        self.inner.send_offsets(offsets.into_iter().collect(), group)
+        self.inner
+            .send_offsets(offsets.into_iter().collect(), group)
     }
 
     /// Appends the transaction's records, then commits it: one decision

@@ -8,8 +8,8 @@ pub use batch::{
     Compression, ControlRecord, ControlType, RecordIter, RecordRef, RecordRefIter, TimestampType,
 };
 pub(crate) use batch::{
-    BatchParams, FormatError, batch_crc, crc_matches, encode_batch, encode_marker, extend_batch, filter_batch,
-    record_size_bound, seal_batch, validate_records,
+    BatchParams, FormatError, batch_crc, crc_matches, encode_batch, encode_marker, extend_batch,
+    filter_batch, record_size_bound, seal_batch, validate_records,
 };
 
 use bytes::Bytes;

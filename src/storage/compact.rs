@@ -26,9 +26,9 @@
 
 use super::Inner;
 use crate::error::{Error, Result};
-use crate::storage::AbortedFilter;
 use crate::record::{BatchHeader, Compression, Offset, RecordRef, extend_batch, filter_batch};
 use crate::record::{crc_matches, seal_batch};
+use crate::storage::AbortedFilter;
 use crate::storage::segment::{self, Mode, Segment};
 use crate::storage::vfs::{Vfs, VfsFile};
 use std::hash::{DefaultHasher, Hash, Hasher};

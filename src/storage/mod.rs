@@ -17,8 +17,8 @@ mod reader;
 mod segment;
 pub(crate) mod vfs;
 
-pub use log::compact::{Compaction, CompactionReport, MIN_KEY_MAP_BYTES};
 pub(crate) use log::Marker;
+pub use log::compact::{Compaction, CompactionReport, MIN_KEY_MAP_BYTES};
 pub use log::{
     AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, Retention, RetentionReport,
     VerifyReport,

@@ -79,7 +79,7 @@ pub(crate) struct AbortedFilter {
 impl AbortedFilter {
     /// A filter over `aborted` (any order).
     pub(crate) fn new(mut aborted: Vec<AbortedTransaction>) -> Self {
-        aborted.sort_by(|a, b| b.first_offset.cmp(&a.first_offset));
+        aborted.sort_by_key(|t| std::cmp::Reverse(t.first_offset));
         AbortedFilter {
             pending: aborted,
             active: Default::default(),
@@ -128,8 +128,10 @@ impl AbortedFilter {
 /// # Errors
 /// A description of the first bad entry (a length that is not a whole
 /// number of entries, an unknown version, negative or unordered offsets).
-pub(crate) fn decode_txn_index(bytes: &[u8]) -> std::result::Result<Vec<AbortedTransaction>, String> {
-    if bytes.len() % TXN_ENTRY_SIZE != 0 {
+pub(crate) fn decode_txn_index(
+    bytes: &[u8],
+) -> std::result::Result<Vec<AbortedTransaction>, String> {
+    if !bytes.len().is_multiple_of(TXN_ENTRY_SIZE) {
         return Err(format!(
             "{} bytes is not a whole number of {TXN_ENTRY_SIZE}-byte entries",
             bytes.len()
@@ -373,6 +375,7 @@ impl ProducerStates {
     /// Records a stored marker of `pid` at `offset`; returns the aborted
     /// transaction it ends, if it aborts one (its `last_stable_offset`
     /// computed against `end`, the log end after the marker).
+    #[allow(clippy::too_many_arguments)] // a marker's fields, its place and time
     pub(crate) fn record_marker(
         &mut self,
         pid: i64,
@@ -552,7 +555,14 @@ mod tests {
         // A gap.
         let gap = s.check(&header(7, 0, 4, 1, 13, false), dir).unwrap_err();
         assert!(
-            matches!(gap, Error::OutOfOrderSequence { expected: 3, got: 4, .. }),
+            matches!(
+                gap,
+                Error::OutOfOrderSequence {
+                    expected: 3,
+                    got: 4,
+                    ..
+                }
+            ),
             "{gap}"
         );
         // The next one.
@@ -563,7 +573,13 @@ mod tests {
         // A newer epoch starts at 0; an older one is fenced.
         s.record_batch(&header(7, 2, 0, 1, 14, false), 5);
         let fenced = s.check(&header(7, 1, 1, 1, 15, false), dir).unwrap_err();
-        assert!(matches!(fenced, Error::ProducerFenced { current_epoch: 2, .. }));
+        assert!(matches!(
+            fenced,
+            Error::ProducerFenced {
+                current_epoch: 2,
+                ..
+            }
+        ));
         assert!(matches!(
             s.check(&header(7, 3, 5, 1, 15, false), dir),
             Err(Error::OutOfOrderSequence { expected: 0, .. })

@@ -18,7 +18,9 @@ use records::{
     decode_offsets, decode_state, encode_id_block, encode_key, encode_offsets, encode_state,
 };
 
-use crate::catalog::{Catalog, CleanupPolicy, TRANSACTION_STATE_TOPIC, TopicConfig, TopicPartition};
+use crate::catalog::{
+    Catalog, CleanupPolicy, TRANSACTION_STATE_TOPIC, TopicConfig, TopicPartition,
+};
 use crate::error::{Error, Result};
 use crate::group::{Commits, Committer, Groups, OffsetAndMetadata};
 use crate::record::Record;
@@ -60,7 +62,7 @@ impl Txn {
     }
 
     fn fenced(&self, producer_id: i64, epoch: i16) -> Option<Error> {
-        (producer_id != self.producer_id || epoch != self.epoch).then(|| Error::ProducerFenced {
+        (producer_id != self.producer_id || epoch != self.epoch).then_some(Error::ProducerFenced {
             producer_id,
             epoch,
             current_epoch: if producer_id == self.producer_id {
@@ -241,8 +243,12 @@ impl Transactions {
         for (id, t) in all {
             let mut t = t.lock();
             match t.state {
-                TransactionState::PrepareCommit => self.complete(&id, &mut t, true, Durability::Sync)?,
-                TransactionState::PrepareAbort => self.complete(&id, &mut t, false, Durability::Sync)?,
+                TransactionState::PrepareCommit => {
+                    self.complete(&id, &mut t, true, Durability::Sync)?
+                }
+                TransactionState::PrepareAbort => {
+                    self.complete(&id, &mut t, false, Durability::Sync)?
+                }
                 TransactionState::Ongoing => {
                     t.state = TransactionState::PrepareAbort;
                     self.complete(&id, &mut t, false, Durability::Sync)?;
@@ -373,13 +379,7 @@ impl Transactions {
 
     /// Checks that the producer (`pid`, `epoch`) is `id`'s current one and
     /// may add to a transaction; opens one if none is.
-    fn open_for<'a>(
-        &self,
-        id: &str,
-        t: &'a mut Txn,
-        pid: i64,
-        epoch: i16,
-    ) -> Result<&'a mut Txn> {
+    fn open_for<'a>(&self, id: &str, t: &'a mut Txn, pid: i64, epoch: i16) -> Result<&'a mut Txn> {
         if let Some(e) = t.fenced(pid, epoch) {
             return Err(e);
         }
@@ -407,7 +407,13 @@ impl Transactions {
     /// # Errors
     /// [`Error::ProducerFenced`]; [`Error::InvalidTxnState`] while the
     /// transaction is ending.
-    pub(crate) fn add_partition(&self, id: &str, pid: i64, epoch: i16, tp: &TopicPartition) -> Result<()> {
+    pub(crate) fn add_partition(
+        &self,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        tp: &TopicPartition,
+    ) -> Result<()> {
         let t = self.txn(id).ok_or_else(|| not_initialized(id))?;
         let mut t = t.lock();
         let t = self.open_for(id, &mut t, pid, epoch)?;
@@ -434,7 +440,9 @@ impl Transactions {
     ) -> Result<()> {
         crate::group::validate_group_id(group)?;
         let tps: Vec<TopicPartition> = offsets.iter().map(|(tp, _)| tp.clone()).collect();
-        self.groups.coordinator().check_commit(group, committer, &tps)?;
+        self.groups
+            .coordinator()
+            .check_commit(group, committer, &tps)?;
         let t = self.txn(id).ok_or_else(|| not_initialized(id))?;
         let mut t = t.lock();
         let t = self.open_for(id, &mut t, pid, epoch)?;
@@ -453,7 +461,14 @@ impl Transactions {
     /// opposite decision already taken; the appends' errors (the decision,
     /// if it was stored, is finished by the next call, the timeout check
     /// or the next open).
-    pub(crate) fn end(&self, id: &str, pid: i64, epoch: i16, commit: bool, durability: Durability) -> Result<()> {
+    pub(crate) fn end(
+        &self,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+        durability: Durability,
+    ) -> Result<()> {
         let t = self.txn(id).ok_or_else(|| not_initialized(id))?;
         let mut t = t.lock();
         if let Some(e) = t.fenced(pid, epoch) {
@@ -586,8 +601,12 @@ impl Transactions {
                     aborted += 1;
                     self.abort_fencing(&id, &mut t)
                 }
-                TransactionState::PrepareCommit => self.complete(&id, &mut t, true, Durability::Sync),
-                TransactionState::PrepareAbort => self.complete(&id, &mut t, false, Durability::Sync),
+                TransactionState::PrepareCommit => {
+                    self.complete(&id, &mut t, true, Durability::Sync)
+                }
+                TransactionState::PrepareAbort => {
+                    self.complete(&id, &mut t, false, Durability::Sync)
+                }
                 _ => Ok(()),
             };
             if let Err(e) = r {

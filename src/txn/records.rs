@@ -213,7 +213,8 @@ pub(super) fn decode_state(b: &[u8]) -> Result<StateValue, String> {
     let epoch = c.u16("epoch")? as i16;
     let timeout_ms = c.u32("timeout")? as i32;
     let code = c.u8("status")?;
-    let state = TransactionState::from_code(code).ok_or_else(|| format!("unknown status {code}"))?;
+    let state =
+        TransactionState::from_code(code).ok_or_else(|| format!("unknown status {code}"))?;
     let start_ms = c.u64("start time")? as i64;
     let update_ms = c.u64("update time")? as i64;
     let n = c.u32("partition count")?;
@@ -284,7 +285,11 @@ mod tests {
         };
         let bytes = encode_state(&v);
         assert_eq!(decode_state(&bytes).unwrap(), v);
-        assert!(decode_state(&bytes[..bytes.len() - 1]).unwrap_err().contains("past the end"));
+        assert!(
+            decode_state(&bytes[..bytes.len() - 1])
+                .unwrap_err()
+                .contains("past the end")
+        );
         let offsets = vec![(
             "g".to_string(),
             TopicPartition::new("in", 1),
@@ -296,7 +301,10 @@ mod tests {
             decode_key(&encode_key(KIND_STATE, "tx")).unwrap(),
             (KIND_STATE, "tx".to_string())
         );
-        assert_eq!(decode_key(&encode_key(KIND_ID_BLOCK, "")).unwrap().0, KIND_ID_BLOCK);
+        assert_eq!(
+            decode_key(&encode_key(KIND_ID_BLOCK, "")).unwrap().0,
+            KIND_ID_BLOCK
+        );
         assert!(decode_key(&[0, 1, 9]).unwrap_err().contains("kind"));
         assert!(decode_key(&[0, 2, 0]).unwrap_err().contains("version"));
     }

@@ -41,7 +41,12 @@ fn create_list_describe_alter_delete() {
         .json();
     assert_eq!(
         all,
-        serde_json::json!(["__consumer_offsets", "__transaction_state", "audit", "orders"])
+        serde_json::json!([
+            "__consumer_offsets",
+            "__transaction_state",
+            "audit",
+            "orders"
+        ])
     );
 
     // What the library sees.

@@ -131,10 +131,15 @@ fn read_committed_sees_committed_transactions_whole_and_never_aborted_ones() {
 
     p.commit_transaction().unwrap();
     let committed = read(&b, IsolationLevel::ReadCommitted);
-    assert_eq!(committed[&0], values(&["c1", "plain", "open", "after-open"]));
+    assert_eq!(
+        committed[&0],
+        values(&["c1", "plain", "open", "after-open"])
+    );
     assert_eq!(read_batches(&b, IsolationLevel::ReadCommitted), committed);
     assert_eq!(
-        b.admin().list_offsets("t", 0, OffsetSpec::LastStable).unwrap(),
+        b.admin()
+            .list_offsets("t", 0, OffsetSpec::LastStable)
+            .unwrap(),
         Some(t0.end_offset())
     );
     // The aborted transaction survives a restart (its `.txnindex`).
@@ -297,7 +302,10 @@ fn a_crash_before_the_commit_aborts_and_after_it_completes() {
     p.begin_transaction().unwrap();
     p.send_to("t", 1, Record::new("again")).unwrap();
     p.commit_transaction().unwrap();
-    assert_eq!(read(&b, IsolationLevel::ReadCommitted)[&1], values(&["again"]));
+    assert_eq!(
+        read(&b, IsolationLevel::ReadCommitted)[&1],
+        values(&["again"])
+    );
 }
 
 fn idempotent_batch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Vec<u8> {
@@ -313,10 +321,16 @@ fn a_retried_batch_is_stored_once_and_gaps_and_old_epochs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
     let first = log
-        .append_batch(&mut idempotent_batch(5, 0, 0, &["a", "b"]), Durability::Buffered)
+        .append_batch(
+            &mut idempotent_batch(5, 0, 0, &["a", "b"]),
+            Durability::Buffered,
+        )
         .unwrap();
     let again = log
-        .append_batch(&mut idempotent_batch(5, 0, 0, &["a", "b"]), Durability::Buffered)
+        .append_batch(
+            &mut idempotent_batch(5, 0, 0, &["a", "b"]),
+            Durability::Buffered,
+        )
         .unwrap();
     assert_eq!((again.base_offset, again.last_offset), (0, 1));
     assert_eq!(first.base_offset, again.base_offset);
@@ -325,7 +339,14 @@ fn a_retried_batch_is_stored_once_and_gaps_and_old_epochs_are_refused() {
         .append_batch(&mut idempotent_batch(5, 0, 5, &["c"]), Durability::Buffered)
         .unwrap_err();
     assert!(
-        matches!(gap, Error::OutOfOrderSequence { expected: 2, got: 5, .. }),
+        matches!(
+            gap,
+            Error::OutOfOrderSequence {
+                expected: 2,
+                got: 5,
+                ..
+            }
+        ),
         "{gap}"
     );
     log.append_batch(&mut idempotent_batch(5, 1, 0, &["c"]), Durability::Buffered)
@@ -333,7 +354,14 @@ fn a_retried_batch_is_stored_once_and_gaps_and_old_epochs_are_refused() {
     let old = log
         .append_batch(&mut idempotent_batch(5, 0, 2, &["d"]), Durability::Buffered)
         .unwrap_err();
-    assert!(matches!(old, Error::ProducerFenced { epoch: 0, current_epoch: 1, .. }));
+    assert!(matches!(
+        old,
+        Error::ProducerFenced {
+            epoch: 0,
+            current_epoch: 1,
+            ..
+        }
+    ));
     assert_eq!(log.end_offset(), 3);
 
     // Across a clean restart (the snapshot) and a crash (the replay).
@@ -378,11 +406,17 @@ fn producer_state_survives_rolls_and_a_crash_after_them() {
     log.simulate_crash();
     let log = Log::open(dir.path(), config()).unwrap();
     let again = log
-        .append_batch(&mut idempotent_batch(9, 0, 19, &["0123456789"]), Durability::Buffered)
+        .append_batch(
+            &mut idempotent_batch(9, 0, 19, &["0123456789"]),
+            Durability::Buffered,
+        )
         .unwrap();
     assert_eq!(again.base_offset, 19);
     assert!(matches!(
-        log.append_batch(&mut idempotent_batch(9, 0, 21, &["x"]), Durability::Buffered),
+        log.append_batch(
+            &mut idempotent_batch(9, 0, 21, &["x"]),
+            Durability::Buffered
+        ),
         Err(Error::OutOfOrderSequence { expected: 20, .. })
     ));
     // Only the newest snapshots are kept.
@@ -408,7 +442,11 @@ fn an_idempotent_producer_numbers_its_batches() {
         p.send_to("t", 0, Record::new(format!("{i}"))).unwrap();
     }
     let (pid, epoch) = p.producer_id().unwrap();
-    let batches = b.partition("t", 0).unwrap().read(0, ReadLimit::default()).unwrap();
+    let batches = b
+        .partition("t", 0)
+        .unwrap()
+        .read(0, ReadLimit::default())
+        .unwrap();
     let seqs: Vec<(i64, i16, i32)> = batches
         .iter()
         .map(|b| {
@@ -428,6 +466,9 @@ fn an_idempotent_producer_numbers_its_batches() {
     r.send_to("t", 0, Record::new("r")).unwrap();
     assert!(r.producer_id().unwrap().0 > pid + 1);
 }
+
+/// The model's open transaction: records per partition, offset sent.
+type OpenTxn = (BTreeMap<u32, Vec<String>>, Option<u64>);
 
 /// One step of the model test.
 #[derive(Debug, Clone)]
@@ -471,7 +512,7 @@ proptest! {
         let mut n = 0u64;
         // The model: what is committed, and the open transaction's part.
         let mut committed: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-        let mut open_txn: Option<(BTreeMap<u32, Vec<String>>, Option<u64>)> = None;
+        let mut open_txn: Option<OpenTxn> = None;
         let mut committed_offset: Option<u64> = None;
         let tp = TopicPartition::new("t", 2);
         for op in ops {
@@ -534,7 +575,7 @@ proptest! {
                 Op::Crash => {
                     // Half the time the open transaction's records are
                     // appended before the crash: they must be aborted.
-                    if n % 2 == 0 {
+                    if n.is_multiple_of(2) {
                         let _ = p.flush();
                     }
                     producer = None;
@@ -578,7 +619,8 @@ fn compaction_drops_aborted_records_and_keeps_the_committed_value() {
     let p = txn_producer(&b, "tx");
     p.init_transactions().unwrap();
     p.begin_transaction().unwrap();
-    p.send_to("c", 0, Record::new("committed").key("k")).unwrap();
+    p.send_to("c", 0, Record::new("committed").key("k"))
+        .unwrap();
     p.commit_transaction().unwrap();
     p.begin_transaction().unwrap();
     p.send_to("c", 0, Record::new("aborted").key("k")).unwrap();

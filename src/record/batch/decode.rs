@@ -144,7 +144,10 @@ impl Batch {
         if !self.header.is_control() {
             return Ok(None);
         }
-        let bad = |reason: String| self.source.error(FormatError::new(BATCH_HEADER_SIZE, reason));
+        let bad = |reason: String| {
+            self.source
+                .error(FormatError::new(BATCH_HEADER_SIZE, reason))
+        };
         let Some(first) = self.records()?.next() else {
             return Err(bad("a control batch without a record".into()));
         };

@@ -267,7 +267,15 @@ fn transactional_batches_and_markers_match_kafka_python() {
     let mut data = crate::record::BatchBuilder::new()
         .producer(4243, 1, 0)
         .transactional(true);
-    data.push(&crate::record::Record::new("in-txn-1").key("t-key-1").timestamp(1_700_000_004_000));
-    data.push(&crate::record::Record::new("in-txn-2").key("t-key-2").timestamp(1_700_000_004_001));
+    data.push(
+        &crate::record::Record::new("in-txn-1")
+            .key("t-key-1")
+            .timestamp(1_700_000_004_000),
+    );
+    data.push(
+        &crate::record::Record::new("in-txn-2")
+            .key("t-key-2")
+            .timestamp(1_700_000_004_001),
+    );
     assert_eq!(data.finish().unwrap(), fixture("txn_data"));
 }

@@ -48,16 +48,16 @@ mod tests;
 mod truncate;
 mod txn;
 
-use compact::{Compaction, CompactionReport};
-pub(crate) use txn::Marker;
-use txn::TxnState;
 use crate::storage::producer_state::AbortedTransaction;
+use compact::{Compaction, CompactionReport};
 pub use config::{
     AppendInfo, Durability, LogConfig, ReadLimit, Retention, RetentionReport, VerifyReport,
 };
 use group_commit::SyncState;
 pub use notify::Notify;
 use notify::Signal;
+pub(crate) use txn::Marker;
+use txn::TxnState;
 
 const TRUNCATING_SUFFIX: &str = ".truncating";
 
@@ -221,7 +221,11 @@ impl Log {
     /// # Errors
     /// [`Error::ProducerFenced`] if the producer's epoch here is newer;
     /// the append's errors.
-    pub(crate) fn append_marker(&self, marker: Marker, durability: Durability) -> Result<AppendInfo> {
+    pub(crate) fn append_marker(
+        &self,
+        marker: Marker,
+        durability: Durability,
+    ) -> Result<AppendInfo> {
         self.inner.append_marker(marker, durability)
     }
 

@@ -107,7 +107,13 @@ impl Inner {
         // Leftovers of interrupted atomic writes and truncations, and
         // indexes without their log, are removed.
         for n in &names {
-            let orphan_index = [".index", ".timeindex", crate::storage::producer_state::TXN_INDEX_SUFFIX].iter().any(|ext| {
+            let orphan_index = [
+                ".index",
+                ".timeindex",
+                crate::storage::producer_state::TXN_INDEX_SUFFIX,
+            ]
+            .iter()
+            .any(|ext| {
                 n.strip_suffix(ext)
                     .and_then(|stem| segment::parse_log_file_name(&format!("{stem}.log")))
                     .is_some_and(|b| bases.binary_search(&b).is_err())

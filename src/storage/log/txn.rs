@@ -337,7 +337,11 @@ impl Inner {
         let start = self.log_start.load(Ordering::SeqCst);
         let mut list = self.aborted.write();
         if list.first().is_some_and(|t| t.last_offset < start) {
-            let v: Vec<_> = list.iter().filter(|t| t.last_offset >= start).copied().collect();
+            let v: Vec<_> = list
+                .iter()
+                .filter(|t| t.last_offset >= start)
+                .copied()
+                .collect();
             *list = Arc::new(v);
         }
     }
