@@ -115,7 +115,8 @@ fn find(path: &Path, position: Option<u64>, reason: impl Into<String>) -> Findin
 /// // Works while the broker still owns the directory.
 /// let report = embedlog::inspect::verify_dir(dir.path(), |_| {})?;
 /// assert!(report.is_clean(), "{:?}", report.problems);
-/// assert_eq!(report.records, 1);
+/// // The record, and the producer id block of `__transaction_state`.
+/// assert_eq!(report.records, 2);
 /// broker.close()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

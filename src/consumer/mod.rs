@@ -206,7 +206,9 @@ impl Consumer {
         Ok(())
     }
 
-    /// Moves past the newest record of each partition.
+    /// Moves past the newest record of each partition (for a
+    /// read-committed consumer, to the last stable offset: the records of
+    /// open transactions are read once they commit).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if one is not assigned.
@@ -215,9 +217,10 @@ impl Consumer {
         I: IntoIterator,
         I::Item: Into<TopicPartition>,
     {
+        let isolation = self.config.isolation_level;
         for tp in partitions {
             let a = self.find(tp)?;
-            a.position = Some(a.partition.end_offset());
+            a.position = Some(latest(a, isolation));
         }
         Ok(())
     }
@@ -248,9 +251,9 @@ impl Consumer {
     /// [`Error::InvalidArgument`] if `tp` is not assigned; [`Error::NoOffset`]
     /// under [`OffsetReset::Error`].
     pub fn position(&mut self, tp: impl Into<TopicPartition>) -> Result<Offset> {
-        let reset = self.config.offset_reset;
+        let (reset, isolation) = (self.config.offset_reset, self.config.isolation_level);
         let a = self.find(tp)?;
-        resolve(a, reset)
+        resolve(a, reset, isolation)
     }
 
     /// Returns the records available now, up to `max_poll_records`, or
@@ -495,12 +498,15 @@ fn read_next(
             }
         }
     }
-    let pos = resolve(a, reset)?;
+    let pos = resolve(a, reset, isolation)?;
     let bound = match isolation {
         IsolationLevel::ReadUncommitted => Offset::MAX,
         IsolationLevel::ReadCommitted => a.partition.log.last_stable_offset(),
     };
-    if pos >= a.partition.end_offset().min(bound) {
+    // Past the end is out of range (the reset policy applies below);
+    // at the end, or at the stable offset, there is nothing to read yet.
+    let end = a.partition.end_offset();
+    if pos == end || (pos < end && pos >= bound) {
         return Ok(None);
     }
     let read = |pos| a.partition.log.read_below(pos, bound, limit);
@@ -513,7 +519,7 @@ fn read_next(
         }) => {
             let pos = match reset {
                 OffsetReset::Earliest => start,
-                OffsetReset::Latest => end,
+                OffsetReset::Latest => latest(a, isolation).min(end),
                 OffsetReset::Error => {
                     return Err(Error::OffsetOutOfRange {
                         requested,
@@ -530,13 +536,22 @@ fn read_next(
     Ok((!batches.is_empty()).then_some(batches))
 }
 
-fn resolve(a: &mut Assigned, reset: OffsetReset) -> Result<Offset> {
+/// Where "the latest" is for a consumer at `isolation`: the end, or the
+/// last stable offset (Kafka's ListOffsets LATEST for read_committed).
+fn latest(a: &Assigned, isolation: IsolationLevel) -> Offset {
+    match isolation {
+        IsolationLevel::ReadUncommitted => a.partition.end_offset(),
+        IsolationLevel::ReadCommitted => a.partition.log.last_stable_offset(),
+    }
+}
+
+fn resolve(a: &mut Assigned, reset: OffsetReset, isolation: IsolationLevel) -> Result<Offset> {
     if let Some(p) = a.position {
         return Ok(p);
     }
     let p = match reset {
         OffsetReset::Earliest => a.partition.start_offset(),
-        OffsetReset::Latest => a.partition.end_offset(),
+        OffsetReset::Latest => latest(a, isolation),
         OffsetReset::Error => {
             return Err(Error::NoOffset {
                 topic: a.tp.topic.to_string(),

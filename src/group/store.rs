@@ -99,6 +99,18 @@ impl Groups {
         committer: Committer<'_>,
         commits: Commits,
     ) -> Result<()> {
+        self.store_commits_with(group, committer, commits, Durability::Sync)
+    }
+
+    /// As [`store_commits`](Self::store_commits), appended with
+    /// `durability` (a transaction's offsets follow its producer's).
+    pub(crate) fn store_commits_with(
+        &self,
+        group: &str,
+        committer: Committer<'_>,
+        commits: Commits,
+        durability: Durability,
+    ) -> Result<()> {
         validate_group_id(group)?;
         let now = self.catalog.clock().now_ms();
         let commits = match commits {
@@ -130,7 +142,7 @@ impl Groups {
                     .timestamp(now)
                 })
                 .collect();
-            p.log.append_with(&records, Durability::Sync)?;
+            p.log.append_with(&records, durability)?;
             Ok(())
         })
     }

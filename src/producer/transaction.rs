@@ -21,6 +21,9 @@ enum Phase {
     Ready,
     /// Between `begin_transaction` and its commit or abort.
     InTransaction,
+    /// In `commit_transaction` or `abort_transaction`: sends wait for the
+    /// next transaction (Kafka refuses them too).
+    Ending,
     /// A batch of the transaction failed: it can only be aborted.
     Abortable(Arc<Error>),
     /// A newer producer with the same id (or a timeout) fenced this one.
@@ -89,6 +92,7 @@ impl Inner {
         let mut st = self.txn.state.lock();
         match &st.phase {
             Phase::InTransaction => {}
+            Phase::Ending => return Err(ending(id)),
             Phase::Uninitialized => return Err(not_initialized(id)),
             Phase::Ready => {
                 return Err(Error::InvalidTxnState(format!(
@@ -133,7 +137,7 @@ impl Inner {
         let mut st = self.txn.state.lock();
         if let Error::ProducerFenced { current_epoch, .. } = **e {
             st.phase = Phase::Fenced(current_epoch);
-        } else if matches!(st.phase, Phase::InTransaction) {
+        } else if matches!(st.phase, Phase::InTransaction | Phase::Ending) {
             st.phase = Phase::Abortable(e.clone());
         }
     }
@@ -166,6 +170,7 @@ impl Inner {
             self.txn.state.lock().phase,
             Phase::InTransaction | Phase::Abortable(_)
         );
+        // (`Ending`: the call in progress ends it.)
         if open { self.abort() } else { Ok(()) }
     }
 
@@ -199,7 +204,7 @@ impl Inner {
                 Ok(())
             }
             Phase::Uninitialized => Err(not_initialized(id)),
-            Phase::InTransaction => Err(Error::InvalidTxnState(format!(
+            Phase::InTransaction | Phase::Ending => Err(Error::InvalidTxnState(format!(
                 "transactional producer {id:?} is in a transaction already"
             ))),
             Phase::Abortable(e) => Err(abortable(id, e)),
@@ -226,6 +231,7 @@ impl Inner {
             }
             Phase::Abortable(e) => Err(abortable(id, e)),
             Phase::Fenced(c) => Err(self.fenced_error(&st, *c)),
+            Phase::Ending => Err(ending(id)),
             _ => Err(Error::InvalidTxnState(format!(
                 "{call}: transactional producer {id:?} has no open transaction (call begin_transaction)"
             ))),
@@ -259,8 +265,15 @@ impl Inner {
         }
     }
 
+    /// Moves from `InTransaction` to `Ending` (no sends from now on).
+    fn start_ending(&self, call: &str) -> Result<(String, i64, i16)> {
+        let r = self.in_transaction(call)?;
+        self.txn.state.lock().phase = Phase::Ending;
+        Ok(r)
+    }
+
     fn commit(&self) -> Result<()> {
-        let (id, pid, epoch) = self.in_transaction("commit_transaction")?;
+        let (id, pid, epoch) = self.start_ending("commit_transaction")?;
         if let Err(e) = self.flush() {
             let e = Arc::new(e);
             let mut st = self.txn.state.lock();
@@ -271,14 +284,30 @@ impl Inner {
                 "transaction {id:?} cannot commit: {e}; abort it"
             )));
         }
-        // A batch of this transaction may have failed in another thread.
-        let _ = self.in_transaction("commit_transaction")?;
+        // A batch of this transaction may have failed (in another thread).
+        {
+            let st = self.txn.state.lock();
+            match &st.phase {
+                Phase::Ending => {}
+                Phase::Abortable(e) => return Err(abortable(&id, e)),
+                Phase::Fenced(c) => return Err(self.fenced_error(&st, *c)),
+                _ => return Err(ending(&id)),
+            }
+        }
         let r = self
             .ctx
             .txns
             .end(&id, pid, epoch, true, self.config.durability);
         self.note_fenced(&r);
-        r?;
+        if let Err(e) = r {
+            // Not fenced: the commit can be retried (a stored decision is
+            // finished by it) or the transaction aborted.
+            let mut st = self.txn.state.lock();
+            if matches!(st.phase, Phase::Ending) {
+                st.phase = Phase::InTransaction;
+            }
+            return Err(e);
+        }
         let mut st = self.txn.state.lock();
         st.phase = Phase::Ready;
         st.registered.clear();
@@ -287,8 +316,9 @@ impl Inner {
 
     fn abort(&self) -> Result<()> {
         let id = self.require_transactional("abort_transaction")?.to_string();
-        let (pid, epoch) = {
-            let st = self.txn.state.lock();
+        let (pid, epoch, before) = {
+            let mut st = self.txn.state.lock();
+            let before = st.phase.clone();
             match &st.phase {
                 Phase::InTransaction | Phase::Abortable(_) => {}
                 Phase::Fenced(c) => return Err(self.fenced_error(&st, *c)),
@@ -298,7 +328,9 @@ impl Inner {
                     )));
                 }
             }
-            st.ident.ok_or_else(|| not_initialized(&id))?
+            let (pid, epoch) = st.ident.ok_or_else(|| not_initialized(&id))?;
+            st.phase = Phase::Ending;
+            (pid, epoch, before)
         };
         self.discard_batches(&id);
         // Failures of this transaction's batches are reported by the abort
@@ -309,7 +341,13 @@ impl Inner {
             .txns
             .end(&id, pid, epoch, false, self.config.durability);
         self.note_fenced(&r);
-        r?;
+        if let Err(e) = r {
+            let mut st = self.txn.state.lock();
+            if matches!(st.phase, Phase::Ending) {
+                st.phase = before;
+            }
+            return Err(e);
+        }
         let mut st = self.txn.state.lock();
         st.phase = Phase::Ready;
         st.registered.clear();
@@ -320,6 +358,12 @@ impl Inner {
 fn not_initialized(id: &str) -> Error {
     Error::InvalidTxnState(format!(
         "transactional producer {id:?}: call init_transactions first"
+    ))
+}
+
+fn ending(id: &str) -> Error {
+    Error::InvalidTxnState(format!(
+        "transaction {id:?} is being committed or aborted: wait for that call to return"
     ))
 }
 

@@ -741,10 +741,40 @@ pub(crate) fn finish_swap(
     log_path: &Path,
 ) -> Result<()> {
     let dir = log_path.parent().unwrap_or(Path::new("."));
-    for b in bases.rev() {
+    let bases: Vec<Offset> = bases.collect();
+    // The aborted transactions of the replaced segments move to the new
+    // one's `.txnindex` first (idempotent: a crash after it merges again).
+    let mut aborted = Vec::new();
+    for &b in &bases {
+        let p = segment::txn_index_path(&Segment::log_path(dir, b));
+        match vfs.read(&p) {
+            Ok(bytes) => match crate::storage::producer_state::decode_txn_index(&bytes) {
+                Ok(entries) => aborted.extend(entries),
+                // Rebuilt from the log by the next open that replays it.
+                Err(reason) => tracing::warn!(
+                    path = %p.display(),
+                    reason,
+                    "embedlog: a damaged aborted-transaction index is not carried into a compacted segment"
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read", &p, e)),
+        }
+    }
+    aborted.sort_by_key(|t| t.last_offset);
+    aborted.dedup_by_key(|t| t.last_offset);
+    if !aborted.is_empty() {
+        let mut bytes = Vec::with_capacity(aborted.len() * crate::storage::producer_state::TXN_ENTRY_SIZE);
+        for t in &aborted {
+            t.encode(&mut bytes);
+        }
+        crate::storage::vfs::write_atomic(vfs, &segment::txn_index_path(log_path), &bytes)?;
+    }
+    for &b in bases.iter().rev() {
         let p = Segment::log_path(dir, b);
         segment::remove_indexes(vfs, &p)?;
         if b != base {
+            segment::remove_file_if_exists(vfs, &segment::txn_index_path(&p))?;
             segment::remove_file_if_exists(vfs, &p)?;
         }
     }

@@ -40,19 +40,21 @@ pub(crate) fn parse_log_file_name(name: &str) -> Option<Offset> {
 /// Files already gone are fine.
 pub(crate) fn remove_files(vfs: &dyn Vfs, log_path: &Path) -> Result<()> {
     remove_indexes(vfs, log_path)?;
+    remove_file_if_exists(vfs, &txn_index_path(log_path))?;
     remove_file_if_exists(vfs, log_path)
+}
+
+/// The aborted-transaction index of the segment whose log is `log_path`.
+/// Not an index [`remove_indexes`] removes: it is not rebuilt from its
+/// segment alone.
+pub(crate) fn txn_index_path(log_path: &Path) -> std::path::PathBuf {
+    log_path.with_extension(crate::storage::producer_state::TXN_INDEX_SUFFIX.trim_start_matches('.'))
 }
 
 /// Removes the two index files of the segment whose log is `log_path`.
 pub(crate) fn remove_indexes(vfs: &dyn Vfs, log_path: &Path) -> Result<()> {
     remove_file_if_exists(vfs, &Index::path_for(log_path, IndexKind::Offset))?;
-    remove_file_if_exists(vfs, &Index::path_for(log_path, IndexKind::Time))?;
-    remove_file_if_exists(
-        vfs,
-        &log_path.with_extension(
-            crate::storage::producer_state::TXN_INDEX_SUFFIX.trim_start_matches('.'),
-        ),
-    )
+    remove_file_if_exists(vfs, &Index::path_for(log_path, IndexKind::Time))
 }
 
 /// Removes a file; one already gone is fine.

@@ -46,6 +46,9 @@ struct Txn {
     update_ms: i64,
     partitions: BTreeSet<TopicPartition>,
     offsets: TxnOffsets,
+    /// Who added each group's offsets (member id, generation): checked
+    /// again before the commit is decided.
+    committers: BTreeMap<String, (Option<String>, Option<u64>)>,
 }
 
 impl Txn {
@@ -207,7 +210,7 @@ impl Transactions {
         for (id, s) in states {
             // Producer ids given to transactional ids are below the block
             // end, whatever the block record says.
-            next_id = next_id.max(s.producer_id + 1);
+            next_id = next_id.max(s.producer_id.saturating_add(1));
             let pending = match s.state {
                 TransactionState::PrepareCommit => offsets.remove(&id).unwrap_or_default(),
                 _ => Vec::new(),
@@ -221,6 +224,7 @@ impl Transactions {
                 update_ms: s.update_ms,
                 partitions: s.partitions,
                 offsets: pending,
+                committers: BTreeMap::new(),
             };
             txns.insert(id, Arc::new(Mutex::new(t)));
         }
@@ -266,15 +270,17 @@ impl Transactions {
                         first_offset = first,
                         "embedlog: aborting a transaction its producer left open (the process ended before it committed)"
                     );
-                    p.log.append_marker(
-                        Marker {
-                            producer_id: pid,
-                            epoch,
-                            commit: false,
-                            coordinator_epoch: COORDINATOR_EPOCH,
-                        },
-                        Durability::Sync,
-                    )?;
+                    let marker = Marker {
+                        producer_id: pid,
+                        epoch,
+                        commit: false,
+                        coordinator_epoch: COORDINATOR_EPOCH,
+                    };
+                    match p.log.append_marker(marker, Durability::Sync) {
+                        // A newer epoch ended it already.
+                        Ok(_) | Err(Error::ProducerFenced { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
@@ -299,7 +305,12 @@ impl Transactions {
     pub(crate) fn allocate_producer_id(&self) -> Result<i64> {
         let mut ids = self.ids.lock();
         if ids.next >= ids.end {
-            let end = ids.end.max(ids.next) + ID_BLOCK;
+            let end = ids.end.max(ids.next).saturating_add(ID_BLOCK);
+            if end <= ids.next {
+                return Err(Error::InvalidTxnState(
+                    "producer ids are exhausted (the transaction state topic says i64::MAX)".into(),
+                ));
+            }
             let r = Record::new(encode_id_block(end)).key(encode_key(KIND_ID_BLOCK, ""));
             self.append(&[r], Durability::Sync)?;
             ids.end = end;
@@ -320,6 +331,13 @@ impl Transactions {
     /// # Errors
     /// Writing markers or the state record.
     pub(crate) fn init(&self, id: &str, timeout_ms: i32) -> Result<(i64, i16)> {
+        if id.is_empty() || id.len() > usize::from(u16::MAX) {
+            return Err(Error::InvalidArgument(format!(
+                "a transactional id has 1 to {} bytes, this one {}",
+                u16::MAX,
+                id.len()
+            )));
+        }
         let t = {
             let mut txns = self.txns.lock();
             match txns.get(id) {
@@ -337,6 +355,7 @@ impl Transactions {
                         update_ms: now,
                         partitions: BTreeSet::new(),
                         offsets: Vec::new(),
+                        committers: BTreeMap::new(),
                     }));
                     txns = self.txns.lock();
                     txns.entry(id.to_string()).or_insert(t).clone()
@@ -358,7 +377,13 @@ impl Transactions {
             _ => {}
         }
         if !bumped {
-            self.bump_epoch(&mut t)?;
+            bump_epoch(&mut t);
+        }
+        if t.epoch == i16::MAX {
+            // The last epoch fenced the old producers (its markers carry
+            // it): the new one gets a new producer id.
+            t.producer_id = self.allocate_producer_id()?;
+            t.epoch = 0;
         }
         t.timeout_ms = timeout_ms;
         t.state = TransactionState::Empty;
@@ -367,15 +392,6 @@ impl Transactions {
         Ok((t.producer_id, t.epoch))
     }
 
-    fn bump_epoch(&self, t: &mut Txn) -> Result<()> {
-        if t.epoch >= i16::MAX - 1 {
-            t.producer_id = self.allocate_producer_id()?;
-            t.epoch = 0;
-        } else {
-            t.epoch += 1;
-        }
-        Ok(())
-    }
 
     /// Checks that the producer (`pid`, `epoch`) is `id`'s current one and
     /// may add to a transaction; opens one if none is.
@@ -396,6 +412,7 @@ impl Transactions {
                 t.start_ms = self.catalog.clock().now_ms();
                 t.partitions.clear();
                 t.offsets.clear();
+                t.committers.clear();
             }
         }
         t.update_ms = self.catalog.clock().now_ms();
@@ -450,6 +467,11 @@ impl Transactions {
             t.offsets.retain(|(g, p, _)| !(g == group && *p == tp));
             t.offsets.push((group.to_string(), tp, o));
         }
+        let who = match committer {
+            Committer::Member { id, generation } => (Some(id.to_string()), Some(generation)),
+            _ => (None, None),
+        };
+        t.committers.insert(group.to_string(), who);
         Ok(())
     }
 
@@ -476,6 +498,12 @@ impl Transactions {
         }
         match (t.state, commit) {
             (TransactionState::Ongoing, _) => {
+                if commit {
+                    // The group may have moved on since the offsets were
+                    // added (a rebalance): then the commit is refused, and
+                    // the transaction must abort.
+                    self.check_offsets(&t)?;
+                }
                 t.state = if commit {
                     TransactionState::PrepareCommit
                 } else {
@@ -506,6 +534,27 @@ impl Transactions {
             _ => return Ok(()),
         }
         self.complete(id, &mut t, commit, durability)
+    }
+
+    /// Checks every group's offsets against the group as it is now.
+    fn check_offsets(&self, t: &Txn) -> Result<()> {
+        for (group, (member, generation)) in &t.committers {
+            let tps: Vec<TopicPartition> = t
+                .offsets
+                .iter()
+                .filter(|(g, _, _)| g == group)
+                .map(|(_, tp, _)| tp.clone())
+                .collect();
+            let committer = match (member, generation) {
+                (Some(id), Some(generation)) => Committer::Member {
+                    id,
+                    generation: *generation,
+                },
+                _ => Committer::Outside,
+            };
+            self.groups.coordinator().check_commit(group, committer, &tps)?;
+        }
+        Ok(())
     }
 
     /// Writes the markers of a decided transaction, stores its offsets
@@ -550,24 +599,34 @@ impl Transactions {
                     .push((tp.clone(), Some(o.clone())));
             }
             for (g, commits) in by_group {
-                self.groups
-                    .store_commits(&g, Committer::Transaction, Commits::These(commits))?;
+                self.groups.store_commits_with(
+                    &g,
+                    Committer::Transaction,
+                    Commits::These(commits),
+                    durability,
+                )?;
             }
         }
-        let had_offsets = !t.offsets.is_empty();
-        t.state = if commit {
+        // The state changes once the completion is stored: until then the
+        // decision stays to be finished (and no new transaction starts,
+        // whose records a repeated marker would end).
+        let mut done = t.clone();
+        done.state = if commit {
             TransactionState::CompleteCommit
         } else {
             TransactionState::CompleteAbort
         };
-        t.partitions.clear();
-        t.offsets.clear();
-        t.update_ms = self.catalog.clock().now_ms();
-        let mut records = vec![Self::state_record(id, t)];
-        if had_offsets {
+        done.partitions.clear();
+        done.offsets.clear();
+        done.committers.clear();
+        done.update_ms = self.catalog.clock().now_ms();
+        let mut records = vec![Self::state_record(id, &done)];
+        if !t.offsets.is_empty() {
             records.push(Record::tombstone(encode_key(KIND_OFFSETS, id)));
         }
-        self.append(&records, Durability::Buffered)
+        self.append(&records, durability)?;
+        *t = done;
+        Ok(())
     }
 
     /// Aborts transactions open longer than their timeout (bumping the
@@ -622,7 +681,7 @@ impl Transactions {
     /// Aborts `t`'s open transaction with a new epoch (fencing its
     /// producer).
     fn abort_fencing(&self, id: &str, t: &mut Txn) -> Result<()> {
-        self.bump_epoch(t)?;
+        bump_epoch(t);
         t.state = TransactionState::PrepareAbort;
         t.update_ms = self.catalog.clock().now_ms();
         self.append(&[Self::state_record(id, t)], Durability::Sync)?;
@@ -688,6 +747,12 @@ impl Transactions {
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         out
     }
+}
+
+/// The next epoch, at most `i16::MAX` (then `init` moves to a new
+/// producer id).
+fn bump_epoch(t: &mut Txn) {
+    t.epoch = t.epoch.saturating_add(1).max(0);
 }
 
 fn not_initialized(id: &str) -> Error {

@@ -55,7 +55,7 @@ fn sees_the_owners_topics_and_records_as_they_change() {
     assert_eq!(reader.list_topics().unwrap(), ["t"]);
     assert_eq!(
         reader.list_all_topics().unwrap(),
-        ["__consumer_offsets", "t"]
+        ["__consumer_offsets", "__transaction_state", "t"]
     );
     let p0 = reader.partition("t", 0).unwrap();
     assert!(values(&p0, 0).is_empty());

@@ -10,26 +10,24 @@ use crate::error::{Error, Result};
 use crate::record::{Batch, BatchHeader, ControlType, Offset, encode_marker};
 use crate::storage::ReadLimit;
 use crate::storage::producer_state::{
-    AbortedTransaction, ProducerStates, SequenceCheck, TXN_ENTRY_SIZE, TXN_INDEX_SUFFIX,
+    AbortedTransaction, ProducerStates, SequenceCheck, TXN_ENTRY_SIZE,
     decode_txn_index, parse_snapshot_file_name, snapshot_file_name,
 };
-use crate::storage::segment;
+use crate::storage::segment::{self, Segment};
 use crate::storage::vfs::{VfsFile, write_atomic};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Snapshots kept: the newest, and one before it in case a crash loses
-/// the data the newest covers.
-const SNAPSHOTS_KEPT: usize = 2;
+/// Snapshots kept: the newest, and older ones in case a power loss takes
+/// the data the newest covers (up to four rolled segments may wait for
+/// their fsync, `append.rs`'s `MAX_UNFLUSHED_ROLLED`).
+const SNAPSHOTS_KEPT: usize = 6;
 
 /// The `.txnindex` path of the segment starting at `base`.
-pub(crate) fn txn_index_path(dir: &Path, base: Offset) -> PathBuf {
-    dir.join(format!(
-        "{}{TXN_INDEX_SUFFIX}",
-        segment::log_file_name(base).trim_end_matches(".log")
-    ))
+fn txn_index_path(dir: &Path, base: Offset) -> PathBuf {
+    segment::txn_index_path(&Segment::log_path(dir, base))
 }
 
 /// The open `.txnindex` file of the active segment.
@@ -127,11 +125,12 @@ impl Inner {
                 }
             }
         }
-        // Entries past the replay start are replayed again.
+        // Entries past the replay start are replayed again (those past a
+        // truncation are gone for good).
+        let before = per_segment.clone();
         for entries in &mut per_segment {
             entries.retain(|t| t.last_offset < from);
         }
-        let before = per_segment.clone();
         // Replayed producers count as active now: expiry restarts.
         let now = self.clock.now_ms();
         let mut pos = from;
@@ -186,7 +185,13 @@ impl Inner {
         w: &Writer,
         h: &BatchHeader,
     ) -> Result<Option<(Offset, Offset, i64)>> {
-        if h.producer_id < 0 || h.is_control() {
+        if h.producer_id < 0 {
+            return Ok(None);
+        }
+        if h.is_control() {
+            // A marker handed to `append_batch` ends a transaction only
+            // with the producer's current epoch or a newer one.
+            w.txn.producers.check_marker(h.producer_id, h.producer_epoch)?;
             return Ok(None);
         }
         match w.txn.producers.check(h, &self.dir)? {
