@@ -764,7 +764,8 @@ pub(crate) fn finish_swap(
     aborted.sort_by_key(|t| t.last_offset);
     aborted.dedup_by_key(|t| t.last_offset);
     if !aborted.is_empty() {
-        let mut bytes = Vec::with_capacity(aborted.len() * crate::storage::producer_state::TXN_ENTRY_SIZE);
+        let mut bytes =
+            Vec::with_capacity(aborted.len() * crate::storage::producer_state::TXN_ENTRY_SIZE);
         for t in &aborted {
             t.encode(&mut bytes);
         }
@@ -860,5 +861,60 @@ mod tests {
         assert!(!m.insert(b"x", 0));
         let mut m = KeyMap::new(1 << 30, 1);
         assert!(m.insert(b"x", 0));
+    }
+}
+
+#[cfg(test)]
+mod txn_index_tests {
+    use super::*;
+    use crate::storage::producer_state::{AbortedTransaction, decode_txn_index};
+    use crate::storage::vfs::RealFs;
+
+    fn entry(pid: i64, first: u64, last: u64) -> AbortedTransaction {
+        AbortedTransaction {
+            producer_id: pid,
+            first_offset: first,
+            last_offset: last,
+            last_stable_offset: last + 1,
+        }
+    }
+
+    /// A swap carries the aborted transactions of every replaced segment
+    /// into the new one's `.txnindex` (read-committed readers of the
+    /// compacted segment still skip them), and a repeated swap (after a
+    /// crash) merges them again without duplicates.
+    #[test]
+    fn a_swap_merges_the_replaced_segments_txn_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = RealFs;
+        let write = |base: u64, entries: &[AbortedTransaction]| {
+            let mut bytes = Vec::new();
+            for e in entries {
+                e.encode(&mut bytes);
+            }
+            let p = segment::txn_index_path(&Segment::log_path(dir.path(), base));
+            std::fs::write(p, bytes).unwrap();
+        };
+        for base in [0u64, 10] {
+            std::fs::write(Segment::log_path(dir.path(), base), b"").unwrap();
+        }
+        write(0, &[entry(1, 0, 4)]);
+        write(10, &[entry(2, 3, 12)]);
+        let swap = dir.path().join("00000000000000000000.log.swap");
+        std::fs::write(&swap, b"").unwrap();
+        let log0 = Segment::log_path(dir.path(), 0);
+        finish_swap(&vfs, 0, [0u64, 10].into_iter(), &swap, &log0).unwrap();
+        let merged = std::fs::read(segment::txn_index_path(&log0)).unwrap();
+        assert_eq!(
+            decode_txn_index(&merged).unwrap(),
+            [entry(1, 0, 4), entry(2, 3, 12)]
+        );
+        assert!(!segment::txn_index_path(&Segment::log_path(dir.path(), 10)).exists());
+        // Again, as recovery would after a crash in the middle.
+        write(10, &[entry(2, 3, 12)]);
+        std::fs::write(&swap, b"").unwrap();
+        finish_swap(&vfs, 0, [0u64, 10].into_iter(), &swap, &log0).unwrap();
+        let merged = std::fs::read(segment::txn_index_path(&log0)).unwrap();
+        assert_eq!(decode_txn_index(&merged).unwrap().len(), 2);
     }
 }

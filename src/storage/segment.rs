@@ -48,7 +48,8 @@ pub(crate) fn remove_files(vfs: &dyn Vfs, log_path: &Path) -> Result<()> {
 /// Not an index [`remove_indexes`] removes: it is not rebuilt from its
 /// segment alone.
 pub(crate) fn txn_index_path(log_path: &Path) -> std::path::PathBuf {
-    log_path.with_extension(crate::storage::producer_state::TXN_INDEX_SUFFIX.trim_start_matches('.'))
+    log_path
+        .with_extension(crate::storage::producer_state::TXN_INDEX_SUFFIX.trim_start_matches('.'))
 }
 
 /// Removes the two index files of the segment whose log is `log_path`.

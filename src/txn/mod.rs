@@ -392,7 +392,6 @@ impl Transactions {
         Ok((t.producer_id, t.epoch))
     }
 
-
     /// Checks that the producer (`pid`, `epoch`) is `id`'s current one and
     /// may add to a transaction; opens one if none is.
     fn open_for<'a>(&self, id: &str, t: &'a mut Txn, pid: i64, epoch: i16) -> Result<&'a mut Txn> {
@@ -552,7 +551,9 @@ impl Transactions {
                 },
                 _ => Committer::Outside,
             };
-            self.groups.coordinator().check_commit(group, committer, &tps)?;
+            self.groups
+                .coordinator()
+                .check_commit(group, committer, &tps)?;
         }
         Ok(())
     }

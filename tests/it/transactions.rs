@@ -654,3 +654,96 @@ fn compaction_drops_aborted_records_and_keeps_the_committed_value() {
     let b = Broker::open(dir.path()).unwrap();
     assert_eq!(read(&b), ["committed"]);
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka_python");
+    std::fs::read(dir.join(format!("{name}.bin"))).unwrap()
+}
+
+/// A follower's truncation and the restarts around it keep the aborted
+/// transactions below the truncation point (their `.txnindex` entries).
+#[test]
+fn truncation_and_restarts_keep_aborted_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    // kafka-python's batches: a transaction of producer 4243 (offsets 0,
+    // 1), then its ABORT marker at 2.
+    log.append_batch(&mut fixture("txn_data"), Durability::Buffered)
+        .unwrap();
+    log.append(&[Record::new("plain")]).unwrap();
+    log.append_batch(&mut fixture("txn_abort"), Durability::Buffered)
+        .unwrap();
+    let aborted = log.aborted_transactions(0, u64::MAX);
+    assert_eq!(aborted.len(), 1);
+    assert_eq!((aborted[0].first_offset, aborted[0].last_offset), (0, 3));
+    log.close().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    for i in 0..10 {
+        log.append(&[Record::new(format!("{i}"))]).unwrap();
+    }
+    log.truncate_to(8).unwrap();
+    assert_eq!(log.aborted_transactions(0, u64::MAX), aborted);
+    log.close().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(log.aborted_transactions(0, u64::MAX), aborted);
+    // Truncating below the marker forgets it, on disk too.
+    log.truncate_to(3).unwrap();
+    assert!(log.aborted_transactions(0, u64::MAX).is_empty());
+    assert_eq!(log.last_stable_offset(), 0, "the transaction is open again");
+    log.close().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert!(log.aborted_transactions(0, u64::MAX).is_empty());
+    assert_eq!(log.last_stable_offset(), 0);
+}
+
+/// A read-committed consumer that resets to "latest" while a transaction
+/// is open starts at the last stable offset, so it reads that transaction
+/// once it commits.
+#[test]
+fn read_committed_latest_is_the_last_stable_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path());
+    let p = txn_producer(&b, "tx");
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    p.send_to("t", 0, Record::new("pending")).unwrap();
+    p.flush().unwrap();
+    let mut c = b.consumer(
+        ConsumerConfig::default()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .offset_reset(OffsetReset::Latest),
+    );
+    c.assign(&[("t", 0)]).unwrap();
+    assert_eq!(c.position(("t", 0)).unwrap(), 0);
+    p.commit_transaction().unwrap();
+    let got = c.poll(Duration::from_secs(5)).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].value.as_deref(), Some(&b"pending"[..]));
+}
+
+/// Offsets a member added are checked again at commit: a member that left
+/// the group meanwhile cannot commit them.
+#[test]
+fn a_commit_with_offsets_of_a_member_that_left_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path());
+    let p = txn_producer(&b, "tx");
+    p.init_transactions().unwrap();
+    let mut c = b.consumer(ConsumerConfig::default().group("g"));
+    c.subscribe(&["t"]).unwrap();
+    c.poll(Duration::ZERO).unwrap();
+    let meta = c.group_metadata().unwrap();
+    assert!(meta.member_id.is_some());
+    p.begin_transaction().unwrap();
+    p.send_offsets_to_transaction(
+        [(TopicPartition::new("t", 0), OffsetAndMetadata::new(1))],
+        &meta,
+    )
+    .unwrap();
+    c.close().unwrap();
+    assert!(matches!(p.commit_transaction(), Err(Error::Fenced { .. })));
+    p.abort_transaction().unwrap();
+    let c = b.consumer(ConsumerConfig::default().group("g"));
+    assert_eq!(c.committed(("t", 0)).unwrap(), None);
+}

@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::record::{Batch, BatchHeader, ControlType, Offset, encode_marker};
 use crate::storage::ReadLimit;
 use crate::storage::producer_state::{
-    AbortedTransaction, ProducerStates, SequenceCheck, TXN_ENTRY_SIZE,
-    decode_txn_index, parse_snapshot_file_name, snapshot_file_name,
+    AbortedTransaction, ProducerStates, SequenceCheck, TXN_ENTRY_SIZE, decode_txn_index,
+    parse_snapshot_file_name, snapshot_file_name,
 };
 use crate::storage::segment::{self, Segment};
 use crate::storage::vfs::{VfsFile, write_atomic};
@@ -191,7 +191,9 @@ impl Inner {
         if h.is_control() {
             // A marker handed to `append_batch` ends a transaction only
             // with the producer's current epoch or a newer one.
-            w.txn.producers.check_marker(h.producer_id, h.producer_epoch)?;
+            w.txn
+                .producers
+                .check_marker(h.producer_id, h.producer_epoch)?;
             return Ok(None);
         }
         match w.txn.producers.check(h, &self.dir)? {
