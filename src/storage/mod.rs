@@ -15,6 +15,8 @@ pub(crate) mod producer_state;
 mod read_only;
 mod reader;
 mod segment;
+#[cfg(test)]
+mod txn_fault_tests;
 pub(crate) mod vfs;
 
 pub(crate) use log::Marker;

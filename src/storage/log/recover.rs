@@ -260,7 +260,8 @@ impl Inner {
         }
         {
             let mut w = inner.writer.lock();
-            inner.rebuild_producer_state(&mut w)?;
+            let clean = inner.checkpoint_clean.load(Ordering::Relaxed);
+            inner.rebuild_producer_state(&mut w, clean)?;
         }
         Ok(inner)
     }

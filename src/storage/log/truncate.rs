@@ -98,8 +98,7 @@ impl Inner {
         }
         self.store_checkpoint(None)?;
         // Producer state and aborted transactions past the new end go.
-        w.txn.file = None;
-        self.rebuild_producer_state(w)?;
+        self.rebuild_producer_state(w, true)?;
         Ok(new_end)
     }
 

@@ -59,7 +59,16 @@ impl Inner {
     /// stable offset from the snapshots, `.txnindex` files and the batches
     /// after the newest usable snapshot. Called on open and after a
     /// truncation.
-    pub(super) fn rebuild_producer_state(&self, w: &mut Writer) -> Result<()> {
+    ///
+    /// `trust_active`: the active segment's `.txnindex` is whole (a clean
+    /// shutdown, or a truncation in a running log). After a crash it may
+    /// not be (writes since its last fsync may be lost, torn, or leave
+    /// holes of zeros before surviving ones), so that segment is replayed.
+    pub(super) fn rebuild_producer_state(&self, w: &mut Writer, trust_active: bool) -> Result<()> {
+        // What the open `.txnindex` holds is rewritten below if it is in
+        // the replayed range, and made durable first if not.
+        self.sync_txn_file(w)?;
+        w.txn.file = None;
         let vfs = &*self.vfs;
         let dir = &self.dir;
         let end = self.next_offset.load(Ordering::SeqCst);
@@ -80,11 +89,30 @@ impl Inner {
         let segs = self.snapshot();
         let mut per_segment: Vec<Vec<AbortedTransaction>> = Vec::with_capacity(segs.len());
         let mut replay_limit = end;
+        let active_base = segs.last().map_or(0, |s| s.base);
+        if !trust_active {
+            replay_limit = replay_limit.min(active_base);
+        }
         for s in segs.iter() {
             let path = txn_index_path(dir, s.base);
-            let entries = match vfs.read(&path) {
-                Ok(bytes) => match decode_txn_index(&bytes) {
-                    Ok(e) => e,
+            // Every marker an entry names lies in the entry's segment.
+            let in_segment = |e: &Vec<AbortedTransaction>| {
+                e.iter()
+                    .all(|t| t.last_offset >= s.base && t.last_offset < s.next_offset())
+            };
+            let decoded = vfs.read(&path).map(|bytes| {
+                decode_txn_index(&bytes).and_then(|e| {
+                    if in_segment(&e) {
+                        Ok(e)
+                    } else {
+                        Err("an entry names a marker outside its segment".into())
+                    }
+                })
+            });
+            let entries = match decoded {
+                Ok(bytes) => match bytes {
+                    Ok(e) if trust_active || s.base != active_base => e,
+                    Ok(_) => Vec::new(),
                     Err(reason) => {
                         tracing::warn!(
                             path = %path.display(),
@@ -154,7 +182,11 @@ impl Inner {
         }
         for ((s, entries), old) in segs.iter().zip(&per_segment).zip(&before) {
             let path = txn_index_path(dir, s.base);
-            if entries != old || (entries.is_empty() && s.base >= replay_limit) {
+            // Files of replayed segments are written again: what is there
+            // may be an unsynced write of an earlier run, which a snapshot
+            // taken later would then cover without it being durable.
+            let replayed = s.next_offset() > from || s.base >= from;
+            if entries != old || replayed || (entries.is_empty() && s.base >= replay_limit) {
                 if entries.is_empty() {
                     segment::remove_file_if_exists(vfs, &path)?;
                 } else {
