@@ -244,6 +244,18 @@ fn verify_partition(
         .filter(|(_, path)| path.is_file())
         .collect();
     segments.sort();
+    for (name, path) in sorted_entries(dir)? {
+        if name.ends_with(".snapshot")
+            && let Err(e) = crate::storage::inspect::dump_producer_snapshot(&path)
+            && !removed_meanwhile(&e)
+        {
+            report.warnings.push(find(
+                &path,
+                None,
+                format!("{e}; the owner ignores it and replays the log from an older one"),
+            ));
+        }
+    }
     let mut prev_next: Option<Offset> = None;
     let count = segments.len();
     for (i, (base, path)) in segments.iter().enumerate() {
@@ -306,6 +318,18 @@ fn verify_partition(
                     .problems
                     .push(find(path, Some(inv.position), inv.reason.clone()));
             }
+        }
+        // Derived state the owner rebuilds from the log when damaged.
+        let tpath = path.with_extension("txnindex");
+        if tpath.exists()
+            && let Err(e) = crate::storage::inspect::dump_txn_index(&tpath)
+            && !removed_meanwhile(&e)
+        {
+            report.warnings.push(find(
+                &tpath,
+                None,
+                format!("{e}; the owner rebuilds it from the log when it replays this segment"),
+            ));
         }
         for ext in ["index", "timeindex"] {
             let ipath = path.with_extension(ext);

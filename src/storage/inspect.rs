@@ -121,7 +121,7 @@ pub struct BatchInfo {
     /// The batch belongs to a transaction.
     pub transactional: bool,
     /// For a control batch, its transaction marker; `None` for data.
-    pub control: Option<ControlMarker>,
+    pub control: Option<ControlRecord>,
     /// Whether the control bit is set (also when the marker did not decode).
     pub is_control: bool,
     /// The payload's compression.
@@ -176,59 +176,7 @@ fn sequence_at(base: i32, delta: u64) -> i32 {
     wrapped as i32
 }
 
-/// A transaction marker: the one record of a control batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ControlMarker {
-    /// What the marker ends the transaction with.
-    pub kind: ControlType,
-    /// The coordinator epoch from the marker's value, if it decodes.
-    pub coordinator_epoch: Option<i32>,
-}
-
-/// The type in a control record's key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ControlType {
-    /// Type 0: the transaction was aborted.
-    Abort,
-    /// Type 1: the transaction was committed.
-    Commit,
-    /// Another type (Kafka uses some for KRaft's own logs), or a key that is
-    /// not a control key (`None`).
-    Other(Option<i16>),
-}
-
-impl std::fmt::Display for ControlType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ControlType::Abort => f.write_str("ABORT"),
-            ControlType::Commit => f.write_str("COMMIT"),
-            ControlType::Other(Some(t)) => write!(f, "UNKNOWN({t})"),
-            ControlType::Other(None) => f.write_str("UNKNOWN"),
-        }
-    }
-}
-
-impl ControlMarker {
-    /// Decodes a control record: key = version (i16), type (i16); value =
-    /// version (i16), coordinator epoch (i32).
-    fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> ControlMarker {
-        let kind = match key {
-            Some(k) if k.len() >= 4 => match i16::from_be_bytes([k[2], k[3]]) {
-                0 => ControlType::Abort,
-                1 => ControlType::Commit,
-                t => ControlType::Other(Some(t)),
-            },
-            _ => ControlType::Other(None),
-        };
-        let coordinator_epoch = value
-            .filter(|v| v.len() >= 6)
-            .map(|v| i32::from_be_bytes([v[2], v[3], v[4], v[5]]));
-        ControlMarker {
-            kind,
-            coordinator_epoch,
-        }
-    }
-}
+pub use crate::record::{ControlRecord, ControlType};
 
 /// One record of a dumped batch.
 #[derive(Debug, Clone)]
@@ -494,7 +442,7 @@ fn describe(
     if h.is_control() {
         info.control = decoded
             .first()
-            .map(|r| ControlMarker::decode(r.key.as_deref(), r.value.as_deref()));
+            .map(|r| ControlRecord::decode(r.key.as_deref(), r.value.as_deref()));
     }
     if detail == Detail::Records {
         info.records = decoded
@@ -776,6 +724,33 @@ fn check_against_log(e: &IndexEntry, lb: &LogBatches) -> Option<String> {
             }
         }
     }
+}
+
+pub use crate::storage::producer_state::ProducerSnapshotEntry;
+
+/// Reads a producer-state snapshot (`<offset>.snapshot`, Kafka's layout):
+/// the producers it lists, by id.
+///
+/// # Errors
+/// [`Error::Corrupt`] for bytes that do not decode (version, CRC,
+/// lengths); I/O errors.
+pub fn dump_producer_snapshot(path: &Path) -> Result<Vec<ProducerSnapshotEntry>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    crate::storage::producer_state::ProducerStates::decode_snapshot(&bytes)
+        .map(|s| s.entries())
+        .map_err(|reason| Error::corrupt(path, 0, reason))
+}
+
+/// Reads an aborted-transaction index (`<base>.txnindex`, Kafka's 34-byte
+/// entries).
+///
+/// # Errors
+/// [`Error::Corrupt`] for bytes that are not whole, ordered entries; I/O
+/// errors.
+pub fn dump_txn_index(path: &Path) -> Result<Vec<crate::AbortedTransaction>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    crate::storage::producer_state::decode_txn_index(&bytes)
+        .map_err(|reason| Error::corrupt(path, 0, reason))
 }
 
 #[cfg(test)]

@@ -506,6 +506,53 @@ impl ProducerStates {
     }
 }
 
+/// One producer of a snapshot file, as [`inspect::dump_producer_snapshot`](crate::inspect::dump_producer_snapshot)
+/// shows it (Kafka's snapshot entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSnapshotEntry {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// Sequence of its last batch's last record (−1: none since its epoch).
+    pub last_sequence: i32,
+    /// Offset of its last batch's last record.
+    pub last_offset: Option<Offset>,
+    /// Records in that batch − 1.
+    pub offset_delta: i32,
+    /// When it last wrote (ms since the epoch).
+    pub timestamp: i64,
+    /// The coordinator epoch of its last marker (−1: none).
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction.
+    pub current_txn_first_offset: Option<Offset>,
+}
+
+impl ProducerStates {
+    /// The table's entries, by producer id (what a snapshot holds).
+    pub(crate) fn entries(&self) -> Vec<ProducerSnapshotEntry> {
+        let mut out: Vec<ProducerSnapshotEntry> = self
+            .producers
+            .iter()
+            .map(|(&pid, e)| {
+                let last = e.batches.back();
+                ProducerSnapshotEntry {
+                    producer_id: pid,
+                    producer_epoch: e.epoch,
+                    last_sequence: last.map_or(-1, |b| b.last_seq),
+                    last_offset: last.map(|b| b.last_offset),
+                    offset_delta: last.map_or(0, |b| (b.last_offset - b.first_offset) as i32),
+                    timestamp: e.last_timestamp,
+                    coordinator_epoch: e.coordinator_epoch,
+                    current_txn_first_offset: e.txn_first_offset,
+                }
+            })
+            .collect();
+        out.sort_by_key(|e| e.producer_id);
+        out
+    }
+}
+
 /// The file name of the snapshot at `offset`.
 pub(crate) fn snapshot_file_name(offset: Offset) -> String {
     format!("{offset:020}{SNAPSHOT_SUFFIX}")

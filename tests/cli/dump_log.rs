@@ -293,3 +293,41 @@ fn index_entries_line_up_with_their_log() {
         sanity.stdout
     );
 }
+
+/// A partition with an aborted transaction: its `.txnindex` and the
+/// `.snapshot` a clean close leaves are dumped in Kafka's words, and a
+/// damaged one exits 3.
+#[test]
+fn txn_index_and_snapshot_files_are_dumped() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    for name in ["txn_data", "txn_abort"] {
+        let mut bytes = std::fs::read(fixture(&format!("kafka_python/{name}.bin"))).unwrap();
+        log.append_batch(&mut bytes, embedlog::Durability::Buffered)
+            .unwrap();
+    }
+    log.close().unwrap();
+    let txn = dir.path().join("00000000000000000000.txnindex");
+    let snapshot = dir.path().join("00000000000000000003.snapshot");
+    let run = run_bare(&["dump-log", &txn.display().to_string()]).ok();
+    assert_eq!(
+        run.lines()[1],
+        "version: 0 producerId: 4243 firstOffset: 0 lastOffset: 2 lastStableOffset: 3"
+    );
+    let run = run_bare(&["dump-log", &snapshot.display().to_string()]).ok();
+    let line = &run.lines()[1];
+    assert!(
+        line.starts_with(
+            "producerId: 4243 producerEpoch: 1 coordinatorEpoch: 0 currentTxnFirstOffset: None "
+        ),
+        "{line}"
+    );
+    let json = run_bare(&["dump-log", "--json", &txn.display().to_string()])
+        .ok()
+        .json();
+    assert_eq!(json[0]["kind"], "txn_index");
+    assert_eq!(json[0]["entries"][0]["last_offset"], 2);
+    std::fs::write(&txn, [0u8; 5]).unwrap();
+    let run = run_bare(&["dump-log", &txn.display().to_string()]).code(3);
+    assert!(run.stdout.contains("not a whole number"), "{}", run.stdout);
+}

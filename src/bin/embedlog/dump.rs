@@ -6,10 +6,11 @@
 use crate::Outcome;
 use crate::common::{EXIT_DAMAGED, Fail, json_bytes, print_json, progress};
 use embedlog::inspect::{
-    BatchInfo, Detail, IndexDump, IndexEntry, IndexType, RecordInfo, SegmentDump, dump_index,
-    dump_segment_each, dump_segment_with_progress,
+    BatchInfo, Detail, IndexDump, IndexEntry, IndexType, ProducerSnapshotEntry, RecordInfo,
+    SegmentDump, dump_index, dump_producer_snapshot, dump_segment_each, dump_segment_with_progress,
+    dump_txn_index,
 };
-use embedlog::{Compression, TimestampType};
+use embedlog::{AbortedTransaction, Compression, TimestampType};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +20,9 @@ const PROGRESS_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Segment (`.log`), offset index (`.index`) or time index (`.timeindex`) files.
+    /// Segment (`.log`), offset index (`.index`), time index
+    /// (`.timeindex`), aborted-transaction index (`.txnindex`) or
+    /// producer snapshot (`.snapshot`) files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Print every record (offset, timestamp, sizes, sequence, header keys,
@@ -40,6 +43,17 @@ pub struct Args {
 enum Dump {
     Segment(SegmentDump),
     Index(IndexDump),
+    /// A damaged `.txnindex` or `.snapshot` has its reason here.
+    TxnIndex(Result<Vec<AbortedTransaction>, String>),
+    Snapshot(Result<Vec<ProducerSnapshotEntry>, String>),
+}
+
+/// Files read whole (small, derived), not batch by batch.
+fn is_state_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("txnindex" | "snapshot")
+    )
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -55,7 +69,7 @@ pub fn run(args: Args) -> Outcome {
     let mut damaged: Vec<String> = Vec::new();
     let mut docs = Vec::new();
     for path in &args.files {
-        if !args.json && IndexType::from_path(path).is_none() {
+        if !args.json && IndexType::from_path(path).is_none() && !is_state_file(path) {
             // Printed batch by batch, so a large segment is not held in
             // memory as descriptions.
             println!("Dumping {}", path.display());
@@ -69,8 +83,35 @@ pub fn run(args: Args) -> Outcome {
             docs.push(to_json(path, &dump, detail));
         } else {
             println!("Dumping {}", path.display());
-            if let Dump::Index(i) = &dump {
-                print_index(path, i, args.index_sanity_check);
+            match &dump {
+                Dump::Index(i) => print_index(path, i, args.index_sanity_check),
+                Dump::TxnIndex(Ok(entries)) => {
+                    // Kafka's DumpLogSegments lines.
+                    for t in entries {
+                        println!(
+                            "version: 0 producerId: {} firstOffset: {} lastOffset: {} lastStableOffset: {}",
+                            t.producer_id, t.first_offset, t.last_offset, t.last_stable_offset
+                        );
+                    }
+                }
+                Dump::Snapshot(Ok(entries)) => {
+                    for e in entries {
+                        println!(
+                            "producerId: {} producerEpoch: {} coordinatorEpoch: {} currentTxnFirstOffset: {} \
+                             lastTimestamp: {} lastSequence: {} lastOffset: {} offsetDelta: {}",
+                            e.producer_id,
+                            e.producer_epoch,
+                            e.coordinator_epoch,
+                            e.current_txn_first_offset
+                                .map_or("None".to_string(), |o| format!("Some({o})")),
+                            e.timestamp,
+                            e.last_sequence,
+                            e.last_offset.map_or(-1, |o| o as i64),
+                            e.offset_delta
+                        );
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -96,6 +137,25 @@ fn read(path: &Path, detail: Detail) -> Result<Dump, Fail> {
     if IndexType::from_path(path).is_some() {
         return dump_index(path).map(Dump::Index).map_err(fail);
     }
+    let damaged = |e: embedlog::Error| match e {
+        embedlog::Error::Corrupt { reason, .. } => Ok(reason),
+        e => Err(fail(e)),
+    };
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("txnindex") => {
+            return Ok(Dump::TxnIndex(match dump_txn_index(path) {
+                Ok(e) => Ok(e),
+                Err(e) => Err(damaged(e)?),
+            }));
+        }
+        Some("snapshot") => {
+            return Ok(Dump::Snapshot(match dump_producer_snapshot(path) {
+                Ok(e) => Ok(e),
+                Err(e) => Err(damaged(e)?),
+            }));
+        }
+        _ => {}
+    }
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bar = if size >= PROGRESS_BYTES {
         progress(Some(size), &format!("reading {}", path.display()))
@@ -110,6 +170,10 @@ fn read(path: &Path, detail: Detail) -> Result<Dump, Fail> {
 /// Lines saying what is wrong with a file, and where.
 fn damage(path: &Path, dump: &Dump) -> Vec<String> {
     match dump {
+        Dump::TxnIndex(Err(reason)) | Dump::Snapshot(Err(reason)) => {
+            vec![format!("damaged: {}: {reason}", path.display())]
+        }
+        Dump::TxnIndex(Ok(_)) | Dump::Snapshot(Ok(_)) => Vec::new(),
         Dump::Segment(s) => s
             .invalid
             .iter()
@@ -304,6 +368,32 @@ fn print_index(path: &Path, i: &IndexDump, sanity_only: bool) {
 
 fn to_json(path: &Path, dump: &Dump, detail: Detail) -> Value {
     match dump {
+        Dump::TxnIndex(r) => json!({
+            "path": path.display().to_string(),
+            "kind": "txn_index",
+            "entries": r.as_ref().ok().map(|entries| entries.iter().map(|t| json!({
+                "producer_id": t.producer_id,
+                "first_offset": t.first_offset,
+                "last_offset": t.last_offset,
+                "last_stable_offset": t.last_stable_offset,
+            })).collect::<Vec<_>>()),
+            "problem": r.as_ref().err(),
+        }),
+        Dump::Snapshot(r) => json!({
+            "path": path.display().to_string(),
+            "kind": "producer_snapshot",
+            "producers": r.as_ref().ok().map(|entries| entries.iter().map(|e| json!({
+                "producer_id": e.producer_id,
+                "producer_epoch": e.producer_epoch,
+                "coordinator_epoch": e.coordinator_epoch,
+                "current_txn_first_offset": e.current_txn_first_offset,
+                "last_timestamp": e.timestamp,
+                "last_sequence": e.last_sequence,
+                "last_offset": e.last_offset,
+                "offset_delta": e.offset_delta,
+            })).collect::<Vec<_>>()),
+            "problem": r.as_ref().err(),
+        }),
         Dump::Segment(s) => json!({
             "path": path.display().to_string(),
             "kind": "segment",

@@ -138,39 +138,22 @@ impl Batch {
     /// `None` for a data batch.
     ///
     /// # Errors
-    /// A CRC mismatch, or a control batch whose first record is not a
-    /// marker of a known layout.
+    /// A CRC mismatch, or a control batch without a record.
     pub fn control_record(&self) -> Result<Option<ControlRecord>> {
         if !self.header.is_control() {
             return Ok(None);
         }
-        let bad = |reason: String| {
-            self.source
-                .error(FormatError::new(BATCH_HEADER_SIZE, reason))
-        };
         let Some(first) = self.records()?.next() else {
-            return Err(bad("a control batch without a record".into()));
+            return Err(self.source.error(FormatError::new(
+                BATCH_HEADER_SIZE,
+                "a control batch without a record",
+            )));
         };
         let first = first?;
-        let key = first.key.unwrap_or_default();
-        let value = first.value.unwrap_or_default();
-        if key.len() < 4 {
-            return Err(bad(format!("control record key of {} bytes", key.len())));
-        }
-        let kind = match i16::from_be_bytes([key[2], key[3]]) {
-            0 => ControlType::Abort,
-            1 => ControlType::Commit,
-            n => ControlType::Unknown(n),
-        };
-        let coordinator_epoch = if value.len() >= 6 {
-            i32::from_be_bytes([value[2], value[3], value[4], value[5]])
-        } else {
-            -1
-        };
-        Ok(Some(ControlRecord {
-            kind,
-            coordinator_epoch,
-        }))
+        Ok(Some(ControlRecord::decode(
+            first.key.as_deref(),
+            first.value.as_deref(),
+        )))
     }
 
     /// Decodes the records, after checking the CRC. For a control batch
@@ -458,23 +441,59 @@ impl Iterator for BatchRecords {
     }
 }
 
-/// What a transaction marker says (see [`Batch::control_record`]).
+/// What a transaction marker says: the one record of a control batch
+/// ([`Batch::control_record`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControlRecord {
     /// COMMIT or ABORT.
     pub kind: ControlType,
-    /// The transaction coordinator's epoch when it wrote the marker.
-    pub coordinator_epoch: i32,
+    /// The transaction coordinator's epoch from the marker's value, if it
+    /// decodes.
+    pub coordinator_epoch: Option<i32>,
 }
 
-/// The type of a control record.
+impl ControlRecord {
+    /// Decodes a control record: key = version (`i16`), type (`i16`);
+    /// value = version (`i16`), coordinator epoch (`i32`). A key too short
+    /// to hold a type is [`ControlType::Other(None)`](ControlType::Other).
+    pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> ControlRecord {
+        let kind = match key {
+            Some(k) if k.len() >= 4 => match i16::from_be_bytes([k[2], k[3]]) {
+                0 => ControlType::Abort,
+                1 => ControlType::Commit,
+                t => ControlType::Other(Some(t)),
+            },
+            _ => ControlType::Other(None),
+        };
+        let coordinator_epoch = value
+            .filter(|v| v.len() >= 6)
+            .map(|v| i32::from_be_bytes([v[2], v[3], v[4], v[5]]));
+        ControlRecord {
+            kind,
+            coordinator_epoch,
+        }
+    }
+}
+
+/// The type in a control record's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ControlType {
-    /// The transaction's records are discarded (type 0).
+    /// Type 0: the transaction was aborted.
     Abort,
-    /// The transaction's records are visible to read-committed readers
-    /// (type 1).
+    /// Type 1: the transaction was committed.
     Commit,
-    /// A type Kafka may define later.
-    Unknown(i16),
+    /// Another type (Kafka uses some for KRaft's own logs), or a key that is
+    /// not a control key (`None`).
+    Other(Option<i16>),
+}
+
+impl std::fmt::Display for ControlType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlType::Abort => f.write_str("ABORT"),
+            ControlType::Commit => f.write_str("COMMIT"),
+            ControlType::Other(Some(t)) => write!(f, "UNKNOWN({t})"),
+            ControlType::Other(None) => f.write_str("UNKNOWN"),
+        }
+    }
 }

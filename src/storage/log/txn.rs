@@ -401,12 +401,12 @@ fn apply(
         let commit = match marker.kind {
             ControlType::Commit => true,
             ControlType::Abort => false,
-            ControlType::Unknown(_) => return None,
+            ControlType::Other(_) => return None,
         };
         producers.record_marker(
             h.producer_id,
             h.producer_epoch,
-            marker.coordinator_epoch,
+            marker.coordinator_epoch.unwrap_or(-1),
             commit,
             h.first_offset(),
             now,
