@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${FUZZ_SECONDS:-60}"
-for target in batch_decode record_decode open_dir read_only_dir inspect_segment index_check checkpoint_scan offset_record replication_decode ops; do
+for target in batch_decode record_decode txn_state_decode open_dir read_only_dir inspect_segment index_check checkpoint_scan offset_record replication_decode ops; do
   mkdir -p "corpus/$target"
   echo "== $target for ${secs}s"
   cargo fuzz run -O -a --sanitizer none "$target" "corpus/$target" "seeds/$target" -- \

@@ -45,8 +45,13 @@ pub struct GroupOffset {
     pub committed: Option<crate::OffsetAndMetadata>,
     /// The partition's end offset (`None` if the topic is gone).
     pub end_offset: Option<Offset>,
-    /// Records between the committed offset and the end (`None` without a
-    /// commit).
+    /// The partition's last stable offset: as far as a read-committed
+    /// member can read now (`None` if the topic is gone, or unknown to a
+    /// [`ReadOnlyBroker`](crate::ReadOnlyBroker)).
+    pub last_stable_offset: Option<Offset>,
+    /// Records between the committed offset and the end offset, as Kafka's
+    /// `kafka-consumer-groups` counts it (`None` without a commit); a
+    /// read-committed group can catch up only to `last_stable_offset`.
     pub lag: Option<u64>,
 }
 
@@ -401,12 +406,9 @@ impl Admin {
         let offsets = tps
             .into_iter()
             .map(|tp| {
-                let end_offset = self
-                    .ctx
-                    .catalog
-                    .partition(&tp.topic, tp.partition)
-                    .ok()
-                    .map(|p| p.end_offset());
+                let p = self.ctx.catalog.partition(&tp.topic, tp.partition).ok();
+                let end_offset = p.as_ref().map(|p| p.end_offset());
+                let last_stable_offset = p.as_ref().map(|p| p.last_stable_offset());
                 let committed = committed.get(&tp).cloned();
                 let lag = match (&committed, end_offset) {
                     (Some(c), Some(end)) => Some(end.saturating_sub(c.offset)),
@@ -416,6 +418,7 @@ impl Admin {
                     partition: tp,
                     committed,
                     end_offset,
+                    last_stable_offset,
                     lag,
                 }
             })

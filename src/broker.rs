@@ -39,9 +39,19 @@ pub struct BrokerBuilder {
     cleaner_backoff: Duration,
     cleaner_key_map_bytes: usize,
     transaction_check_interval: Duration,
+    transactional_id_expiration: Duration,
 }
 
 impl BrokerBuilder {
+    /// How long a transactional id with no open transaction is remembered
+    /// after its last use (Kafka's `transactional.id.expiration.ms`). A
+    /// producer that comes back later starts afresh with
+    /// `init_transactions`. Default: 7 days.
+    pub fn transactional_id_expiration(mut self, age: Duration) -> Self {
+        self.transactional_id_expiration = age;
+        self
+    }
+
     /// How often (real time) the broker looks for transactions open longer
     /// than their producer's `transaction_timeout` (by the broker's clock)
     /// and aborts them, fencing their producer (Kafka's
@@ -197,6 +207,7 @@ impl Broker {
             cleaner_backoff: Duration::from_secs(15),
             cleaner_key_map_bytes: 32 << 20,
             transaction_check_interval: Duration::from_secs(1),
+            transactional_id_expiration: Duration::from_secs(7 * 24 * 60 * 60),
         }
     }
 
@@ -223,7 +234,11 @@ impl Broker {
                 return Err(e);
             }
         };
-        let txns = match Transactions::open(catalog.clone(), groups.clone()) {
+        let txns = match Transactions::open(
+            catalog.clone(),
+            groups.clone(),
+            b.transactional_id_expiration,
+        ) {
             Ok(t) => Arc::new(t),
             Err(e) => {
                 let _ = close(&catalog, &maintenance, None);

@@ -82,6 +82,42 @@ pub fn offset_record(data: &[u8]) {
     }
 }
 
+/// Decodes bytes as each transaction file and record: a producer snapshot,
+/// a `.txnindex`, and a `__transaction_state` key and value (the first byte
+/// splits key from value). Any input gives a value or an error; what
+/// decodes survives an encode and a decode unchanged.
+pub fn txn_state_decode(data: &[u8]) {
+    use crate::storage::producer_state::{ProducerStates, decode_txn_index};
+    use crate::txn::records;
+    if let Ok(s) = ProducerStates::decode_snapshot(data) {
+        let again = ProducerStates::decode_snapshot(&s.encode_snapshot());
+        assert_eq!(again.map(|a| a.entries()), Ok(s.entries()));
+    }
+    if let Ok(entries) = decode_txn_index(data) {
+        let mut bytes = Vec::new();
+        for t in &entries {
+            t.encode(&mut bytes);
+        }
+        assert_eq!(bytes, data);
+    }
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let (k, v) = rest.split_at(usize::from(split).min(rest.len()));
+    if let Ok((kind, id)) = records::decode_key(k) {
+        assert_eq!(records::encode_key(kind, &id), k);
+    }
+    if let Ok(s) = records::decode_state(v) {
+        assert_eq!(records::decode_state(&records::encode_state(&s)), Ok(s));
+    }
+    if let Ok(o) = records::decode_offsets(v) {
+        assert_eq!(records::encode_offsets(&o), v);
+    }
+    if let Ok(n) = records::decode_id_block(v) {
+        assert_eq!(records::encode_id_block(n), v);
+    }
+}
+
 /// Builds a partition directory from `data` and opens it: the bytes are
 /// split into files (segment logs with base offsets taken from the input,
 /// their indexes and a checkpoint). Opening must succeed or fail with an
@@ -131,7 +167,8 @@ fn build_dir(data: &[u8]) -> Option<tempfile_lite::TempDir> {
         rest = b;
         a
     };
-    // Up to 4 files, each: kind (1 byte), base offset selector (1 byte),
+    // Up to 4 files, each: kind (1 byte; 0xF0 and up: producer state),
+    // base offset selector (1 byte),
     // length (2 bytes), contents.
     for _ in 0..4 {
         let head = take(4);
@@ -141,14 +178,19 @@ fn build_dir(data: &[u8]) -> Option<tempfile_lite::TempDir> {
         let base = u64::from(head[1] % 4) * 3;
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         let contents = take(len);
-        let name = match head[0] % 7 {
-            0 | 1 => format!("{base:020}.log"),
-            2 => format!("{base:020}.index"),
-            3 => format!("{base:020}.timeindex"),
-            4 => "embedlog.checkpoint".to_string(),
-            // A compaction that a crash interrupted.
-            5 => format!("{base:020}.log.swap"),
-            _ => format!("{base:020}.log.cleaned"),
+        let name = match head[0] {
+            // Producer state: a snapshot, an aborted-transaction index.
+            0xF0..=0xF7 => format!("{base:020}.snapshot"),
+            0xF8..=0xFF => format!("{base:020}.txnindex"),
+            k => match k % 7 {
+                0 | 1 => format!("{base:020}.log"),
+                2 => format!("{base:020}.index"),
+                3 => format!("{base:020}.timeindex"),
+                4 => "embedlog.checkpoint".to_string(),
+                // A compaction that a crash interrupted.
+                5 => format!("{base:020}.log.swap"),
+                _ => format!("{base:020}.log.cleaned"),
+            },
         };
         if std::fs::write(dir.path().join(name), contents).is_err() {
             return None;

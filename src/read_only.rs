@@ -336,6 +336,7 @@ impl ReadOnlyBroker {
             out.push(GroupOffset {
                 lag: end.map(|e| e.saturating_sub(c.offset)),
                 end_offset: end,
+                last_stable_offset: None,
                 committed: Some(c),
                 partition: tp,
             });

@@ -10,7 +10,7 @@
 //! partition log that no decision covers (the process died before its
 //! commit) is aborted there.
 
-mod records;
+pub(crate) mod records;
 
 pub use records::TransactionState;
 use records::{
@@ -113,6 +113,9 @@ pub(crate) struct Transactions {
     groups: Arc<Groups>,
     txns: Mutex<HashMap<String, Arc<Mutex<Txn>>>>,
     ids: Mutex<Ids>,
+    /// Idle transactional ids are forgotten after this long (Kafka's
+    /// `transactional.id.expiration.ms`).
+    id_expiration_ms: i64,
 }
 
 impl Transactions {
@@ -123,12 +126,17 @@ impl Transactions {
     /// # Errors
     /// Creating or reading the topic; writing the markers of an
     /// interrupted transaction.
-    pub(crate) fn open(catalog: Arc<Catalog>, groups: Arc<Groups>) -> Result<Transactions> {
+    pub(crate) fn open(
+        catalog: Arc<Catalog>,
+        groups: Arc<Groups>,
+        id_expiration: std::time::Duration,
+    ) -> Result<Transactions> {
         let t = Transactions {
             catalog,
             groups,
             txns: Mutex::new(HashMap::new()),
             ids: Mutex::new(Ids::default()),
+            id_expiration_ms: i64::try_from(id_expiration.as_millis()).unwrap_or(i64::MAX),
         };
         t.load()?;
         t.recover()?;
@@ -673,10 +681,50 @@ impl Transactions {
                 first_err.get_or_insert(e);
             }
         }
+        if let Err(e) = self.expire_ids(now) {
+            first_err.get_or_insert(e);
+        }
         match first_err {
             Some(e) => Err(e),
             None => Ok(aborted),
         }
+    }
+
+    /// Forgets transactional ids with no open transaction whose last
+    /// change is older than the expiration (a tombstone in
+    /// `__transaction_state`, so that compaction drops them too). A
+    /// producer still holding such an id must be made again.
+    fn expire_ids(&self, now: i64) -> Result<()> {
+        let horizon = now.saturating_sub(self.id_expiration_ms);
+        let mut txns = self.txns.lock();
+        let expired: Vec<String> = txns
+            .iter()
+            .filter(|(_, t)| {
+                // Busy (being ended or initialized): not idle.
+                t.try_lock().is_some_and(|t| {
+                    matches!(
+                        t.state,
+                        TransactionState::Empty
+                            | TransactionState::CompleteCommit
+                            | TransactionState::CompleteAbort
+                    ) && t.update_ms < horizon
+                })
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if expired.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<Record> = expired
+            .iter()
+            .map(|id| Record::tombstone(encode_key(KIND_STATE, id)))
+            .collect();
+        self.append(&records, Durability::Buffered)?;
+        for id in &expired {
+            tracing::info!(transactional_id = %id, "embedlog: forgetting an idle transactional id");
+            txns.remove(id);
+        }
+        Ok(())
     }
 
     /// Aborts `t`'s open transaction with a new epoch (fencing its
@@ -758,6 +806,7 @@ fn bump_epoch(t: &mut Txn) {
 
 fn not_initialized(id: &str) -> Error {
     Error::InvalidTxnState(format!(
-        "transactional id {id:?} is not initialized: call init_transactions first"
+        "transactional id {id:?} is unknown to the broker (never initialized, or forgotten after \
+         BrokerBuilder::transactional_id_expiration idle): make a producer and call init_transactions"
     ))
 }

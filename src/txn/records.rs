@@ -63,31 +63,31 @@ impl TransactionState {
 }
 
 /// Kinds of key.
-pub(super) const KIND_STATE: u8 = 0;
-pub(super) const KIND_OFFSETS: u8 = 1;
-pub(super) const KIND_ID_BLOCK: u8 = 2;
+pub(crate) const KIND_STATE: u8 = 0;
+pub(crate) const KIND_OFFSETS: u8 = 1;
+pub(crate) const KIND_ID_BLOCK: u8 = 2;
 
 /// A transaction's stored state (kind 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct StateValue {
-    pub(super) producer_id: i64,
-    pub(super) epoch: i16,
-    pub(super) timeout_ms: i32,
-    pub(super) state: TransactionState,
-    pub(super) start_ms: i64,
-    pub(super) update_ms: i64,
-    pub(super) partitions: BTreeSet<TopicPartition>,
+pub(crate) struct StateValue {
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
+    pub(crate) timeout_ms: i32,
+    pub(crate) state: TransactionState,
+    pub(crate) start_ms: i64,
+    pub(crate) update_ms: i64,
+    pub(crate) partitions: BTreeSet<TopicPartition>,
 }
 
 /// Offsets of one transaction: (group, partition, offset).
-pub(super) type TxnOffsets = Vec<(String, TopicPartition, OffsetAndMetadata)>;
+pub(crate) type TxnOffsets = Vec<(String, TopicPartition, OffsetAndMetadata)>;
 
 fn put_str16(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 
-pub(super) fn encode_key(kind: u8, id: &str) -> Vec<u8> {
+pub(crate) fn encode_key(kind: u8, id: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + id.len());
     out.extend_from_slice(&VERSION.to_be_bytes());
     out.push(kind);
@@ -97,7 +97,7 @@ pub(super) fn encode_key(kind: u8, id: &str) -> Vec<u8> {
     out
 }
 
-pub(super) fn encode_state(v: &StateValue) -> Vec<u8> {
+pub(crate) fn encode_state(v: &StateValue) -> Vec<u8> {
     let mut out = Vec::with_capacity(44);
     out.extend_from_slice(&VERSION.to_be_bytes());
     out.extend_from_slice(&v.producer_id.to_be_bytes());
@@ -114,7 +114,7 @@ pub(super) fn encode_state(v: &StateValue) -> Vec<u8> {
     out
 }
 
-pub(super) fn encode_offsets(offsets: &TxnOffsets) -> Vec<u8> {
+pub(crate) fn encode_offsets(offsets: &TxnOffsets) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&VERSION.to_be_bytes());
     out.extend_from_slice(&(offsets.len() as u32).to_be_bytes());
@@ -129,7 +129,7 @@ pub(super) fn encode_offsets(offsets: &TxnOffsets) -> Vec<u8> {
     out
 }
 
-pub(super) fn encode_id_block(next: i64) -> Vec<u8> {
+pub(crate) fn encode_id_block(next: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(10);
     out.extend_from_slice(&VERSION.to_be_bytes());
     out.extend_from_slice(&next.to_be_bytes());
@@ -193,7 +193,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Decodes a key: (kind, transactional id).
-pub(super) fn decode_key(b: &[u8]) -> Result<(u8, String), String> {
+pub(crate) fn decode_key(b: &[u8]) -> Result<(u8, String), String> {
     let mut c = Cursor { b, at: 0 };
     c.version()?;
     let kind = c.u8("kind")?;
@@ -206,7 +206,7 @@ pub(super) fn decode_key(b: &[u8]) -> Result<(u8, String), String> {
     Ok((kind, id))
 }
 
-pub(super) fn decode_state(b: &[u8]) -> Result<StateValue, String> {
+pub(crate) fn decode_state(b: &[u8]) -> Result<StateValue, String> {
     let mut c = Cursor { b, at: 0 };
     c.version()?;
     let producer_id = c.u64("producer id")? as i64;
@@ -236,7 +236,7 @@ pub(super) fn decode_state(b: &[u8]) -> Result<StateValue, String> {
     })
 }
 
-pub(super) fn decode_offsets(b: &[u8]) -> Result<TxnOffsets, String> {
+pub(crate) fn decode_offsets(b: &[u8]) -> Result<TxnOffsets, String> {
     let mut c = Cursor { b, at: 0 };
     c.version()?;
     let n = c.u32("offset count")?;
@@ -258,7 +258,7 @@ pub(super) fn decode_offsets(b: &[u8]) -> Result<TxnOffsets, String> {
     Ok(out)
 }
 
-pub(super) fn decode_id_block(b: &[u8]) -> Result<i64, String> {
+pub(crate) fn decode_id_block(b: &[u8]) -> Result<i64, String> {
     let mut c = Cursor { b, at: 0 };
     c.version()?;
     let next = c.u64("next producer id")? as i64;

@@ -11,6 +11,7 @@ type Target = fn(&[u8]);
 const TARGETS: &[(&str, Target)] = &[
     ("batch_decode", __fuzz::batch_decode),
     ("record_decode", __fuzz::record_decode),
+    ("txn_state_decode", __fuzz::txn_state_decode),
     ("open_dir", __fuzz::open_dir),
     ("read_only_dir", __fuzz::read_only_dir),
     ("inspect_segment", __fuzz::inspect_segment),

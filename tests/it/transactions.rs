@@ -747,3 +747,51 @@ fn a_commit_with_offsets_of_a_member_that_left_is_refused() {
     let c = b.consumer(ConsumerConfig::default().group("g"));
     assert_eq!(c.committed(("t", 0)).unwrap(), None);
 }
+
+/// An idle transactional id is forgotten after
+/// `transactional_id_expiration` (durably: not back after a restart); a
+/// new producer with it starts afresh.
+#[test]
+fn idle_transactional_ids_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let open_at = |clock: Arc<ManualClock>| {
+        Broker::builder(dir.path())
+            .clock(clock)
+            .transaction_check_interval(Duration::from_secs(3600))
+            .transactional_id_expiration(Duration::from_secs(60))
+            .open()
+            .unwrap()
+    };
+    let b = open_at(clock.clone());
+    b.admin().create_topic("t", TopicConfig::default()).unwrap();
+    let p = txn_producer(&b, "idle");
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    p.send_to("t", 0, Record::new("x")).unwrap();
+    p.commit_transaction().unwrap();
+    clock.advance(30_000);
+    b.admin().abort_timed_out_transactions().unwrap();
+    assert!(b.admin().describe_transaction("idle").is_ok());
+    clock.advance(31_000);
+    b.admin().abort_timed_out_transactions().unwrap();
+    assert!(b.admin().describe_transaction("idle").is_err());
+    p.begin_transaction().unwrap();
+    assert!(matches!(
+        p.send_to("t", 0, Record::new("late")),
+        Err(Error::InvalidTxnState(m)) if m.contains("unknown to the broker")
+    ));
+    drop(p);
+    b.close().unwrap();
+    let b = open_at(clock);
+    assert!(b.admin().list_transactions().is_empty());
+    let q = txn_producer(&b, "idle");
+    q.init_transactions().unwrap();
+    assert_eq!(
+        b.admin()
+            .describe_transaction("idle")
+            .unwrap()
+            .producer_epoch,
+        0
+    );
+}
