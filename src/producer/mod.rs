@@ -563,7 +563,7 @@ impl Inner {
                 tb.topic.name()
             )));
         }
-        self.txn_check_send(tb.topic.name(), p)?;
+        let generation = self.txn_check_send(tb.topic.name(), p)?;
         let Some(acc) = tb.acc(p)? else {
             return Ok(Err(record));
         };
@@ -580,6 +580,9 @@ impl Inner {
         if a.retired {
             return Ok(Err(record));
         }
+        // A commit or abort that started since the check above would flush
+        // without this record.
+        self.txn_still_open(generation)?;
         // Checked again under the lock: `close` drains every batch after
         // setting `closed`, so a record pushed now would never go out.
         if self.closed.load(Ordering::SeqCst) {

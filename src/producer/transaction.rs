@@ -26,6 +26,10 @@ enum Phase {
     Ending,
     /// A batch of the transaction failed: it can only be aborted.
     Abortable(Arc<Error>),
+    /// A commit or abort failed after it may have reached the broker: no
+    /// more sends; retrying the commit or the abort tells (the broker
+    /// refuses the decision it did not take).
+    Retry(Arc<Error>),
     /// A newer producer with the same id (or a timeout) fenced this one.
     Fenced(i16),
 }
@@ -37,6 +41,11 @@ struct State {
     phase: Phase,
     /// Partitions the open transaction registered with the coordinator.
     registered: HashSet<TopicPartition>,
+    /// Offsets were added to the open transaction.
+    sent_offsets: bool,
+    /// Bumped when a transaction starts ending: a send that checked the
+    /// phase before it must not add its record after the flush.
+    generation: u64,
 }
 
 /// What a producer keeps of its identity and transaction.
@@ -61,6 +70,16 @@ impl Inner {
             return Ok(());
         }
         let (pid, epoch) = self.ident()?;
+        if let Some(id) = self.transactional_id() {
+            // Only a transaction's flush appends its batches; any other
+            // batch would belong to no transaction the broker knows.
+            let st = self.txn.state.lock();
+            if !matches!(st.phase, Phase::InTransaction | Phase::Ending) {
+                return Err(Error::InvalidTxnState(format!(
+                    "transactional producer {id:?}: a batch outside a transaction is not appended"
+                )));
+            }
+        }
         b.set_producer(pid, epoch, seq);
         b.set_transactional(self.transactional_id().is_some());
         Ok(())
@@ -85,14 +104,17 @@ impl Inner {
 
     /// Before a record joins a batch: a transactional producer must be in
     /// a transaction, and the partition registered in it.
-    pub(super) fn txn_check_send(&self, topic: &str, partition: u32) -> Result<()> {
+    ///
+    /// Returns the generation to check again, under the partition's batch
+    /// lock, with [`txn_still_open`](Self::txn_still_open).
+    pub(super) fn txn_check_send(&self, topic: &str, partition: u32) -> Result<Option<u64>> {
         let Some(id) = self.transactional_id() else {
-            return Ok(());
+            return Ok(None);
         };
         let mut st = self.txn.state.lock();
         match &st.phase {
             Phase::InTransaction => {}
-            Phase::Ending => return Err(ending(id)),
+            Phase::Ending | Phase::Retry(_) => return Err(ending(id)),
             Phase::Uninitialized => return Err(not_initialized(id)),
             Phase::Ready => {
                 return Err(Error::InvalidTxnState(format!(
@@ -104,19 +126,34 @@ impl Inner {
         }
         let tp = TopicPartition::new(topic, partition);
         if st.registered.contains(&tp) {
-            return Ok(());
+            return Ok(Some(st.generation));
         }
         let (pid, epoch) = st.ident.ok_or_else(|| not_initialized(id))?;
         match self.ctx.txns.add_partition(id, pid, epoch, &tp) {
             Ok(()) => {
                 st.registered.insert(tp);
-                Ok(())
+                Ok(Some(st.generation))
             }
             Err(e @ Error::ProducerFenced { current_epoch, .. }) => {
                 st.phase = Phase::Fenced(current_epoch);
                 Err(e)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Under the batch lock, before the record joins the batch: the
+    /// transaction `txn_check_send` saw is still open (no commit or abort
+    /// started since, whose flush would miss the record).
+    pub(super) fn txn_still_open(&self, generation: Option<u64>) -> Result<()> {
+        let (Some(g), Some(id)) = (generation, self.transactional_id()) else {
+            return Ok(());
+        };
+        let st = self.txn.state.lock();
+        if matches!(st.phase, Phase::InTransaction) && st.generation == g {
+            Ok(())
+        } else {
+            Err(ending(id))
         }
     }
 
@@ -168,7 +205,7 @@ impl Inner {
     pub(super) fn abort_open_transaction(&self) -> Result<()> {
         let open = matches!(
             self.txn.state.lock().phase,
-            Phase::InTransaction | Phase::Abortable(_)
+            Phase::InTransaction | Phase::Abortable(_) | Phase::Retry(_)
         );
         // (`Ending`: the call in progress ends it.)
         if open { self.abort() } else { Ok(()) }
@@ -201,13 +238,14 @@ impl Inner {
             Phase::Ready => {
                 st.phase = Phase::InTransaction;
                 st.registered.clear();
+                st.sent_offsets = false;
                 Ok(())
             }
             Phase::Uninitialized => Err(not_initialized(id)),
             Phase::InTransaction | Phase::Ending => Err(Error::InvalidTxnState(format!(
                 "transactional producer {id:?} is in a transaction already"
             ))),
-            Phase::Abortable(e) => Err(abortable(id, e)),
+            Phase::Abortable(e) | Phase::Retry(e) => Err(abortable(id, e)),
             Phase::Fenced(c) => Err(self.fenced_error(&st, *c)),
         }
     }
@@ -220,22 +258,30 @@ impl Inner {
         })
     }
 
-    /// The transaction's identity, if it may go on.
-    fn in_transaction(&self, call: &str) -> Result<(String, i64, i16)> {
+    /// The transaction's identity, if it may go on (and, with `end`, moves
+    /// it to `Ending` in the same step: from a failed commit too, to retry
+    /// it).
+    fn in_transaction(&self, call: &str, end: bool) -> Result<(String, i64, i16)> {
         let id = self.require_transactional(call)?;
-        let st = self.txn.state.lock();
+        let mut st = self.txn.state.lock();
         match &st.phase {
-            Phase::InTransaction => {
-                let (pid, epoch) = st.ident.ok_or_else(|| not_initialized(id))?;
-                Ok((id.to_string(), pid, epoch))
+            Phase::InTransaction => {}
+            Phase::Retry(_) if end => {}
+            Phase::Abortable(e) | Phase::Retry(e) => return Err(abortable(id, e)),
+            Phase::Fenced(c) => return Err(self.fenced_error(&st, *c)),
+            Phase::Ending => return Err(ending(id)),
+            _ => {
+                return Err(Error::InvalidTxnState(format!(
+                    "{call}: transactional producer {id:?} has no open transaction (call begin_transaction)"
+                )));
             }
-            Phase::Abortable(e) => Err(abortable(id, e)),
-            Phase::Fenced(c) => Err(self.fenced_error(&st, *c)),
-            Phase::Ending => Err(ending(id)),
-            _ => Err(Error::InvalidTxnState(format!(
-                "{call}: transactional producer {id:?} has no open transaction (call begin_transaction)"
-            ))),
         }
+        let (pid, epoch) = st.ident.ok_or_else(|| not_initialized(id))?;
+        if end {
+            st.phase = Phase::Ending;
+            st.generation += 1;
+        }
+        Ok((id.to_string(), pid, epoch))
     }
 
     fn send_offsets(
@@ -243,7 +289,7 @@ impl Inner {
         offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
         group: &ConsumerGroupMetadata,
     ) -> Result<()> {
-        let (id, pid, epoch) = self.in_transaction("send_offsets_to_transaction")?;
+        let (id, pid, epoch) = self.in_transaction("send_offsets_to_transaction", false)?;
         let committer = match (&group.member_id, group.generation) {
             (Some(member), Some(generation)) => Committer::Member {
                 id: member,
@@ -255,7 +301,10 @@ impl Inner {
             .ctx
             .txns
             .add_offsets(&id, pid, epoch, &group.group_id, committer, offsets);
-        self.note_fenced(&r);
+        match &r {
+            Ok(()) => self.txn.state.lock().sent_offsets = true,
+            Err(_) => self.note_fenced(&r),
+        }
         r
     }
 
@@ -265,15 +314,28 @@ impl Inner {
         }
     }
 
-    /// Moves from `InTransaction` to `Ending` (no sends from now on).
-    fn start_ending(&self, call: &str) -> Result<(String, i64, i16)> {
-        let r = self.in_transaction(call)?;
-        self.txn.state.lock().phase = Phase::Ending;
-        Ok(r)
+    /// After `end` failed: fenced is final; anything else may have reached
+    /// the broker, so only the same call (or the other decision, which the
+    /// broker refuses if it took this one) may follow.
+    fn end_failed(&self, e: &Error, commit: bool) {
+        let mut st = self.txn.state.lock();
+        let e2 = || Arc::new(Error::InvalidTxnState(e.to_string()));
+        st.phase = match e {
+            Error::ProducerFenced { current_epoch, .. } => Phase::Fenced(*current_epoch),
+            // A failed abort dropped records already: it can only abort.
+            _ if !commit => Phase::Abortable(e2()),
+            _ => Phase::Retry(e2()),
+        };
+    }
+
+    /// Whether the open transaction registered anything with the broker.
+    fn touched(&self) -> bool {
+        let st = self.txn.state.lock();
+        !st.registered.is_empty() || st.sent_offsets
     }
 
     fn commit(&self) -> Result<()> {
-        let (id, pid, epoch) = self.start_ending("commit_transaction")?;
+        let (id, pid, epoch) = self.in_transaction("commit_transaction", true)?;
         if let Err(e) = self.flush() {
             let e = Arc::new(e);
             let mut st = self.txn.state.lock();
@@ -294,34 +356,30 @@ impl Inner {
                 _ => return Err(ending(&id)),
             }
         }
-        let r = self
+        let touched = self.touched();
+        if let Err(e) = self
             .ctx
             .txns
-            .end(&id, pid, epoch, true, self.config.durability);
-        self.note_fenced(&r);
-        if let Err(e) = r {
-            // Not fenced: the commit can be retried (a stored decision is
-            // finished by it) or the transaction aborted.
-            let mut st = self.txn.state.lock();
-            if matches!(st.phase, Phase::Ending) {
-                st.phase = Phase::InTransaction;
-            }
+            .end(&id, pid, epoch, true, touched, self.config.durability)
+        {
+            self.end_failed(&e, true);
             return Err(e);
         }
         let mut st = self.txn.state.lock();
         st.phase = Phase::Ready;
         st.registered.clear();
+        st.sent_offsets = false;
         Ok(())
     }
 
     fn abort(&self) -> Result<()> {
         let id = self.require_transactional("abort_transaction")?.to_string();
-        let (pid, epoch, before) = {
+        let (pid, epoch) = {
             let mut st = self.txn.state.lock();
-            let before = st.phase.clone();
             match &st.phase {
-                Phase::InTransaction | Phase::Abortable(_) => {}
+                Phase::InTransaction | Phase::Abortable(_) | Phase::Retry(_) => {}
                 Phase::Fenced(c) => return Err(self.fenced_error(&st, *c)),
+                Phase::Ending => return Err(ending(&id)),
                 _ => {
                     return Err(Error::InvalidTxnState(format!(
                         "abort_transaction: transactional producer {id:?} has no open transaction"
@@ -330,27 +388,28 @@ impl Inner {
             }
             let (pid, epoch) = st.ident.ok_or_else(|| not_initialized(&id))?;
             st.phase = Phase::Ending;
-            (pid, epoch, before)
+            st.generation += 1;
+            (pid, epoch)
         };
         self.discard_batches(&id);
         // Failures of this transaction's batches are reported by the abort
         // itself: the next flush starts clean.
         *self.failures.lock() = super::Failures::default();
-        let r = self
+        let touched = self.touched();
+        if let Err(e) = self
             .ctx
             .txns
-            .end(&id, pid, epoch, false, self.config.durability);
-        self.note_fenced(&r);
-        if let Err(e) = r {
-            let mut st = self.txn.state.lock();
-            if matches!(st.phase, Phase::Ending) {
-                st.phase = before;
-            }
+            .end(&id, pid, epoch, false, touched, self.config.durability)
+        {
+            // Records were dropped already: never back to a state that
+            // could commit.
+            self.end_failed(&e, false);
             return Err(e);
         }
         let mut st = self.txn.state.lock();
         st.phase = Phase::Ready;
         st.registered.clear();
+        st.sent_offsets = false;
         Ok(())
     }
 }

@@ -253,7 +253,18 @@ impl Rewriter {
         self.next.clear();
         let kept = filter_batch(batch, h, &mut self.next, keep)
             .map_err(|e| e.in_file(source, position))?;
-        if kept == 0 && !self.pending.is_empty() {
+        // An emptied batch is absorbed by the previous one (which then
+        // spans its offsets), unless either belongs to a producer: a
+        // producer batch's offset span is its sequence span, and a
+        // transactional one opens its transaction where it starts, so an
+        // emptied producer batch stays, empty, with its header (as Kafka's
+        // cleaner keeps it).
+        let producer_of = |b: &[u8]| i64::from_be_bytes(b[43..51].try_into().unwrap_or([0xFF; 8]));
+        if kept == 0
+            && !self.pending.is_empty()
+            && h.producer_id < 0
+            && producer_of(&self.pending) < 0
+        {
             extend_batch(&mut self.pending, h.last_offset());
             return Ok(());
         }
@@ -461,8 +472,18 @@ impl Inner {
         report.key_map_bytes = map.memory_bytes();
         let mut map_end = end;
         // Records of aborted transactions are not data: never mapped, and
-        // removed by the rewrite (Kafka's cleaner does the same).
-        let mut map_filter = AbortedFilter::new(self.aborted_transactions(dirty_from, end));
+        // removed by the rewrite (Kafka's cleaner does the same) once their
+        // ABORT marker is in the range just made durable; with the marker
+        // past it a crash could lose the marker, and the records stay
+        // (unmapped) until a later pass.
+        let aborted = self.aborted_transactions(dirty_from, end);
+        let durable: Vec<_> = aborted
+            .iter()
+            .filter(|t| t.last_offset < end)
+            .copied()
+            .collect();
+        let mut map_filter = AbortedFilter::new(aborted);
+        let mut remove_filter = AbortedFilter::new(durable);
         let mut aborted_batches = std::collections::HashSet::new();
         'map: for s in &segs[..cleanable] {
             if s.next_offset() <= dirty_from {
@@ -478,8 +499,10 @@ impl Inner {
                     Ok(b.control_record()?
                         .is_some_and(|m| m.kind == crate::record::ControlType::Abort))
                 };
-                if map_filter.skips(b.header(), is_abort)? {
+                if remove_filter.skips(b.header(), is_abort)? {
                     aborted_batches.insert(b.base_offset());
+                }
+                if map_filter.skips(b.header(), is_abort)? {
                     continue;
                 }
                 // Transaction markers are not keyed data: never mapped (nor
@@ -745,17 +768,21 @@ pub(crate) fn finish_swap(
     // The aborted transactions of the replaced segments move to the new
     // one's `.txnindex` first (idempotent: a crash after it merges again).
     let mut aborted = Vec::new();
+    let mut damaged = false;
     for &b in &bases {
         let p = segment::txn_index_path(&Segment::log_path(dir, b));
         match vfs.read(&p) {
             Ok(bytes) => match crate::storage::producer_state::decode_txn_index(&bytes) {
                 Ok(entries) => aborted.extend(entries),
                 // Rebuilt from the log by the next open that replays it.
-                Err(reason) => tracing::warn!(
-                    path = %p.display(),
-                    reason,
-                    "embedlog: a damaged aborted-transaction index is not carried into a compacted segment"
-                ),
+                Err(reason) => {
+                    tracing::warn!(
+                        path = %p.display(),
+                        reason,
+                        "embedlog: a damaged aborted-transaction index; the compacted segment's is marked damaged too"
+                    );
+                    damaged = true;
+                }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("read", &p, e)),
@@ -763,11 +790,16 @@ pub(crate) fn finish_swap(
     }
     aborted.sort_by_key(|t| t.last_offset);
     aborted.dedup_by_key(|t| t.last_offset);
-    if !aborted.is_empty() {
+    if !aborted.is_empty() || damaged {
         let mut bytes =
             Vec::with_capacity(aborted.len() * crate::storage::producer_state::TXN_ENTRY_SIZE);
         for t in &aborted {
             t.encode(&mut bytes);
+        }
+        if damaged {
+            // Not a whole number of entries: the next open replays the
+            // segment to rebuild it rather than trust a partial list.
+            bytes.push(0xFF);
         }
         crate::storage::vfs::write_atomic(vfs, &segment::txn_index_path(log_path), &bytes)?;
     }

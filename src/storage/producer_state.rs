@@ -406,6 +406,37 @@ impl ProducerStates {
         })
     }
 
+    /// The log start moved to `start`: open transactions that began below
+    /// it begin, as far as this log can tell, at their first batch from
+    /// `start` on (the next one recorded), as a replay from `start` sees
+    /// them; without one they hold nothing back.
+    ///
+    /// Returns the producers whose open transaction began below `start`:
+    /// the caller re-records their first batch at or after it
+    /// ([`reopen_transaction`](Self::reopen_transaction)).
+    pub(crate) fn truncate_head(&mut self, start: Offset) -> Vec<i64> {
+        let below: Vec<(Offset, i64)> =
+            self.ongoing.range(..start).map(|(&o, &p)| (o, p)).collect();
+        for &(first, pid) in &below {
+            self.ongoing.remove(&first);
+            if let Some(e) = self.producers.get_mut(&pid) {
+                e.txn_first_offset = None;
+            }
+        }
+        below.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Records `offset` as the first offset of `pid`'s open transaction
+    /// (after [`truncate_head`](Self::truncate_head)).
+    pub(crate) fn reopen_transaction(&mut self, pid: i64, offset: Offset) {
+        if let Some(e) = self.producers.get_mut(&pid)
+            && e.txn_first_offset.is_none()
+        {
+            e.txn_first_offset = Some(offset);
+            self.ongoing.insert(offset, pid);
+        }
+    }
+
     /// Forgets producers with no open transaction whose last write is older
     /// than `now - max_age_ms` (Kafka's `producer.id.expiration.ms`).
     pub(crate) fn expire(&mut self, now: i64, max_age_ms: i64) {

@@ -370,7 +370,18 @@ impl Transactions {
                 }
             }
         };
-        let mut t = t.lock();
+        let entry = t;
+        let mut t = entry.lock();
+        let current = self
+            .txns
+            .lock()
+            .get(id)
+            .is_some_and(|cur| Arc::ptr_eq(cur, &entry));
+        if !current {
+            // Forgotten (expired) between the lookup and the lock.
+            drop(t);
+            return self.init(id, timeout_ms);
+        }
         let mut bumped = false;
         match t.state {
             TransactionState::Ongoing => {
@@ -380,8 +391,14 @@ impl Transactions {
                 self.abort_fencing(id, &mut t)?;
                 bumped = true;
             }
-            TransactionState::PrepareCommit => self.complete(id, &mut t, true, Durability::Sync)?,
-            TransactionState::PrepareAbort => self.complete(id, &mut t, false, Durability::Sync)?,
+            TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
+                // Its decision is finished with the new epoch: the markers
+                // fence the older producer too.
+                let commit = t.state == TransactionState::PrepareCommit;
+                bump_epoch(&mut t);
+                bumped = true;
+                self.complete(id, &mut t, commit, Durability::Sync)?;
+            }
             _ => {}
         }
         if !bumped {
@@ -490,12 +507,16 @@ impl Transactions {
     /// opposite decision already taken; the appends' errors (the decision,
     /// if it was stored, is finished by the next call, the timeout check
     /// or the next open).
+    ///
+    /// `touched`: the producer registered partitions or offsets in this
+    /// transaction (else there is nothing to end).
     pub(crate) fn end(
         &self,
         id: &str,
         pid: i64,
         epoch: i16,
         commit: bool,
+        touched: bool,
         durability: Durability,
     ) -> Result<()> {
         let t = self.txn(id).ok_or_else(|| not_initialized(id))?;
@@ -538,7 +559,17 @@ impl Transactions {
                 )));
             }
             // Nothing was sent in it: nothing to end.
-            _ => return Ok(()),
+            _ if !touched => return Ok(()),
+            // A retry of a decision the broker finished meanwhile.
+            (TransactionState::CompleteCommit, true) | (TransactionState::CompleteAbort, false) => {
+                return Ok(());
+            }
+            (state, _) => {
+                return Err(Error::InvalidTxnState(format!(
+                    "transaction {id:?} cannot be {}: the broker has it {state:?}",
+                    if commit { "committed" } else { "aborted" }
+                )));
+            }
         }
         self.complete(id, &mut t, commit, durability)
     }

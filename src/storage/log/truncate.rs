@@ -173,6 +173,7 @@ impl Inner {
         // between is finished by the next open.
         self.log_start.store(offset, Ordering::SeqCst);
         self.store_checkpoint(None)?;
+        self.advance_producer_state_start(&mut w)?;
         let segs = self.snapshot();
         let doomed = segs.windows(2).take_while(|p| p[1].base <= offset).count();
         if doomed == 0 {

@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Snapshots kept: the newest, and older ones in case a power loss takes
-/// the data the newest covers (up to four rolled segments may wait for
-/// their fsync, `append.rs`'s `MAX_UNFLUSHED_ROLLED`).
+/// Segments whose start keeps a snapshot: the active one, and older ones in
+/// case a power loss takes the data a newer snapshot covers (up to four
+/// rolled segments may wait for their fsync, `append.rs`'s
+/// `MAX_UNFLUSHED_ROLLED`).
 const SNAPSHOTS_KEPT: usize = 6;
 
 /// The `.txnindex` path of the segment starting at `base`.
@@ -101,7 +102,11 @@ impl Inner {
                     .all(|t| t.last_offset >= s.base && t.last_offset < s.next_offset())
             };
             let decoded = vfs.read(&path).map(|bytes| {
-                decode_txn_index(&bytes).and_then(|e| {
+                decode_txn_index(&bytes).and_then(|mut e| {
+                    if trust_active {
+                        // Past a truncation: gone with the records.
+                        e.retain(|t| t.last_offset < s.next_offset());
+                    }
                     if in_segment(&e) {
                         Ok(e)
                     } else {
@@ -207,6 +212,46 @@ impl Inner {
             producers,
             file: None,
         };
+        // Open transactions that began below the log start (the snapshot
+        // is older than a deletion) begin at their first batch from it.
+        self.advance_producer_state_start(w)
+    }
+
+    /// The log start moved: open transactions that began below it now
+    /// begin at their first transactional batch from the start on (found
+    /// by reading batch headers), as a replay from the start sees them.
+    pub(super) fn advance_producer_state_start(&self, w: &mut Writer) -> Result<()> {
+        let start = self.log_start.load(Ordering::SeqCst);
+        let end = self.next_offset.load(Ordering::SeqCst);
+        let mut pending: std::collections::HashSet<i64> =
+            w.txn.producers.truncate_head(start).into_iter().collect();
+        let mut pos = start;
+        while !pending.is_empty() && pos < end {
+            let batches = self.read_below(pos, end, ReadLimit::bytes(8 << 20))?;
+            if batches.is_empty() {
+                break;
+            }
+            for b in batches.iter() {
+                let b = b?;
+                if b.last_offset() < pos {
+                    continue;
+                }
+                pos = b.last_offset() + 1;
+                let h = b.header();
+                if h.is_transactional() && !h.is_control() && pending.remove(&h.producer_id) {
+                    w.txn
+                        .producers
+                        .reopen_transaction(h.producer_id, h.first_offset());
+                }
+                if h.is_control() {
+                    // Its transaction ended before any batch at or after
+                    // the start: nothing of it is held back.
+                    pending.remove(&h.producer_id);
+                }
+            }
+        }
+        self.lso
+            .store(w.txn.producers.last_stable_offset(end), Ordering::SeqCst);
         Ok(())
     }
 
@@ -327,8 +372,18 @@ impl Inner {
             .filter(|&s| s <= offset)
             .collect();
         snaps.sort_unstable();
-        let old = snaps.len().saturating_sub(SNAPSHOTS_KEPT);
-        for s in &snaps[..old] {
+        // Kept: the newest, and the newest at or before each of the last
+        // segments' bases (what recovery after a crash or a power loss
+        // starts from), whatever clean closes wrote in between.
+        let segs = self.snapshot();
+        let mut keep: std::collections::BTreeSet<Offset> =
+            snaps.last().copied().into_iter().collect();
+        for s in segs.iter().rev().take(SNAPSHOTS_KEPT) {
+            if let Some(&at) = snaps.iter().rev().find(|&&o| o <= s.base) {
+                keep.insert(at);
+            }
+        }
+        for s in snaps.iter().filter(|s| !keep.contains(s)) {
             segment::remove_file_if_exists(&*self.vfs, &self.dir.join(snapshot_file_name(*s)))?;
         }
         Ok(())
