@@ -345,6 +345,26 @@ impl Catalog {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// The internal topic `name` (one compacted partition, no retention),
+    /// created if it does not exist yet.
+    ///
+    /// # Errors
+    /// Creating or loading it.
+    pub(crate) fn internal_topic(&self, name: &str) -> Result<Topic> {
+        match self.topic(name) {
+            Ok(t) => Ok(t),
+            Err(Error::UnknownTopic { .. }) => self.create_topic(
+                name,
+                TopicConfig::default()
+                    .partitions(1)
+                    .segment_bytes(16 << 20)
+                    .cleanup_policy(CleanupPolicy::Compact)
+                    .retention(None),
+            ),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Abandons every partition without a clean close, as a killed process
     /// would leave them (what was written stays, nothing more is).
     pub(crate) fn abandon_topics(&self) {

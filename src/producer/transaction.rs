@@ -328,6 +328,14 @@ impl Inner {
         };
     }
 
+    /// The transaction ended: ready for the next one.
+    fn ended(&self) {
+        let mut st = self.txn.state.lock();
+        st.phase = Phase::Ready;
+        st.registered.clear();
+        st.sent_offsets = false;
+    }
+
     /// Whether the open transaction registered anything with the broker.
     fn touched(&self) -> bool {
         let st = self.txn.state.lock();
@@ -365,10 +373,7 @@ impl Inner {
             self.end_failed(&e, true);
             return Err(e);
         }
-        let mut st = self.txn.state.lock();
-        st.phase = Phase::Ready;
-        st.registered.clear();
-        st.sent_offsets = false;
+        self.ended();
         Ok(())
     }
 
@@ -406,10 +411,7 @@ impl Inner {
             self.end_failed(&e, false);
             return Err(e);
         }
-        let mut st = self.txn.state.lock();
-        st.phase = Phase::Ready;
-        st.registered.clear();
-        st.sent_offsets = false;
+        self.ended();
         Ok(())
     }
 }

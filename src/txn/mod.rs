@@ -18,9 +18,7 @@ use records::{
     decode_offsets, decode_state, encode_id_block, encode_key, encode_offsets, encode_state,
 };
 
-use crate::catalog::{
-    Catalog, CleanupPolicy, TRANSACTION_STATE_TOPIC, TopicConfig, TopicPartition,
-};
+use crate::catalog::{Catalog, TRANSACTION_STATE_TOPIC, TopicPartition};
 use crate::error::{Error, Result};
 use crate::group::{Commits, Committer, Groups, OffsetAndMetadata};
 use crate::record::Record;
@@ -143,22 +141,8 @@ impl Transactions {
         Ok(t)
     }
 
-    fn state_topic_config() -> TopicConfig {
-        TopicConfig::default()
-            .partitions(1)
-            .segment_bytes(16 << 20)
-            .cleanup_policy(CleanupPolicy::Compact)
-            .retention(None)
-    }
-
     fn load(&self) -> Result<()> {
-        let topic = match self.catalog.topic(TRANSACTION_STATE_TOPIC) {
-            Ok(t) => t,
-            Err(Error::UnknownTopic { .. }) => self
-                .catalog
-                .create_topic(TRANSACTION_STATE_TOPIC, Self::state_topic_config())?,
-            Err(e) => return Err(e),
-        };
+        let topic = self.catalog.internal_topic(TRANSACTION_STATE_TOPIC)?;
         let p = topic.partition(0)?;
         let log = p.log();
         let skip = |offset: u64, reason: &str| {

@@ -166,25 +166,14 @@ impl Inner {
         }
         // Replayed producers count as active now: expiry restarts.
         let now = self.clock.now_ms();
-        let mut pos = from;
-        while pos < end {
-            let batches = self.read_below(pos, end, ReadLimit::bytes(8 << 20))?;
-            if batches.is_empty() {
-                break;
+        self.each_batch(from, end, |b| {
+            let h = *b.header();
+            if let Some(aborted) = apply(&mut producers, &h, Some(b), h.last_offset() + 1, now) {
+                let i = segs.partition_point(|s| s.base <= aborted.last_offset);
+                per_segment[i.saturating_sub(1)].push(aborted);
             }
-            for b in batches.iter() {
-                let b = b?;
-                if b.last_offset() < pos {
-                    continue;
-                }
-                pos = b.last_offset() + 1;
-                let h = *b.header();
-                if let Some(aborted) = apply(&mut producers, &h, Some(&b), pos, now) {
-                    let i = segs.partition_point(|s| s.base <= aborted.last_offset);
-                    per_segment[i.saturating_sub(1)].push(aborted);
-                }
-            }
-        }
+            true
+        })?;
         for ((s, entries), old) in segs.iter().zip(&per_segment).zip(&before) {
             let path = txn_index_path(dir, s.base);
             // Files of replayed segments are written again: what is there
@@ -225,8 +214,36 @@ impl Inner {
         let end = self.next_offset.load(Ordering::SeqCst);
         let mut pending: std::collections::HashSet<i64> =
             w.txn.producers.truncate_head(start).into_iter().collect();
-        let mut pos = start;
-        while !pending.is_empty() && pos < end {
+        if !pending.is_empty() {
+            let producers = &mut w.txn.producers;
+            self.each_batch(start, end, |b| {
+                let h = b.header();
+                if h.is_transactional() && !h.is_control() && pending.remove(&h.producer_id) {
+                    producers.reopen_transaction(h.producer_id, h.first_offset());
+                }
+                if h.is_control() {
+                    // Its transaction ended before any batch at or after
+                    // the start: nothing of it is held back.
+                    pending.remove(&h.producer_id);
+                }
+                !pending.is_empty()
+            })?;
+        }
+        self.lso
+            .store(w.txn.producers.last_stable_offset(end), Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Calls `f` with each batch ending in `[from, end)`, in order, until it
+    /// returns `false`.
+    fn each_batch(
+        &self,
+        from: Offset,
+        end: Offset,
+        mut f: impl FnMut(&Batch) -> bool,
+    ) -> Result<()> {
+        let mut pos = from;
+        while pos < end {
             let batches = self.read_below(pos, end, ReadLimit::bytes(8 << 20))?;
             if batches.is_empty() {
                 break;
@@ -237,21 +254,11 @@ impl Inner {
                     continue;
                 }
                 pos = b.last_offset() + 1;
-                let h = b.header();
-                if h.is_transactional() && !h.is_control() && pending.remove(&h.producer_id) {
-                    w.txn
-                        .producers
-                        .reopen_transaction(h.producer_id, h.first_offset());
-                }
-                if h.is_control() {
-                    // Its transaction ended before any batch at or after
-                    // the start: nothing of it is held back.
-                    pending.remove(&h.producer_id);
+                if !f(&b) {
+                    return Ok(());
                 }
             }
         }
-        self.lso
-            .store(w.txn.producers.last_stable_offset(end), Ordering::SeqCst);
         Ok(())
     }
 
