@@ -322,6 +322,9 @@ impl Inner {
         let e2 = || Arc::new(Error::InvalidTxnState(e.to_string()));
         st.phase = match e {
             Error::ProducerFenced { current_epoch, .. } => Phase::Fenced(*current_epoch),
+            // The broker refused the abort: it decided to commit (a retried
+            // commit finishes that).
+            Error::InvalidTxnState(_) if !commit => Phase::Retry(e2()),
             // A failed abort dropped records already: it can only abort.
             _ if !commit => Phase::Abortable(e2()),
             _ => Phase::Retry(e2()),

@@ -462,8 +462,13 @@ impl Inner {
             return Ok(report);
         }
         // The sources are durable before their replacement is: a crash
-        // cannot leave a cleaned segment above a torn one.
-        self.sync_to(end)?;
+        // cannot leave a cleaned segment above a torn one. So are the ABORT
+        // markers of the transactions whose records this pass removes
+        // (they may lie past the cleaned range): a crash must not bring
+        // back such a transaction as open, its records gone.
+        let aborted = self.aborted_transactions(dirty_from, end);
+        let markers_end = aborted.iter().map(|t| t.last_offset + 1).max().unwrap_or(0);
+        self.sync_to(end.max(markers_end))?;
         self.mark_dirty()?;
 
         // 1. Map the dirty range.
@@ -472,18 +477,8 @@ impl Inner {
         report.key_map_bytes = map.memory_bytes();
         let mut map_end = end;
         // Records of aborted transactions are not data: never mapped, and
-        // removed by the rewrite (Kafka's cleaner does the same) once their
-        // ABORT marker is in the range just made durable; with the marker
-        // past it a crash could lose the marker, and the records stay
-        // (unmapped) until a later pass.
-        let aborted = self.aborted_transactions(dirty_from, end);
-        let durable: Vec<_> = aborted
-            .iter()
-            .filter(|t| t.last_offset < end)
-            .copied()
-            .collect();
-        let mut map_filter = AbortedFilter::new(aborted);
-        let mut remove_filter = AbortedFilter::new(durable);
+        // removed by the rewrite (Kafka's cleaner does the same).
+        let mut filter = AbortedFilter::new(aborted);
         let mut aborted_batches = std::collections::HashSet::new();
         'map: for s in &segs[..cleanable] {
             if s.next_offset() <= dirty_from {
@@ -499,10 +494,8 @@ impl Inner {
                     Ok(b.control_record()?
                         .is_some_and(|m| m.kind == crate::record::ControlType::Abort))
                 };
-                if remove_filter.skips(b.header(), is_abort)? {
+                if filter.skips(b.header(), is_abort)? {
                     aborted_batches.insert(b.base_offset());
-                }
-                if map_filter.skips(b.header(), is_abort)? {
                     continue;
                 }
                 // Transaction markers are not keyed data: never mapped (nor

@@ -406,15 +406,18 @@ impl ProducerStates {
         })
     }
 
+    /// Producers whose open transaction began below `start`.
+    pub(crate) fn open_below(&self, start: Offset) -> Vec<i64> {
+        self.ongoing.range(..start).map(|(_, &p)| p).collect()
+    }
+
     /// The log start moved to `start`: open transactions that began below
     /// it begin, as far as this log can tell, at their first batch from
     /// `start` on (the next one recorded), as a replay from `start` sees
     /// them; without one they hold nothing back.
-    ///
-    /// Returns the producers whose open transaction began below `start`:
-    /// the caller re-records their first batch at or after it
+    /// The caller re-records their first batch at or after it
     /// ([`reopen_transaction`](Self::reopen_transaction)).
-    pub(crate) fn truncate_head(&mut self, start: Offset) -> Vec<i64> {
+    pub(crate) fn truncate_head(&mut self, start: Offset) {
         let below: Vec<(Offset, i64)> =
             self.ongoing.range(..start).map(|(&o, &p)| (o, p)).collect();
         for &(first, pid) in &below {
@@ -423,7 +426,6 @@ impl ProducerStates {
                 e.txn_first_offset = None;
             }
         }
-        below.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Records `offset` as the first offset of `pid`'s open transaction

@@ -47,6 +47,9 @@ struct Txn {
     /// Who added each group's offsets (member id, generation): checked
     /// again before the commit is decided.
     committers: BTreeMap<String, (Option<String>, Option<u64>)>,
+    /// Expired and removed from the map: a caller that looked it up
+    /// before must not use it (the broker no longer knows the id).
+    forgotten: bool,
 }
 
 impl Txn {
@@ -217,6 +220,7 @@ impl Transactions {
                 partitions: s.partitions,
                 offsets: pending,
                 committers: BTreeMap::new(),
+                forgotten: false,
             };
             txns.insert(id, Arc::new(Mutex::new(t)));
         }
@@ -348,6 +352,7 @@ impl Transactions {
                         partitions: BTreeSet::new(),
                         offsets: Vec::new(),
                         committers: BTreeMap::new(),
+                        forgotten: false,
                     }));
                     txns = self.txns.lock();
                     txns.entry(id.to_string()).or_insert(t).clone()
@@ -381,6 +386,17 @@ impl Transactions {
                 let commit = t.state == TransactionState::PrepareCommit;
                 bump_epoch(&mut t);
                 bumped = true;
+                // The new epoch is stored with the decision before any
+                // marker carries it: recovery finishes it with that epoch.
+                t.update_ms = self.catalog.clock().now_ms();
+                let mut records = Vec::with_capacity(2);
+                if commit && !t.offsets.is_empty() {
+                    records.push(
+                        Record::new(encode_offsets(&t.offsets)).key(encode_key(KIND_OFFSETS, id)),
+                    );
+                }
+                records.push(Self::state_record(id, &t));
+                self.append(&records, Durability::Sync)?;
                 self.complete(id, &mut t, commit, Durability::Sync)?;
             }
             _ => {}
@@ -404,6 +420,9 @@ impl Transactions {
     /// Checks that the producer (`pid`, `epoch`) is `id`'s current one and
     /// may add to a transaction; opens one if none is.
     fn open_for<'a>(&self, id: &str, t: &'a mut Txn, pid: i64, epoch: i16) -> Result<&'a mut Txn> {
+        if t.forgotten {
+            return Err(not_initialized(id));
+        }
         if let Some(e) = t.fenced(pid, epoch) {
             return Err(e);
         }
@@ -505,6 +524,9 @@ impl Transactions {
     ) -> Result<()> {
         let t = self.txn(id).ok_or_else(|| not_initialized(id))?;
         let mut t = t.lock();
+        if t.forgotten {
+            return Err(not_initialized(id));
+        }
         if let Some(e) = t.fenced(pid, epoch) {
             return Err(e);
         }
@@ -600,6 +622,9 @@ impl Transactions {
             };
             match p.log.append_marker(marker, Durability::Buffered) {
                 Ok(_) => marked.push(p),
+                // A newer epoch ended this producer's transaction there
+                // already (a decision finished again after a crash).
+                Err(Error::ProducerFenced { .. }) => {}
                 // Its topic was deleted meanwhile (unless the broker is
                 // closing: then the decision stays to be finished).
                 Err(Error::Closed) => self.catalog.check_open()?,
@@ -671,6 +696,9 @@ impl Transactions {
         let mut first_err = None;
         for (id, t) in all {
             let mut t = t.lock();
+            if t.forgotten {
+                continue;
+            }
             let r = match t.state {
                 TransactionState::Ongoing
                     if now.saturating_sub(t.start_ms) > i64::from(t.timeout_ms) =>
@@ -712,32 +740,36 @@ impl Transactions {
     fn expire_ids(&self, now: i64) -> Result<()> {
         let horizon = now.saturating_sub(self.id_expiration_ms);
         let mut txns = self.txns.lock();
-        let expired: Vec<String> = txns
-            .iter()
-            .filter(|(_, t)| {
-                // Busy (being ended or initialized): not idle.
-                t.try_lock().is_some_and(|t| {
-                    matches!(
-                        t.state,
-                        TransactionState::Empty
-                            | TransactionState::CompleteCommit
-                            | TransactionState::CompleteAbort
-                    ) && t.update_ms < horizon
-                })
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let entries: Vec<(String, Arc<Mutex<Txn>>)> =
+            txns.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        // The idle ones stay locked until they are marked forgotten: a
+        // caller that looked one up meanwhile then finds it so.
+        let mut expired = Vec::new();
+        for (id, t) in &entries {
+            // Busy (being ended or initialized): not idle.
+            let Some(guard) = t.try_lock() else { continue };
+            let idle = matches!(
+                guard.state,
+                TransactionState::Empty
+                    | TransactionState::CompleteCommit
+                    | TransactionState::CompleteAbort
+            ) && guard.update_ms < horizon;
+            if idle {
+                expired.push((id, guard));
+            }
+        }
         if expired.is_empty() {
             return Ok(());
         }
         let records: Vec<Record> = expired
             .iter()
-            .map(|id| Record::tombstone(encode_key(KIND_STATE, id)))
+            .map(|(id, _)| Record::tombstone(encode_key(KIND_STATE, id)))
             .collect();
         self.append(&records, Durability::Buffered)?;
-        for id in &expired {
+        for (id, mut guard) in expired {
             tracing::info!(transactional_id = %id, "embedlog: forgetting an idle transactional id");
-            txns.remove(id);
+            guard.forgotten = true;
+            txns.remove(id.as_str());
         }
         Ok(())
     }
@@ -762,6 +794,11 @@ impl Transactions {
             .txn(id)
             .ok_or_else(|| Error::InvalidArgument(format!("no transactional id {id:?}")))?;
         let mut t = t.lock();
+        if t.forgotten {
+            return Err(Error::InvalidArgument(format!(
+                "no transactional id {id:?}"
+            )));
+        }
         match t.state {
             TransactionState::Ongoing => {
                 self.abort_fencing(id, &mut t)?;

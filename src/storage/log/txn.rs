@@ -212,14 +212,16 @@ impl Inner {
     pub(super) fn advance_producer_state_start(&self, w: &mut Writer) -> Result<()> {
         let start = self.log_start.load(Ordering::SeqCst);
         let end = self.next_offset.load(Ordering::SeqCst);
+        // Found first, changed after: a failed read leaves the state as
+        // it was (holding back more, never less).
         let mut pending: std::collections::HashSet<i64> =
-            w.txn.producers.truncate_head(start).into_iter().collect();
+            w.txn.producers.open_below(start).into_iter().collect();
+        let mut found = Vec::new();
         if !pending.is_empty() {
-            let producers = &mut w.txn.producers;
             self.each_batch(start, end, |b| {
                 let h = b.header();
                 if h.is_transactional() && !h.is_control() && pending.remove(&h.producer_id) {
-                    producers.reopen_transaction(h.producer_id, h.first_offset());
+                    found.push((h.producer_id, h.first_offset()));
                 }
                 if h.is_control() {
                     // Its transaction ended before any batch at or after
@@ -228,6 +230,10 @@ impl Inner {
                 }
                 !pending.is_empty()
             })?;
+        }
+        w.txn.producers.truncate_head(start);
+        for (pid, first) in found {
+            w.txn.producers.reopen_transaction(pid, first);
         }
         self.lso
             .store(w.txn.producers.last_stable_offset(end), Ordering::SeqCst);
