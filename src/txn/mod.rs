@@ -174,25 +174,16 @@ impl Transactions {
                     }
                 };
                 let value = r.value.as_deref();
+                let replayed = match kind {
+                    KIND_STATE => latest(&mut states, id, value, decode_state),
+                    KIND_OFFSETS => latest(&mut offsets, id, value, decode_offsets),
+                    _ => Ok(()),
+                };
+                if let Err(e) = replayed {
+                    skip(r.offset, &e);
+                }
                 match (kind, value) {
-                    (KIND_STATE, Some(v)) => match decode_state(v) {
-                        Ok(s) => {
-                            states.insert(id, s);
-                        }
-                        Err(e) => skip(r.offset, &e),
-                    },
-                    (KIND_STATE, None) => {
-                        states.remove(&id);
-                    }
-                    (KIND_OFFSETS, Some(v)) => match decode_offsets(v) {
-                        Ok(o) => {
-                            offsets.insert(id, o);
-                        }
-                        Err(e) => skip(r.offset, &e),
-                    },
-                    (KIND_OFFSETS, None) => {
-                        offsets.remove(&id);
-                    }
+                    (KIND_STATE | KIND_OFFSETS, _) => {}
                     (KIND_ID_BLOCK, Some(v)) => match decode_id_block(v) {
                         Ok(n) => next_id = next_id.max(n),
                         Err(e) => skip(r.offset, &e),
@@ -848,6 +839,25 @@ impl Transactions {
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         out
     }
+}
+
+/// Replays one record of a compacted key space into `map`: the latest
+/// value per key wins, a tombstone (`None`) removes the key.
+fn latest<T>(
+    map: &mut BTreeMap<String, T>,
+    id: String,
+    value: Option<&[u8]>,
+    decode: impl FnOnce(&[u8]) -> std::result::Result<T, String>,
+) -> std::result::Result<(), String> {
+    match value {
+        Some(v) => {
+            map.insert(id, decode(v)?);
+        }
+        None => {
+            map.remove(&id);
+        }
+    }
+    Ok(())
 }
 
 /// The next epoch, at most `i16::MAX` (then `init` moves to a new
