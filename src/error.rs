@@ -15,6 +15,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A codec failed to compress a batch (its library reported an error).
+    #[error("{codec} compression failed: {reason}")]
+    Compression {
+        /// The codec.
+        codec: crate::record::Compression,
+        /// What its library said.
+        reason: String,
+    },
+
     /// An I/O operation failed.
     #[error("I/O error while trying to {op} {path}: {source}")]
     Io {

@@ -438,7 +438,7 @@ pub fn record_decode(data: &[u8]) {
     let crc = crate::record::batch_crc(&batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     if let Ok(h) = crate::BatchHeader::parse(&batch) {
-        let _ = crate::record::validate_records(&batch, &h);
+        let _ = crate::record::validate_records(&batch, &h, 1 << 20);
     }
     batch_decode(&batch);
 }

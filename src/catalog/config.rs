@@ -1,7 +1,7 @@
 //! A topic's configuration and its `topic.conf` codec.
 
 use crate::error::{Error, Result};
-use crate::record::TimestampType;
+use crate::record::{Compression, TimestampType};
 use crate::storage::LogConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,7 @@ pub struct TopicConfig {
     pub(crate) delete_retention_ms: u64,
     pub(crate) min_compaction_lag_ms: u64,
     pub(crate) min_cleanable_dirty_ratio: f64,
+    pub(crate) compression: Option<Compression>,
 }
 
 /// What happens to old records (`cleanup.policy`).
@@ -82,6 +83,7 @@ impl Default for TopicConfig {
             delete_retention_ms: 24 * 3600 * 1000,
             min_compaction_lag_ms: 0,
             min_cleanable_dirty_ratio: 0.5,
+            compression: None,
         }
     }
 }
@@ -196,6 +198,28 @@ impl TopicConfig {
         self
     }
 
+    /// How the topic's batches are stored (Kafka's `compression.type`):
+    /// `None` keeps what each producer sent (`producer`, the default);
+    /// `Some(codec)` stores every batch with `codec` (producers then
+    /// compress with it directly; `Some(Compression::None)` is Kafka's
+    /// `uncompressed`). The codec's cargo feature must be on.
+    ///
+    /// ```
+    /// use embedlog::{Compression, TopicConfig};
+    /// let c = TopicConfig::default().set("compression.type", "lz4")?;
+    /// assert_eq!(c.compression_type(), Some(Compression::Lz4));
+    /// # Ok::<(), embedlog::Error>(())
+    /// ```
+    pub fn compression(mut self, codec: Option<Compression>) -> Self {
+        self.compression = codec;
+        self
+    }
+
+    /// The configured `compression.type` (`None`: `producer`).
+    pub fn compression_type(&self) -> Option<Compression> {
+        self.compression
+    }
+
     /// The cleanup policy.
     pub fn get_cleanup_policy(&self) -> CleanupPolicy {
         self.cleanup_policy
@@ -276,6 +300,10 @@ impl TopicConfig {
                 "flush.messages must be at least 1".into(),
             ));
         }
+        if let Some(c) = self.compression {
+            c.check_available()
+                .map_err(|e| Error::InvalidConfig(format!("compression.type={c}: {e}")))?;
+        }
         // The log checks the rest (sizes) with the same rules it opens with.
         self.log_config(Arc::new(crate::SystemClock)).check()
     }
@@ -289,6 +317,7 @@ impl TopicConfig {
             .max_batch_bytes(self.max_message_bytes as usize)
             .timestamp_type(self.timestamp_type)
             .flush_messages(self.flush_messages)
+            .compression(self.compression)
             .clock(clock)
     }
 
@@ -333,6 +362,15 @@ impl TopicConfig {
             (
                 "min.cleanable.dirty.ratio",
                 self.min_cleanable_dirty_ratio.to_string(),
+            ),
+            (
+                "compression.type",
+                self.compression
+                    .map_or("producer", |c| match c {
+                        Compression::None => "uncompressed",
+                        c => c.name(),
+                    })
+                    .to_string(),
             ),
         ]
     }
@@ -438,6 +476,17 @@ impl TopicConfig {
             "min.cleanable.dirty.ratio" => {
                 self.min_cleanable_dirty_ratio =
                     v.parse().map_err(|_| format!("{k}={v} is not a number"))?
+            }
+            "compression.type" => {
+                self.compression = match v {
+                    "producer" => None,
+                    v => Some(Compression::from_name(v).ok_or_else(|| {
+                        format!(
+                            "unknown compression.type {v} \
+                             (producer, uncompressed, gzip, snappy, lz4 or zstd)"
+                        )
+                    })?),
+                }
             }
             _ => return Ok(false),
         }

@@ -11,7 +11,8 @@ use crate::catalog::{Use, refuse_internal};
 use crate::client::Context;
 use crate::error::{Error, Result};
 use crate::record::{
-    BATCH_HEADER_SIZE, BatchBuilder, BatchHeader, Offset, Record, TimestampType, record_size_bound,
+    BATCH_HEADER_SIZE, BatchBuilder, BatchHeader, Compression, Offset, Record, TimestampType,
+    record_size_bound,
 };
 use crate::storage::Durability;
 use crate::worker::Worker;
@@ -40,6 +41,7 @@ pub struct ProducerConfig {
     idempotence: bool,
     transactional_id: Option<String>,
     transaction_timeout: Duration,
+    compression: Compression,
 }
 
 impl Default for ProducerConfig {
@@ -52,6 +54,7 @@ impl Default for ProducerConfig {
             idempotence: true,
             transactional_id: None,
             transaction_timeout: Duration::from_secs(60),
+            compression: Compression::None,
         }
     }
 }
@@ -116,6 +119,17 @@ impl ProducerConfig {
     /// 60 s.
     pub fn transaction_timeout(mut self, timeout: Duration) -> Self {
         self.transaction_timeout = timeout;
+        self
+    }
+
+    /// How the producer compresses its batches (Kafka's producer
+    /// `compression.type`), in the bytes Kafka's clients write. A topic
+    /// whose own `compression.type` names a codec gets batches in that
+    /// codec instead (compressed once, here). The codec's cargo feature
+    /// must be on, or batches fail with [`Error::Unsupported`]. Default:
+    /// [`Compression::None`].
+    pub fn compression(mut self, codec: Compression) -> Self {
+        self.compression = codec;
         self
     }
 
@@ -251,6 +265,9 @@ struct Acc {
     retired: bool,
     /// The sequence number of the next batch (idempotence).
     next_seq: i32,
+    /// The codec of the batch being filled (the topic's, else the
+    /// producer's), as of its last record.
+    codec: Compression,
 }
 
 impl Acc {
@@ -264,6 +281,7 @@ impl Acc {
             touched: false,
             retired: false,
             next_seq: 0,
+            codec: Compression::None,
         }
     }
 }
@@ -548,11 +566,12 @@ impl Inner {
     ) -> Result<std::result::Result<Delivery, Record>> {
         refuse_internal(tb.topic.name(), Use::Write)?;
         // The topic's settings now (alter_config may have changed them).
-        let (compacted, max_message) = {
+        let (compacted, max_message, codec) = {
             let config = tb.topic.state.config.read();
             (
                 config.get_cleanup_policy().compacts(),
                 usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
+                config.compression.unwrap_or(self.config.compression),
             )
         };
         if record.key.is_none() && compacted {
@@ -601,6 +620,7 @@ impl Inner {
             a.started = Some(self.ctx.catalog.clock().now_ms());
         }
         a.builder.push(&record);
+        a.codec = codec;
         let delivery = Delivery {
             slot: a.slot.clone(),
             index: a.count,
@@ -639,6 +659,7 @@ impl Inner {
         a.count = 0;
         a.started = None;
         a.touched = true;
+        builder.set_compression(a.codec);
         let stamped = self.stamp(&mut builder, a.next_seq);
         let appended = stamped
             .and_then(|()| builder.finish())

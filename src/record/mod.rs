@@ -5,11 +5,13 @@ pub(crate) mod varint;
 
 pub use batch::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
-    Compression, ControlRecord, ControlType, RecordIter, RecordRef, RecordRefIter, TimestampType,
+    Compression, ControlRecord, ControlType, DEFAULT_DECOMPRESSION_LIMIT, RecordIter, RecordRef,
+    RecordRefIter, TimestampType,
 };
 pub(crate) use batch::{
-    BatchParams, FormatError, batch_crc, crc_matches, encode_batch, encode_marker, extend_batch,
-    filter_batch, record_size_bound, seal_batch, validate_records,
+    BatchParams, CodecError, FormatError, ValidateError, batch_crc, crc_matches, deflate,
+    encode_batch, encode_marker, extend_batch, filter_batch, inflate, record_size_bound,
+    seal_batch, validate_records,
 };
 
 use bytes::Bytes;

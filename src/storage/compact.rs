@@ -27,7 +27,7 @@
 use super::Inner;
 use crate::error::{Error, Result};
 use crate::record::{BatchHeader, Compression, Offset, RecordRef, extend_batch, filter_batch};
-use crate::record::{crc_matches, seal_batch};
+use crate::record::{CodecError, crc_matches, deflate, inflate, seal_batch};
 use crate::storage::AbortedFilter;
 use crate::storage::segment::{self, Mode, Segment};
 use crate::storage::vfs::{Vfs, VfsFile};
@@ -275,8 +275,19 @@ impl Rewriter {
 
     fn close_pending(&mut self) -> Result<()> {
         if !self.pending.is_empty() {
-            seal_batch(&mut self.pending);
-            self.out.extend_from_slice(&self.pending);
+            let codec = BatchHeader::compression_of(i16::from_be_bytes([
+                self.pending[21],
+                self.pending[22],
+            ]));
+            if codec == Compression::None {
+                seal_batch(&mut self.pending);
+                self.out.extend_from_slice(&self.pending);
+            } else {
+                // Its records were copied decompressed; `deflate` compresses
+                // them (or clears the codec of an emptied batch) and seals.
+                let sealed = deflate(&self.pending, codec)?;
+                self.out.extend_from_slice(&sealed);
+            }
             self.pending.clear();
         }
         if self.out.len() >= WRITE_CHUNK {
@@ -658,13 +669,19 @@ impl Inner {
             if !crc_matches(batch) {
                 return Err(Error::corrupt(s.path(), pos as u64, "CRC-32C mismatch"));
             }
-            if h.compression() != Compression::None {
-                return Err(Error::Unsupported(format!(
-                    "compacting a compressed batch ({:?}) at offset {}",
-                    h.compression(),
-                    h.base_offset
-                )));
-            }
+            // A compressed batch is filtered in its decompressed form and
+            // compressed again with its codec when sealed (as Kafka's
+            // cleaner does).
+            let inflated;
+            let batch = if h.compression() == Compression::None {
+                batch
+            } else {
+                inflated = inflate(batch, &h, self.decompression_limit()).map_err(|e| match e {
+                    CodecError::Unsupported(why) => Error::Unsupported(why),
+                    CodecError::Invalid(why) => Error::corrupt(s.path(), pos as u64, why),
+                })?;
+                &inflated[..]
+            };
             let control = h.is_control();
             let aborted = rules.aborted.contains(&h.first_offset());
             w.push(

@@ -15,7 +15,8 @@ pub(crate) use super::segment::parse_log_file_name;
 use super::segment::scan;
 use crate::error::{Error, Result};
 use crate::record::{
-    Batch, BatchHeader, Compression, Header, Offset, TimestampType, crc_matches, validate_records,
+    Batch, BatchHeader, Compression, DEFAULT_DECOMPRESSION_LIMIT, Header, Offset, TimestampType,
+    ValidateError, crc_matches, validate_records,
 };
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
@@ -130,8 +131,9 @@ pub struct BatchInfo {
     pub crc: u32,
     /// Whether the stored CRC matches the batch's bytes.
     pub crc_valid: bool,
-    /// The records, with [`Detail::Records`] (empty otherwise, and for a
-    /// compressed or invalid batch).
+    /// The records, with [`Detail::Records`] (empty otherwise, for an
+    /// invalid batch, and for a compressed one whose codec this build
+    /// lacks).
     pub records: Vec<RecordInfo>,
 }
 
@@ -391,19 +393,20 @@ fn describe(
     detail: Detail,
 ) -> (BatchInfo, Option<Invalid>) {
     let mut info = BatchInfo::new(pos, h, true);
-    if h.compression() != Compression::None {
-        // embedlog neither writes nor decodes compressed batches; the CRC
-        // (checked) covers them, their records stay unread.
-        return (info, None);
-    }
-    if let Err(e) = validate_records(bytes, h) {
-        let invalid = Invalid {
-            position: (pos + e.position) as u64,
-            batch_position: pos as u64,
-            reason: e.reason,
-            complete: true,
-        };
-        return (info, Some(invalid));
+    match validate_records(bytes, h, DEFAULT_DECOMPRESSION_LIMIT) {
+        Ok(()) => {}
+        // A codec this build lacks: the CRC (checked) covers the batch; its
+        // records stay unread.
+        Err(ValidateError::Unsupported(_)) => return (info, None),
+        Err(ValidateError::Format(e)) => {
+            let invalid = Invalid {
+                position: (pos + e.position) as u64,
+                batch_position: pos as u64,
+                reason: e.reason,
+                complete: true,
+            };
+            return (info, Some(invalid));
+        }
     }
     if detail == Detail::Batches && !h.is_control() {
         return (info, None);

@@ -484,7 +484,13 @@ impl View {
             let h = self.header_at(&none, pos)?;
             if h.last_offset() >= from && h.max_timestamp >= timestamp {
                 let data = self.bytes(pos, pos + h.size() as u64)?;
-                let batch = Batch::from_log(data, h, self.path.clone(), pos);
+                let batch = Batch::from_log(
+                    data,
+                    h,
+                    self.path.clone(),
+                    pos,
+                    crate::record::DEFAULT_DECOMPRESSION_LIMIT,
+                );
                 for r in batch.records()? {
                     let r = r?;
                     if r.offset >= from && r.timestamp >= timestamp {

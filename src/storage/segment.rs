@@ -821,6 +821,7 @@ impl Segment {
         timestamp: i64,
         min_offset: Offset,
         end: Offset,
+        decompression_limit: usize,
     ) -> Result<Option<Offset>> {
         if self.max_timestamp() < timestamp {
             return Ok(None);
@@ -847,6 +848,7 @@ impl Segment {
                     h,
                     self.path.clone(),
                     pos,
+                    decompression_limit,
                 );
                 for r in batch.records()? {
                     let r = r?;
@@ -861,7 +863,7 @@ impl Segment {
     }
 
     /// Verifies every batch: header, order, CRC and record encoding.
-    pub(crate) fn verify(&self) -> Result<u64> {
+    pub(crate) fn verify(&self, decompression_limit: usize) -> Result<u64> {
         let size = self.size();
         let data = self.data.slice(..size as usize);
         let end = scan(&data, 0, self.base, self.base, true, |_, _| Ok(()))?;
@@ -871,7 +873,9 @@ impl Segment {
         let mut records = 0;
         // Every record, transaction markers included (`Batches::records`
         // skips those).
-        for b in Batches::from_log(data, self.path.clone(), 0, 0, usize::MAX).iter() {
+        let batches = Batches::from_log(data, self.path.clone(), 0, 0, usize::MAX)
+            .decompression_limit(decompression_limit);
+        for b in batches.iter() {
             for r in b?.records()? {
                 r?;
                 records += 1;

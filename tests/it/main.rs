@@ -22,6 +22,7 @@ mod broker_lock;
 mod broker_topics;
 mod compacted_topics;
 mod compaction;
+mod compression;
 mod consumer_groups;
 mod consumer_poll;
 mod control_batches;

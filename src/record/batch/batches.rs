@@ -5,20 +5,24 @@
 
 use super::decode::{Source, get_len, next_record};
 use super::{
-    BATCH_HEADER_SIZE, Batch, BatchHeader, BatchRecords, CRC_OFFSET, Compression, FormatError,
-    crc_matches,
+    BATCH_HEADER_SIZE, Batch, BatchHeader, BatchRecords, CRC_OFFSET, CodecError, Compression,
+    DEFAULT_DECOMPRESSION_LIMIT, FormatError, crc_matches, inflate,
 };
 use crate::error::{Error, Result};
 use crate::record::{Header, Offset, Record, StoredRecord};
 use bytes::Bytes;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A run of whole batches, as one log read returns them (zero-copy).
 ///
 /// Iterate it batch by batch with [`iter`](Self::iter), or record by record
 /// with [`records`](Self::records), which skips records before the offset
 /// the read started from and stops after the read's record limit.
+///
+/// Compressed batches are decompressed when their records are first
+/// iterated, each once: [`records_ref`](Self::records_ref) keeps the
+/// decompressed buffers in this value, so its records can borrow them.
 #[derive(Debug, Clone)]
 pub struct Batches {
     pub(super) data: Bytes,
@@ -26,7 +30,15 @@ pub struct Batches {
     pub(super) position: u64,
     pub(super) skip_before: Offset,
     pub(super) max_records: usize,
+    /// How far one compressed batch's records may inflate.
+    pub(super) limit: usize,
+    /// The compressed batches' decompressed buffers, by byte position,
+    /// made on the first [`records_ref`](Self::records_ref) that meets one.
+    pub(super) inflated: OnceLock<Inflated>,
 }
+
+/// The decompressed buffers of a run's compressed batches, by position.
+pub(super) type Inflated = Vec<(usize, std::result::Result<Bytes, CodecError>)>;
 
 impl Batches {
     pub(crate) fn from_log(
@@ -42,6 +54,8 @@ impl Batches {
             position,
             skip_before,
             max_records,
+            limit: DEFAULT_DECOMPRESSION_LIMIT,
+            inflated: OnceLock::new(),
         }
     }
 
@@ -53,7 +67,19 @@ impl Batches {
             position: 0,
             skip_before: 0,
             max_records: usize::MAX,
+            limit: DEFAULT_DECOMPRESSION_LIMIT,
+            inflated: OnceLock::new(),
         }
+    }
+
+    /// Sets how far the records of one compressed batch may inflate.
+    /// Default: [`DEFAULT_DECOMPRESSION_LIMIT`](crate::DEFAULT_DECOMPRESSION_LIMIT)
+    /// for [`from_bytes`](Self::from_bytes), the log's `max_batch_bytes`
+    /// (Kafka's `max.message.bytes`) for a log read.
+    pub fn decompression_limit(mut self, bytes: usize) -> Batches {
+        self.limit = bytes;
+        self.inflated = OnceLock::new();
+        self
     }
 
     /// The batches in `range` (byte positions within this run, on batch
@@ -65,6 +91,38 @@ impl Batches {
             position: self.position + range.start as u64,
             skip_before: self.skip_before,
             max_records: self.max_records,
+            limit: self.limit,
+            inflated: OnceLock::new(),
+        }
+    }
+
+    /// The decompressed form of the compressed batch at byte `at`: every
+    /// compressed data batch of the run is inflated the first time one is
+    /// asked for.
+    fn inflated_at(&self, at: usize) -> std::result::Result<&[u8], CodecError> {
+        let all = self.inflated.get_or_init(|| {
+            let mut all = Vec::new();
+            let mut pos = 0;
+            while let Some(rest) = self.data.get(pos..)
+                && let Ok(h) = BatchHeader::parse(rest)
+                && let Some(buf) = rest.get(..h.size())
+            {
+                if h.compression() != Compression::None
+                    && !h.is_control()
+                    && h.last_offset() >= self.skip_before
+                    && crc_matches(buf)
+                {
+                    all.push((pos, inflate(buf, &h, self.limit)));
+                }
+                pos += h.size();
+            }
+            all
+        });
+        match all.binary_search_by_key(&at, |(p, _)| *p) {
+            Ok(i) => all[i].1.as_deref().map_err(Clone::clone),
+            Err(_) => Err(CodecError::Invalid(
+                "batch changed while decompressing".into(),
+            )),
         }
     }
 
@@ -97,6 +155,7 @@ impl Batches {
             path: self.path.clone(),
             position: self.position,
             pos: 0,
+            limit: self.limit,
         }
     }
 
@@ -135,9 +194,7 @@ impl Batches {
     /// ```
     pub fn records_ref(&self) -> RecordRefIter<'_> {
         RecordRefIter {
-            data: &self.data,
-            path: self.path.as_ref(),
-            position: self.position,
+            batches: self,
             pos: 0,
             batch: None,
             skip_before: self.skip_before,
@@ -211,24 +268,42 @@ impl<'a> RecordRef<'a> {
 /// Iterator over borrowed records; see [`Batches::records_ref`].
 #[derive(Debug)]
 pub struct RecordRefIter<'a> {
-    data: &'a Bytes,
-    path: Option<&'a Arc<Path>>,
-    position: u64,
+    batches: &'a Batches,
     pos: usize,
-    /// The batch being decoded: its header, start, and next record position.
-    batch: Option<(BatchHeader, usize, usize, i32, i64)>,
+    /// The batch being decoded.
+    batch: Option<RefBatch<'a>>,
     skip_before: Offset,
     remaining: usize,
 }
 
+/// The batch a [`RecordRefIter`] is decoding.
+#[derive(Debug)]
+struct RefBatch<'a> {
+    header: BatchHeader,
+    /// Its byte position in the run.
+    start: usize,
+    /// Its bytes (decompressed if it was compressed).
+    buf: &'a [u8],
+    /// The next record's position in `buf`.
+    at: usize,
+    /// Records decoded so far.
+    index: i32,
+    /// The last record's offset delta.
+    prev: i64,
+}
+
 impl<'a> RecordRefIter<'a> {
+    fn source(&self, at: usize) -> Source {
+        Source {
+            path: self.batches.path.clone(),
+            position: self.batches.position + at as u64,
+            limit: self.batches.limit,
+        }
+    }
+
     fn fail(&mut self, at: usize, e: FormatError) -> Option<Result<RecordRef<'a>>> {
         self.remaining = 0;
-        let source = Source {
-            path: self.path.cloned(),
-            position: self.position + at as u64,
-        };
-        Some(Err(source.error(e)))
+        Some(Err(self.source(at).error(e)))
     }
 }
 
@@ -236,26 +311,27 @@ impl<'a> Iterator for RecordRefIter<'a> {
     type Item = Result<RecordRef<'a>>;
 
     fn next(&mut self) -> Option<Result<RecordRef<'a>>> {
-        let data: &'a [u8] = self.data;
+        let batches: &'a Batches = self.batches;
+        let data: &'a [u8] = &batches.data;
         while self.remaining > 0 {
-            if let Some((h, start, ref mut at, ref mut index, ref mut prev)) = self.batch {
-                let buf = &data[start..start + h.size()];
-                if *index >= h.record_count {
-                    if *at != buf.len() {
-                        let a = *at;
+            if let Some(b) = &mut self.batch {
+                let (h, start, buf) = (b.header, b.start, b.buf);
+                if b.index >= h.record_count {
+                    if b.at != buf.len() {
+                        let a = b.at;
                         return self
                             .fail(start, FormatError::new(a, "bytes after the last record"));
                     }
                     self.batch = None;
                     continue;
                 }
-                let raw = match next_record(buf, *at, &h, *prev) {
+                let raw = match next_record(buf, b.at, &h, b.prev) {
                     Ok(r) => r,
                     Err(e) => return self.fail(start, e),
                 };
-                *prev = raw.offset_delta;
-                *index += 1;
-                *at = raw.end;
+                b.prev = raw.offset_delta;
+                b.index += 1;
+                b.at = raw.end;
                 let offset = h.base_offset as u64 + raw.offset_delta as u64;
                 if offset < self.skip_before {
                     continue;
@@ -296,15 +372,25 @@ impl<'a> Iterator for RecordRefIter<'a> {
                 // Transaction markers: not data.
                 continue;
             }
-            if h.compression() != Compression::None {
-                self.remaining = 0;
-                return Some(Err(Error::Unsupported(format!(
-                    "compressed record batch ({:?}) at offset {}",
-                    h.compression(),
-                    h.base_offset
-                ))));
-            }
-            self.batch = Some((h, start, BATCH_HEADER_SIZE, 0, -1));
+            let buf = if h.compression() == Compression::None {
+                buf
+            } else {
+                match batches.inflated_at(start) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.remaining = 0;
+                        return Some(Err(self.source(start).codec_error(e)));
+                    }
+                }
+            };
+            self.batch = Some(RefBatch {
+                header: h,
+                start,
+                buf,
+                at: BATCH_HEADER_SIZE,
+                index: 0,
+                prev: -1,
+            });
         }
         None
     }
@@ -325,6 +411,7 @@ pub struct BatchIter {
     path: Option<Arc<Path>>,
     position: u64,
     pos: usize,
+    limit: usize,
 }
 
 impl Iterator for BatchIter {
@@ -337,6 +424,7 @@ impl Iterator for BatchIter {
         let source = Source {
             path: self.path.clone(),
             position: self.position + self.pos as u64,
+            limit: self.limit,
         };
         let rest = &self.data[self.pos..];
         let header = match BatchHeader::parse(rest) {

@@ -4,7 +4,8 @@
 #[cfg(doc)]
 use super::Batches;
 use super::{
-    BATCH_HEADER_SIZE, BatchHeader, CRC_OFFSET, Compression, FormatError, TimestampType, batch_crc,
+    BATCH_HEADER_SIZE, BatchHeader, CRC_OFFSET, CodecError, Compression,
+    DEFAULT_DECOMPRESSION_LIMIT, FormatError, TimestampType, batch_crc, inflate,
 };
 use crate::error::{Error, Result};
 use crate::record::varint;
@@ -20,6 +21,8 @@ pub(super) struct Source {
     pub(super) path: Option<Arc<Path>>,
     /// Byte position of the batch in that file (or input).
     pub(super) position: u64,
+    /// How far a compressed batch's records may inflate.
+    pub(super) limit: usize,
 }
 
 impl Source {
@@ -27,6 +30,15 @@ impl Source {
         match &self.path {
             Some(p) => e.in_file(p, self.position),
             None => e.in_memory(self.position),
+        }
+    }
+
+    /// A failed decompression: a codec this build lacks, or bad bytes
+    /// (reported at the payload's start).
+    pub(super) fn codec_error(&self, e: CodecError) -> Error {
+        match e {
+            CodecError::Unsupported(why) => Error::Unsupported(why),
+            CodecError::Invalid(why) => self.error(FormatError::new(BATCH_HEADER_SIZE, why)),
         }
     }
 }
@@ -53,6 +65,7 @@ impl Batch {
         let source = Source {
             path: None,
             position: 0,
+            limit: DEFAULT_DECOMPRESSION_LIMIT,
         };
         let header = BatchHeader::parse(&data).map_err(|e| source.error(e))?;
         if header.size() != data.len() {
@@ -78,6 +91,7 @@ impl Batch {
         header: BatchHeader,
         path: Arc<Path>,
         position: u64,
+        limit: usize,
     ) -> Batch {
         Batch {
             header,
@@ -85,8 +99,18 @@ impl Batch {
             source: Source {
                 path: Some(path),
                 position,
+                limit,
             },
         }
+    }
+
+    /// Sets how far this batch's records may inflate if it is compressed.
+    /// Default: [`DEFAULT_DECOMPRESSION_LIMIT`](crate::DEFAULT_DECOMPRESSION_LIMIT)
+    /// for a batch made with [`new`](Self::new), the log's `max_batch_bytes`
+    /// for one a log read returned.
+    pub fn decompression_limit(mut self, bytes: usize) -> Batch {
+        self.source.limit = bytes;
+        self
     }
 
     /// The decoded header.
@@ -159,22 +183,24 @@ impl Batch {
     /// Decodes the records, after checking the CRC. For a control batch
     /// these are its transaction markers ([`Batches::records`] skips them).
     ///
-    /// Each record's key, value and header values share this batch's bytes.
+    /// Each record's key, value and header values share this batch's bytes,
+    /// or, for a compressed batch, one buffer its records were decompressed
+    /// into (once, here).
     ///
     /// # Errors
-    /// A CRC mismatch or a compressed batch fails here; a malformed record
-    /// fails when the iterator reaches it.
+    /// A CRC mismatch, a payload that does not decompress (or inflates past
+    /// the [decompression limit](Self::decompression_limit)), or
+    /// [`Error::Unsupported`] for a codec whose feature is off fail here; a
+    /// malformed record fails when the iterator reaches it.
     pub fn records(&self) -> Result<BatchRecords> {
         self.verify()?;
+        let mut batch = self.clone();
         if self.header.compression() != Compression::None {
-            return Err(Error::Unsupported(format!(
-                "compressed record batch ({:?}) at offset {}",
-                self.header.compression(),
-                self.base_offset()
-            )));
+            batch.data = inflate(&self.data, &self.header, self.source.limit)
+                .map_err(|e| self.source.codec_error(e))?;
         }
         Ok(BatchRecords {
-            batch: self.clone(),
+            batch,
             pos: BATCH_HEADER_SIZE,
             index: 0,
             prev_delta: -1,
@@ -346,8 +372,48 @@ impl BatchHeader {
 /// Checks every record of a whole batch (`buf`, header `h` already
 /// parsed): lengths, offset deltas, header keys, the record count, no
 /// trailing bytes, and, for create-time batches, that the header's max
-/// timestamp is the records' max. Works without allocating.
-pub(crate) fn validate_records(buf: &[u8], h: &BatchHeader) -> Result<(), FormatError> {
+/// timestamp is the records' max. Works without allocating, but for a
+/// compressed batch, which is inflated (to at most `limit` bytes) first.
+pub(crate) fn validate_records(
+    buf: &[u8],
+    h: &BatchHeader,
+    limit: usize,
+) -> Result<(), ValidateError> {
+    if h.compression() != Compression::None {
+        let inflated = inflate(buf, h, limit).map_err(|e| match e {
+            CodecError::Unsupported(why) => ValidateError::Unsupported(why),
+            CodecError::Invalid(why) => {
+                ValidateError::Format(FormatError::new(BATCH_HEADER_SIZE, why))
+            }
+        })?;
+        return validate_plain(&inflated, h).map_err(|mut e| {
+            e.reason = format!("in the decompressed records: {}", e.reason);
+            ValidateError::Format(e)
+        });
+    }
+    validate_plain(buf, h).map_err(ValidateError::Format)
+}
+
+/// Why [`validate_records`] refused a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ValidateError {
+    /// Malformed (positions within the batch, or its decompressed records).
+    Format(FormatError),
+    /// A codec this build lacks.
+    Unsupported(String),
+}
+
+impl ValidateError {
+    /// As an error about in-memory bytes starting at `base`.
+    pub(crate) fn in_memory(self, base: u64) -> Error {
+        match self {
+            ValidateError::Format(e) => e.in_memory(base),
+            ValidateError::Unsupported(why) => Error::Unsupported(why),
+        }
+    }
+}
+
+fn validate_plain(buf: &[u8], h: &BatchHeader) -> Result<(), FormatError> {
     let mut pos = BATCH_HEADER_SIZE;
     let mut prev = -1i64;
     let mut max_ts = i64::MIN;

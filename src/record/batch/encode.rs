@@ -2,7 +2,9 @@
 //! [`encode_batch`] and [`BatchBuilder`].
 
 use super::header::{CONTROL_MASK, TIMESTAMP_TYPE_MASK, TRANSACTIONAL_MASK};
-use super::{BATCH_HEADER_SIZE, CRC_OFFSET, LOG_OVERHEAD, MAGIC, TimestampType, batch_crc};
+use super::{
+    BATCH_HEADER_SIZE, CRC_OFFSET, Compression, LOG_OVERHEAD, MAGIC, TimestampType, batch_crc,
+};
 use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::record::varint;
@@ -153,6 +155,7 @@ pub(crate) fn encode_batch(buf: &mut Vec<u8>, p: &BatchParams, records: &[Record
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     params: BatchParams,
+    compression: Compression,
     buf: Vec<u8>,
     count: i32,
     base_ts: i64,
@@ -171,6 +174,7 @@ impl BatchBuilder {
     pub fn new() -> Self {
         BatchBuilder {
             params: BatchParams::default(),
+            compression: Compression::None,
             buf: vec![0; BATCH_HEADER_SIZE],
             count: 0,
             base_ts: 0,
@@ -228,6 +232,31 @@ impl BatchBuilder {
         }
     }
 
+    /// Compresses the batch's records with `codec` when it is finished, in
+    /// the bytes Kafka's clients write. Default: [`Compression::None`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "zstd")] {
+    /// use embedlog::{Batch, BatchBuilder, Compression, Record};
+    /// let mut b = BatchBuilder::new().compression(Compression::Zstd);
+    /// b.push(&Record::new("a fairly repetitive value, a fairly repetitive value"));
+    /// let batch = Batch::new(b.finish()?.into())?;
+    /// assert_eq!(batch.header().compression(), Compression::Zstd);
+    /// assert_eq!(batch.records()?.count(), 1);
+    /// # }
+    /// # Ok::<(), embedlog::Error>(())
+    /// ```
+    pub fn compression(mut self, codec: Compression) -> Self {
+        self.compression = codec;
+        self
+    }
+
+    /// Sets the codec of a batch being built (as
+    /// [`compression`](Self::compression), in place).
+    pub(crate) fn set_compression(&mut self, codec: Compression) {
+        self.compression = codec;
+    }
+
     /// Marks the batch's timestamps as log-append time. Default: create time.
     pub fn timestamp_type(mut self, t: TimestampType) -> Self {
         match t {
@@ -267,11 +296,14 @@ impl BatchBuilder {
         self.count == 0
     }
 
-    /// Fills in the header and CRC and returns the encoded batch.
+    /// Fills in the header and CRC (compressing the records if
+    /// [`compression`](Self::compression) says so) and returns the encoded
+    /// batch.
     ///
     /// # Errors
     /// `InvalidArgument` if the batch is empty or longer than the format's
-    /// `i32::MAX` bytes.
+    /// `i32::MAX` bytes; [`Error::Unsupported`] for a codec whose cargo
+    /// feature is off.
     pub fn finish(mut self) -> Result<Vec<u8>> {
         if self.count == 0 {
             return Err(Error::InvalidArgument(
@@ -290,6 +322,9 @@ impl BatchBuilder {
             self.base_ts,
             self.max_ts,
         );
+        if self.compression != Compression::None {
+            return super::deflate(&self.buf, self.compression);
+        }
         Ok(self.buf)
     }
 }

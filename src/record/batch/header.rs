@@ -7,7 +7,7 @@ use super::{
 };
 use crate::record::Offset;
 
-const COMPRESSION_MASK: i16 = 0x07;
+pub(super) const COMPRESSION_MASK: i16 = 0x07;
 pub(super) const TIMESTAMP_TYPE_MASK: i16 = 0x08;
 pub(super) const TRANSACTIONAL_MASK: i16 = 0x10;
 pub(super) const CONTROL_MASK: i16 = 0x20;
@@ -16,15 +16,15 @@ pub(super) const CONTROL_MASK: i16 = 0x20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Compression {
-    /// Not compressed: the only kind embedlog writes and decodes.
+    /// Not compressed.
     None,
-    /// gzip.
+    /// gzip (feature `gzip`).
     Gzip,
-    /// Snappy.
+    /// Snappy (feature `snappy`).
     Snappy,
-    /// LZ4.
+    /// LZ4 (feature `lz4`).
     Lz4,
-    /// Zstandard.
+    /// Zstandard (feature `zstd`).
     Zstd,
     /// A code Kafka does not define.
     Unknown(u8),
@@ -163,7 +163,10 @@ impl BatchHeader {
             return Err(FormatError::new(0, "last offset overflows"));
         }
         let body = h.batch_length as usize - (BATCH_HEADER_SIZE - LOG_OVERHEAD);
-        if h.record_count as usize > body / MIN_RECORD_SIZE {
+        // Compressed records take less room than MIN_RECORD_SIZE each; their
+        // count is checked against the decompressed bytes.
+        if h.attributes & COMPRESSION_MASK == 0 && h.record_count as usize > body / MIN_RECORD_SIZE
+        {
             return Err(FormatError::new(
                 57,
                 format!("record count {} cannot fit in {body} bytes", h.record_count),
@@ -190,7 +193,12 @@ impl BatchHeader {
 
     /// The compression codec of the payload.
     pub fn compression(&self) -> Compression {
-        match (self.attributes & COMPRESSION_MASK) as u8 {
+        Self::compression_of(self.attributes)
+    }
+
+    /// The codec that attribute bits 0–2 of `attributes` name.
+    pub(crate) fn compression_of(attributes: i16) -> Compression {
+        match (attributes & COMPRESSION_MASK) as u8 {
             0 => Compression::None,
             1 => Compression::Gzip,
             2 => Compression::Snappy,

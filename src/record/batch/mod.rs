@@ -1,9 +1,10 @@
 //! Kafka's record batch, version 2 (magic 2), byte for byte.
 //!
 //! A batch is the unit of storage and of atomicity: a reader sees all of a
-//! batch or none of it. Format version: **Kafka record batch v2**; embedlog
-//! writes uncompressed batches and reads uncompressed ones (a compressed batch
-//! is reported as [`Error::Unsupported`]).
+//! batch or none of it. Format version: **Kafka record batch v2**, with
+//! Kafka's compression codecs (gzip, snappy, lz4, zstd; see `compression.rs`
+//! for the exact framings). A batch whose codec's cargo feature is off is
+//! reported as [`Error::Unsupported`].
 //!
 //! # Batch header (61 bytes, big-endian)
 //!
@@ -46,6 +47,8 @@
 //! - `decode.rs`: one [`Batch`] and its records ([`BatchRecords`]), the
 //!   record parser and [`validate_records`].
 //! - `batches.rs`: the [`Batches`] view of a log read and its iterators.
+//! - `compression.rs`: the codecs, inflating a compressed batch for the
+//!   record parsers and compressing an encoded one.
 //! - `rewrite.rs`: the helpers only compaction uses (filtering a batch's
 //!   records into a copy, [`filter_batch`] and friends).
 
@@ -54,6 +57,7 @@ use crate::record::varint::VarintError;
 use std::path::Path;
 
 mod batches;
+mod compression;
 mod decode;
 mod encode;
 mod header;
@@ -62,8 +66,10 @@ mod rewrite;
 mod tests;
 
 pub use batches::{BatchIter, Batches, RecordIter, RecordRef, RecordRefIter};
-pub(crate) use decode::validate_records;
+pub use compression::DEFAULT_DECOMPRESSION_LIMIT;
+pub(crate) use compression::{CodecError, deflate, inflate};
 pub use decode::{Batch, BatchRecords, ControlRecord, ControlType};
+pub(crate) use decode::{ValidateError, validate_records};
 pub use encode::BatchBuilder;
 pub(crate) use encode::{BatchParams, encode_batch, encode_marker, record_size_bound};
 pub use header::{BatchHeader, Compression, TimestampType};

@@ -26,6 +26,8 @@ impl Batch {
             position: self.source.position,
             skip_before: 0,
             max_records: usize::MAX,
+            limit: self.source.limit,
+            inflated: std::sync::OnceLock::new(),
         }
     }
 }

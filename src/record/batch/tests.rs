@@ -122,14 +122,17 @@ fn extreme_timestamps_roundtrip_with_wrapping_deltas() {
         .map(|r| r.unwrap().timestamp)
         .collect();
     assert_eq!(got, [-1, i64::MAX, i64::MIN]);
-    assert_eq!(validate_records(batch.as_bytes(), batch.header()), Ok(()));
+    assert_eq!(
+        validate_records(batch.as_bytes(), batch.header(), 1 << 20),
+        Ok(())
+    );
 }
 
 #[test]
 fn validate_records_catches_what_the_crc_cannot() {
     let bytes = encode(&sample());
     let h = BatchHeader::parse(&bytes).unwrap();
-    assert_eq!(validate_records(&bytes, &h), Ok(()));
+    assert_eq!(validate_records(&bytes, &h, 1 << 20), Ok(()));
     // A header max timestamp below a record's (re-checksummed: a client
     // can send exactly this).
     let mut lying = bytes.clone();
@@ -137,27 +140,43 @@ fn validate_records_catches_what_the_crc_cannot() {
     let crc = batch_crc(&lying);
     lying[17..21].copy_from_slice(&crc.to_be_bytes());
     let h2 = BatchHeader::parse(&lying).unwrap();
+    let e = validate_records(&lying, &h2, 1 << 20).unwrap_err();
     assert!(
-        validate_records(&lying, &h2)
-            .unwrap_err()
-            .reason
-            .contains("max timestamp")
+        matches!(&e, ValidateError::Format(f) if f.reason.contains("max timestamp")),
+        "{e:?}"
     );
     // A record count that disagrees with the records.
     let mut short = bytes.clone();
     short[57..61].copy_from_slice(&2i32.to_be_bytes());
     let h3 = BatchHeader::parse(&short).unwrap();
-    assert!(validate_records(&short, &h3).is_err());
+    assert!(validate_records(&short, &h3, 1 << 20).is_err());
 }
 
 #[test]
-fn compressed_batches_are_unsupported() {
+fn a_batch_that_says_gzip_but_is_not_is_refused_without_a_panic() {
     let mut bytes = encode(&sample());
     bytes[22] |= 1; // gzip
     let crc = batch_crc(&bytes);
     bytes[17..21].copy_from_slice(&crc.to_be_bytes());
-    let batch = Batch::new(Bytes::from(bytes)).unwrap();
+    let batch = Batch::new(Bytes::from(bytes.clone())).unwrap();
     assert_eq!(batch.header().compression(), Compression::Gzip);
+    let e = batch.records().unwrap_err();
+    if cfg!(feature = "gzip") {
+        assert!(matches!(e, Error::InvalidBatch { .. }), "{e}");
+    } else {
+        assert!(
+            matches!(&e, Error::Unsupported(why) if why.contains("`gzip` feature")),
+            "{e}"
+        );
+    }
+    let h = batch.header();
+    assert!(validate_records(&bytes, h, 1 << 20).is_err());
+    // Codes 5–7 are no codec at all.
+    bytes[22] |= 7;
+    let crc = batch_crc(&bytes);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    let batch = Batch::new(Bytes::from(bytes)).unwrap();
+    assert_eq!(batch.header().compression(), Compression::Unknown(7));
     assert!(matches!(batch.records(), Err(Error::Unsupported(_))));
 }
 

@@ -3,9 +3,11 @@
 //! durability each append asks for.
 
 use super::recover::remove_segments;
-use super::{AppendInfo, Durability, Inner, Writer};
+use super::{AppendInfo, Durability, Inner, KEEP_COMPRESSION, Writer};
 use crate::error::{Error, Result};
-use crate::record::{BatchHeader, BatchParams, Record, TimestampType, encode_batch};
+use crate::record::{
+    BatchHeader, BatchParams, Compression, Record, TimestampType, deflate, encode_batch, inflate,
+};
 use crate::storage::segment::{IndexState, Segment};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -54,8 +56,15 @@ impl Inner {
             partition_leader_epoch: epoch,
             ..BatchParams::default()
         };
-        let r = encode_batch(&mut buf, &params, records)
-            .and_then(|_| self.append_locked(&mut w, &mut buf, false));
+        let r = encode_batch(&mut buf, &params, records).and_then(|_| {
+            match w.config.compression.filter(|c| *c != Compression::None) {
+                Some(codec) => {
+                    let mut compressed = deflate(&buf, codec)?;
+                    self.append_locked(&mut w, &mut compressed, false)
+                }
+                None => self.append_locked(&mut w, &mut buf, false),
+            }
+        });
         w.buf = buf;
         self.finish_append(w, r, durability)
     }
@@ -83,12 +92,14 @@ impl Inner {
                 reason: "CRC-32C mismatch".into(),
             });
         }
-        if h.compression() != crate::record::Compression::None {
-            return Err(Error::Unsupported("compressed record batches".into()));
-        }
+        h.compression().check_available()?;
         if check_records {
-            crate::record::validate_records(batch, &h).map_err(|e| e.in_memory(0))?;
+            crate::record::validate_records(batch, &h, self.decompression_limit())
+                .map_err(|e| e.in_memory(0))?;
         }
+        // Stored with the configured codec (Kafka's topic-level
+        // `compression.type`), compressed outside the writer lock.
+        let mut recompressed = self.recompress(batch, &h)?;
         let _sync = self.sync_appender(Some(durability));
         let mut w = self.lock_writer()?;
         if let Some((first, last, max_timestamp)) = self.check_sequence(&w, &h)? {
@@ -108,8 +119,39 @@ impl Inner {
         // re-checksum (Kafka's design).
         let base = self.next_offset.load(Ordering::Relaxed);
         batch[0..8].copy_from_slice(&(base as i64).to_be_bytes());
-        let r = self.append_locked(&mut w, batch, false);
+        let r = match &mut recompressed {
+            Some(stored) => {
+                stored[0..8].copy_from_slice(&(base as i64).to_be_bytes());
+                self.append_locked(&mut w, stored, false)
+            }
+            None => self.append_locked(&mut w, batch, false),
+        };
         self.finish_append(w, r, Some(durability))
+    }
+
+    /// `batch` in the configured codec, when that is set and differs from
+    /// the batch's (never for a transaction marker).
+    fn recompress(&self, batch: &[u8], h: &BatchHeader) -> Result<Option<Vec<u8>>> {
+        let code = self.compression.load(Ordering::Relaxed);
+        let from = h.compression();
+        if code == KEEP_COMPRESSION || code as i16 == from.code() || h.is_control() {
+            return Ok(None);
+        }
+        let to = BatchHeader::compression_of(i16::from(code));
+        let plain;
+        let records = if from == Compression::None {
+            batch
+        } else {
+            plain = inflate(batch, h, self.decompression_limit()).map_err(|e| match e {
+                crate::record::CodecError::Unsupported(why) => Error::Unsupported(why),
+                crate::record::CodecError::Invalid(why) => Error::InvalidBatch {
+                    position: crate::record::BATCH_HEADER_SIZE as u64,
+                    reason: why,
+                },
+            })?;
+            &plain[..]
+        };
+        deflate(records, to).map(Some)
     }
 
     /// Appends a replicated batch byte for byte: it must be one whole,
@@ -127,10 +169,9 @@ impl Inner {
                 reason: "a replicated batch must be whole and pass its CRC".into(),
             });
         }
-        if h.compression() != crate::record::Compression::None {
-            return Err(Error::Unsupported("compressed record batches".into()));
-        }
-        crate::record::validate_records(batch, &h).map_err(|e| e.in_memory(0))?;
+        h.compression().check_available()?;
+        crate::record::validate_records(batch, &h, self.decompression_limit())
+            .map_err(|e| e.in_memory(0))?;
         let _sync = self.sync_appender(Some(durability));
         let mut w = self.lock_writer()?;
         let end = self.next_offset.load(Ordering::Relaxed);

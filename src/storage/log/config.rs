@@ -6,7 +6,7 @@
 use super::Log;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::record::{BATCH_HEADER_SIZE, Offset, TimestampType};
+use crate::record::{BATCH_HEADER_SIZE, Compression, Offset, TimestampType};
 use crate::storage::segment::Limits;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +47,7 @@ pub struct LogConfig {
     pub(super) timestamp_type: TimestampType,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) producer_id_expiration: Duration,
+    pub(super) compression: Option<Compression>,
 }
 
 impl Default for LogConfig {
@@ -62,6 +63,7 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             clock: Arc::new(SystemClock),
             producer_id_expiration: Duration::from_secs(24 * 60 * 60),
+            compression: None,
         }
     }
 }
@@ -145,6 +147,18 @@ impl LogConfig {
     /// one day.
     pub fn producer_id_expiration(mut self, age: Duration) -> Self {
         self.producer_id_expiration = age;
+        self
+    }
+
+    /// How appended batches are stored (Kafka's topic-level
+    /// `compression.type`): `None` keeps each batch as it came (`producer`);
+    /// `Some(codec)` stores every data batch with `codec`, recompressing
+    /// one that came with another (`Some(Compression::None)` stores them
+    /// uncompressed). Replicated batches and transaction markers are
+    /// stored as they are. A codec whose cargo feature is off makes appends
+    /// fail with [`Error::Unsupported`]. Default: `None`.
+    pub fn compression(mut self, codec: Option<Compression>) -> Self {
+        self.compression = codec;
         self
     }
 

@@ -30,7 +30,7 @@ use crate::worker::Worker;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[path = "../compact.rs"]
@@ -76,6 +76,15 @@ struct Writer {
     txn: TxnState,
 }
 
+/// [`LogConfig::compression`] as one byte: the codec's attribute bits, or
+/// `KEEP_COMPRESSION` for `None` (keep what the producer sent).
+fn compression_code(c: Option<crate::record::Compression>) -> u8 {
+    c.map_or(KEEP_COMPRESSION, |c| c.code() as u8)
+}
+
+/// See [`compression_code`].
+const KEEP_COMPRESSION: u8 = 0xFF;
+
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
@@ -106,6 +115,11 @@ struct Inner {
     sync_appenders: AtomicUsize,
     /// The configured durability is `Sync`.
     default_sync: AtomicBool,
+    /// The configured `max_batch_bytes` (for reads, which take no lock).
+    max_batch_bytes: AtomicUsize,
+    /// The configured compression ([`compression_code`]), read by appends
+    /// before they take the writer lock.
+    compression: AtomicU8,
     sync_cv: Condvar,
     /// Serializes checkpoint writes.
     checkpoint: Mutex<()>,
@@ -253,6 +267,12 @@ impl Log {
         self.inner
             .default_sync
             .store(config.durability == Durability::Sync, Ordering::Relaxed);
+        self.inner
+            .max_batch_bytes
+            .store(config.max_batch_bytes, Ordering::Relaxed);
+        self.inner
+            .compression
+            .store(compression_code(config.compression), Ordering::Relaxed);
         w.config = config;
         Ok(())
     }
@@ -311,12 +331,18 @@ impl Log {
     }
 
     /// Appends a batch already encoded (by [`BatchBuilder`](crate::BatchBuilder)
-    /// or a Kafka client). Its base offset is set to the log end offset, in
-    /// `batch` too; its CRC is checked first.
+    /// or a Kafka client), compressed or not. Its base offset is set to the
+    /// log end offset, in `batch` too; its CRC and records are checked
+    /// first (a compressed batch's records may not inflate past
+    /// `max_batch_bytes`, or 64 MiB if that is less). With
+    /// [`LogConfig::compression`] set to another codec, the stored batch is
+    /// recompressed (and `batch` keeps its own bytes but for the base
+    /// offset).
     ///
     /// # Errors
-    /// [`Error::InvalidBatch`] if `batch` is not exactly one valid,
-    /// uncompressed batch; otherwise as [`append`](Self::append).
+    /// [`Error::InvalidBatch`] if `batch` is not exactly one valid batch,
+    /// [`Error::Unsupported`] for a codec whose cargo feature is off;
+    /// otherwise as [`append`](Self::append).
     pub fn append_batch(&self, batch: &mut [u8], durability: Durability) -> Result<AppendInfo> {
         self.inner.append_encoded(batch, durability, true)
     }
@@ -575,7 +601,7 @@ impl Log {
             bytes: 0,
         };
         for s in segs.iter() {
-            report.records += s.verify()?;
+            report.records += s.verify(self.inner.decompression_limit())?;
             report.bytes += s.size();
         }
         Ok(report)

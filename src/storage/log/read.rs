@@ -47,10 +47,20 @@ impl Inner {
                 break;
             }
             if let Some(b) = s.read(from, end, limit.max_bytes, limit.max_records)? {
-                return Ok(b);
+                return Ok(b.decompression_limit(self.decompression_limit()));
             }
         }
         Ok(Batches::empty())
+    }
+
+    /// How far one compressed batch may inflate when read: the batch limit
+    /// (appends check a compressed batch's records against it), but never
+    /// less than [`DEFAULT_DECOMPRESSION_LIMIT`], so that lowering
+    /// `max_batch_bytes` does not make stored batches unreadable.
+    pub(crate) fn decompression_limit(&self) -> usize {
+        self.max_batch_bytes
+            .load(Ordering::Relaxed)
+            .max(crate::record::DEFAULT_DECOMPRESSION_LIMIT)
     }
 
     pub(super) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<Offset>> {
@@ -64,7 +74,9 @@ impl Inner {
             if s.next_offset() <= start {
                 continue;
             }
-            if let Some(o) = s.offset_for_timestamp(timestamp, start, end)? {
+            if let Some(o) =
+                s.offset_for_timestamp(timestamp, start, end, self.decompression_limit())?
+            {
                 return Ok(Some(o));
             }
         }

@@ -213,6 +213,8 @@ impl Inner {
             }
         }
         let default_sync = config.durability == Durability::Sync;
+        let max_batch_bytes = config.max_batch_bytes;
+        let compression = super::compression_code(config.compression);
         let inner = Inner {
             dir: dir.to_path_buf(),
             clock: config.clock.clone(),
@@ -243,6 +245,8 @@ impl Inner {
             leader_cv: Condvar::new(),
             sync_appenders: AtomicUsize::new(0),
             default_sync: AtomicBool::new(default_sync),
+            max_batch_bytes: AtomicUsize::new(max_batch_bytes),
+            compression: std::sync::atomic::AtomicU8::new(compression),
             sync_cv: Condvar::new(),
             checkpoint: Mutex::new(()),
             rewrite: Mutex::new(()),
