@@ -17,8 +17,8 @@
 //! reopen.
 
 use embedlog::{
-    Broker, ConsumerConfig, Durability, Log, LogConfig, OffsetReset, ProducerConfig, ReadLimit,
-    Record, TopicConfig,
+    Broker, Compression, ConsumerConfig, Durability, Log, LogConfig, OffsetReset, ProducerConfig,
+    ReadLimit, Record, TopicConfig,
 };
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -62,8 +62,8 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("--durability {other}: buffered or sync")),
                 }
             }
-            "produce" | "consume" | "latency" | "sync" | "open" | "txn" | "all" => a.what = arg,
-            "-h" | "--help" => return Err("usage: perf [produce|consume|latency|sync|open|txn|all] [--records N] [--size B] [--partitions P] [--threads T] [--durability buffered|sync] [--dir PATH]".into()),
+            "produce" | "consume" | "latency" | "sync" | "open" | "txn" | "compression" | "all" => a.what = arg,
+            "-h" | "--help" => return Err("usage: perf [produce|consume|latency|sync|open|txn|compression|all] [--records N] [--size B] [--partitions P] [--threads T] [--durability buffered|sync] [--dir PATH]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -285,6 +285,119 @@ fn produce(a: &Args, rows: &mut Vec<Row>) -> PathBuf {
         ),
     });
     root
+}
+
+/// A text payload of about `size` bytes (a JSON line, as application
+/// events are), record `i`.
+fn text_payload(size: usize, i: u64) -> Vec<u8> {
+    let mut s = format!(
+        "{{\"id\":{i},\"user\":\"user-{:05}\",\"event\":\"{}\",\"path\":\"/api/v1/items/{}\",\"status\":{}",
+        i % 10_007,
+        ["view", "click", "purchase", "search"][(i % 4) as usize],
+        i % 997,
+        [200, 200, 200, 404, 500][(i % 5) as usize]
+    );
+    let words = [
+        "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta",
+    ];
+    s.push_str(",\"note\":\"");
+    let mut w = i as usize;
+    while s.len() + 2 < size {
+        s.push_str(words[w % words.len()]);
+        s.push(' ');
+        w = w.wrapping_mul(31).wrapping_add(7);
+    }
+    s.push_str("\"}");
+    s.into_bytes()
+}
+
+/// Each codec on a text payload: produce rate, bytes on disk (the ratio to
+/// uncompressed), and a consumer's read rate, each in a fresh broker.
+fn compression(a: &Args, rows: &mut Vec<Row>) {
+    let n = a.records;
+    let size = a.size.max(200);
+    let mut plain_bytes = 0u64;
+    for codec in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        if !codec.is_available() {
+            rows.push(Row {
+                what: format!("compression {codec}"),
+                embedlog: "not compiled in (--features compression)".into(),
+                bufwriter: "-".into(),
+                commitlog: "-".into(),
+                ratio: "-".into(),
+            });
+            continue;
+        }
+        let root = fresh(&a.dir, &format!("compression-{codec}"));
+        let broker = Broker::open(&root).unwrap();
+        broker
+            .admin()
+            .create_topic(
+                "perf",
+                TopicConfig::default()
+                    .segment_bytes(256 << 20)
+                    .retention(None),
+            )
+            .unwrap();
+        let producer = broker.producer(
+            ProducerConfig::default()
+                .batch_size(64 << 10)
+                .compression(codec),
+        );
+        let payloads: Vec<Vec<u8>> = (0..1000).map(|i| text_payload(size, i)).collect();
+        let started = Instant::now();
+        for i in 0..n {
+            let _ = producer
+                .send(
+                    "perf",
+                    Record::new(payloads[(i % 1000) as usize].clone()).timestamp(i as i64),
+                )
+                .unwrap();
+        }
+        producer.flush().unwrap();
+        let wrote = started.elapsed();
+        let disk = broker
+            .topic("perf")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .log()
+            .size_bytes();
+        if codec == Compression::None {
+            plain_bytes = disk;
+        }
+        let mut consumer =
+            broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
+        consumer.assign([("perf", 0)]).unwrap();
+        let started = Instant::now();
+        let mut read = 0u64;
+        let mut bytes = 0u64;
+        while read < n {
+            for r in consumer.poll(Duration::from_millis(100)).unwrap() {
+                bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+                read += 1;
+            }
+        }
+        let took = started.elapsed();
+        assert!(bytes > 0);
+        rows.push(Row {
+            what: format!("compression {codec}: produce, then consume, {n} × {size} B text"),
+            embedlog: format!("{} write, {} read", mrec(n, wrote), mrec(n, took)),
+            bufwriter: format!("{:.1} MB on disk", disk as f64 / 1e6),
+            commitlog: "-".into(),
+            ratio: format!(
+                "{:.2}× of uncompressed size",
+                disk as f64 / plain_bytes.max(1) as f64
+            ),
+        });
+        broker.close().unwrap();
+    }
 }
 
 /// Idempotent vs plain produce, and transactional produce by transaction
@@ -871,6 +984,9 @@ fn main() {
     }
     if all || a.what == "txn" {
         txn(&a, &mut rows);
+    }
+    if all || a.what == "compression" {
+        compression(&a, &mut rows);
     }
     let _ = std::fs::remove_dir_all(&a.dir);
     println!(
