@@ -211,7 +211,7 @@ impl Admin {
     /// (as in Kafka).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] unless `total` is larger than the current
+    /// [`Error::InvalidPartitionCount`] unless `total` is larger than the current
     /// count; [`Error::UnknownTopic`]; I/O errors.
     pub fn add_partitions(&self, name: &str, total: u32) -> Result<()> {
         self.ctx.catalog.add_partitions(name, total)
@@ -221,7 +221,7 @@ impl Admin {
     /// partitions. The partition count cannot change here.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`], [`Error::InvalidArgument`] for a different
+    /// [`Error::InvalidConfig`], [`Error::InvalidPartitionCount`] for a different
     /// partition count, [`Error::UnknownTopic`].
     pub fn alter_config(&self, name: &str, config: TopicConfig) -> Result<()> {
         self.ctx.catalog.alter_config(name, config)
@@ -258,7 +258,7 @@ impl Admin {
     /// One transactional id's state.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an id the broker does not know.
+    /// [`Error::UnknownTransactionalId`] for an id the broker does not know.
     pub fn describe_transaction(
         &self,
         transactional_id: &str,
@@ -266,8 +266,8 @@ impl Admin {
         self.list_transactions()
             .into_iter()
             .find(|t| t.transactional_id == transactional_id)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("no transactional id {transactional_id:?}"))
+            .ok_or_else(|| Error::UnknownTransactionalId {
+                transactional_id: transactional_id.to_string(),
             })
     }
 
@@ -278,7 +278,7 @@ impl Admin {
     /// is finished, not aborted).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an unknown id; I/O errors.
+    /// [`Error::UnknownTransactionalId`] for an unknown id; I/O errors.
     pub fn abort_transaction(&self, transactional_id: &str) -> Result<bool> {
         self.ctx.txns.force_abort(transactional_id)
     }
@@ -301,7 +301,7 @@ impl Admin {
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] past the end; unknown topic or partition;
-    /// [`Error::InvalidArgument`] for an internal topic (delete consumer
+    /// [`Error::InternalTopic`] for an internal topic (delete consumer
     /// groups instead), as Kafka refuses it.
     pub fn delete_records(&self, topic: &str, partition: u32, before: Offset) -> Result<()> {
         refuse_internal(topic, Use::DeleteRecords)?;
@@ -346,7 +346,7 @@ impl Admin {
     /// ```
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`]; [`Error::InvalidArgument`] if the topic's
+    /// [`Error::UnknownTopic`]; [`Error::TopicNotCompacted`] if the topic's
     /// `cleanup.policy` does not compact; a partition's error (the passes
     /// before it stand); [`Error::Closed`].
     pub fn compact_now(
@@ -356,9 +356,9 @@ impl Admin {
         self.ctx.catalog.check_open()?;
         let t = self.ctx.catalog.topic(topic)?;
         if !t.config().get_cleanup_policy().compacts() {
-            return Err(Error::InvalidArgument(format!(
-                "topic {topic} has cleanup.policy=delete: it is not compacted"
-            )));
+            return Err(Error::TopicNotCompacted {
+                topic: topic.to_string(),
+            });
         }
         crate::maintenance::cleaner::compact_partitions(&t, &t.partitions(), self.ctx.key_map_bytes)
     }

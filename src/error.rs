@@ -114,9 +114,95 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
 
-    /// An argument is not valid for this call.
+    /// An argument is not valid for this call (and no more specific
+    /// variant below says why).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// The topic is internal (`__consumer_offsets`,
+    /// `__transaction_state`): clients may not write it, delete it or
+    /// delete its records directly.
+    #[error("{topic} is an internal topic: {reason}")]
+    InternalTopic {
+        /// The topic.
+        topic: String,
+        /// What to do instead.
+        reason: String,
+    },
+
+    /// A record without a key was sent to a compacted topic, where
+    /// compaction keeps the latest record per key: give it a key.
+    #[error("topic {topic} is compacted (cleanup.policy=compact): records need a key")]
+    KeyRequired {
+        /// The topic.
+        topic: String,
+    },
+
+    /// The consumer was asked about a partition it is not assigned
+    /// (`seek`, `position`, commits of a manual assignment).
+    #[error("{topic}-{partition} is not assigned to this consumer")]
+    PartitionNotAssigned {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+
+    /// The call needs a consumer group (`subscribe`, commits,
+    /// `committed`, `group_metadata`): set `ConsumerConfig::group`.
+    #[error("{operation} needs a group: set ConsumerConfig::group")]
+    GroupRequired {
+        /// The call.
+        operation: &'static str,
+    },
+
+    /// A consumer group id Kafka would refuse (1 to 255 bytes).
+    #[error("invalid group id {group:?}: {reason}")]
+    InvalidGroupId {
+        /// The id.
+        group: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// `subscribe` and `assign` are exclusive: a consumer either follows
+    /// its group's assignment or its own.
+    #[error("{reason}")]
+    SubscriptionConflict {
+        /// Which call conflicted with which state.
+        reason: String,
+    },
+
+    /// A partition count that cannot be applied: partitions can only be
+    /// added (`Admin::add_partitions`), never removed or changed by
+    /// `alter_config`.
+    #[error("topic {topic} has {current} partitions: {reason}")]
+    InvalidPartitionCount {
+        /// The topic.
+        topic: String,
+        /// Its partition count now.
+        current: u32,
+        /// The count asked for.
+        requested: u32,
+        /// What to do instead.
+        reason: String,
+    },
+
+    /// No transactional id of that name is known to the coordinator (it
+    /// never ran `init_transactions`, or expired).
+    #[error("unknown transactional id {transactional_id:?}")]
+    UnknownTransactionalId {
+        /// The id.
+        transactional_id: String,
+    },
+
+    /// Compaction was asked of a topic whose `cleanup.policy` does not
+    /// include `compact`.
+    #[error("topic {topic} has cleanup.policy=delete: nothing to compact")]
+    TopicNotCompacted {
+        /// The topic.
+        topic: String,
+    },
 
     /// A producer's batch or marker carries an epoch older than the one
     /// its producer id has now: a newer producer with the same
@@ -124,7 +210,8 @@ pub enum Error {
     /// a transaction that outlived its timeout. This producer can do
     /// nothing more; close it (its open transaction is aborted).
     #[error(
-        "producer {producer_id} is fenced: it has epoch {epoch}, the current epoch is {current_epoch}          (a newer producer with its transactional id started, or its transaction timed out); close it"
+        "producer {producer_id} is fenced: it has epoch {epoch}, the current epoch is {current_epoch} \
+         (a newer producer with its transactional id started, or its transaction timed out); close it"
     )]
     ProducerFenced {
         /// The producer id.
@@ -139,7 +226,8 @@ pub enum Error {
     /// batch in this log (a batch in between was lost): nothing was
     /// appended.
     #[error(
-        "producer {producer_id} sent sequence {got} to {log}, expected {expected}: a batch in          between is missing"
+        "producer {producer_id} sent sequence {got} to {log}, expected {expected}: a batch in \
+         between is missing"
     )]
     OutOfOrderSequence {
         /// The producer id.
@@ -310,9 +398,26 @@ pub enum Error {
     },
 
     /// A producer's batch could not be appended; every record in it fails
-    /// with this error (through its [`Delivery`](crate::Delivery)).
-    #[error("delivery failed: {0}")]
-    DeliveryFailed(#[source] std::sync::Arc<Error>),
+    /// with this error (through its [`Delivery`](crate::Delivery)). The
+    /// cause is [`Error::cause`] (and `source()`), to match on:
+    ///
+    /// ```
+    /// # use embedlog::Error;
+    /// fn out_of_space(e: &Error) -> bool {
+    ///     matches!(e.cause(), Some(Error::DiskFull { .. }))
+    /// }
+    /// assert!(!out_of_space(&Error::Closed));
+    /// ```
+    #[error("delivery to {topic}-{partition} failed")]
+    DeliveryFailed {
+        /// The record's topic.
+        topic: std::sync::Arc<str>,
+        /// Its partition.
+        partition: u32,
+        /// Why its batch failed.
+        #[source]
+        cause: std::sync::Arc<Error>,
+    },
 
     /// [`Producer::flush`](crate::Producer::flush) or `close` found that
     /// batches failed since the previous flush (appended by `send`, the
@@ -320,7 +425,7 @@ pub enum Error {
     /// and their deliveries carry the errors. Resend what must be stored.
     #[error(
         "{batches} producer batch(es) failed since the previous flush; their records are \
-         not stored (their deliveries carry the errors); the first failure: {first}"
+         not stored (their deliveries carry the errors)"
     )]
     BatchesFailed {
         /// How many batches failed.
@@ -346,6 +451,65 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error this one wraps: the cause of [`DeliveryFailed`](Error::DeliveryFailed),
+    /// the first failure of [`BatchesFailed`](Error::BatchesFailed); `None`
+    /// for the others. (`std::error::Error::source` reaches the same
+    /// error, as an `Arc<Error>`; this gives it as an `Error` to match on.)
+    pub fn cause(&self) -> Option<&Error> {
+        match self {
+            Error::DeliveryFailed { cause, .. } => Some(cause),
+            Error::BatchesFailed { first, .. } => Some(first),
+            _ => None,
+        }
+    }
+
+    /// The innermost [`cause`](Self::cause) (this error if it wraps none).
+    pub fn root_cause(&self) -> &Error {
+        let mut e = self;
+        while let Some(c) = e.cause() {
+            e = c;
+        }
+        e
+    }
+
+    /// Whether the same call may succeed if retried, as Kafka's
+    /// `RetriableException`: space freed after [`DiskFull`](Error::DiskFull)
+    /// (a failed write is rolled back), an interrupted or timed-out I/O,
+    /// replication that may catch up ([`NotLeader`](Error::NotLeader),
+    /// [`NotEnoughReplicas`](Error::NotEnoughReplicas),
+    /// [`ReplicationTimeout`](Error::ReplicationTimeout),
+    /// [`Transport`](Error::Transport)). For [`DeliveryFailed`](Error::DeliveryFailed)
+    /// and [`BatchesFailed`](Error::BatchesFailed), whether their cause is
+    /// (the retry is sending the records again; without idempotence a
+    /// retry after a timeout may store them twice).
+    ///
+    /// Everything else needs a change first: corrupt data, a poisoned log
+    /// (reopen it), a fenced producer, bad arguments or configuration, a
+    /// closed broker. Unknown topics are not retriable here, unlike in
+    /// Kafka: topics are created synchronously, so waiting does not help.
+    ///
+    /// ```
+    /// use embedlog::Error;
+    /// assert!(!Error::Closed.is_retriable());
+    /// ```
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::DiskFull { .. }
+            | Error::NotLeader { .. }
+            | Error::NotEnoughReplicas { .. }
+            | Error::ReplicationTimeout { .. }
+            | Error::Transport { .. } => true,
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ),
+            Error::DeliveryFailed { .. } | Error::BatchesFailed { .. } => {
+                self.cause().is_some_and(Error::is_retriable)
+            }
+            _ => false,
+        }
+    }
+
     /// Wraps an I/O error with the operation and path, turning "no space
     /// left" into [`Error::DiskFull`].
     pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
@@ -408,6 +572,32 @@ mod tests {
         let e = Error::io("fsync", Path::new("/d"), io::Error::other("boom"));
         assert!(matches!(e, Error::Io { op: "fsync", .. }));
         assert_eq!(e.to_string(), "I/O error while trying to fsync /d: boom");
+    }
+
+    #[test]
+    fn retriable_errors_and_causes() {
+        let full = Error::io("write", Path::new("/x"), io::Error::from_raw_os_error(28));
+        assert!(full.is_retriable());
+        let interrupted = Error::io("read", Path::new("/x"), io::ErrorKind::Interrupted.into());
+        assert!(interrupted.is_retriable());
+        assert!(!Error::io("read", Path::new("/x"), io::Error::other("eio")).is_retriable());
+        assert!(!Error::Closed.is_retriable());
+        assert!(!Error::corrupt(Path::new("/x"), 0, "bad").is_retriable());
+        let failed = Error::DeliveryFailed {
+            topic: "t".into(),
+            partition: 3,
+            cause: std::sync::Arc::new(full),
+        };
+        assert!(failed.is_retriable(), "as its cause");
+        assert!(matches!(failed.cause(), Some(Error::DiskFull { .. })));
+        let batches = Error::BatchesFailed {
+            batches: 2,
+            first: std::sync::Arc::new(failed),
+        };
+        assert!(batches.is_retriable());
+        assert!(matches!(batches.root_cause(), Error::DiskFull { .. }));
+        assert!(Error::Closed.cause().is_none());
+        assert!(matches!(Error::Closed.root_cause(), Error::Closed));
     }
 
     #[test]

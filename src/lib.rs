@@ -137,7 +137,7 @@ pub use codec::Json;
 #[cfg(feature = "postcard")]
 pub use codec::Postcard;
 #[cfg(any(feature = "json", feature = "postcard"))]
-pub use codec::{Codec, DefaultCodec};
+pub use codec::{Codec, TypedConsumer, TypedProducer, TypedRecord};
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, IsolationLevel, OffsetReset,
     RebalanceListener,

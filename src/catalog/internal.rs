@@ -26,7 +26,7 @@ pub(crate) enum Use {
     DeleteRecords,
 }
 
-/// [`Error::InvalidArgument`] if `topic` is internal, saying how its
+/// [`Error::InternalTopic`] if `topic` is internal, saying how its
 /// records are changed instead; `Ok` for any other topic.
 pub(crate) fn refuse_internal(topic: &str, what: Use) -> Result<()> {
     if !is_internal(topic) {
@@ -40,9 +40,10 @@ pub(crate) fn refuse_internal(topic: &str, what: Use) -> Result<()> {
         (false, Use::DeleteTopic) => "delete consumer groups instead",
         (false, Use::DeleteRecords) => "its records are deleted with the consumer groups",
     };
-    Err(Error::InvalidArgument(format!(
-        "{topic} is an internal topic: {instead}"
-    )))
+    Err(Error::InternalTopic {
+        topic: topic.to_string(),
+        reason: instead.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -59,7 +60,7 @@ mod tests {
             (Use::DeleteRecords, "deleted with the consumer groups"),
         ] {
             let e = refuse_internal(OFFSETS_TOPIC, what).unwrap_err();
-            assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+            assert!(matches!(e, Error::InternalTopic { .. }), "{e:?}");
             assert!(e.to_string().contains(says), "{what:?}: {e}");
         }
     }

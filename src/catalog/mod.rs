@@ -225,7 +225,7 @@ impl Catalog {
     /// Deletes a topic: its partitions refuse writes at once, its files go.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an internal topic;
+    /// [`Error::InternalTopic`] for an internal topic;
     /// [`Error::UnknownTopic`]; [`Error::Closed`]; I/O errors.
     pub(crate) fn delete_topic(&self, name: &str) -> Result<()> {
         refuse_internal(name, Use::DeleteTopic)?;
@@ -255,16 +255,19 @@ impl Catalog {
     /// Grows a topic to `total` partitions.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] unless `total` is larger than the count;
+    /// [`Error::InvalidPartitionCount`] unless `total` is larger than the count;
     /// [`Error::UnknownTopic`]; [`Error::Closed`]; I/O errors.
     pub(crate) fn add_partitions(&self, name: &str, total: u32) -> Result<()> {
         let _g = self.admin.lock();
         let topic = self.topic(name)?;
         let current = topic.partition_count();
         if total <= current {
-            return Err(Error::InvalidArgument(format!(
-                "topic {name:?} has {current} partitions; the new count must be larger, not {total}"
-            )));
+            return Err(Error::InvalidPartitionCount {
+                topic: name.to_string(),
+                current,
+                requested: total,
+                reason: format!("the new count must be larger, not {total}"),
+            });
         }
         let mut config = topic.config().partitions(total);
         config.validate()?;
@@ -293,7 +296,7 @@ impl Catalog {
     /// Replaces a topic's configuration (not its partition count).
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`]; [`Error::InvalidArgument`] for a changed
+    /// [`Error::InvalidConfig`]; [`Error::InvalidPartitionCount`] for a changed
     /// partition count; [`Error::UnknownTopic`]; [`Error::Closed`]; I/O
     /// errors.
     pub(crate) fn alter_config(&self, name: &str, config: TopicConfig) -> Result<()> {
@@ -301,11 +304,12 @@ impl Catalog {
         let _g = self.admin.lock();
         let topic = self.topic(name)?;
         if config.partitions != topic.partition_count() {
-            return Err(Error::InvalidArgument(format!(
-                "alter_config cannot change the partition count ({} to {}); use add_partitions",
-                topic.partition_count(),
-                config.partitions
-            )));
+            return Err(Error::InvalidPartitionCount {
+                topic: name.to_string(),
+                current: topic.partition_count(),
+                requested: config.partitions,
+                reason: "alter_config cannot change the partition count; use add_partitions".into(),
+            });
         }
         let dir = self.topics_dir().join(name);
         write_atomic(&RealFs, &dir.join(TOPIC_CONFIG), config.encode().as_bytes())?;

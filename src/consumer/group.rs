@@ -83,7 +83,7 @@ impl Consumer {
     /// [`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] without a group.
+    /// [`Error::GroupRequired`] without a group.
     pub fn group_metadata(&self) -> Result<ConsumerGroupMetadata> {
         Ok(ConsumerGroupMetadata {
             group_id: self.group_id("group_metadata")?,
@@ -92,13 +92,11 @@ impl Consumer {
         })
     }
 
-    fn group_id(&self, what: &str) -> Result<String> {
+    fn group_id(&self, what: &'static str) -> Result<String> {
         self.membership
             .as_ref()
             .map(|m| m.group.clone())
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("{what} needs a group: set ConsumerConfig::group"))
-            })
+            .ok_or(Error::GroupRequired { operation: what })
     }
 
     /// The member id the group gave this consumer, while subscribed.
@@ -143,11 +141,15 @@ impl Consumer {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] without a group, after
+    /// [`Error::GroupRequired`] without a group, after
     /// [`assign`](Self::assign), or with another assignor than the group's
     /// members use; [`Error::Closed`].
-    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
-        let names = topics.iter().map(|t| t.to_string()).collect();
+    pub fn subscribe<I>(&mut self, topics: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let names = topics.into_iter().map(|t| t.as_ref().to_string()).collect();
         self.join(Topics::Names(names))
     }
 
@@ -174,9 +176,9 @@ impl Consumer {
         let group = self.group_id("subscribe")?;
         validate_group_id(&group)?;
         if self.member_id().is_none() && !self.assigned.is_empty() {
-            return Err(Error::InvalidArgument(
-                "this consumer has a manual assignment: unassign before subscribing".into(),
-            ));
+            return Err(Error::SubscriptionConflict {
+                reason: "this consumer has a manual assignment: unassign before subscribing".into(),
+            });
         }
         let coordinator = &self.ctx.groups.coordinator();
         match self.member_id().map(str::to_string) {
@@ -381,7 +383,7 @@ impl Consumer {
     /// consumer is not a member and the group has members;
     /// [`Error::Fenced`] if the group removed this member (it did not poll
     /// within `max_poll_interval`): poll to rejoin;
-    /// [`Error::InvalidArgument`] without a group; I/O errors.
+    /// [`Error::GroupRequired`] without a group; I/O errors.
     pub fn commit(&mut self) -> Result<()> {
         let all = self.assignment();
         self.commit_partitions(&all)
@@ -391,12 +393,16 @@ impl Consumer {
     ///
     /// # Errors
     /// As [`commit`](Self::commit).
-    pub fn commit_partitions(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+    pub fn commit_partitions<I>(&mut self, partitions: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
         let mut offsets = Vec::new();
         for tp in partitions {
-            let a = self.find(tp.clone())?;
+            let a = self.find(tp)?;
             if let Some(p) = a.position {
-                offsets.push((tp.clone(), OffsetAndMetadata::new(p)));
+                offsets.push((a.tp.clone(), OffsetAndMetadata::new(p)));
             }
         }
         self.commit_offsets(offsets)
@@ -407,12 +413,14 @@ impl Consumer {
     ///
     /// # Errors
     /// As [`commit`](Self::commit).
-    pub fn commit_offsets<I>(&mut self, offsets: I) -> Result<()>
+    pub fn commit_offsets<I, T>(&mut self, offsets: I) -> Result<()>
     where
-        I: IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
+        I: IntoIterator<Item = (T, OffsetAndMetadata)>,
+        T: Into<TopicPartition>,
     {
         let group = self.group_id("commit")?;
-        let offsets: Vec<_> = offsets.into_iter().collect();
+        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> =
+            offsets.into_iter().map(|(tp, o)| (tp.into(), o)).collect();
         if offsets.is_empty() {
             return Ok(());
         }
@@ -429,7 +437,7 @@ impl Consumer {
     /// The group's committed offset for `tp`, if any.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] without a group.
+    /// [`Error::GroupRequired`] without a group.
     pub fn committed(&self, tp: impl Into<TopicPartition>) -> Result<Option<OffsetAndMetadata>> {
         let group = self.group_id("committed")?;
         Ok(self.ctx.groups.coordinator().committed(&group, &tp.into()))

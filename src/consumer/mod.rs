@@ -117,10 +117,11 @@ impl Consumer {
         I::Item: Into<TopicPartition>,
     {
         if self.member_id().is_some() {
-            return Err(Error::InvalidArgument(
-                "this consumer is subscribed: its group assigns its partitions (unsubscribe first)"
-                    .into(),
-            ));
+            return Err(Error::SubscriptionConflict {
+                reason:
+                    "this consumer is subscribed: its group assigns its partitions (unsubscribe first)"
+                        .into(),
+            });
         }
         self.set_assignment(partitions)
     }
@@ -177,14 +178,17 @@ impl Consumer {
         self.assigned
             .iter_mut()
             .find(|a| a.tp == tp)
-            .ok_or_else(|| Error::InvalidArgument(format!("{tp} is not assigned to this consumer")))
+            .ok_or_else(|| Error::PartitionNotAssigned {
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+            })
     }
 
     /// Reads from `offset` next in partition `tp`. An offset outside the
     /// partition's range is handled by the reset policy at the next poll.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `tp` is not assigned.
+    /// [`Error::PartitionNotAssigned`] if `tp` is not assigned.
     pub fn seek(&mut self, tp: impl Into<TopicPartition>, offset: Offset) -> Result<()> {
         self.find(tp)?.position = Some(offset);
         Ok(())
@@ -193,17 +197,38 @@ impl Consumer {
     /// Moves to the oldest record of each partition.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if one is not assigned.
+    /// [`Error::PartitionNotAssigned`] if one is not assigned (then no
+    /// position moves).
     pub fn seek_to_beginning<I>(&mut self, partitions: I) -> Result<()>
     where
         I: IntoIterator,
         I::Item: Into<TopicPartition>,
     {
+        self.seek_each(partitions, |a| Ok(a.partition.start_offset()))
+            .map(drop)
+    }
+
+    /// Moves each of `partitions` to the offset `to` gives it, all or
+    /// none: every partition is checked, and every offset found, before
+    /// any position moves. Returns the new positions.
+    fn seek_each<I>(
+        &mut self,
+        partitions: I,
+        mut to: impl FnMut(&Assigned) -> Result<Offset>,
+    ) -> Result<Vec<(TopicPartition, Offset)>>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
+        let mut moves = Vec::new();
         for tp in partitions {
             let a = self.find(tp)?;
-            a.position = Some(a.partition.start_offset());
+            moves.push((a.tp.clone(), to(a)?));
         }
-        Ok(())
+        for (tp, offset) in &moves {
+            self.find(tp.clone())?.position = Some(*offset);
+        }
+        Ok(moves)
     }
 
     /// Moves past the newest record of each partition (for a
@@ -211,44 +236,59 @@ impl Consumer {
     /// open transactions are read once they commit).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if one is not assigned.
+    /// [`Error::PartitionNotAssigned`] if one is not assigned.
     pub fn seek_to_end<I>(&mut self, partitions: I) -> Result<()>
     where
         I: IntoIterator,
         I::Item: Into<TopicPartition>,
     {
         let isolation = self.config.isolation_level;
-        for tp in partitions {
-            let a = self.find(tp)?;
-            a.position = Some(latest(a, isolation));
-        }
-        Ok(())
+        self.seek_each(partitions, |a| Ok(latest(a, isolation)))
+            .map(drop)
     }
 
-    /// Moves to the first record with a timestamp at or after `timestamp`
-    /// (to the end if there is none). Returns the new position.
+    /// Moves each partition to its first record with a timestamp at or
+    /// after `timestamp` (to its end if there is none), as Kafka's
+    /// `offsetsForTimes` then `seek`. Returns the new positions.
+    ///
+    /// ```
+    /// # use embedlog::{Broker, ConsumerConfig, Record, TopicConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let broker = Broker::open(dir.path())?;
+    /// # broker.admin().create_topic("t", TopicConfig::default())?;
+    /// # broker.partition("t", 0)?.append(&[Record::new("a").timestamp(10), Record::new("b").timestamp(20)])?;
+    /// let mut consumer = broker.consumer(ConsumerConfig::default());
+    /// consumer.assign([("t", 0)])?;
+    /// let moved = consumer.seek_to_timestamp([("t", 0)], 15)?;
+    /// assert_eq!(moved[0].1, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `tp` is not assigned; read errors.
-    pub fn seek_to_timestamp(
+    /// [`Error::PartitionNotAssigned`] if one is not assigned; read errors
+    /// (then no position moves).
+    pub fn seek_to_timestamp<I>(
         &mut self,
-        tp: impl Into<TopicPartition>,
+        partitions: I,
         timestamp: i64,
-    ) -> Result<Offset> {
-        let a = self.find(tp)?;
-        let offset = match a.partition.offset_for_timestamp(timestamp)? {
-            Some(o) => o,
-            None => a.partition.end_offset(),
-        };
-        a.position = Some(offset);
-        Ok(offset)
+    ) -> Result<Vec<(TopicPartition, Offset)>>
+    where
+        I: IntoIterator,
+        I::Item: Into<TopicPartition>,
+    {
+        self.seek_each(partitions, |a| {
+            Ok(match a.partition.offset_for_timestamp(timestamp)? {
+                Some(o) => o,
+                None => a.partition.end_offset(),
+            })
+        })
     }
 
     /// The offset the next poll reads from in `tp` (applying the reset
     /// policy if there is no position yet).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `tp` is not assigned; [`Error::NoOffset`]
+    /// [`Error::PartitionNotAssigned`] if `tp` is not assigned; [`Error::NoOffset`]
     /// under [`OffsetReset::Error`].
     pub fn position(&mut self, tp: impl Into<TopicPartition>) -> Result<Offset> {
         let (reset, isolation) = (self.config.offset_reset, self.config.isolation_level);

@@ -56,13 +56,16 @@ pub const MAX_GROUP_ID_LEN: usize = 1024;
 /// Checks a group id: 1 to [`MAX_GROUP_ID_LEN`] bytes.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] saying the bounds.
+/// [`Error::InvalidGroupId`] saying the bounds.
 pub(crate) fn validate_group_id(group: &str) -> Result<()> {
     if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
-        return Err(Error::InvalidArgument(format!(
-            "group ids are 1 to {MAX_GROUP_ID_LEN} bytes, not {}",
-            group.len()
-        )));
+        return Err(Error::InvalidGroupId {
+            group: group.to_string(),
+            reason: format!(
+                "group ids are 1 to {MAX_GROUP_ID_LEN} bytes, not {}",
+                group.len()
+            ),
+        });
     }
     Ok(())
 }

@@ -241,7 +241,11 @@ impl Delivery {
                 offset: base + u64::from(self.index),
                 timestamp: append_time.unwrap_or(self.timestamp),
             }),
-            Some(Err(e)) => Err(Error::DeliveryFailed(e.clone())),
+            Some(Err(e)) => Err(Error::DeliveryFailed {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                cause: e.clone(),
+            }),
             None => Err(Error::Closed),
         }
     }
@@ -420,8 +424,8 @@ impl Producer {
     /// Only about this record, which then was not sent:
     /// [`Error::UnknownTopic`], [`Error::UnknownPartition`] (from a custom
     /// partitioner), [`Error::BatchTooLarge`] for a record larger than the
-    /// topic's `max_message_bytes`, [`Error::InvalidArgument`] for an
-    /// internal topic or a keyless record to a compacted topic,
+    /// topic's `max_message_bytes`, [`Error::InternalTopic`], [`Error::KeyRequired`] for a keyless
+    /// record to a compacted topic,
     /// [`Error::Closed`]. Once `send` returns `Ok` the record's fate is its
     /// delivery's: a failed append or fsync (of this record's batch, or of
     /// an earlier one this call sent because it was full) never fails
@@ -577,10 +581,9 @@ impl Inner {
         if record.key.is_none() && compacted {
             // Kafka's rule: compaction keeps the latest record per key, so
             // a keyless record has no place in a compacted topic.
-            return Err(Error::InvalidArgument(format!(
-                "topic {} is compacted (cleanup.policy=compact): records need a key",
-                tb.topic.name()
-            )));
+            return Err(Error::KeyRequired {
+                topic: tb.topic.name().to_string(),
+            });
         }
         let generation = self.txn_check_send(tb.topic.name(), p)?;
         let Some(acc) = tb.acc(p)? else {

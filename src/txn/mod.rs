@@ -779,16 +779,16 @@ impl Transactions {
     /// API's "abort a hanging transaction").
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an unknown id; the appends' errors.
+    /// [`Error::UnknownTransactionalId`]; the appends' errors.
     pub(crate) fn force_abort(&self, id: &str) -> Result<bool> {
-        let t = self
-            .txn(id)
-            .ok_or_else(|| Error::InvalidArgument(format!("no transactional id {id:?}")))?;
+        let t = self.txn(id).ok_or_else(|| Error::UnknownTransactionalId {
+            transactional_id: id.to_string(),
+        })?;
         let mut t = t.lock();
         if t.forgotten {
-            return Err(Error::InvalidArgument(format!(
-                "no transactional id {id:?}"
-            )));
+            return Err(Error::UnknownTransactionalId {
+                transactional_id: id.to_string(),
+            });
         }
         match t.state {
             TransactionState::Ongoing => {

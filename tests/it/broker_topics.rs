@@ -108,11 +108,15 @@ fn invalid_names_and_configs_are_rejected() {
     ));
     assert!(matches!(
         admin.add_partitions("t", 1),
-        Err(Error::InvalidArgument(_))
+        Err(Error::InvalidPartitionCount {
+            current: 1,
+            requested: 1,
+            ..
+        })
     ));
     assert!(matches!(
         admin.alter_config("t", TopicConfig::default().partitions(2)),
-        Err(Error::InvalidArgument(_))
+        Err(Error::InvalidPartitionCount { requested: 2, .. })
     ));
     assert!(matches!(
         admin.describe_topic("nope"),

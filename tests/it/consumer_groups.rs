@@ -466,7 +466,7 @@ fn the_offsets_topic_is_internal_and_compacted() {
     );
     assert!(matches!(
         admin.delete_topic(OFFSETS_TOPIC),
-        Err(Error::InvalidArgument(_))
+        Err(Error::InternalTopic { .. })
     ));
     let producer = broker.producer(ProducerConfig::default());
     assert!(
@@ -477,17 +477,17 @@ fn the_offsets_topic_is_internal_and_compacted() {
     let internal = broker.partition(OFFSETS_TOPIC, 0).unwrap();
     assert!(matches!(
         internal.append(&[Record::new("x")]),
-        Err(Error::InvalidArgument(_))
+        Err(Error::InternalTopic { .. })
     ));
     assert!(matches!(
         internal.append_with(&[Record::new("x")], embedlog::Durability::Sync),
-        Err(Error::InvalidArgument(_))
+        Err(Error::InternalTopic { .. })
     ));
     // Partition::log is read-only (appending through it does not compile:
     // see PartitionLog's doctest); deleting records is refused too.
     assert!(matches!(
         admin.delete_records(OFFSETS_TOPIC, 0, 0),
-        Err(Error::InvalidArgument(_))
+        Err(Error::InternalTopic { .. })
     ));
     assert_eq!(internal.log().end_offset(), 0);
     // Commits many times over: compaction keeps one record per key.
@@ -527,14 +527,16 @@ fn misuse_is_refused() {
     let mut plain = broker.consumer(ConsumerConfig::default());
     assert!(matches!(
         plain.subscribe(&["t"]),
-        Err(Error::InvalidArgument(_))
+        Err(Error::GroupRequired {
+            operation: "subscribe"
+        })
     ));
-    assert!(matches!(plain.commit(), Err(Error::InvalidArgument(_))));
+    assert!(matches!(plain.commit(), Err(Error::GroupRequired { .. })));
     let mut c = broker.consumer(config("g"));
     c.subscribe(&["t"]).unwrap();
     assert!(matches!(
         c.assign(&[("t", 0)]),
-        Err(Error::InvalidArgument(_))
+        Err(Error::SubscriptionConflict { .. })
     ));
     let mut other = broker.consumer(config("g").assignor(Arc::new(RangeAssignor)));
     assert!(matches!(

@@ -119,20 +119,29 @@ fn seek_by_offset_and_timestamp() {
         [7, 8, 9, 10, 11]
     );
     assert_eq!(c.position(("t", 0)).unwrap(), 12);
-    assert_eq!(c.seek_to_timestamp(("t", 0), 10_450).unwrap(), 5);
+    assert_eq!(
+        c.seek_to_timestamp([("t", 0)], 10_450).unwrap(),
+        [(("t", 0).into(), 5)]
+    );
     assert_eq!(c.poll(Duration::ZERO).unwrap()[0].offset, 5);
     assert_eq!(
-        c.seek_to_timestamp(("t", 0), 99_999).unwrap(),
+        c.seek_to_timestamp([("t", 0)], 99_999).unwrap()[0].1,
         30,
         "past every record: the end"
     );
+    // All or nothing: an unassigned partition in the list moves none.
+    assert!(matches!(
+        c.seek_to_timestamp([("t", 0), ("u", 0)], 0),
+        Err(Error::PartitionNotAssigned { .. })
+    ));
+    assert_eq!(c.position(("t", 0)).unwrap(), 30);
     c.seek_to_beginning([("t", 0)]).unwrap();
     assert_eq!(c.poll(Duration::ZERO).unwrap()[0].offset, 0);
     c.seek_to_end([("t", 0)]).unwrap();
     assert!(c.poll(Duration::from_millis(10)).unwrap().is_empty());
     assert!(matches!(
         c.seek(("u", 0), 1),
-        Err(Error::InvalidArgument(_))
+        Err(Error::PartitionNotAssigned { partition: 0, .. })
     ));
 }
 

@@ -50,7 +50,7 @@ fn flush_reports_a_batch_the_linger_thread_failed() {
     broker.admin().delete_topic("t").unwrap();
     clock.advance(1);
     let e = lost.wait().unwrap_err();
-    assert!(matches!(e, Error::DeliveryFailed(_)), "{e}");
+    assert!(matches!(e, Error::DeliveryFailed { .. }), "{e}");
     match producer.flush() {
         Err(Error::BatchesFailed { batches: 1, .. }) => {}
         other => panic!("flush must report the failed batch, got {other:?}"),
@@ -71,10 +71,23 @@ fn send_fails_only_for_its_own_record() {
     // This record fits the new limit; it closes the full batch before it,
     // whose failure is not this record's.
     let small = producer.send("t", value(100)).unwrap();
+    let e = big.wait_timeout(GENEROUS).unwrap_err();
     assert!(matches!(
-        big.wait_timeout(GENEROUS).unwrap_err(),
-        Error::DeliveryFailed(e) if matches!(*e, Error::BatchTooLarge { .. })
+        &e,
+        Error::DeliveryFailed { cause, topic, partition: 0 }
+            if matches!(**cause, Error::BatchTooLarge { .. }) && &**topic == "t"
     ));
+    // The cause is matchable, reachable through `source()`, and decides
+    // whether a resend may work.
+    assert!(matches!(e.cause(), Some(Error::BatchTooLarge { .. })));
+    assert!(matches!(e.root_cause(), Error::BatchTooLarge { .. }));
+    let source = std::error::Error::source(&e).expect("a source");
+    assert_eq!(source.to_string(), e.cause().unwrap().to_string());
+    assert!(!e.is_retriable());
+    assert!(
+        !e.to_string().contains("exceeds"),
+        "the cause is not repeated: {e}"
+    );
     match producer.flush() {
         Err(Error::BatchesFailed { batches: 1, first }) => {
             assert!(matches!(*first, Error::BatchTooLarge { .. }), "{first}")
@@ -189,7 +202,7 @@ fn every_delivery_resolves_whatever_the_interleaving() {
             match d.wait_timeout(GENEROUS) {
                 Ok(Some(meta)) => assert_eq!(&*meta.topic, "t"),
                 Ok(None) => panic!("round {round}: a delivery never resolved"),
-                Err(Error::DeliveryFailed(_)) => {}
+                Err(Error::DeliveryFailed { .. }) => {}
                 Err(e) => panic!("round {round}: unexpected delivery error {e}"),
             }
         }

@@ -311,7 +311,7 @@ fn buffered_records_of_a_deleted_topic_resolve_with_an_error() {
     let d2 = producer.send("t", Record::new("new")).unwrap();
     assert!(matches!(
         d.wait_timeout(Duration::from_secs(10)),
-        Err(Error::DeliveryFailed(_))
+        Err(Error::DeliveryFailed { .. })
     ));
     // The flush stores the new record and reports the old one's batch.
     assert!(matches!(

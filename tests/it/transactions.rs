@@ -160,7 +160,7 @@ fn records_of_an_aborted_transaction_fail_their_deliveries() {
     p.abort_transaction().unwrap();
     assert!(matches!(
         d.wait(),
-        Err(Error::DeliveryFailed(e)) if matches!(*e, Error::TransactionAborted { .. })
+        Err(Error::DeliveryFailed { cause: e, .. }) if matches!(*e, Error::TransactionAborted { .. })
     ));
     // Sends outside a transaction are refused.
     assert!(matches!(
@@ -193,7 +193,7 @@ fn a_zombie_is_fenced_and_nothing_of_it_becomes_visible() {
     assert!(flushed.is_err());
     assert!(matches!(
         late.wait(),
-        Err(Error::DeliveryFailed(e)) if matches!(*e, Error::ProducerFenced { .. })
+        Err(Error::DeliveryFailed { cause: e, .. }) if matches!(*e, Error::ProducerFenced { .. })
     ));
     assert!(matches!(
         old.send_to("t", 1, Record::new("zombie-3")),

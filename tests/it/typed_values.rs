@@ -58,3 +58,41 @@ fn typed_values_round_trip() {
     let r = Record::with_value::<Json, _>(&order).unwrap();
     assert_eq!(r.value, got[0].value);
 }
+
+#[test]
+fn typed_clients_name_their_codec_once() {
+    let dir = common::tempdir();
+    let broker = common::broker_with_topic(dir.path(), "orders", TopicConfig::default());
+    let producer = broker
+        .producer(ProducerConfig::default())
+        .typed::<String, Order, Postcard>();
+    let order = Order {
+        id: 9,
+        customer: "grace".into(),
+        items: vec![("cake".into(), 1)],
+        note: Some("birthday".into()),
+    };
+    let _ = producer.send("orders", &"grace".into(), &order).unwrap();
+    let _ = producer.send_tombstone("orders", &"grace".into()).unwrap();
+    let _ = producer.send_keyless("orders", &order).unwrap();
+    // Bytes another producer wrote in another codec.
+    let _ = (*producer)
+        .send("orders", Record::new("not postcard").key("x"))
+        .unwrap();
+    producer.flush().unwrap();
+
+    let mut c = broker
+        .consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest))
+        .typed::<String, Order, Postcard>();
+    c.assign([("orders", 0)]).unwrap();
+    let got = c.poll(Duration::from_secs(5)).unwrap();
+    assert_eq!(got.len(), 4, "a record that does not decode is not skipped");
+    assert_eq!(got[0].key().unwrap().as_deref(), Some("grace"));
+    assert_eq!(got[0].value().unwrap(), Some(order.clone()));
+    assert_eq!(got[1].value().unwrap(), None, "tombstone");
+    assert_eq!(got[2].key().unwrap(), None);
+    assert_eq!(got[2].value().unwrap(), Some(order));
+    assert!(matches!(got[3].value(), Err(Error::Codec(_))));
+    assert_eq!(got[3].offset, 3);
+    assert_eq!(c.position(("orders", 0)).unwrap(), 4);
+}

@@ -437,7 +437,7 @@ fn run_group(dir: &Path, args: &Args, out: &mut Out) -> Outcome {
         }
         consumer.commit_offsets(next.into_iter().map(|(p, o)| {
             (
-                (args.topic.as_str(), p).into(),
+                (args.topic.as_str(), p),
                 embedlog::OffsetAndMetadata::new(o),
             )
         }))?;

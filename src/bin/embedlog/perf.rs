@@ -438,7 +438,7 @@ fn send_failed(e: embedlog::Error) -> Fail {
         embedlog::Error::BatchTooLarge { .. } => {
             Some("give a smaller --record-size (or raise the topic's max.message.bytes)")
         }
-        embedlog::Error::InvalidArgument(_) => {
+        embedlog::Error::KeyRequired { .. } => {
             Some("a compacted topic needs keys: pass --key-count")
         }
         _ => None,
