@@ -94,6 +94,7 @@ mod read_only;
 mod record;
 pub mod replication;
 mod storage;
+mod telemetry;
 mod txn;
 
 pub mod inspect {

@@ -276,6 +276,7 @@ impl Catalog {
         let mut added = Vec::new();
         for p in current..total {
             let log = Log::open(dir.join(p.to_string()), log_config.clone())?;
+            log.set_metrics_topic(topic.state.name.clone());
             added.push(Partition {
                 topic: topic.state.name.clone(),
                 id: p,
@@ -472,6 +473,7 @@ fn load_topic(dir: &Path, name: &str, clock: &Arc<dyn Clock>) -> Result<Topic> {
     let mut partitions = Vec::with_capacity(config.partitions as usize);
     for p in 0..config.partitions {
         let log = Log::open(dir.join(p.to_string()), log_config.clone())?;
+        log.set_metrics_topic(name.clone());
         partitions.push(Partition {
             topic: name.clone(),
             id: p,

@@ -379,6 +379,7 @@ impl Consumer {
                 break;
             }
             let a = &mut self.assigned[i];
+            let before = out.len();
             // A read returns batches of one segment: keep reading this
             // partition while the record and byte budgets allow.
             let mut bytes_left = fetch_bytes;
@@ -426,6 +427,15 @@ impl Consumer {
                     a.position = Some(from.max(b.last_offset() + 1));
                 }
             }
+            let taken = &out[before..];
+            let bytes = taken
+                .iter()
+                .map(|r| {
+                    r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())
+                })
+                .sum::<usize>();
+            crate::telemetry::records_out(&a.tp.topic, taken.len() as u64, bytes as u64);
+            report_lag(a, self.config.group_id.as_deref(), isolation);
         }
         Ok(())
     }
@@ -461,6 +471,7 @@ impl Consumer {
                     a.position = Some(last + 1);
                     out.push((a.tp.clone(), batches));
                 }
+                report_lag(a, self.config.group_id.as_deref(), isolation);
                 continue;
             }
             // Aborted batches are cut out: the runs between them are
@@ -485,6 +496,7 @@ impl Consumer {
             if let Some(last) = last {
                 a.position = Some(last + 1);
             }
+            report_lag(a, self.config.group_id.as_deref(), isolation);
         }
         Ok(())
     }
@@ -578,6 +590,15 @@ fn read_next(
 
 /// Where "the latest" is for a consumer at `isolation`: the end, or the
 /// last stable offset (Kafka's ListOffsets LATEST for read_committed).
+/// The consumer's lag on `a` after a poll: records between its position
+/// and the end it reads to (the last stable offset when read-committed).
+fn report_lag(a: &Assigned, group: Option<&str>, isolation: IsolationLevel) {
+    if let Some(p) = a.position {
+        let lag = latest(a, isolation).saturating_sub(p);
+        crate::telemetry::consumer_lag(group, &a.tp.topic, a.tp.partition, lag);
+    }
+}
+
 fn latest(a: &Assigned, isolation: IsolationLevel) -> Offset {
     match isolation {
         IsolationLevel::ReadUncommitted => a.partition.end_offset(),

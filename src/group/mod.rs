@@ -173,7 +173,7 @@ struct Group {
 }
 
 impl Group {
-    fn rebalance(&mut self) {
+    fn rebalance(&mut self, group: &str, reason: &str) {
         let subs: Vec<Subscription> = self
             .members
             .iter()
@@ -189,6 +189,23 @@ impl Group {
             m.notify.notify();
         }
         self.generation += 1;
+        tracing::info!(
+            group,
+            generation = self.generation,
+            members = self.members.len(),
+            protocol = ?self.assignor.protocol(),
+            reason,
+            "consumer group rebalance"
+        );
+        for (id, m) in &self.members {
+            tracing::debug!(
+                group,
+                generation = self.generation,
+                member = %id,
+                partitions = m.target.len(),
+                "member's target assignment"
+            );
+        }
     }
 
     /// Removes a member, freeing what it owns.
@@ -392,7 +409,7 @@ impl Coordinator {
         );
         g.metadata = metadata;
         g.metadata_version = metadata_version;
-        g.rebalance();
+        g.rebalance(group, "a member joined");
         Ok(member_id)
     }
 
@@ -403,7 +420,7 @@ impl Coordinator {
             && let Some(m) = g.members.get_mut(member)
         {
             m.topics = topics;
-            g.rebalance();
+            g.rebalance(group, "a member changed its subscription");
         }
     }
 
@@ -416,7 +433,7 @@ impl Coordinator {
             if g.members.is_empty() {
                 st.groups.remove(group);
             } else {
-                g.rebalance();
+                g.rebalance(group, "a member left");
             }
         }
     }
@@ -448,7 +465,7 @@ impl Coordinator {
             let metadata = metadata();
             if g.metadata != metadata {
                 g.metadata = metadata;
-                g.rebalance();
+                g.rebalance(group, "the subscribed topics' partitions changed");
             }
         }
         let (generation, eager) = (
@@ -508,7 +525,7 @@ impl Coordinator {
             for o in &stale {
                 g.remove(o);
             }
-            g.rebalance();
+            g.rebalance(group, "members missed their poll interval");
         }
         Plan {
             generation,
@@ -761,6 +778,48 @@ mod tests {
             meta(parts),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn rebalances_are_reported_with_their_group_generation_and_reason() {
+        let c = Coordinator::new(Arc::new(crate::SystemClock));
+        let assignor: Arc<dyn Assignor> = Arc::new(CooperativeStickyAssignor);
+        let ((a, _b), events) = crate::test_support::capture_events(|| {
+            let a = join(&c, assignor.clone(), 4);
+            let b = join(&c, assignor.clone(), 4);
+            c.leave("g", &b);
+            (a, b)
+        });
+        let rebalances: Vec<&String> = events
+            .iter()
+            .filter(|e| e.contains("consumer group rebalance"))
+            .collect();
+        assert_eq!(rebalances.len(), 3, "{events:#?}");
+        assert!(
+            rebalances[0].starts_with("INFO ")
+                && rebalances[0].contains("group=g ")
+                && rebalances[0].contains("generation=1 ")
+                && rebalances[0].contains("members=1 ")
+                && rebalances[0].contains("reason=a member joined "),
+            "{}",
+            rebalances[0]
+        );
+        assert!(rebalances[1].contains("generation=2 ") && rebalances[1].contains("members=2 "));
+        assert!(
+            rebalances[2].contains("generation=3 ")
+                && rebalances[2].contains("members=1 ")
+                && rebalances[2].contains("reason=a member left "),
+            "{}",
+            rebalances[2]
+        );
+        let targets: Vec<&String> = events
+            .iter()
+            .filter(|e| e.contains("member's target assignment") && e.contains("generation=3 "))
+            .collect();
+        assert_eq!(targets.len(), 1);
+        assert!(
+            targets[0].contains(&format!("member={a} ")) && targets[0].contains("partitions=4 ")
+        );
     }
 
     /// Moves every member to its target as consumers would (revoke, then

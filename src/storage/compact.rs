@@ -441,7 +441,20 @@ impl Inner {
                 return Ok(None);
             }
         }
-        self.compact_locked(opts, &segs).map(Some)
+        let report = self.compact_locked(opts, &segs)?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            segments_cleaned = report.segments_cleaned,
+            bytes_before = report.bytes_before,
+            bytes_after = report.bytes_after,
+            records_removed = report.records_removed,
+            tombstones_removed = report.tombstones_removed,
+            cleaned_to = report.cleaned_to,
+            key_map_full = report.key_map_full,
+            "compaction pass"
+        );
+        crate::telemetry::cleaner_run(report.records_removed + report.tombstones_removed);
+        Ok(Some(report))
     }
 
     /// The pass itself, on `segs` (the current segment list), with the

@@ -346,6 +346,15 @@ impl Segment {
                     }
                     file.set_len(r.end.valid_len)
                         .map_err(|e| Error::io("truncate", &path, e))?;
+                    tracing::warn!(
+                        path = %path.display(),
+                        position = e.position,
+                        bytes_cut = len - r.end.valid_len,
+                        next_offset = r.end.next_offset,
+                        reason = %e.reason,
+                        "recovery cut a torn tail: the bytes from this position on were never \
+                         acknowledged as durable"
+                    );
                     truncated = true;
                 }
                 (

@@ -30,6 +30,7 @@ mod fuzz_regressions;
 mod kafka_compat;
 mod log_concurrency;
 mod log_model;
+mod observability;
 mod producer_delivery;
 mod producer_partitioning;
 mod read_only;

@@ -203,7 +203,8 @@ mod codecs {
     #[allow(unused_imports)]
     use std::io::{Read, Write};
 
-    #[allow(unused_variables, unused_mut)]
+    // Without any codec feature nothing appends to `out`.
+    #[allow(unused_variables, unused_mut, clippy::ptr_arg)]
     pub(super) fn decompress(
         codec: Compression,
         input: &[u8],
@@ -235,7 +236,7 @@ mod codecs {
         Ok(())
     }
 
-    #[allow(unused_variables)]
+    #[allow(unused_variables, clippy::ptr_arg)]
     pub(super) fn compress(
         codec: Compression,
         input: &[u8],

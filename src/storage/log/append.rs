@@ -194,6 +194,7 @@ impl Inner {
         batch: &mut [u8],
         replicated: bool,
     ) -> Result<AppendInfo> {
+        let timer = crate::telemetry::Timer::start();
         let stamp_time = !replicated;
         if !replicated && batch.len() > w.config.max_batch_bytes {
             return Err(Error::BatchTooLarge {
@@ -238,6 +239,12 @@ impl Inner {
             .store(h.last_offset() + 1, Ordering::SeqCst);
         w.unflushed_records += h.record_count as u64;
         self.after_append(w, batch, &h)?;
+        timer.append();
+        crate::telemetry::records_in(
+            self.metrics_topic.get().map_or("", |t| t),
+            h.record_count as u64,
+            batch.len() as u64,
+        );
         Ok(AppendInfo {
             base_offset: h.first_offset(),
             last_offset: h.last_offset(),
@@ -317,6 +324,13 @@ impl Inner {
             Ok(list)
         })?;
         w.state = IndexState::fresh();
+        tracing::debug!(
+            dir = %self.dir.display(),
+            base,
+            previous_base = old.base,
+            previous_bytes = old.size(),
+            "segment rolled"
+        );
         w.unflushed.push(old);
         // The producer state as of the new segment: recovery after a crash
         // starts from it and replays only the active segment.

@@ -127,11 +127,13 @@ impl Inner {
                 std::mem::take(&mut w.unflushed),
             )
         };
+        let timer = crate::telemetry::Timer::start();
         for s in &rolled {
             s.sync_all()?;
             s.release_handles();
         }
         active.sync_log()?;
+        timer.fsync();
         if !rolled.is_empty() {
             // The recovery point moved past whole segments: record it so a
             // crash does not rescan them. Done after `synced` is updated.

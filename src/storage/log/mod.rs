@@ -120,6 +120,9 @@ struct Inner {
     /// The configured compression ([`compression_code`]), read by appends
     /// before they take the writer lock.
     compression: AtomicU8,
+    /// The `topic` label of this log's metrics (a broker's partition);
+    /// `""` for a log opened alone.
+    metrics_topic: std::sync::OnceLock<Arc<str>>,
     sync_cv: Condvar,
     /// Serializes checkpoint writes.
     checkpoint: Mutex<()>,
@@ -275,6 +278,11 @@ impl Log {
             .store(compression_code(config.compression), Ordering::Relaxed);
         w.config = config;
         Ok(())
+    }
+
+    /// Names the topic this log's metrics are labelled with (once).
+    pub(crate) fn set_metrics_topic(&self, topic: Arc<str>) {
+        let _ = self.inner.metrics_topic.set(topic);
     }
 
     /// Registers `notify` to be woken after every append (and on close).
@@ -688,6 +696,12 @@ impl Inner {
         let mut r = self.poison_reason.lock();
         if !self.poisoned.swap(true, Ordering::SeqCst) {
             *r = e.to_string();
+            tracing::error!(
+                dir = %self.dir.display(),
+                error = %e,
+                "log poisoned: a write or fsync failed, so what the file holds is unknown; \
+                 it refuses appends until it is closed and reopened (recovery)"
+            );
         }
     }
 

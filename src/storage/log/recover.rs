@@ -84,6 +84,7 @@ pub(super) fn remove_segments(vfs: &dyn Vfs, dir: &Path, bases: &[Offset]) -> Re
 
 impl Inner {
     pub(super) fn open(vfs: Arc<dyn Vfs>, dir: &Path, config: LogConfig) -> Result<Inner> {
+        let _span = tracing::info_span!("embedlog_open_log", dir = %dir.display()).entered();
         vfs.create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
         let lock_path = dir.join(LOCK_FILE);
@@ -247,6 +248,7 @@ impl Inner {
             default_sync: AtomicBool::new(default_sync),
             max_batch_bytes: AtomicUsize::new(max_batch_bytes),
             compression: std::sync::atomic::AtomicU8::new(compression),
+            metrics_topic: std::sync::OnceLock::new(),
             sync_cv: Condvar::new(),
             checkpoint: Mutex::new(()),
             rewrite: Mutex::new(()),
@@ -267,6 +269,21 @@ impl Inner {
             let clean = inner.checkpoint_clean.load(Ordering::Relaxed);
             inner.rebuild_producer_state(&mut w, clean)?;
         }
+        let segments = inner.segments.read().len();
+        tracing::info!(
+            dir = %dir.display(),
+            segments,
+            log_start,
+            next_offset,
+            recovered,
+            recovery_point = cp.recovery_point,
+            "log opened{}",
+            if recovered {
+                ": not shut down cleanly, so the segments from the recovery point on were scanned"
+            } else {
+                ""
+            }
+        );
         Ok(inner)
     }
 

@@ -306,3 +306,54 @@ fn invalid_configs_are_rejected() {
         ));
     }
 }
+
+#[test]
+fn recovery_reports_what_it_scanned_and_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    log.append(&[rec(0), rec(1)]).unwrap();
+    log.append(&[rec(2)]).unwrap();
+    log.close().unwrap();
+    // A torn write after the clean close: half a batch of garbage.
+    let seg = dir.path().join("00000000000000000000.log");
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &[0xAB; 40]).unwrap();
+    drop(f);
+    let (log, events) =
+        crate::test_support::capture_events(|| Log::open(dir.path(), LogConfig::default()));
+    let log = log.unwrap();
+    assert_eq!(log.end_offset(), 3);
+    let cut: Vec<&String> = events
+        .iter()
+        .filter(|e| e.contains("cut a torn tail"))
+        .collect();
+    assert_eq!(cut.len(), 1, "{events:#?}");
+    assert!(
+        cut[0].starts_with("WARN ")
+            && cut[0].contains(&format!("path={} ", seg.display()))
+            && cut[0].contains(&format!("position={len} "))
+            && cut[0].contains("bytes_cut=40 ")
+            && cut[0].contains("next_offset=3 "),
+        "{}",
+        cut[0]
+    );
+    let opened: Vec<&String> = events.iter().filter(|e| e.contains("log opened")).collect();
+    assert_eq!(opened.len(), 1, "{events:#?}");
+    assert!(
+        opened[0].starts_with("INFO ")
+            && opened[0].contains("segments=1 ")
+            && opened[0].contains("next_offset=3 ")
+            && opened[0].contains("recovered=true "),
+        "{}",
+        opened[0]
+    );
+    log.close().unwrap();
+    // A clean open scans nothing and says so.
+    let (log, events) =
+        crate::test_support::capture_events(|| Log::open(dir.path(), LogConfig::default()));
+    let opened: Vec<&String> = events.iter().filter(|e| e.contains("log opened")).collect();
+    assert!(opened[0].contains("recovered=false "), "{}", opened[0]);
+    assert!(!events.iter().any(|e| e.contains("torn tail")));
+    log.unwrap().close().unwrap();
+}

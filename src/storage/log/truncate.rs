@@ -142,6 +142,14 @@ impl Inner {
             .base
             .max(self.log_start.load(Ordering::SeqCst));
         self.delete_before_locked(w, offset)?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            segments_deleted = keep_from,
+            bytes_deleted = freed,
+            log_start = offset,
+            "retention deleted old segments"
+        );
+        crate::telemetry::retention_deleted(keep_from);
         Ok(RetentionReport {
             segments_deleted: keep_from,
             bytes_deleted: freed,
