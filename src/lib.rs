@@ -124,6 +124,7 @@ pub mod inspect {
 }
 #[cfg(test)]
 mod test_support;
+mod wakers;
 mod worker;
 
 pub use admin::{
@@ -175,3 +176,5 @@ pub use storage::{
 #[doc(hidden)]
 #[path = "fuzzing.rs"]
 pub mod __fuzz;
+#[cfg(feature = "async")]
+pub use storage::{WaitFor, WaitPast};

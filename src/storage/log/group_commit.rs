@@ -5,6 +5,10 @@
 use super::{Durability, Inner};
 use crate::error::{Error, Result};
 use crate::record::Offset;
+#[cfg(feature = "async")]
+use crate::wakers::WakerKey;
+use crate::wakers::Wakers;
+use parking_lot::MutexGuard;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -27,6 +31,8 @@ pub(super) struct SyncState {
     pub(super) in_progress: bool,
     /// Threads waiting for the fsync in progress.
     pub(super) waiting: usize,
+    /// Futures waiting for it (`poll_sync_to`).
+    pub(super) wakers: Wakers,
 }
 
 impl SyncState {
@@ -58,19 +64,8 @@ impl Inner {
     pub(super) fn sync_to(&self, target: Offset) -> Result<()> {
         let mut st = self.sync.lock();
         loop {
-            if self.abandoned.load(Ordering::SeqCst) {
-                return Err(Error::Closed);
-            }
-            // A truncation may have removed offsets below `target`: what is
-            // gone needs no fsync (and waiting for it would never end).
-            let target = target.min(self.next_offset.load(Ordering::SeqCst));
-            if self.poisoned.load(Ordering::SeqCst) {
-                drop(st);
-                self.check_writable()?;
-                return Err(Error::Closed);
-            }
-            if st.synced >= target {
-                return Ok(());
+            if let Some(r) = self.sync_reached(&mut st, target) {
+                return r;
             }
             if st.in_progress {
                 st.waiting += 1;
@@ -79,38 +74,108 @@ impl Inner {
                 st.waiting -= 1;
                 continue;
             }
-            st.in_progress = true;
-            // Group commit: other sync appenders that are writing right now
-            // are about to wait for an fsync; give them a moment to join
-            // this one rather than start the next (as PostgreSQL's
-            // commit_delay does). Never longer than COMMIT_DELAY; no wait
-            // at all for a lone appender.
-            let deadline = Instant::now() + COMMIT_DELAY;
-            while self.sync_appenders.load(Ordering::SeqCst) > st.waiting + 1 {
-                if self.leader_cv.wait_until(&mut st, deadline).timed_out() {
-                    break;
-                }
+            self.lead_sync(&mut st)?;
+        }
+    }
+
+    /// `sync_to` for a future: the same steps, except that where the
+    /// blocking call would sleep until another caller's fsync ends, this
+    /// registers `waker` (under `key`) and returns `Pending`; that fsync's
+    /// end wakes it (`sync_changed`). Finding no fsync running, it leads one
+    /// itself, in this call: a future never holds the slot across a
+    /// `Pending`, so a close waiting for the slot never waits for a poll.
+    #[cfg(feature = "async")]
+    pub(super) fn poll_sync_to(
+        &self,
+        target: Offset,
+        key: &mut WakerKey,
+        waker: &std::task::Waker,
+    ) -> std::task::Poll<Result<()>> {
+        let mut st = self.sync.lock();
+        loop {
+            if let Some(r) = self.sync_reached(&mut st, target) {
+                st.wakers.remove(key);
+                return std::task::Poll::Ready(r);
             }
-            drop(st);
-            let r = self.flush_once();
-            st = self.sync.lock();
-            st.in_progress = false;
-            match r {
-                Ok((upto, epoch)) => {
-                    st.advance(upto, epoch, self.truncations.load(Ordering::SeqCst))
-                }
-                Err(e) => {
-                    self.poison(&e);
-                    self.sync_cv.notify_all();
-                    return Err(e);
-                }
+            if st.in_progress {
+                st.wakers.register(key, waker);
+                return std::task::Poll::Pending;
             }
-            self.sync_cv.notify_all();
-            if self.checkpoint_stale.swap(false, Ordering::SeqCst) {
-                drop(st);
-                self.try_checkpoint();
-                st = self.sync.lock();
+            if let Err(e) = self.lead_sync(&mut st) {
+                st.wakers.remove(key);
+                return std::task::Poll::Ready(Err(e));
             }
+        }
+    }
+
+    /// Removes `key`'s waker from the group-commit slot (a future that is
+    /// dropped).
+    #[cfg(feature = "async")]
+    pub(super) fn forget_sync(&self, key: &mut WakerKey) {
+        if key.is_registered() {
+            self.sync.lock().wakers.remove(key);
+        }
+    }
+
+    /// Whether a wait for `target` is over: `Some(Ok)` once every offset
+    /// below it is fsync'd, `Some(Err)` if the log can no longer get there.
+    fn sync_reached(
+        &self,
+        st: &mut MutexGuard<'_, SyncState>,
+        target: Offset,
+    ) -> Option<Result<()>> {
+        if self.abandoned.load(Ordering::SeqCst) {
+            return Some(Err(Error::Closed));
+        }
+        // A truncation may have removed offsets below `target`: what is
+        // gone needs no fsync (and waiting for it would never end).
+        let target = target.min(self.next_offset.load(Ordering::SeqCst));
+        if self.poisoned.load(Ordering::SeqCst) {
+            let e = MutexGuard::unlocked(st, || self.check_writable().err());
+            return Some(Err(e.unwrap_or(Error::Closed)));
+        }
+        (st.synced >= target).then_some(Ok(()))
+    }
+
+    /// Takes the slot (none is in progress) and does one fsync for every
+    /// waiter; a failure poisons the log.
+    fn lead_sync(&self, st: &mut MutexGuard<'_, SyncState>) -> Result<()> {
+        st.in_progress = true;
+        // Group commit: other sync appenders that are writing right now
+        // are about to wait for an fsync; give them a moment to join
+        // this one rather than start the next (as PostgreSQL's
+        // commit_delay does). Never longer than COMMIT_DELAY; no wait
+        // at all for a lone appender.
+        let deadline = Instant::now() + COMMIT_DELAY;
+        while self.sync_appenders.load(Ordering::SeqCst) > st.waiting + 1 {
+            if self.leader_cv.wait_until(st, deadline).timed_out() {
+                break;
+            }
+        }
+        let r = MutexGuard::unlocked(st, || self.flush_once());
+        st.in_progress = false;
+        match r {
+            Ok((upto, epoch)) => st.advance(upto, epoch, self.truncations.load(Ordering::SeqCst)),
+            Err(e) => {
+                self.poison(&e);
+                self.sync_changed(st);
+                return Err(e);
+            }
+        }
+        self.sync_changed(st);
+        if self.checkpoint_stale.swap(false, Ordering::SeqCst) {
+            MutexGuard::unlocked(st, || self.try_checkpoint());
+        }
+        Ok(())
+    }
+
+    /// The slot changed (an fsync ended, or a close left it): wakes the
+    /// threads and the futures waiting for it.
+    pub(super) fn sync_changed(&self, st: &mut MutexGuard<'_, SyncState>) {
+        self.sync_cv.notify_all();
+        let woken = st.wakers.take();
+        if woken.len() > 0 {
+            MutexGuard::unlocked(st, || woken.wake());
         }
     }
 
