@@ -151,6 +151,8 @@ pub use group::{
 };
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use read_only::{ReadOnlyBroker, ReadOnlyPartition};
+#[cfg(feature = "async")]
+pub use producer::Flush;
 pub use txn::{TransactionDescription, TransactionState};
 
 pub use catalog::{
@@ -174,7 +176,7 @@ pub use storage::{
 };
 
 #[doc(hidden)]
-#[path = "fuzzing.rs"]
-pub mod __fuzz;
 #[cfg(feature = "async")]
 pub use storage::{WaitFor, WaitPast};
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
