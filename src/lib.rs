@@ -139,6 +139,8 @@ pub use codec::Json;
 pub use codec::Postcard;
 #[cfg(any(feature = "json", feature = "postcard"))]
 pub use codec::{Codec, DefaultCodec};
+#[cfg(feature = "async")]
+pub use consumer::ConsumerStream;
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, IsolationLevel, OffsetReset,
     RebalanceListener,
@@ -149,10 +151,10 @@ pub use group::{
     MemberDescription, OFFSETS_TOPIC, OffsetAndMetadata, RangeAssignor, RebalanceProtocol,
     RoundRobinAssignor, Subscription,
 };
-pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
-pub use read_only::{ReadOnlyBroker, ReadOnlyPartition};
 #[cfg(feature = "async")]
 pub use producer::Flush;
+pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
+pub use read_only::{ReadOnlyBroker, ReadOnlyPartition};
 pub use txn::{TransactionDescription, TransactionState};
 
 pub use catalog::{
@@ -174,9 +176,9 @@ pub use storage::{
     LogReader, LogRecords, MIN_KEY_MAP_BYTES, Notify, ReadLimit, ReadOnlyLog, Retention,
     RetentionReport, VerifyReport,
 };
-
-#[doc(hidden)]
 #[cfg(feature = "async")]
 pub use storage::{WaitFor, WaitPast};
+
+#[doc(hidden)]
 #[path = "fuzzing.rs"]
 pub mod __fuzz;
