@@ -29,12 +29,12 @@ fn typed_values_round_trip() {
         items: vec![("tea".into(), 2)],
         note: None,
     };
-    let _ = producer.send_value("orders", "ada", &order).unwrap();
-    let _ = producer
+    producer.send_value("orders", "ada", &order).unwrap();
+    producer
         .send_value_with::<Postcard, _>("orders", "ada", &order)
         .unwrap();
-    let _ = producer.send("orders", Record::tombstone("ada")).unwrap();
-    let _ = producer.send("orders", Record::new("not json")).unwrap();
+    producer.send("orders", Record::tombstone("ada")).unwrap();
+    producer.send("orders", Record::new("not json")).unwrap();
     producer.flush().unwrap();
 
     let mut c = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
