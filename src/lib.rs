@@ -51,6 +51,16 @@
 //! | `__consumer_offsets`, `kafka-consumer-groups` | [`OFFSETS_TOPIC`], [`Admin::describe_group`], [`Admin::reset_group_offsets`] |
 //! | replicas, leader epochs, ISR, high watermark, `acks=all` | [`ReplicaLog`], [`Replicator`], [`Acks`] (see [`replication`]) |
 //!
+//! ## Async
+//!
+//! With the `async` feature the clients work under any executor, and the
+//! library starts no runtime: a [`Delivery`] is a `Future`,
+//! `Consumer::stream` is a `futures_core::Stream` of the records `poll`
+//! returns, and `Producer::flush_async`, `Log::wait_for_async` and
+//! `Notify::wait_past_async` are futures. Each is woken by the
+//! notification the blocking call sleeps on (no timer, no thread per
+//! future). Commits and a sync producer's own fsyncs stay blocking.
+//!
 //! ## Durability contract
 //!
 //! - When an append is acknowledged ([`Partition::append`] returns, a

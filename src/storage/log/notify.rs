@@ -97,7 +97,7 @@ impl Signal {
 /// A wake-up signal a reader can share across many logs: each
 /// [`Log::watch`]ed log notifies it after every append, and a waiter sleeps
 /// until the notification count moves past what it saw. With the `async`
-/// feature, [`wait_past_async`](Self::wait_past_async) is the same wait as
+/// feature, `wait_past_async` is the same wait as
 /// a future, woken by the same notification.
 ///
 /// ```
