@@ -234,3 +234,68 @@ impl Inner {
         true
     }
 }
+
+#[cfg(all(test, feature = "async"))]
+mod tests {
+    use super::super::{Log, LogConfig};
+    use crate::record::Record;
+    use crate::wakers::WakerKey;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Poll, Wake, Waker};
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A future follows an fsync in progress (registered, woken by its
+    /// end, never sleeping) and leads one that nobody runs.
+    #[test]
+    fn a_future_waits_for_an_fsync_in_progress_and_leads_one_nobody_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        log.append(&[Record::new("a")]).unwrap();
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut key = WakerKey::default();
+
+        // Another caller's fsync is in progress: the future waits for it.
+        log.inner.sync.lock().in_progress = true;
+        assert!(log.inner.poll_sync_to(1, &mut key, &waker).is_pending());
+        assert!(key.is_registered());
+        // That fsync ends, as `lead_sync` ends one: the future is woken...
+        {
+            let mut st = log.inner.sync.lock();
+            st.in_progress = false;
+            st.synced = 1;
+            log.inner.sync_changed(&mut st);
+        }
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // ...and finds its offsets fsync'd.
+        let r = log.inner.poll_sync_to(1, &mut key, &waker);
+        assert!(matches!(r, Poll::Ready(Ok(()))));
+        assert!(!key.is_registered());
+
+        // No fsync running: it runs one itself, in the poll.
+        log.append(&[Record::new("b")]).unwrap();
+        let r = log.inner.poll_sync_to(2, &mut key, &waker);
+        assert!(matches!(r, Poll::Ready(Ok(()))));
+        assert!(log.flushed_offset() >= 2);
+
+        // A dropped waiter leaves no waker in the slot.
+        log.append(&[Record::new("c")]).unwrap();
+        log.inner.sync.lock().in_progress = true;
+        assert!(log.inner.poll_sync_to(3, &mut key, &waker).is_pending());
+        log.inner.forget_sync(&mut key);
+        let mut st = log.inner.sync.lock();
+        assert_eq!(st.wakers.len(), 0);
+        st.in_progress = false;
+        drop(st);
+        assert_eq!(Arc::strong_count(&count), 2); // ours and `waker`
+        log.close().unwrap();
+    }
+}
