@@ -148,7 +148,8 @@ fn child_a_thousand_streams() {
         rx.recv().unwrap();
     }
 
-    // Every stream has all it can have, and is (about to be) waiting.
+    // Every stream has all it can have, and is (about to be) waiting: its
+    // last fetch and its registration may fall inside the idle second.
     let threads_idle = threads();
     let cpu_before = process_cpu();
     let wall = std::time::Instant::now();
