@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for i in 0..PER_THREAD {
                     let account = format!("account-{t}-{}", i % 25);
                     let event = format!("{account} seq {}", i / 25);
-                    let _ = producer.send(&topic, Record::new(event).key(account))?;
+                    producer.send(&topic, Record::new(event).key(account))?;
                 }
                 Ok(())
             });

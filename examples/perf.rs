@@ -223,7 +223,7 @@ fn produce(a: &Args, rows: &mut Vec<Row>) -> PathBuf {
     );
     let started = Instant::now();
     for i in 0..a.records {
-        let _ = producer
+        producer
             .send("perf", Record::new(payload(a.size, i)).timestamp(i as i64))
             .unwrap();
         progress("produce (embedlog producer)", i + 1, a.records);
@@ -353,7 +353,7 @@ fn compression(a: &Args, rows: &mut Vec<Row>) {
         let payloads: Vec<Vec<u8>> = (0..1000).map(|i| text_payload(size, i)).collect();
         let started = Instant::now();
         for i in 0..n {
-            let _ = producer
+            producer
                 .send(
                     "perf",
                     Record::new(payloads[(i % 1000) as usize].clone()).timestamp(i as i64),
@@ -427,7 +427,7 @@ fn txn(a: &Args, rows: &mut Vec<Row>) {
                 producer.begin_transaction().unwrap();
             }
             for j in i..i + k {
-                let _ = producer
+                producer
                     .send("perf", Record::new(payload(a.size, j)).timestamp(j as i64))
                     .unwrap();
             }
@@ -756,7 +756,7 @@ fn latency(a: &Args, rows: &mut Vec<Row>) {
     let producer = broker.producer(ProducerConfig::default().linger(Duration::ZERO));
     for i in 0..m {
         let sent = epoch.elapsed().as_nanos() as u64;
-        let _ = producer
+        producer
             .send("lat", Record::new(sent.to_le_bytes().to_vec()))
             .unwrap();
         if i % 10 == 0 {
@@ -919,7 +919,7 @@ fn scale(a: &Args, gb: u64) {
     for step in 1..=gb {
         let started = Instant::now();
         for _ in 0..per_gb {
-            let _ = producer
+            producer
                 .send("scale", Record::new(payload(a.size, i)).timestamp(i as i64))
                 .unwrap();
             i += 1;

@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         bytes += value.len() as u64;
         // The delivery handle would report the offset; fire and forget here.
-        let _ = producer.send(TOPIC, Record::new(value).key(format!("user-{user}")))?;
+        producer.send(TOPIC, Record::new(value).key(format!("user-{user}")))?;
     }
     producer.flush()?; // everything sent is now stored (in the OS)
     let produce = started.elapsed();

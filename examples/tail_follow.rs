@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // linger 0: every send is appended (and wakes the consumer) at once.
     let producer = broker.producer(ProducerConfig::default().linger(Duration::ZERO));
     for i in 0..EVENTS {
-        let _ = producer.send(&topic, Record::new(now_ns().to_string()))?;
+        producer.send(&topic, Record::new(now_ns().to_string()))?;
         if i % 100 == 0 {
             std::thread::sleep(Duration::from_micros(200)); // a live, bursty source
         }

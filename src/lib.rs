@@ -51,6 +51,16 @@
 //! | `__consumer_offsets`, `kafka-consumer-groups` | [`OFFSETS_TOPIC`], [`Admin::describe_group`], [`Admin::reset_group_offsets`] |
 //! | replicas, leader epochs, ISR, high watermark, `acks=all` | [`ReplicaLog`], [`Replicator`], [`Acks`] (see [`replication`]) |
 //!
+//! ## Async
+//!
+//! With the `async` feature the clients work under any executor, and the
+//! library starts no runtime: a [`Delivery`] is a `Future`,
+//! `Consumer::stream` is a `futures_core::Stream` of the records `poll`
+//! returns, and `Producer::flush_async`, `Log::wait_for_async` and
+//! `Notify::wait_past_async` are futures. Each is woken by the
+//! notification the blocking call sleeps on (no timer, no thread per
+//! future). Commits and a sync producer's own fsyncs stay blocking.
+//!
 //! ## Durability contract
 //!
 //! - When an append is acknowledged ([`Partition::append`] returns, a
@@ -125,6 +135,7 @@ pub mod inspect {
 }
 #[cfg(test)]
 mod test_support;
+mod wakers;
 mod worker;
 
 pub use admin::{
@@ -139,6 +150,8 @@ pub use codec::Json;
 pub use codec::Postcard;
 #[cfg(any(feature = "json", feature = "postcard"))]
 pub use codec::{Codec, TypedConsumer, TypedProducer, TypedRecord};
+#[cfg(feature = "async")]
+pub use consumer::ConsumerStream;
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, IsolationLevel, OffsetReset,
     RebalanceListener,
@@ -149,6 +162,8 @@ pub use group::{
     MemberDescription, OFFSETS_TOPIC, OffsetAndMetadata, RangeAssignor, RebalanceProtocol,
     RoundRobinAssignor, Subscription,
 };
+#[cfg(feature = "async")]
+pub use producer::Flush;
 pub use producer::{Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use read_only::{ReadOnlyBroker, ReadOnlyPartition};
 pub use txn::{TransactionDescription, TransactionState};
@@ -172,6 +187,8 @@ pub use storage::{
     LogReader, LogRecords, MIN_KEY_MAP_BYTES, Notify, ReadLimit, ReadOnlyLog, Retention,
     RetentionReport, VerifyReport,
 };
+#[cfg(feature = "async")]
+pub use storage::{WaitFor, WaitPast};
 
 #[doc(hidden)]
 #[path = "fuzzing.rs"]

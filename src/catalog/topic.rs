@@ -286,6 +286,14 @@ impl<'a> PartitionLog<'a> {
         self.log.wait_for(offset, timeout)
     }
 
+    /// [`wait_for`](Self::wait_for) as a future: `true` once a record at
+    /// `offset` exists, `false` if the log closes first (see
+    /// [`Log::wait_for_async`]).
+    #[cfg(feature = "async")]
+    pub fn wait_for_async(&self, offset: Offset) -> crate::storage::WaitFor {
+        self.log.wait_for_async(offset)
+    }
+
     /// Notifies `notify` on every append (see [`Log::watch`]).
     pub fn watch(&self, notify: Arc<Notify>) {
         self.log.watch(notify)

@@ -3,10 +3,14 @@
 
 mod config;
 mod group;
+#[cfg(feature = "async")]
+mod stream;
 
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use group::Membership;
 pub use group::RebalanceListener;
+#[cfg(feature = "async")]
+pub use stream::ConsumerStream;
 
 use crate::catalog::{Catalog, Partition, TopicPartition};
 use crate::client::Context;
@@ -336,26 +340,35 @@ impl Consumer {
         let deadline = crate::clock::deadline_after(timeout);
         loop {
             let seen = self.notify.generation();
-            let mut out = Vec::new();
-            let r = fetch(self, &mut out);
-            if let Some(n) = self.assigned.len().checked_sub(1) {
-                // Start the next fetch at the next partition, for fairness.
-                self.next = (self.next + 1) % (n + 1);
-            }
-            match r {
-                Err(e) if out.is_empty() => return Err(e),
-                Err(e) => {
-                    self.pending_error = Some(e);
-                    return Ok(out);
-                }
-                Ok(()) if !out.is_empty() => return Ok(out),
-                Ok(()) => {}
+            let out = self.fetch_once(fetch)?;
+            if !out.is_empty() {
+                return Ok(out);
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(out);
             }
             self.notify.wait_past(seen, deadline - now);
+        }
+    }
+
+    /// One fetch of a poll (of `poll`, `poll_batches` or a stream), moving
+    /// the rotation on. An error after some records is kept for the next
+    /// poll and the records are returned.
+    fn fetch_once<T>(&mut self, fetch: fn(&mut Self, &mut Vec<T>) -> Result<()>) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let r = fetch(self, &mut out);
+        if let Some(n) = self.assigned.len().checked_sub(1) {
+            // Start the next fetch at the next partition, for fairness.
+            self.next = (self.next + 1) % (n + 1);
+        }
+        match r {
+            Err(e) if out.is_empty() => Err(e),
+            Err(e) => {
+                self.pending_error = Some(e);
+                Ok(out)
+            }
+            Ok(()) => Ok(out),
         }
     }
 

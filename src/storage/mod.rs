@@ -25,6 +25,8 @@ pub use log::{
     AppendInfo, Durability, Log, LogConfig, Notify, ReadLimit, Retention, RetentionReport,
     VerifyReport,
 };
+#[cfg(feature = "async")]
+pub use log::{WaitFor, WaitPast};
 pub use producer_state::AbortedTransaction;
 pub(crate) use producer_state::{AbortedFilter, next_sequence};
 pub use read_only::ReadOnlyLog;

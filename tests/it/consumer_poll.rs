@@ -40,7 +40,7 @@ fn a_consumer_started_first_receives_everything_by_long_poll() {
     std::thread::sleep(Duration::from_millis(50));
     let producer = broker.producer(ProducerConfig::default().linger(Duration::from_millis(1)));
     for i in 0..3000 {
-        let _ = producer
+        producer
             .send("t", Record::new(format!("{i}")).key(format!("{}", i % 10)))
             .unwrap();
         if i % 500 == 0 {

@@ -17,6 +17,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[cfg(feature = "async")]
+mod async_streams;
 mod bad_input;
 mod broker_lock;
 mod broker_topics;

@@ -211,7 +211,7 @@ fn records_and_headers_round_trip_byte_exact() {
         },
     ];
     for r in &sent {
-        let _ = producer.send("t", r.clone()).unwrap();
+        producer.send("t", r.clone()).unwrap();
     }
     producer.flush().unwrap();
     let mut consumer =

@@ -29,12 +29,12 @@ fn typed_values_round_trip() {
         items: vec![("tea".into(), 2)],
         note: None,
     };
-    let _ = producer.send_value("orders", "ada", &order).unwrap();
-    let _ = producer
+    producer.send_value("orders", "ada", &order).unwrap();
+    producer
         .send_value_with::<Postcard, _>("orders", "ada", &order)
         .unwrap();
-    let _ = producer.send("orders", Record::tombstone("ada")).unwrap();
-    let _ = producer.send("orders", Record::new("not json")).unwrap();
+    producer.send("orders", Record::tombstone("ada")).unwrap();
+    producer.send("orders", Record::new("not json")).unwrap();
     producer.flush().unwrap();
 
     let mut c = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
@@ -72,11 +72,11 @@ fn typed_clients_name_their_codec_once() {
         items: vec![("cake".into(), 1)],
         note: Some("birthday".into()),
     };
-    let _ = producer.send("orders", &"grace".into(), &order).unwrap();
-    let _ = producer.send_tombstone("orders", &"grace".into()).unwrap();
-    let _ = producer.send_keyless("orders", &order).unwrap();
+    producer.send("orders", &"grace".into(), &order).unwrap();
+    producer.send_tombstone("orders", &"grace".into()).unwrap();
+    producer.send_keyless("orders", &order).unwrap();
     // Bytes another producer wrote in another codec.
-    let _ = (*producer)
+    (*producer)
         .send("orders", Record::new("not postcard").key("x"))
         .unwrap();
     producer.flush().unwrap();

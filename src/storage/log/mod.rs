@@ -56,6 +56,8 @@ pub use config::{
 use group_commit::SyncState;
 pub use notify::Notify;
 use notify::Signal;
+#[cfg(feature = "async")]
+pub use notify::{WaitFor, WaitPast};
 pub(crate) use txn::Marker;
 use txn::TxnState;
 
@@ -470,6 +472,30 @@ impl Log {
         ) && inner.next_offset.load(Ordering::SeqCst) > offset
     }
 
+    /// [`wait_for`](Self::wait_for) as a future, for any executor:
+    /// resolves to `true` once a record at `offset` exists, `false` if the
+    /// log closes first. It is woken by the append (or the close) that the
+    /// blocking call would wake on; no thread waits for it and nothing
+    /// polls. Bound it with your executor's timeout; dropping it removes
+    /// its waker.
+    ///
+    /// ```
+    /// # #[cfg(feature = "async")] {
+    /// use embedlog::{Log, LogConfig, Record};
+    /// use std::sync::Arc;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let log = Arc::new(Log::open(dir.path(), LogConfig::default()).unwrap());
+    /// let writer = log.clone();
+    /// let t = std::thread::spawn(move || writer.append(&[Record::new("a"), Record::new("b")]).map(|_| ()));
+    /// assert!(pollster::block_on(log.wait_for_async(1)));
+    /// t.join().unwrap().unwrap();
+    /// # }
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn wait_for_async(&self, offset: Offset) -> notify::WaitFor {
+        notify::WaitFor::new(self.inner.clone(), offset)
+    }
+
     /// fsyncs everything appended so far (shares the fsync with concurrent
     /// sync appenders).
     ///
@@ -487,6 +513,27 @@ impl Log {
     /// As [`flush`](Self::flush).
     pub fn flush_to(&self, offset: Offset) -> Result<()> {
         self.inner.sync_to(offset.min(self.end_offset()))
+    }
+
+    /// [`flush_to`](Self::flush_to) for a future (`Producer::flush_async`):
+    /// `Pending`, with `waker` registered under `key`, where `flush_to`
+    /// would wait for another caller's fsync; an fsync nobody runs is run
+    /// in this call. `Ready` clears `key`.
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_flush_to(
+        &self,
+        offset: Offset,
+        key: &mut crate::wakers::WakerKey,
+        waker: &std::task::Waker,
+    ) -> std::task::Poll<Result<()>> {
+        self.inner
+            .poll_sync_to(offset.min(self.end_offset()), key, waker)
+    }
+
+    /// Removes a waker `poll_flush_to` registered (a dropped future).
+    #[cfg(feature = "async")]
+    pub(crate) fn forget_flush(&self, key: &mut crate::wakers::WakerKey) {
+        self.inner.forget_sync(key)
     }
 
     /// Closes the active segment and starts a new one at the log end offset

@@ -242,6 +242,7 @@ impl Inner {
                 synced: next_offset,
                 in_progress: false,
                 waiting: 0,
+                wakers: Default::default(),
             }),
             leader_cv: Condvar::new(),
             sync_appenders: AtomicUsize::new(0),

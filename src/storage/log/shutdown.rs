@@ -24,7 +24,7 @@ impl Inner {
         let r = self.shutdown_in_slot();
         let mut st = self.sync.lock();
         st.in_progress = false;
-        self.sync_cv.notify_all();
+        self.sync_changed(&mut st);
         drop(st);
         // Whatever happened, this handle is done with the directory.
         self.lock.lock().take();
