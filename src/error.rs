@@ -156,7 +156,8 @@ pub enum Error {
         operation: &'static str,
     },
 
-    /// A consumer group id Kafka would refuse (1 to 255 bytes).
+    /// A consumer group id that cannot be used (empty, or longer than
+    /// embedlog's limit of 1024 bytes).
     #[error("invalid group id {group:?}: {reason}")]
     InvalidGroupId {
         /// The id.
@@ -474,7 +475,8 @@ impl Error {
 
     /// Whether the same call may succeed if retried, as Kafka's
     /// `RetriableException`: space freed after [`DiskFull`](Error::DiskFull)
-    /// (a failed write is rolled back), an interrupted or timed-out I/O,
+    /// (a failed write is rolled back; not a failed fsync, which poisons
+    /// the log until it is reopened), an interrupted or timed-out I/O,
     /// replication that may catch up ([`NotLeader`](Error::NotLeader),
     /// [`NotEnoughReplicas`](Error::NotEnoughReplicas),
     /// [`ReplicationTimeout`](Error::ReplicationTimeout),
@@ -494,6 +496,9 @@ impl Error {
     /// ```
     pub fn is_retriable(&self) -> bool {
         match self {
+            // A failed fsync poisons the log: the retry gets `Poisoned`
+            // until the log is reopened.
+            Error::DiskFull { op, .. } | Error::Io { op, .. } if op.starts_with("fsync") => false,
             Error::DiskFull { .. }
             | Error::NotLeader { .. }
             | Error::NotEnoughReplicas { .. }
@@ -581,6 +586,9 @@ mod tests {
         let interrupted = Error::io("read", Path::new("/x"), io::ErrorKind::Interrupted.into());
         assert!(interrupted.is_retriable());
         assert!(!Error::io("read", Path::new("/x"), io::Error::other("eio")).is_retriable());
+        let fsync_full = Error::io("fsync", Path::new("/x"), io::Error::from_raw_os_error(28));
+        assert!(matches!(fsync_full, Error::DiskFull { .. }));
+        assert!(!fsync_full.is_retriable(), "a failed fsync poisons the log");
         assert!(!Error::Closed.is_retriable());
         assert!(!Error::corrupt(Path::new("/x"), 0, "bad").is_retriable());
         let failed = Error::DeliveryFailed {

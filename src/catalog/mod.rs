@@ -192,7 +192,7 @@ impl Catalog {
     /// [`Error::TopicExists`], [`Error::Closed`], I/O errors.
     pub(crate) fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
         validate_topic_name(name)?;
-        config.validate()?;
+        config.validate_new()?;
         let _g = self.admin.lock();
         self.check_open()?;
         if self.topics.read().contains_key(name) {
@@ -301,7 +301,7 @@ impl Catalog {
     /// partition count; [`Error::UnknownTopic`]; [`Error::Closed`]; I/O
     /// errors.
     pub(crate) fn alter_config(&self, name: &str, config: TopicConfig) -> Result<()> {
-        config.validate()?;
+        config.validate_new()?;
         let _g = self.admin.lock();
         let topic = self.topic(name)?;
         if config.partitions != topic.partition_count() {

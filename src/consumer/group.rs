@@ -141,9 +141,10 @@ impl Consumer {
     /// ```
     ///
     /// # Errors
-    /// [`Error::GroupRequired`] without a group, after
-    /// [`assign`](Self::assign), or with another assignor than the group's
-    /// members use; [`Error::Closed`].
+    /// [`Error::GroupRequired`] without a group,
+    /// [`Error::InvalidGroupId`], [`Error::SubscriptionConflict`] after
+    /// [`assign`](Self::assign), [`Error::InvalidArgument`] with another
+    /// assignor than the group's members use; [`Error::Closed`].
     pub fn subscribe<I>(&mut self, topics: I) -> Result<()>
     where
         I: IntoIterator,

@@ -49,6 +49,22 @@ struct Assigned {
     partition: Partition,
     /// `None` until the reset policy gives one.
     position: Option<Offset>,
+    /// The records left of a compressed batch a poll stopped inside (its
+    /// record limit was reached), so that the next poll goes on without
+    /// decompressing and decoding the batch again from its start.
+    partial: Option<Partial>,
+}
+
+/// See [`Assigned::partial`].
+#[derive(Debug)]
+struct Partial {
+    /// The batch's base offset and CRC: the same batch (not one that
+    /// replaced it after a truncation).
+    base: Offset,
+    crc: u32,
+    /// The position the iterator continues from.
+    position: Offset,
+    records: crate::record::BatchRecords,
 }
 
 /// Reads records from assigned partitions.
@@ -151,6 +167,7 @@ impl Consumer {
                 tp,
                 partition,
                 position,
+                partial: None,
             });
         }
         for a in &self.assigned {
@@ -415,13 +432,37 @@ impl Consumer {
                         a.position = Some(from.max(b.last_offset() + 1));
                         continue;
                     }
-                    for r in b.records()? {
+                    let mut records = match a.partial.take() {
+                        Some(p)
+                            if p.base == b.base_offset()
+                                && p.crc == b.header().crc
+                                && Some(p.position) == a.position =>
+                        {
+                            p.records
+                        }
+                        _ => b.records()?,
+                    };
+                    loop {
+                        if out.len() >= max {
+                            // Stopped inside the batch: a compressed one
+                            // keeps its decompressed records for the next
+                            // poll.
+                            if b.header().compression() != crate::record::Compression::None
+                                && let Some(position) = a.position
+                            {
+                                a.partial = Some(Partial {
+                                    base: b.base_offset(),
+                                    crc: b.header().crc,
+                                    position,
+                                    records,
+                                });
+                            }
+                            break 'batches;
+                        }
+                        let Some(r) = records.next() else { break };
                         let r = r?;
                         if r.offset < from {
                             continue;
-                        }
-                        if out.len() >= max {
-                            break 'batches;
                         }
                         a.position = Some(r.offset + 1);
                         out.push(ConsumerRecord {
@@ -601,8 +642,6 @@ fn read_next(
     Ok((!batches.is_empty()).then_some(batches))
 }
 
-/// Where "the latest" is for a consumer at `isolation`: the end, or the
-/// last stable offset (Kafka's ListOffsets LATEST for read_committed).
 /// The consumer's lag on `a` after a poll: records between its position
 /// and the end it reads to (the last stable offset when read-committed).
 fn report_lag(a: &Assigned, group: Option<&str>, isolation: IsolationLevel) {
@@ -612,6 +651,8 @@ fn report_lag(a: &Assigned, group: Option<&str>, isolation: IsolationLevel) {
     }
 }
 
+/// Where "the latest" is for a consumer at `isolation`: the end, or the
+/// last stable offset (Kafka's ListOffsets LATEST for read_committed).
 fn latest(a: &Assigned, isolation: IsolationLevel) -> Offset {
     match isolation {
         IsolationLevel::ReadUncommitted => a.partition.end_offset(),

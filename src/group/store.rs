@@ -91,7 +91,7 @@ impl Groups {
     /// [`Coordinator::commit`]).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a bad group id; what the
+    /// [`Error::InvalidGroupId`] for a bad group id; what the
     /// coordinator refuses ([`Error::Fenced`], …); the append's error.
     pub(crate) fn store_commits(
         &self,

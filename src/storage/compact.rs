@@ -512,6 +512,7 @@ impl Inner {
             let Some(batches) = s.read(dirty_from, end, usize::MAX, usize::MAX)? else {
                 continue;
             };
+            let batches = batches.decompression_limit(self.decompression_limit());
             for b in batches.iter() {
                 let b = b?;
                 let is_abort = || {

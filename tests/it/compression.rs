@@ -280,14 +280,21 @@ mod with_codecs {
     use super::*;
     use proptest::prelude::*;
 
+    /// The codec of every batch of partition 0, across all its segments
+    /// (a read returns the batches of one segment).
     fn stored_codecs(broker: &Broker, topic: &str) -> Vec<Compression> {
-        let t = broker.topic(topic).unwrap();
-        let p = t.partition(0).unwrap();
-        let batches = p.read(0, ReadLimit::bytes(16 << 20)).unwrap();
-        batches
-            .iter()
-            .map(|b| b.unwrap().header().compression())
-            .collect()
+        let p = broker.partition(topic, 0).unwrap();
+        let mut codecs = Vec::new();
+        let mut at = p.start_offset();
+        while at < p.end_offset() {
+            let batches = p.read(at, ReadLimit::bytes(16 << 20)).unwrap();
+            for b in batches.iter() {
+                let b = b.unwrap();
+                codecs.push(b.header().compression());
+                at = b.last_offset() + 1;
+            }
+        }
+        codecs
     }
 
     fn consume_all(broker: &Broker, topic: &str) -> Vec<(Option<Bytes>, Option<Bytes>)> {
@@ -384,6 +391,62 @@ mod with_codecs {
             .set("compression.type", "brotli")
             .unwrap_err();
         assert!(e.to_string().contains("brotli"), "{e}");
+    }
+
+    /// A poll that stops inside a compressed batch goes on from there (the
+    /// consumer keeps the batch's decompressed records), also after seeks.
+    #[test]
+    fn small_polls_walk_a_large_compressed_batch_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::builder(dir.path()).open().unwrap();
+        broker
+            .admin()
+            .create_topic("big", TopicConfig::default())
+            .unwrap();
+        let records = vector_records(true);
+        let mut b = BatchBuilder::new().compression(Compression::Lz4);
+        for r in &records {
+            b.push(r);
+        }
+        let mut bytes = b.finish().unwrap();
+        let dir2 = tempfile::tempdir().unwrap();
+        let log = Log::open(dir2.path(), LogConfig::default()).unwrap();
+        log.append_batch(&mut bytes, Durability::Buffered).unwrap();
+        log.close().unwrap();
+        // The same batch through a broker topic: copy the segment in.
+        broker.close().unwrap();
+        std::fs::copy(
+            dir2.path().join("00000000000000000000.log"),
+            dir.path().join("topics/big/0/00000000000000000000.log"),
+        )
+        .unwrap();
+        std::fs::remove_file(dir.path().join("topics/big/0/embedlog.checkpoint")).ok();
+        let broker = Broker::builder(dir.path()).open().unwrap();
+        assert_eq!(broker.partition("big", 0).unwrap().end_offset(), 400);
+        let mut c = broker.consumer(
+            ConsumerConfig::default()
+                .offset_reset(OffsetReset::Earliest)
+                .max_poll_records(7),
+        );
+        c.assign([("big", 0)]).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 400 {
+            for r in c.poll(std::time::Duration::from_secs(5)).unwrap() {
+                assert!(r.offset == got.len() as u64, "in order, none twice");
+                got.push(r.value.clone());
+            }
+        }
+        let want: Vec<_> = records.iter().map(|r| r.value.clone()).collect();
+        assert_eq!(got, want);
+        // A seek into the batch, back and forth, reads from there.
+        for at in [123u64, 5, 390] {
+            c.seek(("big", 0), at).unwrap();
+            let r = c.poll(std::time::Duration::from_secs(5)).unwrap();
+            assert_eq!(r[0].offset, at);
+            assert_eq!(r[0].value, want[at as usize]);
+            let r = c.poll(std::time::Duration::from_secs(5)).unwrap();
+            assert_eq!(r[0].offset, at + 7);
+        }
     }
 
     #[test]
@@ -494,6 +557,22 @@ mod with_codecs {
             .unwrap_err();
         assert!(e.to_string().contains("decompression limit"), "{e}");
         assert_eq!(log.end_offset(), 0);
+        // Headers take two bytes encoded but far more decoded: their count
+        // is bounded by the limit too, on decode and on append.
+        let mut r = Record::new("v");
+        for _ in 0..70_000 {
+            r = r.header("", "");
+        }
+        let mut b = BatchBuilder::new().compression(Compression::Zstd);
+        b.push(&r);
+        let many = Bytes::from(b.finish().unwrap());
+        assert!(many.len() < 4096);
+        let batch = Batch::new(many.clone())
+            .unwrap()
+            .decompression_limit(256 << 10);
+        let e = batch.records().unwrap().next().unwrap().unwrap_err();
+        assert!(e.to_string().contains("headers"), "{e}");
+        assert_eq!(Batch::new(many).unwrap().records().unwrap().count(), 1);
         // Garbage behind a valid CRC is an error, not a panic.
         for codec in codecs() {
             let mut b = BatchBuilder::new().compression(codec);
@@ -567,4 +646,72 @@ mod with_codecs {
             prop_assert_eq!(&both_ways(&read), &records);
         }
     }
+}
+
+/// A stored `compression.type` naming a codec this build lacks does not
+/// stop the directory from opening: only that topic's appends fail, with
+/// an error naming the feature.
+#[test]
+fn a_topic_whose_codec_is_not_compiled_in_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::builder(dir.path()).open().unwrap();
+    broker
+        .admin()
+        .create_topic("z", TopicConfig::default())
+        .unwrap();
+    broker
+        .admin()
+        .create_topic("plain", TopicConfig::default())
+        .unwrap();
+    broker
+        .partition("z", 0)
+        .unwrap()
+        .append(&[Record::new("before")])
+        .unwrap();
+    broker.close().unwrap();
+    // What a build with the zstd feature would have stored.
+    let conf = dir.path().join("topics/z/topic.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let body = text[..text.rfind("crc32c=").unwrap()]
+        .replace("compression.type=producer", "compression.type=zstd");
+    let crc = crc32c::crc32c(body.as_bytes());
+    std::fs::write(&conf, format!("{body}crc32c={crc:08x}\n")).unwrap();
+
+    let broker = Broker::builder(dir.path()).open().unwrap();
+    let z = broker.partition("z", 0).unwrap();
+    let r = z.append(&[Record::new("after")]);
+    if Compression::Zstd.is_available() {
+        r.unwrap();
+        let b = z.read(1, ReadLimit::bytes(1 << 20)).unwrap();
+        assert_eq!(
+            b.iter().next().unwrap().unwrap().header().compression(),
+            Compression::Zstd
+        );
+    } else {
+        let e = r.unwrap_err();
+        assert!(
+            matches!(&e, Error::Unsupported(why) if why.contains("`zstd` feature")),
+            "{e}"
+        );
+        // Creating such a topic is refused up front.
+        let e = broker
+            .admin()
+            .create_topic(
+                "y",
+                TopicConfig::default().compression(Some(Compression::Zstd)),
+            )
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
+    }
+    let first = z.read(0, ReadLimit::bytes(1 << 20)).unwrap();
+    assert_eq!(
+        first.records().next().unwrap().unwrap().value.as_deref(),
+        Some(&b"before"[..])
+    );
+    broker
+        .partition("plain", 0)
+        .unwrap()
+        .append(&[Record::new("ok")])
+        .unwrap();
+    broker.close().unwrap();
 }

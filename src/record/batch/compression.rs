@@ -211,7 +211,7 @@ mod codecs {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), String> {
-        let cap = limit as u64 + 1;
+        let cap = (limit as u64).saturating_add(1);
         match codec {
             #[cfg(feature = "gzip")]
             Compression::Gzip => read_all(flate2::read::MultiGzDecoder::new(input), out, cap),

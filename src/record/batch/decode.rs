@@ -204,6 +204,7 @@ impl Batch {
             pos: BATCH_HEADER_SIZE,
             index: 0,
             prev_delta: -1,
+            headers: 0,
         })
     }
 }
@@ -215,6 +216,16 @@ pub struct BatchRecords {
     pos: usize,
     index: i32,
     prev_delta: i64,
+    /// Headers decoded so far (bounded: see [`max_headers`]).
+    headers: usize,
+}
+
+/// How many headers the records of one batch may have in all: as many as
+/// fit the decompression `limit` once decoded. Each empty header takes two
+/// bytes encoded but a [`Header`] in memory, so without this bound a small
+/// compressed batch could make a decoder allocate gigabytes.
+pub(super) fn max_headers(limit: usize) -> usize {
+    (limit / std::mem::size_of::<Header>()).max(1 << 16)
 }
 
 impl BatchRecords {
@@ -386,12 +397,12 @@ pub(crate) fn validate_records(
                 ValidateError::Format(FormatError::new(BATCH_HEADER_SIZE, why))
             }
         })?;
-        return validate_plain(&inflated, h).map_err(|mut e| {
+        return validate_plain(&inflated, h, limit).map_err(|mut e| {
             e.reason = format!("in the decompressed records: {}", e.reason);
             ValidateError::Format(e)
         });
     }
-    validate_plain(buf, h).map_err(ValidateError::Format)
+    validate_plain(buf, h, limit).map_err(ValidateError::Format)
 }
 
 /// Why [`validate_records`] refused a batch.
@@ -413,12 +424,24 @@ impl ValidateError {
     }
 }
 
-fn validate_plain(buf: &[u8], h: &BatchHeader) -> Result<(), FormatError> {
+fn validate_plain(buf: &[u8], h: &BatchHeader, limit: usize) -> Result<(), FormatError> {
     let mut pos = BATCH_HEADER_SIZE;
     let mut prev = -1i64;
     let mut max_ts = i64::MIN;
+    let mut headers = 0usize;
     for _ in 0..h.record_count {
         let raw = next_record(buf, pos, h, prev)?;
+        headers += raw.header_count;
+        if headers > max_headers(limit) {
+            return Err(FormatError::new(
+                pos,
+                format!(
+                    "the records have more than {} headers in all, more than the \
+                     decompression limit of {limit} bytes allows once decoded",
+                    max_headers(limit)
+                ),
+            ));
+        }
         prev = raw.offset_delta;
         max_ts = max_ts.max(h.record_timestamp(raw.ts_delta));
         pos = raw.end;
@@ -471,6 +494,18 @@ impl Iterator for BatchRecords {
         let slice = |r: Option<(usize, usize)>| r.map(|(a, b)| data.slice(a..b));
         let mut headers = Vec::new();
         if raw.header_count > 0 {
+            self.headers += raw.header_count;
+            if self.headers > max_headers(self.batch.source.limit) {
+                let pos = self.pos;
+                return self.fail(FormatError::new(
+                    pos,
+                    format!(
+                        "the batch's records have more than {} headers in all, more than its \
+                         decompression limit allows",
+                        max_headers(self.batch.source.limit)
+                    ),
+                ));
+            }
             headers.reserve_exact(raw.header_count);
             let mut p = raw.headers_at;
             for _ in 0..raw.header_count {

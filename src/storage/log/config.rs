@@ -203,6 +203,11 @@ impl LogConfig {
                 "flush_messages must be at least 1".into(),
             ));
         }
+        if let Some(c @ Compression::Unknown(_)) = self.compression {
+            return Err(Error::InvalidConfig(format!(
+                "compression: {c} (none, gzip, snappy, lz4 or zstd)"
+            )));
+        }
         if self.flush_interval.is_some_and(|d| d.is_zero()) {
             return Err(Error::InvalidConfig(
                 "flush_interval must be positive".into(),

@@ -344,7 +344,7 @@ impl Log {
     /// or a Kafka client), compressed or not. Its base offset is set to the
     /// log end offset, in `batch` too; its CRC and records are checked
     /// first (a compressed batch's records may not inflate past
-    /// `max_batch_bytes`, or 64 MiB if that is less). With
+    /// `max_batch_bytes`, or 64 MiB if that is more). With
     /// [`LogConfig::compression`] set to another codec, the stored batch is
     /// recompressed (and `batch` keeps its own bytes but for the base
     /// offset).
