@@ -66,3 +66,15 @@ impl tracing::Subscriber for Capture {
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
 }
+
+/// A waker that counts its wakes (`.0`), for tests of futures.
+#[cfg(feature = "async")]
+#[derive(Default)]
+pub(crate) struct CountingWaker(pub(crate) std::sync::atomic::AtomicUsize);
+
+#[cfg(feature = "async")]
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}

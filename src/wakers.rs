@@ -101,17 +101,9 @@ impl Woken {
 #[cfg(all(test, feature = "async"))]
 mod tests {
     use super::*;
+    use crate::test_support::CountingWaker as Count;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn a_registration_is_replaced_removed_or_woken_once() {

@@ -185,3 +185,40 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// The bytes a kafka-python fixture's JSON spells in hex (`null`: `None`).
+pub fn unhex(v: &serde_json::Value) -> Option<Bytes> {
+    let s = v.as_str()?;
+    let bytes = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect::<Vec<u8>>();
+    Some(Bytes::from(bytes))
+}
+
+/// The records a kafka-python fixture's JSON expects
+/// (`tests/fixtures/kafka_python/README.md` gives the schema).
+pub fn kafka_python_records(json: &serde_json::Value) -> Vec<Record> {
+    json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| Record {
+            key: unhex(&r["key"]),
+            value: unhex(&r["value"]),
+            timestamp: r["timestamp"].as_i64().unwrap(),
+            headers: r["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    let name = h[0].as_str().unwrap().to_string();
+                    match unhex(&h[1]) {
+                        Some(v) => embedlog::Header::new(name, v),
+                        None => embedlog::Header::null(name),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}

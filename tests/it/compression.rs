@@ -6,6 +6,7 @@
 //! keeps a batch's codec, decompression is bounded, and a build without a
 //! codec's feature refuses its batches with an error naming the feature.
 
+use crate::common;
 use bytes::Bytes;
 #[allow(unused_imports)]
 use embedlog::{
@@ -26,45 +27,11 @@ fn kafka_python(name: &str) -> (Vec<u8>, Value) {
     (bin, serde_json::from_str(&json).unwrap())
 }
 
-fn unhex(v: &Value) -> Option<Bytes> {
-    let s = v.as_str()?;
-    let bytes = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect::<Vec<u8>>();
-    Some(Bytes::from(bytes))
-}
-
 fn hex(b: Option<&[u8]>) -> Value {
     match b {
         None => Value::Null,
         Some(b) => Value::String(b.iter().map(|x| format!("{x:02x}")).collect()),
     }
-}
-
-fn expected_records(json: &Value) -> Vec<Record> {
-    json["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| Record {
-            key: unhex(&r["key"]),
-            value: unhex(&r["value"]),
-            timestamp: r["timestamp"].as_i64().unwrap(),
-            headers: r["headers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| {
-                    let name = h[0].as_str().unwrap().to_string();
-                    match unhex(&h[1]) {
-                        Some(v) => Header::new(name, v),
-                        None => Header::null(name),
-                    }
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 /// The kafka-python fixture of each codec, with the codec it must carry.
@@ -108,7 +75,7 @@ fn kafka_python_compressed_batches_decode_to_their_records() {
             );
             continue;
         }
-        let want = expected_records(&json);
+        let want = common::kafka_python_records(&json);
         assert_eq!(want.len(), 50);
         let got: Vec<Record> = batch
             .records()
@@ -138,7 +105,7 @@ fn kafka_python_compressed_batches_are_stored_as_they_came_and_read_back() {
             continue;
         }
         r.unwrap();
-        want.extend(expected_records(&json));
+        want.extend(common::kafka_python_records(&json));
         stored.push(bin);
     }
     log.verify().unwrap();
@@ -471,7 +438,7 @@ mod with_codecs {
             let stored = batches.iter().next().unwrap().unwrap();
             assert_eq!(stored.header().compression(), to);
             assert_eq!(stored.header().record_count, 50);
-            assert_eq!(both_ways(&batches), expected_records(&json));
+            assert_eq!(both_ways(&batches), common::kafka_python_records(&json));
             log.close().unwrap();
             let log = Log::open(dir.path(), LogConfig::default()).unwrap();
             log.verify().unwrap();

@@ -3,8 +3,9 @@
 //! `tests/fixtures/kafka_python/`) decode to the expected records, our
 //! encoder reproduces them exactly, and the CRC is CRC-32C.
 
+use crate::common;
 use bytes::Bytes;
-use embedlog::{Batch, BatchBuilder, Header, Log, LogConfig, ReadLimit, Record};
+use embedlog::{Batch, BatchBuilder, Log, LogConfig, ReadLimit, Record};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -13,40 +14,6 @@ fn fixture(name: &str) -> (Vec<u8>, Value) {
     let bin = std::fs::read(dir.join(format!("{name}.bin"))).unwrap();
     let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
     (bin, serde_json::from_str(&json).unwrap())
-}
-
-fn hex(v: &Value) -> Option<Bytes> {
-    let s = v.as_str()?;
-    let bytes = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect::<Vec<u8>>();
-    Some(Bytes::from(bytes))
-}
-
-fn expected_records(json: &Value) -> Vec<Record> {
-    json["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| Record {
-            key: hex(&r["key"]),
-            value: hex(&r["value"]),
-            timestamp: r["timestamp"].as_i64().unwrap(),
-            headers: r["headers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| {
-                    let name = h[0].as_str().unwrap().to_string();
-                    match hex(&h[1]) {
-                        Some(v) => Header::new(name, v),
-                        None => Header::null(name),
-                    }
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 const FIXTURES: [&str; 4] = ["basic", "nulls", "idempotent", "large"];
@@ -91,7 +58,7 @@ fn kafka_python_batches_decode_to_the_expected_records() {
         batch.verify().unwrap();
 
         let got: Vec<_> = batch.records().unwrap().map(|r| r.unwrap()).collect();
-        let want = expected_records(&json);
+        let want = common::kafka_python_records(&json);
         assert_eq!(got.len(), want.len(), "{name}");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             let delta = json["records"][i]["offset_delta"].as_u64().unwrap();
@@ -127,7 +94,7 @@ fn our_encoder_reproduces_kafka_python_byte_for_byte() {
                 jh["base_sequence"].as_i64().unwrap() as i32,
             );
         }
-        for r in expected_records(&json) {
+        for r in common::kafka_python_records(&json) {
             b.push(&r);
         }
         assert_eq!(b.finish().unwrap(), bin, "{name}");
@@ -147,7 +114,7 @@ fn a_kafka_python_batch_appended_to_a_log_reads_back() {
     assert_eq!((info.base_offset, info.last_offset), (1, 200));
     // Only the base offset changed: it is outside the CRC.
     assert_eq!(&batch[8..], &bin[8..]);
-    let want = expected_records(&json);
+    let want = common::kafka_python_records(&json);
     let mut got = Vec::new();
     let mut at = 1;
     while at < log.end_offset() {

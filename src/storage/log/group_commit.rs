@@ -243,16 +243,10 @@ mod tests {
     use crate::record::Record;
     use crate::wakers::WakerKey;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Poll, Wake, Waker};
+    use std::sync::atomic::Ordering;
+    use std::task::{Poll, Waker};
 
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_support::CountingWaker as Count;
 
     /// A future follows an fsync in progress (registered, woken by its
     /// end, never sleeping) and leads one that nobody runs.
