@@ -38,7 +38,8 @@ pub struct Batches {
 }
 
 /// The decompressed buffers of a run's compressed batches, by position.
-pub(super) type Inflated = Vec<(usize, std::result::Result<Bytes, CodecError>)>;
+/// Each is decompressed when first asked for.
+pub(super) type Inflated = Vec<(usize, OnceLock<std::result::Result<Bytes, CodecError>>)>;
 
 impl Batches {
     pub(crate) fn from_log(
@@ -96,34 +97,39 @@ impl Batches {
         }
     }
 
-    /// The decompressed form of the compressed batch at byte `at`: every
-    /// compressed data batch of the run is inflated the first time one is
-    /// asked for.
-    fn inflated_at(&self, at: usize) -> std::result::Result<&[u8], CodecError> {
+    /// The decompressed form of the compressed batch at byte `at` (whose
+    /// header `h` the caller parsed and whose CRC it checked), made once:
+    /// the first call lists where the run's compressed batches are, and each
+    /// is decompressed when first asked for, then kept as long as these
+    /// batches (the records borrowed from it live that long).
+    fn inflated_at(&self, at: usize, h: &BatchHeader) -> std::result::Result<&[u8], CodecError> {
         let all = self.inflated.get_or_init(|| {
             let mut all = Vec::new();
             let mut pos = 0;
             while let Some(rest) = self.data.get(pos..)
                 && let Ok(h) = BatchHeader::parse(rest)
-                && let Some(buf) = rest.get(..h.size())
+                && rest.len() >= h.size()
             {
-                if h.compression() != Compression::None
-                    && !h.is_control()
-                    && h.last_offset() >= self.skip_before
-                    && crc_matches(buf)
-                {
-                    all.push((pos, inflate(buf, &h, self.limit)));
+                if h.compression() != Compression::None {
+                    all.push((pos, OnceLock::new()));
                 }
                 pos += h.size();
             }
             all
         });
-        match all.binary_search_by_key(&at, |(p, _)| *p) {
-            Ok(i) => all[i].1.as_deref().map_err(Clone::clone),
-            Err(_) => Err(CodecError::Invalid(
+        let Ok(i) = all.binary_search_by_key(&at, |(p, _)| *p) else {
+            return Err(CodecError::Invalid(
                 "batch changed while decompressing".into(),
-            )),
-        }
+            ));
+        };
+        all[i]
+            .1
+            .get_or_init(|| match self.data.get(at..at.saturating_add(h.size())) {
+                Some(buf) => inflate(buf, h, self.limit),
+                None => Err(CodecError::Invalid("batch runs past the end".into())),
+            })
+            .as_deref()
+            .map_err(Clone::clone)
     }
 
     /// An empty run.
@@ -375,7 +381,7 @@ impl<'a> Iterator for RecordRefIter<'a> {
             let buf = if h.compression() == Compression::None {
                 buf
             } else {
-                match batches.inflated_at(start) {
+                match batches.inflated_at(start, &h) {
                     Ok(b) => b,
                     Err(e) => {
                         self.remaining = 0;
