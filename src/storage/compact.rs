@@ -238,13 +238,19 @@ struct Rewriter {
     out: Vec<u8>,
     /// The last batch, still open to absorb the next dropped batches.
     pending: Vec<u8>,
+    /// `pending` holds a compressed batch's own bytes (it kept all its
+    /// records), to be sealed as it is rather than compressed again.
+    pending_raw: bool,
     next: Vec<u8>,
 }
 
 impl Rewriter {
+    /// Pushes `batch` (decompressed if `original`, its stored bytes, are
+    /// compressed) through `keep`.
     fn push(
         &mut self,
         batch: &[u8],
+        original: &[u8],
         h: &BatchHeader,
         keep: impl FnMut(&RecordRef<'_>) -> bool,
         source: &Path,
@@ -269,7 +275,15 @@ impl Rewriter {
             return Ok(());
         }
         self.close_pending()?;
+        // A compressed batch that keeps every record is copied as it is
+        // (as Kafka's cleaner does), not compressed again.
+        let unchanged = h.compression() != Compression::None && kept == h.record_count as usize;
+        if unchanged {
+            self.next.clear();
+            self.next.extend_from_slice(original);
+        }
         std::mem::swap(&mut self.pending, &mut self.next);
+        self.pending_raw = unchanged;
         Ok(())
     }
 
@@ -279,7 +293,9 @@ impl Rewriter {
                 self.pending[21],
                 self.pending[22],
             ]));
-            if codec == Compression::None {
+            if codec == Compression::None || self.pending_raw {
+                // (A batch kept as it was may have absorbed emptied ones
+                // since: its header changed, so its CRC is sealed again.)
                 seal_batch(&mut self.pending);
                 self.out.extend_from_slice(&self.pending);
             } else {
@@ -302,7 +318,7 @@ impl Rewriter {
     }
 
     /// Goes back to when `len()` was `len` and the open batch `pending`.
-    fn rollback(&mut self, len: u64, pending: Vec<u8>) -> Result<()> {
+    fn rollback(&mut self, len: u64, (pending, pending_raw): (Vec<u8>, bool)) -> Result<()> {
         let closed = len - pending.len() as u64;
         if closed >= self.written {
             self.out.truncate((closed - self.written) as usize);
@@ -314,6 +330,7 @@ impl Rewriter {
             self.out.clear();
         }
         self.pending = pending;
+        self.pending_raw = pending_raw;
         Ok(())
     }
 
@@ -635,6 +652,7 @@ impl Inner {
             written: 0,
             out: Vec::new(),
             pending: Vec::new(),
+            pending_raw: false,
             next: Vec::new(),
         };
         let result = (|| {
@@ -647,7 +665,7 @@ impl Inner {
                     break;
                 }
                 self.check_cleaning()?;
-                let mark = (w.len(), w.pending.clone(), report.clone());
+                let mark = (w.len(), (w.pending.clone(), w.pending_raw), report.clone());
                 self.rewrite_segment(&mut w, s, rules, report)?;
                 if taken > 0 && w.len() > segment_bytes {
                     w.rollback(mark.0, mark.1)?;
@@ -683,9 +701,11 @@ impl Inner {
             if !crc_matches(batch) {
                 return Err(Error::corrupt(s.path(), pos as u64, "CRC-32C mismatch"));
             }
-            // A compressed batch is filtered in its decompressed form and
+            // A compressed batch is filtered in its decompressed form and,
+            // unless it keeps every record (then it is copied as it is),
             // compressed again with its codec when sealed (as Kafka's
             // cleaner does).
+            let original = batch;
             let inflated;
             let batch = if h.compression() == Compression::None {
                 batch
@@ -700,6 +720,7 @@ impl Inner {
             let aborted = rules.aborted.contains(&h.first_offset());
             w.push(
                 batch,
+                original,
                 &h,
                 // Transaction markers are not keyed data: kept. Records of
                 // aborted transactions go.

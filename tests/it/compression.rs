@@ -497,6 +497,51 @@ mod with_codecs {
             .unwrap();
     }
 
+    /// Kafka's cleaner copies a compressed batch that keeps every record;
+    /// one that loses records is compressed again, in its codec.
+    #[test]
+    fn compaction_copies_a_compressed_batch_it_does_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(
+            dir.path(),
+            LogConfig::default().compression(Some(Compression::Gzip)),
+        )
+        .unwrap();
+        let kv = |k: &str, v: &str| Record::new(v.to_string()).key(k.to_string());
+        log.append(&[kv("a", "1"), kv("b", "1")]).unwrap();
+        log.append(&[kv("c", "1"), kv("d", "1")]).unwrap();
+        log.append(&[kv("a", "2"), kv("e", "1")]).unwrap();
+        log.roll().unwrap();
+        let before: Vec<Vec<u8>> = log
+            .read(0, ReadLimit::bytes(1 << 20))
+            .unwrap()
+            .iter()
+            .map(|b| b.unwrap().as_bytes().to_vec())
+            .collect();
+        let report = log.compact(embedlog::Compaction::default()).unwrap();
+        assert_eq!(report.records_removed, 1);
+        let after: Vec<Vec<u8>> = log
+            .read(0, ReadLimit::bytes(1 << 20))
+            .unwrap()
+            .iter()
+            .map(|b| b.unwrap().as_bytes().to_vec())
+            .collect();
+        assert_eq!(after.len(), 3);
+        assert_ne!(after[0], before[0], "lost a record: compressed again");
+        assert_eq!(after[1], before[1], "kept every record: copied as it was");
+        assert_eq!(after[2], before[2]);
+        let batches = log.read(0, ReadLimit::bytes(1 << 20)).unwrap();
+        for b in batches.iter() {
+            assert_eq!(b.unwrap().header().compression(), Compression::Gzip);
+        }
+        let keys: Vec<_> = both_ways(&batches)
+            .into_iter()
+            .map(|r| r.key.unwrap())
+            .collect();
+        assert_eq!(keys, ["b", "c", "d", "a", "e"]);
+        log.verify().unwrap();
+    }
+
     #[test]
     fn decompression_is_bounded() {
         // 1 MiB of zeros compresses to a few hundred bytes.
