@@ -221,9 +221,25 @@ mod codecs {
             Compression::Lz4 => read_all(lz4_flex::frame::FrameDecoder::new(input), out, cap),
             #[cfg(feature = "zstd")]
             Compression::Zstd => {
-                let d =
+                let mut d =
                     zstd::stream::read::Decoder::with_buffer(input).map_err(|e| e.to_string())?;
-                read_all(d, out, cap)
+                // No window much larger than the limit: libzstd reserves a
+                // frame's window before it inflates anything. At least
+                // 8 MiB, the window of the streaming encoders Kafka clients
+                // use up to level 19, so their frames always decode.
+                let window_log = usize::BITS - limit.max(1 << 10).saturating_sub(1).leading_zeros();
+                d.window_log_max(window_log.clamp(23, 31))
+                    .map_err(|e| e.to_string())?;
+                read_all(d, out, cap).map_err(|e| {
+                    if e.contains("too much memory") {
+                        format!(
+                            "its window inflates past the {limit}-byte decompression limit \
+                             (max.message.bytes; raise it to read this batch)"
+                        )
+                    } else {
+                        e
+                    }
+                })
             }
             // `inflate` checked availability.
             _ => Err(format!("{codec} is not compiled in")),
