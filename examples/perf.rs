@@ -115,6 +115,24 @@ fn fresh(dir: &Path, name: &str) -> PathBuf {
     p
 }
 
+/// A fresh broker in `dir/name` with the topic `perf` (`partitions`
+/// partitions, large segments, kept forever).
+fn perf_broker(dir: &Path, name: &str, partitions: u32) -> (PathBuf, Broker) {
+    let root = fresh(dir, name);
+    let broker = Broker::open(&root).unwrap();
+    broker
+        .admin()
+        .create_topic(
+            "perf",
+            TopicConfig::default()
+                .partitions(partitions)
+                .segment_bytes(256 << 20)
+                .retention(None),
+        )
+        .unwrap();
+    (root, broker)
+}
+
 // ---------------------------------------------------------------- baselines
 
 /// BufWriter baseline: `[len u32][crc32c u32][payload]` per record.
@@ -204,18 +222,7 @@ fn commitlog_read(dir: &Path) -> (u64, Duration) {
 // ----------------------------------------------------------------- embedlog
 
 fn produce(a: &Args, rows: &mut Vec<Row>) -> PathBuf {
-    let root = fresh(&a.dir, "broker");
-    let broker = Broker::open(&root).unwrap();
-    broker
-        .admin()
-        .create_topic(
-            "perf",
-            TopicConfig::default()
-                .partitions(a.partitions)
-                .segment_bytes(256 << 20)
-                .retention(None),
-        )
-        .unwrap();
+    let (root, broker) = perf_broker(&a.dir, "broker", a.partitions);
     let producer = broker.producer(
         ProducerConfig::default()
             .batch_size(64 << 10)
@@ -334,17 +341,7 @@ fn compression(a: &Args, rows: &mut Vec<Row>) {
             });
             continue;
         }
-        let root = fresh(&a.dir, &format!("compression-{codec}"));
-        let broker = Broker::open(&root).unwrap();
-        broker
-            .admin()
-            .create_topic(
-                "perf",
-                TopicConfig::default()
-                    .segment_bytes(256 << 20)
-                    .retention(None),
-            )
-            .unwrap();
+        let (_, broker) = perf_broker(&a.dir, &format!("compression-{codec}"), 1);
         let producer = broker.producer(
             ProducerConfig::default()
                 .batch_size(64 << 10)
@@ -404,17 +401,7 @@ fn compression(a: &Args, rows: &mut Vec<Row>) {
 /// size (1, 100, 10 000 records), each in a fresh broker.
 fn txn(a: &Args, rows: &mut Vec<Row>) {
     let run = |name: &str, config: ProducerConfig, per_txn: Option<u64>, n: u64| -> Duration {
-        let root = fresh(&a.dir, name);
-        let broker = Broker::open(&root).unwrap();
-        broker
-            .admin()
-            .create_topic(
-                "perf",
-                TopicConfig::default()
-                    .segment_bytes(256 << 20)
-                    .retention(None),
-            )
-            .unwrap();
+        let (_, broker) = perf_broker(&a.dir, name, 1);
         let producer = broker.producer(config.batch_size(64 << 10).durability(a.durability));
         if per_txn.is_some() {
             producer.init_transactions().unwrap();
