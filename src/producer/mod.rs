@@ -177,10 +177,19 @@ struct SlotState {
 }
 
 impl Slot {
+    fn is_resolved(&self) -> bool {
+        self.state.lock().result.is_some()
+    }
+
     /// Stores the outcome and wakes every waiter: threads in
     /// `Delivery::wait` and `Delivery` futures.
+    /// Sets the outcome, unless one is set already (a flush may resolve a
+    /// batch another thread drained, both once its fsync is done).
     fn resolve(&self, r: Outcome) {
         let mut st = self.state.lock();
+        if st.result.is_some() {
+            return;
+        }
         st.result = Some(r);
         let woken = st.wakers.take();
         drop(st);
@@ -354,6 +363,9 @@ struct Acc {
     retired: bool,
     /// The sequence number of the next batch (idempotence).
     next_seq: i32,
+    /// Sync batches drained but maybe not yet fsync'd and resolved (pruned
+    /// at each drain): a flush waits for them too.
+    in_flight: Vec<PendingSync>,
     /// The codec of the batch being filled (the topic's, else the
     /// producer's), as of its last record.
     codec: Compression,
@@ -370,18 +382,26 @@ impl Acc {
             touched: false,
             retired: false,
             next_seq: 0,
+            in_flight: Vec::new(),
             codec: Compression::None,
         }
     }
 }
 
 /// A sync still to do for a drained batch, outside the partition's lock.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PendingSync {
     partition: Partition,
     upto: Offset,
     slot: Arc<Slot>,
     result: (Offset, Option<i64>),
+    /// Whoever drained the batch owns its sync: it reports a failure. A
+    /// flush that finds the batch still in flight (another thread drained
+    /// it and is syncing) holds a copy, so that it returns only once the
+    /// batch's deliveries are resolved, as Kafka's `flush` promises; a
+    /// copy resolves them on success only, and leaves failures to the
+    /// owner.
+    owner: bool,
 }
 
 /// Batch failures not yet reported by a flush.
@@ -532,8 +552,9 @@ impl Producer {
 
     /// Appends every batch being filled and waits for them: when this
     /// returns `Ok`, every record sent before it is stored (and fsync'd,
-    /// with [`Durability::Sync`]), and no batch failed since the previous
-    /// flush.
+    /// with [`Durability::Sync`]) and its delivery resolved (also when
+    /// another thread's flush or `send` appended its batch and is still
+    /// fsyncing it), and no batch failed since the previous flush.
     ///
     /// # Errors
     /// [`Error::BatchesFailed`] if any batch failed since the previous
@@ -820,12 +841,19 @@ impl Inner {
                 let append_time = stamped.then_some(info.max_timestamp);
                 let result = (info.base_offset, append_time);
                 if self.config.durability == Durability::Sync {
-                    pending.push(PendingSync {
+                    let sync = PendingSync {
                         partition: a.partition.clone(),
                         upto: info.last_offset + 1,
                         slot,
                         result,
+                        owner: true,
+                    };
+                    a.in_flight.retain(|p| !p.slot.is_resolved());
+                    a.in_flight.push(PendingSync {
+                        owner: false,
+                        ..sync.clone()
                     });
+                    pending.push(sync);
                 } else {
                     slot.resolve(Ok(result));
                 }
@@ -865,6 +893,8 @@ impl Inner {
     fn synced(&self, s: PendingSync, r: Result<()>) {
         match r {
             Ok(()) => s.slot.resolve(Ok(s.result)),
+            // A copy's failure is the owner's to report.
+            Err(_) if !s.owner => {}
             Err(e) => {
                 let e = Arc::new(e);
                 s.slot.resolve(Err(e.clone()));
@@ -930,6 +960,16 @@ impl Inner {
                     !expired_only || a.started.is_some_and(|s| now.saturating_sub(s) >= linger);
                 if due {
                     self.drain(&mut a, &mut pending);
+                }
+                if !expired_only {
+                    // Batches other threads drained and are still syncing:
+                    // this flush waits for their deliveries too.
+                    pending.extend(
+                        a.in_flight
+                            .iter()
+                            .filter(|p| !p.owner && !p.slot.is_resolved())
+                            .cloned(),
+                    );
                 }
                 // Not reset here: a concurrent flush must fsync too (cheap
                 // when already done).
