@@ -280,6 +280,17 @@ impl Transactions {
         Ok(())
     }
 
+    /// A decision as stored, in one batch: the transaction's offsets (for
+    /// a commit that has some) with its state record.
+    fn decision_records(id: &str, t: &Txn, commit: bool) -> Vec<Record> {
+        let mut records = Vec::with_capacity(2);
+        if commit && !t.offsets.is_empty() {
+            records.push(Record::new(encode_offsets(&t.offsets)).key(encode_key(KIND_OFFSETS, id)));
+        }
+        records.push(Self::state_record(id, t));
+        records
+    }
+
     fn state_record(id: &str, t: &Txn) -> Record {
         Record::new(encode_state(&t.value())).key(encode_key(KIND_STATE, id))
     }
@@ -380,13 +391,7 @@ impl Transactions {
                 // The new epoch is stored with the decision before any
                 // marker carries it: recovery finishes it with that epoch.
                 t.update_ms = self.catalog.clock().now_ms();
-                let mut records = Vec::with_capacity(2);
-                if commit && !t.offsets.is_empty() {
-                    records.push(
-                        Record::new(encode_offsets(&t.offsets)).key(encode_key(KIND_OFFSETS, id)),
-                    );
-                }
-                records.push(Self::state_record(id, &t));
+                let records = Self::decision_records(id, &t, commit);
                 self.append(&records, Durability::Sync)?;
                 self.complete(id, &mut t, commit, Durability::Sync)?;
             }
@@ -535,13 +540,7 @@ impl Transactions {
                     TransactionState::PrepareAbort
                 };
                 t.update_ms = self.catalog.clock().now_ms();
-                let mut records = Vec::with_capacity(2);
-                if commit && !t.offsets.is_empty() {
-                    records.push(
-                        Record::new(encode_offsets(&t.offsets)).key(encode_key(KIND_OFFSETS, id)),
-                    );
-                }
-                records.push(Self::state_record(id, &t));
+                let records = Self::decision_records(id, &t, commit);
                 if let Err(e) = self.append(&records, durability) {
                     // Nothing was decided.
                     t.state = TransactionState::Ongoing;
