@@ -241,7 +241,9 @@ impl Inner {
         self.after_append(w, batch, &h)?;
         timer.append();
         crate::telemetry::records_in(
-            self.metrics_topic.get().map_or("", |t| t),
+            // A log opened alone has no topic (set right after a broker
+            // opens it, before any append).
+            self.metrics_topic.get_or_init(|| "".into()),
             h.record_count as u64,
             batch.len() as u64,
         );
