@@ -95,6 +95,8 @@ mod client;
 mod clock;
 #[cfg(any(feature = "json", feature = "postcard"))]
 mod codec;
+#[cfg(feature = "connect")]
+pub mod connect;
 mod consumer;
 mod error;
 mod group;
