@@ -102,6 +102,19 @@ pub struct TransformChain {
     steps: Vec<Configured>,
 }
 
+/// The setting `name` of the transform or predicate whose keys start with
+/// `prefix`, or an error saying it is required.
+fn required<'a>(
+    connector: &str,
+    prefix: &str,
+    props: &'a BTreeMap<String, String>,
+    name: &str,
+) -> Result<&'a String> {
+    props
+        .get(name)
+        .ok_or_else(|| Error::config(connector, &format!("{prefix}{name}"), "is required"))
+}
+
 fn short_type(t: &str) -> &str {
     t.rsplit('.').next().unwrap_or(t)
 }
@@ -122,24 +135,18 @@ impl TransformChain {
         let connector = config.name();
         let mut predicates = BTreeMap::new();
         for alias in config.list("predicates") {
-            let props = config.with_prefix(&format!("predicates.{alias}."));
+            let prefix = format!("predicates.{alias}.");
+            let props = config.with_prefix(&prefix);
             let key = |k: &str| format!("predicates.{alias}.{k}");
-            let ty = props
-                .get("type")
-                .ok_or_else(|| Error::config(connector, &key("type"), "is required"))?;
+            let ty = required(connector, &prefix, &props, "type")?;
             let p = match short_type(ty) {
                 "TopicNameMatches" => {
-                    let pattern = props
-                        .get("pattern")
-                        .ok_or_else(|| Error::config(connector, &key("pattern"), "is required"))?;
+                    let pattern = required(connector, &prefix, &props, "pattern")?;
                     Predicate::TopicNameMatches(whole(connector, &key("pattern"), pattern)?)
                 }
-                "HasHeaderKey" => Predicate::HasHeaderKey(
-                    props
-                        .get("name")
-                        .ok_or_else(|| Error::config(connector, &key("name"), "is required"))?
-                        .clone(),
-                ),
+                "HasHeaderKey" => {
+                    Predicate::HasHeaderKey(required(connector, &prefix, &props, "name")?.clone())
+                }
                 "RecordIsTombstone" => Predicate::RecordIsTombstone,
                 other => {
                     return Err(Error::config(
@@ -155,11 +162,10 @@ impl TransformChain {
         }
         let mut steps = Vec::new();
         for alias in config.list("transforms") {
-            let props = config.with_prefix(&format!("transforms.{alias}."));
+            let prefix = format!("transforms.{alias}.");
+            let props = config.with_prefix(&prefix);
             let key = |k: &str| format!("transforms.{alias}.{k}");
-            let ty = props
-                .get("type")
-                .ok_or_else(|| Error::config(connector, &key("type"), "is required"))?;
+            let ty = required(connector, &prefix, &props, "type")?;
             let step = match short_type(ty) {
                 "InsertField$Value" | "InsertField$Key" => {
                     let side = if ty.ends_with("$Key") {
@@ -202,15 +208,8 @@ impl TransformChain {
                 }
                 "Filter" => Step::Filter,
                 "RegexRouter" => {
-                    let pattern = props
-                        .get("regex")
-                        .ok_or_else(|| Error::config(connector, &key("regex"), "is required"))?;
-                    let replacement = props
-                        .get("replacement")
-                        .ok_or_else(|| {
-                            Error::config(connector, &key("replacement"), "is required")
-                        })?
-                        .clone();
+                    let pattern = required(connector, &prefix, &props, "regex")?;
+                    let replacement = required(connector, &prefix, &props, "replacement")?.clone();
                     Step::RegexRouter {
                         regex: whole(connector, &key("regex"), pattern)?,
                         replacement,
