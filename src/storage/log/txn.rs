@@ -89,6 +89,8 @@ impl Inner {
         // from the log by replaying from its segment on.
         let segs = self.snapshot();
         let mut per_segment: Vec<Vec<AbortedTransaction>> = Vec::with_capacity(segs.len());
+        // What each file holds now, to tell which must be written again.
+        let mut on_disk: Vec<Vec<AbortedTransaction>> = Vec::with_capacity(segs.len());
         let mut replay_limit = end;
         let active_base = segs.last().map_or(0, |s| s.base);
         if !trust_active {
@@ -102,22 +104,23 @@ impl Inner {
                     .all(|t| t.last_offset >= s.base && t.last_offset < s.next_offset())
             };
             let decoded = vfs.read(&path).map(|bytes| {
-                decode_txn_index(&bytes).and_then(|mut e| {
+                decode_txn_index(&bytes).and_then(|raw| {
+                    let mut e = raw.clone();
                     if trust_active {
                         // Past a truncation: gone with the records.
                         e.retain(|t| t.last_offset < s.next_offset());
                     }
                     if in_segment(&e) {
-                        Ok(e)
+                        Ok((raw, e))
                     } else {
                         Err("an entry names a marker outside its segment".into())
                     }
                 })
             });
-            let entries = match decoded {
+            let (raw, entries) = match decoded {
                 Ok(bytes) => match bytes {
-                    Ok(e) if trust_active || s.base != active_base => e,
-                    Ok(_) => Vec::new(),
+                    Ok((raw, e)) if trust_active || s.base != active_base => (raw, e),
+                    Ok((raw, _)) => (raw, Vec::new()),
                     Err(reason) => {
                         tracing::warn!(
                             path = %path.display(),
@@ -125,12 +128,13 @@ impl Inner {
                             "embedlog: rebuilding a damaged aborted-transaction index"
                         );
                         replay_limit = replay_limit.min(s.base);
-                        Vec::new()
+                        (Vec::new(), Vec::new())
                     }
                 },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), Vec::new()),
                 Err(e) => return Err(Error::io("read", &path, e)),
             };
+            on_disk.push(raw);
             per_segment.push(entries);
         }
         // The newest snapshot that decodes and is not past the limit.
@@ -160,7 +164,6 @@ impl Inner {
         }
         // Entries past the replay start are replayed again (those past a
         // truncation are gone for good).
-        let before = per_segment.clone();
         for entries in &mut per_segment {
             entries.retain(|t| t.last_offset < from);
         }
@@ -174,7 +177,10 @@ impl Inner {
             }
             true
         })?;
-        for ((s, entries), old) in segs.iter().zip(&per_segment).zip(&before) {
+        // A file is compared with what it holds, not with what was kept of
+        // it: entries a truncation dropped must leave the file too, or a
+        // later compaction, which merges the files, brings them back.
+        for ((s, entries), old) in segs.iter().zip(&per_segment).zip(&on_disk) {
             let path = txn_index_path(dir, s.base);
             // Files of replayed segments are written again: what is there
             // may be an unsynced write of an earlier run, which a snapshot
