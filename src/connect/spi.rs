@@ -5,7 +5,7 @@
 use super::config::ConnectorConfig;
 use super::error::Result;
 use super::value::{Map, Value};
-use crate::{Header, Offset, TopicPartition};
+use crate::{Admin, Header, Offset, TopicPartition};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -180,6 +180,11 @@ pub struct SourceTaskContext {
     pub task: usize,
     /// The stored source offsets.
     pub offsets: OffsetStorageReader,
+    /// The broker's admin client, to create or inspect the topics the
+    /// task writes (the Kafka bridge makes local topics with the remote
+    /// partition counts). `None` when a task runs outside a runtime, as in
+    /// a connector's own tests.
+    pub admin: Option<Admin>,
 }
 
 /// What a sink task is given when it starts.
@@ -189,6 +194,8 @@ pub struct SinkTaskContext {
     pub config: ConnectorConfig,
     /// The task's number, from 0.
     pub task: usize,
+    /// The broker's admin client (see [`SourceTaskContext::admin`]).
+    pub admin: Option<Admin>,
 }
 
 /// Splits a source connector's configuration into task configurations and
@@ -200,6 +207,14 @@ pub trait SourceConnector: Send {
     /// # Errors
     /// [`Error::Config`](super::Error::Config) naming the bad key.
     fn validate(&self, config: &ConnectorConfig) -> Result<()>;
+
+    /// Configuration defaults for this connector's class, applied under
+    /// the user's configuration (a key the user sets wins). A connector
+    /// that moves bytes unchanged, as the Kafka bridge does, defaults
+    /// `key.converter` and `value.converter` to `bytes` here.
+    fn defaults(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
 
     /// At most `max_tasks` configurations, one per task to run.
     ///
@@ -259,6 +274,14 @@ pub trait SinkConnector: Send {
     /// # Errors
     /// [`Error::Config`](super::Error::Config) naming the bad key.
     fn validate(&self, config: &ConnectorConfig) -> Result<()>;
+
+    /// Configuration defaults for this connector's class, applied under
+    /// the user's configuration (a key the user sets wins). A connector
+    /// that moves bytes unchanged, as the Kafka bridge does, defaults
+    /// `key.converter` and `value.converter` to `bytes` here.
+    fn defaults(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
 
     /// At most `max_tasks` configurations; by default `max_tasks` copies,
     /// since the group splits the partitions between them.
