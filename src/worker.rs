@@ -24,13 +24,13 @@ impl Stop {
         *self.stopped.lock()
     }
 
-    fn request(&self) {
+    pub(crate) fn request(&self) {
         *self.stopped.lock() = true;
         self.cv.notify_all();
     }
 
     /// Sleeps for `period` or until a stop is requested; `false` if it was.
-    fn sleep(&self, period: Duration) -> bool {
+    pub(crate) fn sleep(&self, period: Duration) -> bool {
         let mut stopped = self.stopped.lock();
         if !*stopped {
             let _ = self.cv.wait_for(&mut stopped, period);
@@ -59,11 +59,25 @@ impl Worker {
         period: Duration,
         mut tick: impl FnMut(&Stop) -> bool + Send + 'static,
     ) -> std::io::Result<Worker> {
+        Worker::spawn_body(name, move |s| while s.sleep(period) && tick(s) {})
+    }
+
+    /// Spawns thread `name` running `body` once: a body that loops on its
+    /// own terms (a connector task's poll loop) and checks the [`Stop`]
+    /// it is given, sleeping through it so that a stop wakes it.
+    ///
+    /// # Errors
+    /// The operating system's, when it cannot start a thread.
+    #[cfg_attr(not(feature = "connect"), allow(dead_code))]
+    pub(crate) fn spawn_body(
+        name: &str,
+        body: impl FnOnce(&Stop) + Send + 'static,
+    ) -> std::io::Result<Worker> {
         let stop = Arc::new(Stop::default());
         let s = stop.clone();
         let handle = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || while s.sleep(period) && tick(&s) {})?;
+            .spawn(move || body(&s))?;
         let id = handle.thread().id();
         Ok(Worker {
             stop,

@@ -15,9 +15,11 @@
 //! stores source offsets, and the file, SQLite and Kafka connectors, are
 //! not in it yet: see the CHANGELOG.
 
+mod builtin;
 mod config;
 mod convert;
 mod error;
+mod runtime;
 mod spi;
 mod transform;
 mod value;
@@ -25,6 +27,9 @@ mod value;
 pub use config::ConnectorConfig;
 pub use convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter, converter_named};
 pub use error::{Error, Result};
+pub use runtime::{
+    Connect, ConnectConfig, ConnectorKind, ConnectorStatus, SourceGuarantee, TaskState, TaskStatus,
+};
 pub use spi::{
     ConnectRecord, OffsetStorageReader, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
     SourceConnector, SourceRecord, SourceTask, SourceTaskContext,

@@ -309,13 +309,15 @@ pub trait SinkTask: Send {
     fn start(&mut self, context: &SinkTaskContext) -> Result<()>;
 
     /// Takes records, in offset order per partition. They need not be
-    /// durable before [`flush`](Self::flush).
+    /// durable before [`flush`](Self::flush). A task that keeps them
+    /// clones what it keeps (cheap: values share their bytes); the
+    /// runtime keeps them to put again after a retriable error.
     ///
     /// # Errors
     /// [`Error::Retriable`](super::Error::Retriable): the same records are
     /// put again after a backoff. Anything else fails the task, and the
     /// records after the last commit are delivered again to its successor.
-    fn put(&mut self, records: Vec<SinkRecord>) -> Result<()>;
+    fn put(&mut self, records: &[SinkRecord]) -> Result<()>;
 
     /// Makes everything put so far durable. `offsets` holds, per partition,
     /// the offset after the last record put; the runtime commits them

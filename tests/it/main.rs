@@ -25,6 +25,8 @@ mod broker_topics;
 mod compacted_topics;
 mod compaction;
 mod compression;
+#[cfg(feature = "connect")]
+mod connect_runtime;
 mod consumer_groups;
 mod consumer_poll;
 mod control_batches;
