@@ -1,7 +1,8 @@
 //! `embedlog`: the command-line tool for an embedlog data directory, doing
 //! what Kafka's scripts do (`kafka-topics`, `kafka-console-producer`,
 //! `kafka-console-consumer`, `kafka-consumer-groups`, `kafka-dump-log`,
-//! `kafka-delete-records`, the perf tests), in one binary.
+//! `kafka-delete-records`, `connect-standalone`, the perf tests), in one
+//! binary.
 //!
 //! Commands that only read (`topics list|describe`, `consume` without
 //! `--group`, `groups list|describe`, `dump-log`, `verify`) open the
@@ -13,6 +14,7 @@
 //! `verify` or `dump-log` found damage.
 
 mod common;
+mod connect;
 mod consume;
 mod dump;
 mod groups;
@@ -63,6 +65,9 @@ enum Command {
     Perf(perf::Cmd),
     /// Delete a partition's records before an offset (moves its start).
     DeleteRecords(topics::DeleteRecords),
+    /// Run connectors (Kafka Connect's standalone mode) or list them.
+    #[command(subcommand)]
+    Connect(connect::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&cli.dir, args),
         Command::Perf(cmd) => perf::run(&cli.dir, cmd),
         Command::DeleteRecords(args) => topics::delete_records(&cli.dir, args),
+        Command::Connect(cmd) => connect::run(&cli.dir, cmd),
     };
     match result {
         Ok(code) => code,
