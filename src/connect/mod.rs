@@ -19,6 +19,8 @@ mod config;
 mod convert;
 mod error;
 mod spi;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod transform;
 mod value;
 
@@ -29,5 +31,7 @@ pub use spi::{
     ConnectRecord, OffsetStorageReader, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
     SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
 };
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteSinkConnector, SqliteSourceConnector};
 pub use transform::{Transform, TransformChain};
 pub use value::{Map, Value};
