@@ -869,3 +869,767 @@ fn create_table(conn: &Connection, record: &SinkRecord, table: &str, row: &Row<'
     tracing::info!(table, "SQLite sink: created table");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rusqlite::types::Value as Sql;
+    use std::path::Path;
+
+    type Row = BTreeMap<String, Sql>;
+
+    fn config(db: &Path) -> ConnectorConfig {
+        ConnectorConfig::new("sink", SqliteSinkConnector::CLASS)
+            .set(CONNECTION_URL, format!("jdbc:sqlite:{}", db.display()))
+    }
+
+    fn started(config: ConnectorConfig) -> SqliteSinkTask {
+        let mut task = SqliteSinkTask::default();
+        task.start(&SinkTaskContext {
+            config,
+            task: 0,
+            admin: None,
+        })
+        .unwrap();
+        task
+    }
+
+    fn record(topic: &str, offset: Offset, key: Option<Value>, value: Option<Value>) -> SinkRecord {
+        SinkRecord {
+            topic: topic.to_string(),
+            partition: 0,
+            offset,
+            timestamp: 0,
+            key,
+            value,
+            headers: Vec::new(),
+        }
+    }
+
+    fn kv(offset: Offset, key: &str, value: Option<Value>) -> SinkRecord {
+        record("t", offset, Some(Value::from(key)), value)
+    }
+
+    fn flush(task: &mut SqliteSinkTask) {
+        task.flush(&BTreeMap::new()).unwrap();
+    }
+
+    /// Every row of `table` as seen by another connection, ordered by its
+    /// first column.
+    fn rows(db: &Path, table: &str) -> Vec<Row> {
+        let conn = Connection::open(db).unwrap();
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {} ORDER BY 1", quote(table)))
+            .unwrap();
+        let names: Vec<String> = stmt.column_names().map(String::from).collect();
+        stmt.query_map([], |row| {
+            Ok(names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), row.get::<_, Sql>(i).unwrap()))
+                .collect())
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    }
+
+    fn row(fields: &[(&str, Sql)]) -> Row {
+        fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn declared_types(db: &Path, table: &str) -> Vec<(String, String)> {
+        let conn = Connection::open(db).unwrap();
+        table_columns(&conn, table)
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.name, c.declared_type))
+            .collect()
+    }
+
+    fn text(s: &str) -> Sql {
+        Sql::Text(s.to_string())
+    }
+
+    #[test]
+    fn upserts_replace_rows_and_tombstones_delete_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut task = started(config(&db));
+        let ab = |a: i64, b: &str| Some(Value::map([("a", Value::Int(a)), ("b", Value::from(b))]));
+        task.put(vec![
+            kv(0, "k1", ab(1, "x")),
+            kv(1, "k2", ab(2, "y")),
+            kv(2, "k1", Some(Value::map([("a", Value::Int(3))]))),
+        ])
+        .unwrap();
+        assert!(
+            table_columns(&Connection::open(&db).unwrap(), "t")
+                .unwrap()
+                .is_none(),
+            "nothing is visible before flush"
+        );
+        flush(&mut task);
+        assert_eq!(
+            rows(&db, "t"),
+            [
+                // The row became the last record: b, which it lacks, is NULL.
+                row(&[("id", text("k1")), ("a", Sql::Integer(3)), ("b", Sql::Null)]),
+                row(&[("id", text("k2")), ("a", Sql::Integer(2)), ("b", text("y"))]),
+            ]
+        );
+        task.put(vec![kv(3, "k2", None), kv(4, "gone", None)])
+            .unwrap();
+        flush(&mut task);
+        assert_eq!(rows(&db, "t").len(), 1);
+
+        // With deletes off a tombstone changes nothing.
+        task.stop();
+        let mut task = started(config(&db).set(DELETE_ENABLED, "false"));
+        task.put(vec![kv(5, "k1", None), kv(6, "k1", Some(Value::Null))])
+            .unwrap();
+        flush(&mut task);
+        assert_eq!(rows(&db, "t").len(), 1);
+    }
+
+    #[test]
+    fn insert_mode_refuses_a_second_row_for_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut task = started(config(&db).set(INSERT_MODE, "insert"));
+        let v = Some(Value::map([("a", Value::Int(1))]));
+        task.put(vec![kv(0, "k", v.clone())]).unwrap();
+        let e = task
+            .put(vec![kv(1, "k", v.clone())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t/0@1") && e.contains("UNIQUE"), "{e}");
+        flush(&mut task);
+        assert_eq!(rows(&db, "t").len(), 1);
+
+        // Without a key, every record is a row (a redelivery repeats them).
+        let mut task = started(
+            config(&db)
+                .set(INSERT_MODE, "insert")
+                .set(PK_MODE, "none")
+                .set(TABLE_NAME_FORMAT, "log"),
+        );
+        task.put(vec![kv(0, "k", v.clone()), kv(0, "k", v.clone())])
+            .unwrap();
+        flush(&mut task);
+        assert_eq!(rows(&db, "log"), vec![row(&[("a", Sql::Integer(1))]); 2]);
+    }
+
+    #[test]
+    fn tables_are_created_and_grow_columns_only_when_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut task = started(config(&db).set(AUTO_CREATE, "false"));
+        let e = task
+            .put(vec![kv(0, "k", Some(Value::map([("a", Value::Int(1))])))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("auto.create=false") && e.contains("\"t\""),
+            "{e}"
+        );
+
+        let mut task = started(config(&db));
+        task.put(vec![kv(
+            0,
+            "k",
+            Some(Value::map([("a", Value::Int(1)), ("n", Value::Null)])),
+        )])
+        .unwrap();
+        task.put(vec![kv(
+            1,
+            "k",
+            Some(Value::map([
+                ("a", Value::Int(2)),
+                ("b", Value::from("new")),
+            ])),
+        )])
+        .unwrap();
+        flush(&mut task);
+        // A null field added no column; b was added when it had a value.
+        assert_eq!(
+            declared_types(&db, "t"),
+            [
+                ("id".to_string(), "TEXT".to_string()),
+                ("a".to_string(), "INTEGER".to_string()),
+                ("b".to_string(), "TEXT".to_string()),
+            ]
+        );
+        assert_eq!(
+            rows(&db, "t"),
+            [row(&[
+                ("id", text("k")),
+                ("a", Sql::Integer(2)),
+                ("b", text("new"))
+            ])]
+        );
+
+        let mut task = started(config(&db).set(AUTO_EVOLVE, "false"));
+        let e = task
+            .put(vec![kv(2, "k", Some(Value::map([("c", Value::Int(1))])))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("auto.evolve=false") && e.contains("\"c\""),
+            "{e}"
+        );
+        // A field whose column exists, in another case, is that column.
+        task.put(vec![kv(3, "k", Some(Value::map([("A", Value::Int(9))])))])
+            .unwrap();
+        flush(&mut task);
+        assert_eq!(rows(&db, "t")[0]["a"], Sql::Integer(9));
+    }
+
+    #[test]
+    fn values_map_to_columns_by_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut task = started(config(&db));
+        let nested = Value::map([("x", Value::Array(vec![Value::Int(1), Value::Null]))]);
+        task.put(vec![
+            kv(
+                0,
+                "k",
+                Some(Value::map([
+                    ("i", Value::Int(-5)),
+                    ("f", Value::Float(2.5)),
+                    ("s", Value::from("s")),
+                    ("y", Value::from(vec![0u8, 255])),
+                    ("b", Value::Bool(true)),
+                    ("m", nested.clone()),
+                ])),
+            ),
+            record(
+                "plain",
+                1,
+                Some(Value::from("p")),
+                Some(Value::from("hello")),
+            ),
+            record("plain", 2, Some(Value::from("q")), Some(Value::Int(7))),
+        ])
+        .unwrap();
+        flush(&mut task);
+        assert_eq!(
+            rows(&db, "t"),
+            [row(&[
+                ("id", text("k")),
+                ("b", Sql::Integer(1)),
+                ("f", Sql::Real(2.5)),
+                ("i", Sql::Integer(-5)),
+                ("m", text(r#"{"x":[1,null]}"#)),
+                ("s", text("s")),
+                ("y", Sql::Blob(vec![0, 255])),
+            ])]
+        );
+        assert_eq!(
+            declared_types(&db, "t")
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect::<Vec<_>>(),
+            ["TEXT", "INTEGER", "REAL", "INTEGER", "TEXT", "TEXT", "BLOB"]
+        );
+        // A value that is not a map goes to the column `value` (its type
+        // from the first one; SQLite's affinity stores 7 as text there).
+        assert_eq!(
+            rows(&db, "plain"),
+            [
+                row(&[("id", text("p")), ("value", text("hello"))]),
+                row(&[("id", text("q")), ("value", text("7"))]),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_with_quotes_are_quoted_not_executed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let evil_topic = "t\"; DROP TABLE keep; --";
+        let evil_field = "a\" = 1; DELETE FROM keep; --";
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE keep (x); INSERT INTO keep VALUES (1)")
+            .unwrap();
+        let mut task = started(config(&db).set(PK_FIELDS, "my \"id\""));
+        task.put(vec![record(
+            evil_topic,
+            0,
+            Some(Value::from("k")),
+            Some(Value::map([(evil_field, Value::Int(1))])),
+        )])
+        .unwrap();
+        task.put(vec![record(
+            evil_topic,
+            1,
+            Some(Value::from("k")),
+            Some(Value::map([(evil_field, Value::Int(2))])),
+        )])
+        .unwrap();
+        flush(&mut task);
+        assert_eq!(
+            rows(&db, evil_topic),
+            [row(&[
+                ("my \"id\"", text("k")),
+                (evil_field, Sql::Integer(2))
+            ])]
+        );
+        assert_eq!(rows(&db, "keep").len(), 1);
+        task.put(vec![record(evil_topic, 2, Some(Value::from("k")), None)])
+            .unwrap();
+        flush(&mut task);
+        assert!(rows(&db, evil_topic).is_empty());
+
+        let e = task
+            .put(vec![kv(
+                3,
+                "k",
+                Some(Value::map([("Dup", Value::Int(1)), ("dup", Value::Int(2))])),
+            )])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t/0@3") && e.contains("\"dup\""), "{e}");
+        let e = task
+            .put(vec![kv(
+                4,
+                "k",
+                Some(Value::map([("a\0b", Value::Int(1))])),
+            )])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NUL"), "{e}");
+    }
+
+    #[test]
+    fn redelivered_records_leave_the_same_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let batch = || {
+            vec![
+                kv(0, "a", Some(Value::map([("n", Value::Int(1))]))),
+                kv(1, "b", Some(Value::map([("n", Value::Int(2))]))),
+                kv(2, "a", None),
+                kv(3, "c", Some(Value::map([("n", Value::Int(3))]))),
+                kv(4, "b", Some(Value::map([("n", Value::Int(4))]))),
+            ]
+        };
+        let mut task = started(config(&db));
+        task.put(batch()).unwrap();
+        flush(&mut task);
+        let once = rows(&db, "t");
+        // A crash after the commit but before the offsets: all again.
+        task.stop();
+        let mut task = started(config(&db));
+        task.put(batch()).unwrap();
+        flush(&mut task);
+        assert_eq!(rows(&db, "t"), once);
+        // A crash before the flush: the transaction is gone, then all again.
+        task.put(vec![kv(5, "z", Some(Value::map([("n", Value::Int(5))])))])
+            .unwrap();
+        task.stop();
+        assert_eq!(rows(&db, "t"), once);
+        let mut task = started(config(&db));
+        task.put(batch()).unwrap();
+        flush(&mut task);
+        assert_eq!(rows(&db, "t"), once);
+        assert_eq!(once.len(), 2);
+    }
+
+    #[test]
+    fn records_without_their_key_fail_the_put_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut task = started(config(&db));
+        let v = || Some(Value::map([("a", Value::Int(1))]));
+        task.put(vec![kv(0, "kept", v())]).unwrap();
+        let e = task
+            .put(vec![kv(1, "undone", v()), record("t", 2, None, v())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t/0@2") && e.contains("no key"), "{e}");
+        // The failed put is undone whole; the earlier one stays pending.
+        flush(&mut task);
+        assert_eq!(rows(&db, "t").len(), 1);
+        assert_eq!(rows(&db, "t")[0]["id"], text("kept"));
+
+        let mut task = started(
+            config(&db)
+                .set(PK_FIELDS, "x, y")
+                .set(TABLE_NAME_FORMAT, "m"),
+        );
+        let key = Value::map([("x", Value::Int(1))]);
+        let e = task
+            .put(vec![record("t", 7, Some(key), v())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t/0@7") && e.contains("\"y\"") && e.contains("pk.fields"),
+            "{e}"
+        );
+        let e = task
+            .put(vec![record("t", 8, Some(Value::Int(1)), v())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t/0@8") && e.contains("one column"), "{e}");
+        let e = task
+            .put(vec![record("t", 9, None, None)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t/0@9") && e.contains("tombstone"), "{e}");
+
+        let mut task = started(
+            config(&db)
+                .set(PK_MODE, "record_value")
+                .set(TABLE_NAME_FORMAT, "rv"),
+        );
+        for (value, wanted) in [
+            (Value::Int(1), "map value"),
+            (Value::map([("a", Value::Int(1))]), "no field \"id\""),
+            (Value::map([("id", Value::Null)]), "is null"),
+        ] {
+            let e = task
+                .put(vec![record("t", 3, None, Some(value))])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("t/0@3") && e.contains(wanted), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_source_rows_string_key_lands_in_an_integer_column() {
+        // What SqliteSource writes with the default converters: the key as
+        // text, the row (with its id) as a JSON map.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut task = started(config(&db));
+        let row_of = |id: i64, name: &str| {
+            Some(Value::map([
+                ("id", Value::Int(id)),
+                ("name", Value::from(name)),
+            ]))
+        };
+        task.put(vec![
+            kv(0, "7", row_of(7, "a")),
+            kv(1, "10", row_of(10, "b")),
+            kv(2, "7", row_of(7, "c")),
+        ])
+        .unwrap();
+        flush(&mut task);
+        assert_eq!(
+            declared_types(&db, "t")[0],
+            ("id".to_string(), "INTEGER".to_string())
+        );
+        assert_eq!(
+            rows(&db, "t"),
+            [
+                row(&[("id", Sql::Integer(7)), ("name", text("c"))]),
+                row(&[("id", Sql::Integer(10)), ("name", text("b"))]),
+            ]
+        );
+        task.put(vec![kv(3, "10", None)]).unwrap();
+        flush(&mut task);
+        assert_eq!(rows(&db, "t").len(), 1);
+    }
+
+    #[test]
+    fn composite_value_and_kafka_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut task = started(
+            config(&db)
+                .set(PK_MODE, "record_value")
+                .set(PK_FIELDS, "x,y"),
+        );
+        let v = |x: i64, y: &str, n: i64| {
+            Some(Value::map([
+                ("x", Value::Int(x)),
+                ("y", Value::from(y)),
+                ("n", Value::Int(n)),
+            ]))
+        };
+        task.put(vec![
+            record("t", 0, None, v(1, "a", 1)),
+            record("t", 1, None, v(1, "b", 2)),
+            record("t", 2, None, v(1, "a", 3)),
+        ])
+        .unwrap();
+        flush(&mut task);
+        assert_eq!(rows(&db, "t").len(), 2);
+
+        let mut task = started(
+            config(&db)
+                .set(PK_MODE, "kafka")
+                .set(TABLE_NAME_FORMAT, "events"),
+        );
+        let batch = || {
+            vec![
+                record("t", 0, None, Some(Value::from("e0"))),
+                record("t", 1, None, Some(Value::from("e1"))),
+            ]
+        };
+        task.put(batch()).unwrap();
+        task.put(batch()).unwrap();
+        flush(&mut task);
+        assert_eq!(
+            rows(&db, "events"),
+            [0, 1].map(|o| row(&[
+                ("__connect_topic", text("t")),
+                ("__connect_partition", Sql::Integer(0)),
+                ("__connect_offset", Sql::Integer(o)),
+                ("value", text(&format!("e{o}"))),
+            ]))
+        );
+    }
+
+    #[test]
+    fn a_busy_database_makes_the_put_retriable_with_nothing_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut task = started(config(&db).set(BUSY_TIMEOUT_MS, "0"));
+        let other = Connection::open(&db).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let records = vec![kv(0, "k", Some(Value::Int(1)))];
+        let e = task.put(records.clone()).unwrap_err();
+        assert!(e.is_retriable(), "{e}");
+        other.execute_batch("COMMIT").unwrap();
+        task.put(records).unwrap();
+        flush(&mut task);
+        assert_eq!(rows(&db, "t").len(), 1);
+    }
+
+    #[test]
+    fn a_transaction_sqlite_dropped_fails_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut task = started(config(&db));
+        task.put(vec![kv(0, "k", Some(Value::Int(1)))]).unwrap();
+        // As SQLite does after an I/O error or a full disk.
+        task.conn
+            .as_ref()
+            .unwrap()
+            .execute_batch("ROLLBACK")
+            .unwrap();
+        let e = task.flush(&BTreeMap::new()).unwrap_err().to_string();
+        assert!(e.contains("delivers them again"), "{e}");
+        assert!(task.put(vec![kv(1, "k", Some(Value::Int(2)))]).is_err());
+    }
+
+    #[test]
+    fn durability_settings_and_one_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let task = started(config(&db));
+        let conn = task.conn.as_ref().unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2));
+        let c = SqliteSinkConnector;
+        assert_eq!(c.task_configs(&config(&db), 4).unwrap().len(), 1);
+        assert!(c.defaults().contains(&("key.converter", "string")));
+        assert!(c.defaults().contains(&("value.converter", "json")));
+    }
+
+    #[test]
+    fn bad_configurations_name_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let c = SqliteSinkConnector;
+        assert!(c.validate(&config(&db)).is_ok());
+        for (config, key) in [
+            (ConnectorConfig::new("sink", "SqliteSink"), CONNECTION_URL),
+            (config(&db).set(PK_MODE, "none"), INSERT_MODE),
+            (
+                config(&db)
+                    .set(PK_MODE, "record_value")
+                    .set(DELETE_ENABLED, "true"),
+                DELETE_ENABLED,
+            ),
+            (
+                config(&db).set(PK_MODE, "kafka").set(PK_FIELDS, "a,b"),
+                PK_FIELDS,
+            ),
+            (
+                config(&db)
+                    .set(PK_MODE, "none")
+                    .set(INSERT_MODE, "insert")
+                    .set(PK_FIELDS, "a"),
+                PK_FIELDS,
+            ),
+            (config(&db).set(PK_FIELDS, "a,A"), PK_FIELDS),
+            (config(&db).set(PK_MODE, "primary"), PK_MODE),
+            (config(&db).set(INSERT_MODE, "update"), INSERT_MODE),
+            (config(&db).set(AUTO_CREATE, "yes"), AUTO_CREATE),
+            (config(&db).set(BUSY_TIMEOUT_MS, "-1"), BUSY_TIMEOUT_MS),
+        ] {
+            let e = c.validate(&config).unwrap_err().to_string();
+            assert!(e.contains(&format!("{key:?}")), "{key}: {e}");
+        }
+        // delete.enabled follows pk.mode unless set.
+        let s = SinkSettings::from_config(&config(&db).set(PK_MODE, "record_value")).unwrap();
+        assert!(!s.delete_enabled);
+        let s = SinkSettings::from_config(&config(&db).set(AUTO_EVOLVE, "FALSE")).unwrap();
+        assert!(s.delete_enabled && !s.auto_evolve);
+    }
+
+    /// A field's value, kept to one kind per field as real records are.
+    fn field_value(field: usize) -> BoxedStrategy<Value> {
+        let value = match field {
+            0 => any::<i64>().prop_map(Value::Int).boxed(),
+            1 => "[a-z\"' ]{0,6}".prop_map(Value::from).boxed(),
+            2 => (-1e6f64..1e6).prop_map(Value::Float).boxed(),
+            3 => any::<bool>().prop_map(Value::Bool).boxed(),
+            4 => proptest::collection::vec(any::<u8>(), 0..4)
+                .prop_map(Value::from)
+                .boxed(),
+            _ => any::<i8>()
+                .prop_map(|i| Value::Array(vec![Value::Int(i.into())]))
+                .boxed(),
+        };
+        prop_oneof![1 => Just(Value::Null), 4 => value].boxed()
+    }
+
+    const FIELDS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+    fn value_map() -> impl Strategy<Value = Value> {
+        let fields: Vec<_> = (0..FIELDS.len())
+            .map(|i| proptest::option::of(field_value(i)))
+            .collect();
+        fields.prop_map(|values| {
+            Value::Map(
+                FIELDS
+                    .iter()
+                    .zip(values)
+                    .filter_map(|(n, v)| v.map(|v| (n.to_string(), v)))
+                    .collect(),
+            )
+        })
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Put the next records (their count).
+        Put(usize),
+        /// Flush: commit the transaction, then the offsets.
+        Flush,
+        /// Flush, then crash before the offsets are committed: the records
+        /// since the previous commit come again.
+        FlushThenCrash,
+        /// Crash without a flush: the transaction is lost.
+        Crash,
+    }
+
+    fn expected_cell(value: Option<&Value>) -> Sql {
+        match value {
+            None | Some(Value::Null) => Sql::Null,
+            Some(Value::Int(i)) => Sql::Integer(*i),
+            Some(Value::Bool(b)) => Sql::Integer(i64::from(*b)),
+            Some(Value::Float(f)) => Sql::Real(*f),
+            Some(Value::String(s)) => Sql::Text(s.clone()),
+            Some(Value::Bytes(b)) => Sql::Blob(b.to_vec()),
+            Some(v) => Sql::Text(v.to_json_string()),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever the flushes, crashes and redeliveries, the table ends
+        /// as the latest value of each key.
+        #[test]
+        fn table_holds_the_latest_value_per_key(
+            ops in proptest::collection::vec(
+                (0..5u8, proptest::option::weighted(0.8, value_map())),
+                1..40,
+            ),
+            steps in proptest::collection::vec(
+                prop_oneof![
+                    6 => (1..6usize).prop_map(Step::Put),
+                    2 => Just(Step::Flush),
+                    1 => Just(Step::FlushThenCrash),
+                    1 => Just(Step::Crash),
+                ],
+                0..30,
+            ),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("p.db");
+            let records: Vec<SinkRecord> = ops
+                .iter()
+                .enumerate()
+                .map(|(i, (k, v))| kv(i as Offset, &format!("k{k}"), v.clone()))
+                .collect();
+            let mut task = started(config(&db));
+            // The runtime: the next record to put and the committed offset.
+            let (mut next, mut committed) = (0usize, 0usize);
+            let steps = steps.into_iter().chain(std::iter::once(Step::Put(usize::MAX)));
+            for step in steps {
+                match step {
+                    Step::Put(n) => {
+                        let end = next.saturating_add(n).min(records.len());
+                        task.put(records[next..end].to_vec()).unwrap();
+                        next = end;
+                    }
+                    Step::Flush => {
+                        flush(&mut task);
+                        committed = next;
+                    }
+                    Step::FlushThenCrash => {
+                        flush(&mut task);
+                        task.stop();
+                        task = started(config(&db));
+                        next = committed;
+                    }
+                    Step::Crash => {
+                        task.stop();
+                        task = started(config(&db));
+                        next = committed;
+                    }
+                }
+            }
+            flush(&mut task);
+
+            let mut model: BTreeMap<String, Value> = BTreeMap::new();
+            for (k, v) in &ops {
+                match v {
+                    Some(v) => model.insert(format!("k{k}"), v.clone()),
+                    None => model.remove(&format!("k{k}")),
+                };
+            }
+            let exists = table_columns(&Connection::open(&db).unwrap(), "t").unwrap().is_some();
+            let table = if exists { rows(&db, "t") } else { Vec::new() };
+            prop_assert_eq!(table.len(), model.len());
+            for (row, (key, value)) in table.iter().zip(&model) {
+                prop_assert_eq!(&row["id"], &Sql::Text(key.clone()));
+                for (column, cell) in row.iter().filter(|(c, _)| *c != "id") {
+                    prop_assert_eq!(cell, &expected_cell(value.get(column)), "{} {}", key, column);
+                }
+                for (field, v) in value_fields(value) {
+                    if *v != Value::Null {
+                        prop_assert!(row.contains_key(field), "{} lacks column {}", key, field);
+                    }
+                }
+            }
+        }
+    }
+
+    fn value_fields(value: &Value) -> impl Iterator<Item = (&String, &Value)> {
+        match value {
+            Value::Map(m) => Some(m.iter()),
+            _ => None,
+        }
+        .into_iter()
+        .flatten()
+    }
+}
