@@ -1220,9 +1220,13 @@ mod tests {
     fn other_modes_read_without_writing() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("app.db");
-        drop(app(&db)); // The last connection removes the WAL files.
+        let conn = app(&db);
+        insert(&conn, &[(1, "a")]);
+        drop(conn); // The last connection removes the WAL files.
+        assert!(!dir.path().join("app.db-wal").exists());
         let clock = ManualClock::default();
-        let task = start_at(config(&db, "incrementing"), &clock, None).unwrap();
+        let mut task = start_at(config(&db, "incrementing"), &clock, None).unwrap();
+        assert_eq!(bodies(&task.poll().unwrap()), ["a"]);
         let e = task
             .running
             .as_ref()
