@@ -2,8 +2,8 @@
 //! sink writes them into a database.
 
 use super::{
-    Access, BUSY_TIMEOUT_MS, CONNECTION_URL, Column, check_identifier, database_path, open, quote,
-    sql_error, sql_type, table_columns, to_sql,
+    Access, BUSY_TIMEOUT_MS, CONNECTION_URL, Column, check_identifier, database_path, is_busy,
+    open, quote, sql_error, sql_type, table_columns, to_sql,
 };
 use crate::connect::config::ConnectorConfig;
 use crate::connect::error::{Error, Result};
@@ -627,6 +627,12 @@ impl SinkTask for SqliteSinkTask {
         if !conn.is_autocommit()
             && let Err(e) = conn.execute_batch("COMMIT")
         {
+            if is_busy(&e) && !conn.is_autocommit() {
+                // Readers held the file longer than busy.timeout.ms (in
+                // rollback-journal mode): the transaction is intact, so a
+                // later flush can commit it.
+                return Err(sql_error("commit", e));
+            }
             let _ = conn.execute_batch("ROLLBACK");
             tables.clear();
             self.pending = false;
