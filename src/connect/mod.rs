@@ -21,6 +21,8 @@ mod convert;
 mod error;
 mod runtime;
 mod spi;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod transform;
 mod value;
 
@@ -34,5 +36,7 @@ pub use spi::{
     ConnectRecord, OffsetStorageReader, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
     SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
 };
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteSinkConnector, SqliteSourceConnector};
 pub use transform::{Transform, TransformChain};
 pub use value::{Map, Value};
