@@ -418,11 +418,14 @@ fn transforms_and_converters_shape_what_a_source_writes() {
 
 // -------------------------------------------------------------- a test sink
 
+/// A record a [`Collect`] sink was given: topic, partition, offset, value.
+type Put = (String, u32, Offset, Option<Value>);
+
 /// What a [`Collect`] sink saw, shared with the test.
 #[derive(Default)]
 struct Seen {
     /// Every record put: (topic, partition, offset, value).
-    put: Mutex<Vec<(String, u32, Offset, Option<Value>)>>,
+    put: Mutex<Vec<Put>>,
     /// The offsets of each successful flush.
     flushed: Mutex<Vec<BTreeMap<TopicPartition, Offset>>>,
     /// Puts that fail with a retriable error before one succeeds.

@@ -340,7 +340,7 @@ mod tests {
             admin: None,
         })
         .unwrap();
-        let sink_records = stored
+        let sink_records: Vec<SinkRecord> = stored
             .iter()
             .enumerate()
             .map(|(i, (k, v))| SinkRecord {
@@ -353,7 +353,7 @@ mod tests {
                 headers: Vec::new(),
             })
             .collect();
-        task.put(sink_records).unwrap();
+        task.put(&sink_records).unwrap();
         task.flush(&Default::default()).unwrap();
         task.stop();
 

@@ -577,7 +577,7 @@ impl SinkTask for SqliteSinkTask {
         Ok(())
     }
 
-    fn put(&mut self, records: Vec<SinkRecord>) -> Result<()> {
+    fn put(&mut self, records: &[SinkRecord]) -> Result<()> {
         self.check_not_lost()?;
         let pending = self.pending;
         let (settings, conn, tables) = self.parts()?;
@@ -968,7 +968,7 @@ mod tests {
         let db = dir.path().join("s.db");
         let mut task = started(config(&db));
         let ab = |a: i64, b: &str| Some(Value::map([("a", Value::Int(a)), ("b", Value::from(b))]));
-        task.put(vec![
+        task.put(&[
             kv(0, "k1", ab(1, "x")),
             kv(1, "k2", ab(2, "y")),
             kv(2, "k1", Some(Value::map([("a", Value::Int(3))]))),
@@ -989,15 +989,14 @@ mod tests {
                 row(&[("id", text("k2")), ("a", Sql::Integer(2)), ("b", text("y"))]),
             ]
         );
-        task.put(vec![kv(3, "k2", None), kv(4, "gone", None)])
-            .unwrap();
+        task.put(&[kv(3, "k2", None), kv(4, "gone", None)]).unwrap();
         flush(&mut task);
         assert_eq!(rows(&db, "t").len(), 1);
 
         // With deletes off a tombstone changes nothing.
         task.stop();
         let mut task = started(config(&db).set(DELETE_ENABLED, "false"));
-        task.put(vec![kv(5, "k1", None), kv(6, "k1", Some(Value::Null))])
+        task.put(&[kv(5, "k1", None), kv(6, "k1", Some(Value::Null))])
             .unwrap();
         flush(&mut task);
         assert_eq!(rows(&db, "t").len(), 1);
@@ -1009,11 +1008,8 @@ mod tests {
         let db = dir.path().join("s.db");
         let mut task = started(config(&db).set(INSERT_MODE, "insert"));
         let v = Some(Value::map([("a", Value::Int(1))]));
-        task.put(vec![kv(0, "k", v.clone())]).unwrap();
-        let e = task
-            .put(vec![kv(1, "k", v.clone())])
-            .unwrap_err()
-            .to_string();
+        task.put(&[kv(0, "k", v.clone())]).unwrap();
+        let e = task.put(&[kv(1, "k", v.clone())]).unwrap_err().to_string();
         assert!(e.contains("t/0@1") && e.contains("UNIQUE"), "{e}");
         flush(&mut task);
         assert_eq!(rows(&db, "t").len(), 1);
@@ -1025,7 +1021,7 @@ mod tests {
                 .set(PK_MODE, "none")
                 .set(TABLE_NAME_FORMAT, "log"),
         );
-        task.put(vec![kv(0, "k", v.clone()), kv(0, "k", v.clone())])
+        task.put(&[kv(0, "k", v.clone()), kv(0, "k", v.clone())])
             .unwrap();
         flush(&mut task);
         assert_eq!(rows(&db, "log"), vec![row(&[("a", Sql::Integer(1))]); 2]);
@@ -1037,7 +1033,7 @@ mod tests {
         let db = dir.path().join("s.db");
         let mut task = started(config(&db).set(AUTO_CREATE, "false"));
         let e = task
-            .put(vec![kv(0, "k", Some(Value::map([("a", Value::Int(1))])))])
+            .put(&[kv(0, "k", Some(Value::map([("a", Value::Int(1))])))])
             .unwrap_err()
             .to_string();
         assert!(
@@ -1046,13 +1042,13 @@ mod tests {
         );
 
         let mut task = started(config(&db));
-        task.put(vec![kv(
+        task.put(&[kv(
             0,
             "k",
             Some(Value::map([("a", Value::Int(1)), ("n", Value::Null)])),
         )])
         .unwrap();
-        task.put(vec![kv(
+        task.put(&[kv(
             1,
             "k",
             Some(Value::map([
@@ -1082,7 +1078,7 @@ mod tests {
 
         let mut task = started(config(&db).set(AUTO_EVOLVE, "false"));
         let e = task
-            .put(vec![kv(2, "k", Some(Value::map([("c", Value::Int(1))])))])
+            .put(&[kv(2, "k", Some(Value::map([("c", Value::Int(1))])))])
             .unwrap_err()
             .to_string();
         assert!(
@@ -1090,7 +1086,7 @@ mod tests {
             "{e}"
         );
         // A field whose column exists, in another case, is that column.
-        task.put(vec![kv(3, "k", Some(Value::map([("A", Value::Int(9))])))])
+        task.put(&[kv(3, "k", Some(Value::map([("A", Value::Int(9))])))])
             .unwrap();
         flush(&mut task);
         assert_eq!(rows(&db, "t")[0]["a"], Sql::Integer(9));
@@ -1102,7 +1098,7 @@ mod tests {
         let db = dir.path().join("s.db");
         let mut task = started(config(&db));
         let nested = Value::map([("x", Value::Array(vec![Value::Int(1), Value::Null]))]);
-        task.put(vec![
+        task.put(&[
             kv(
                 0,
                 "k",
@@ -1166,14 +1162,14 @@ mod tests {
             .execute_batch("CREATE TABLE keep (x); INSERT INTO keep VALUES (1)")
             .unwrap();
         let mut task = started(config(&db).set(PK_FIELDS, "my \"id\""));
-        task.put(vec![record(
+        task.put(&[record(
             evil_topic,
             0,
             Some(Value::from("k")),
             Some(Value::map([(evil_field, Value::Int(1))])),
         )])
         .unwrap();
-        task.put(vec![record(
+        task.put(&[record(
             evil_topic,
             1,
             Some(Value::from("k")),
@@ -1189,13 +1185,13 @@ mod tests {
             ])]
         );
         assert_eq!(rows(&db, "keep").len(), 1);
-        task.put(vec![record(evil_topic, 2, Some(Value::from("k")), None)])
+        task.put(&[record(evil_topic, 2, Some(Value::from("k")), None)])
             .unwrap();
         flush(&mut task);
         assert!(rows(&db, evil_topic).is_empty());
 
         let e = task
-            .put(vec![kv(
+            .put(&[kv(
                 3,
                 "k",
                 Some(Value::map([("Dup", Value::Int(1)), ("dup", Value::Int(2))])),
@@ -1204,11 +1200,7 @@ mod tests {
             .to_string();
         assert!(e.contains("t/0@3") && e.contains("\"dup\""), "{e}");
         let e = task
-            .put(vec![kv(
-                4,
-                "k",
-                Some(Value::map([("a\0b", Value::Int(1))])),
-            )])
+            .put(&[kv(4, "k", Some(Value::map([("a\0b", Value::Int(1))])))])
             .unwrap_err()
             .to_string();
         assert!(e.contains("NUL"), "{e}");
@@ -1228,22 +1220,22 @@ mod tests {
             ]
         };
         let mut task = started(config(&db));
-        task.put(batch()).unwrap();
+        task.put(&batch()).unwrap();
         flush(&mut task);
         let once = rows(&db, "t");
         // A crash after the commit but before the offsets: all again.
         task.stop();
         let mut task = started(config(&db));
-        task.put(batch()).unwrap();
+        task.put(&batch()).unwrap();
         flush(&mut task);
         assert_eq!(rows(&db, "t"), once);
         // A crash before the flush: the transaction is gone, then all again.
-        task.put(vec![kv(5, "z", Some(Value::map([("n", Value::Int(5))])))])
+        task.put(&[kv(5, "z", Some(Value::map([("n", Value::Int(5))])))])
             .unwrap();
         task.stop();
         assert_eq!(rows(&db, "t"), once);
         let mut task = started(config(&db));
-        task.put(batch()).unwrap();
+        task.put(&batch()).unwrap();
         flush(&mut task);
         assert_eq!(rows(&db, "t"), once);
         assert_eq!(once.len(), 2);
@@ -1255,9 +1247,9 @@ mod tests {
         let db = dir.path().join("s.db");
         let mut task = started(config(&db));
         let v = || Some(Value::map([("a", Value::Int(1))]));
-        task.put(vec![kv(0, "kept", v())]).unwrap();
+        task.put(&[kv(0, "kept", v())]).unwrap();
         let e = task
-            .put(vec![kv(1, "undone", v()), record("t", 2, None, v())])
+            .put(&[kv(1, "undone", v()), record("t", 2, None, v())])
             .unwrap_err()
             .to_string();
         assert!(e.contains("t/0@2") && e.contains("no key"), "{e}");
@@ -1273,7 +1265,7 @@ mod tests {
         );
         let key = Value::map([("x", Value::Int(1))]);
         let e = task
-            .put(vec![record("t", 7, Some(key), v())])
+            .put(&[record("t", 7, Some(key), v())])
             .unwrap_err()
             .to_string();
         assert!(
@@ -1281,12 +1273,12 @@ mod tests {
             "{e}"
         );
         let e = task
-            .put(vec![record("t", 8, Some(Value::Int(1)), v())])
+            .put(&[record("t", 8, Some(Value::Int(1)), v())])
             .unwrap_err()
             .to_string();
         assert!(e.contains("t/0@8") && e.contains("one column"), "{e}");
         let e = task
-            .put(vec![record("t", 9, None, None)])
+            .put(&[record("t", 9, None, None)])
             .unwrap_err()
             .to_string();
         assert!(e.contains("t/0@9") && e.contains("tombstone"), "{e}");
@@ -1302,7 +1294,7 @@ mod tests {
             (Value::map([("id", Value::Null)]), "is null"),
         ] {
             let e = task
-                .put(vec![record("t", 3, None, Some(value))])
+                .put(&[record("t", 3, None, Some(value))])
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("t/0@3") && e.contains(wanted), "{e}");
@@ -1322,7 +1314,7 @@ mod tests {
                 ("name", Value::from(name)),
             ]))
         };
-        task.put(vec![
+        task.put(&[
             kv(0, "7", row_of(7, "a")),
             kv(1, "10", row_of(10, "b")),
             kv(2, "7", row_of(7, "c")),
@@ -1340,7 +1332,7 @@ mod tests {
                 row(&[("id", Sql::Integer(10)), ("name", text("b"))]),
             ]
         );
-        task.put(vec![kv(3, "10", None)]).unwrap();
+        task.put(&[kv(3, "10", None)]).unwrap();
         flush(&mut task);
         assert_eq!(rows(&db, "t").len(), 1);
     }
@@ -1361,7 +1353,7 @@ mod tests {
                 ("n", Value::Int(n)),
             ]))
         };
-        task.put(vec![
+        task.put(&[
             record("t", 0, None, v(1, "a", 1)),
             record("t", 1, None, v(1, "b", 2)),
             record("t", 2, None, v(1, "a", 3)),
@@ -1381,8 +1373,8 @@ mod tests {
                 record("t", 1, None, Some(Value::from("e1"))),
             ]
         };
-        task.put(batch()).unwrap();
-        task.put(batch()).unwrap();
+        task.put(&batch()).unwrap();
+        task.put(&batch()).unwrap();
         flush(&mut task);
         assert_eq!(
             rows(&db, "events"),
@@ -1403,10 +1395,10 @@ mod tests {
         let other = Connection::open(&db).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let records = vec![kv(0, "k", Some(Value::Int(1)))];
-        let e = task.put(records.clone()).unwrap_err();
+        let e = task.put(&records).unwrap_err();
         assert!(e.is_retriable(), "{e}");
         other.execute_batch("COMMIT").unwrap();
-        task.put(records).unwrap();
+        task.put(&records).unwrap();
         flush(&mut task);
         assert_eq!(rows(&db, "t").len(), 1);
     }
@@ -1416,7 +1408,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("s.db");
         let mut task = started(config(&db));
-        task.put(vec![kv(0, "k", Some(Value::Int(1)))]).unwrap();
+        task.put(&[kv(0, "k", Some(Value::Int(1)))]).unwrap();
         // As SQLite does after an I/O error or a full disk.
         task.conn
             .as_ref()
@@ -1425,7 +1417,7 @@ mod tests {
             .unwrap();
         let e = task.flush(&BTreeMap::new()).unwrap_err().to_string();
         assert!(e.contains("delivers them again"), "{e}");
-        assert!(task.put(vec![kv(1, "k", Some(Value::Int(2)))]).is_err());
+        assert!(task.put(&[kv(1, "k", Some(Value::Int(2)))]).is_err());
     }
 
     #[test]
@@ -1584,7 +1576,7 @@ mod tests {
                 match step {
                     Step::Put(n) => {
                         let end = next.saturating_add(n).min(records.len());
-                        task.put(records[next..end].to_vec()).unwrap();
+                        task.put(&records[next..end]).unwrap();
                         next = end;
                     }
                     Step::Flush => {
