@@ -18,6 +18,7 @@
 mod config;
 mod convert;
 mod error;
+mod file;
 mod spi;
 mod transform;
 mod value;
@@ -25,6 +26,7 @@ mod value;
 pub use config::ConnectorConfig;
 pub use convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter, converter_named};
 pub use error::{Error, Result};
+pub use file::{FileStreamSinkConnector, FileStreamSourceConnector};
 pub use spi::{
     ConnectRecord, OffsetStorageReader, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
     SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
