@@ -1690,7 +1690,10 @@ mod tests {
         task.put(records).unwrap();
         // Past the buffer's size, whole lines are written (not synced).
         let written = fs::read(&path).unwrap().len();
-        assert!(written >= SINK_BUFFER && written % 1001 == 0, "{written}");
+        assert!(
+            written >= SINK_BUFFER && written.is_multiple_of(1001),
+            "{written}"
+        );
         task.flush(&BTreeMap::new()).unwrap();
         assert_eq!(fs::read(&path).unwrap().len(), 2000 * 1001);
     }
