@@ -1532,11 +1532,12 @@ mod tests {
     #[test]
     fn standard_input_lines_come_through_the_reader_thread() {
         let rx = spawn_line_reader(io::Cursor::new(b"a\r\nb\rc\nlast".to_vec()), 2).unwrap();
-        let mut task = FileStreamSourceTask::new(Duration::from_secs(60));
+        let mut task = FileStreamSourceTask::new(Duration::from_millis(10));
         task.topic = LINES.to_string();
         task.input = Some(Input::Stdin(Arc::new(Mutex::new(rx))));
+        let deadline = Instant::now() + Duration::from_secs(60);
         let mut records = Vec::new();
-        while records.len() < 4 {
+        while records.len() < 4 && Instant::now() < deadline {
             records.extend(task.poll().unwrap());
         }
         assert_eq!(texts(&records), ["a", "b", "c", "last"]);
@@ -1556,8 +1557,9 @@ mod tests {
         task.input = Some(Input::Stdin(Arc::new(Mutex::new(rx))));
         assert!(task.poll().unwrap().is_empty());
         writer.write_all(b"typed\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
         let mut records = Vec::new();
-        while records.is_empty() {
+        while records.is_empty() && Instant::now() < deadline {
             records = task.poll().unwrap();
         }
         assert_eq!(texts(&records), ["typed"]);
