@@ -4,6 +4,19 @@ use super::runtime::Connect;
 
 /// Registers the built-in classes with `connect`.
 pub(super) fn register(connect: &Connect) {
+    use super::{FileStreamSinkConnector, FileStreamSourceConnector};
+    for class in [
+        FileStreamSourceConnector::CLASS,
+        FileStreamSourceConnector::ALIAS,
+    ] {
+        connect.register_source(class, || Box::new(FileStreamSourceConnector));
+    }
+    for class in [
+        FileStreamSinkConnector::CLASS,
+        FileStreamSinkConnector::ALIAS,
+    ] {
+        connect.register_sink(class, || Box::new(FileStreamSinkConnector));
+    }
     #[cfg(feature = "sqlite")]
     {
         use super::{SqliteSinkConnector, SqliteSourceConnector};
@@ -12,5 +25,4 @@ pub(super) fn register(connect: &Connect) {
             Box::new(SqliteSourceConnector)
         });
     }
-    let _ = connect;
 }

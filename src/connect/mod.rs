@@ -19,6 +19,7 @@ mod builtin;
 mod config;
 mod convert;
 mod error;
+mod file;
 mod runtime;
 mod spi;
 #[cfg(feature = "sqlite")]
@@ -29,6 +30,7 @@ mod value;
 pub use config::ConnectorConfig;
 pub use convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter, converter_named};
 pub use error::{Error, Result};
+pub use file::{FileStreamSinkConnector, FileStreamSourceConnector};
 pub use runtime::{
     Connect, ConnectConfig, ConnectorKind, ConnectorStatus, SourceGuarantee, TaskState, TaskStatus,
 };
