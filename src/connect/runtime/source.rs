@@ -4,7 +4,7 @@
 
 use super::super::error::{Error, Result};
 use super::super::spi::{SourceConnector, SourceRecord, SourceTask, SourceTaskContext};
-use super::super::value::{Map, Value};
+use super::super::value::Map;
 use super::TaskEnv;
 use super::errors::Stage;
 use super::offsets;
@@ -12,7 +12,7 @@ use super::task::{Work, retrying};
 use crate::worker::Stop;
 use crate::{Producer, ProducerConfig, Record, TopicConfig};
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,9 +20,9 @@ pub(super) struct SourceWork {
     env: Arc<TaskEnv>,
     task: Box<dyn SourceTask>,
     producer: Producer,
-    /// The latest offset per source partition (by its JSON text) of the
-    /// records sent since the last commit.
-    pending: BTreeMap<String, (Map, Map)>,
+    /// The latest offset per source partition of the records sent since
+    /// the last commit.
+    pending: Vec<(Map, Map)>,
     last_commit: Instant,
     /// Topics known to exist.
     topics: HashSet<String>,
@@ -72,7 +72,7 @@ impl SourceWork {
             env: env.clone(),
             task,
             producer,
-            pending: BTreeMap::new(),
+            pending: Vec::new(),
             last_commit: Instant::now(),
             topics: HashSet::new(),
         })))
@@ -91,8 +91,17 @@ impl SourceWork {
             record,
         } = polled;
         if !source_partition.is_empty() || !source_offset.is_empty() {
-            let id = Value::Map(source_partition.clone()).to_json_string();
-            self.pending.insert(id, (source_partition, source_offset));
+            // A task reads few partitions, most often the one of the last
+            // record: compare maps rather than serialise each record's.
+            match self
+                .pending
+                .iter_mut()
+                .rev()
+                .find(|(p, _)| *p == source_partition)
+            {
+                Some((_, offset)) => *offset = source_offset,
+                None => self.pending.push((source_partition, source_offset)),
+            }
         }
         let what = format!("a record for {}", record.topic);
         let pipes = &self.env.pipes;
@@ -151,7 +160,7 @@ impl SourceWork {
     /// Sends the pending offsets to the offsets topic.
     fn send_offsets(&mut self) -> Result<()> {
         let topic = &self.env.settings.offsets_topic;
-        for (partition, offset) in self.pending.values() {
+        for (partition, offset) in &self.pending {
             let record = offsets::offset_record(&self.env.connector, partition, offset);
             self.producer.send_to(topic, 0, record)?;
         }
