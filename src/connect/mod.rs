@@ -18,6 +18,8 @@
 mod config;
 mod convert;
 mod error;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod spi;
 mod transform;
 mod value;
@@ -25,6 +27,8 @@ mod value;
 pub use config::ConnectorConfig;
 pub use convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter, converter_named};
 pub use error::{Error, Result};
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaSinkConnector, KafkaSourceConnector};
 pub use spi::{
     ConnectRecord, OffsetStorageReader, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
     SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
