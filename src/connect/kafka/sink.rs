@@ -147,14 +147,15 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((error, message)) = result {
-            tracing::error!(
-                topic = message.topic(),
-                partition = message.partition(),
-                error = %error,
-                "kafka sink: a record was not delivered"
-            );
             let mut failure = self.failure.lock();
             if failure.is_none() {
+                // The first only: those after it usually fail alike.
+                tracing::error!(
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    error = %error,
+                    "kafka sink: a record was not delivered; the task fails at its next flush"
+                );
                 *failure = Some(DeliveryFailure {
                     topic: message.topic().to_string(),
                     partition: message.partition(),
@@ -462,15 +463,17 @@ impl Running {
             reason: format!("partition {} is beyond Kafka's range", record.partition),
             source: None,
         })?;
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for h in &record.headers {
-            headers = headers.insert(Header {
-                key: h.key(),
-                value: h.value().map(|v| &v[..]),
-            });
+        let mut out: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition);
+        if !record.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for h in &record.headers {
+                headers = headers.insert(Header {
+                    key: h.key(),
+                    value: h.value().map(|v| &v[..]),
+                });
+            }
+            out = out.headers(headers);
         }
-        let mut out: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(topic).partition(partition).headers(headers);
         if let Some(key) = key {
             out = out.key(key);
         }
