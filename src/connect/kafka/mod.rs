@@ -85,7 +85,18 @@ impl Settings {
         if let Err(e) = client.create_native_config() {
             return Err(match e {
                 KafkaError::ClientConfig(_, reason, key, _) => {
-                    Error::config(&name, &format!("{PASSTHROUGH}{key}"), reason)
+                    // librdkafka says "... not available at build time" of
+                    // TLS and SASL when built without OpenSSL.
+                    let hint = if reason.contains("build time") && !cfg!(feature = "kafka-tls") {
+                        " (TLS and SASL need embedlog's `kafka-tls` feature)"
+                    } else {
+                        ""
+                    };
+                    Error::config(
+                        &name,
+                        &format!("{PASSTHROUGH}{key}"),
+                        format!("{reason}{hint}"),
+                    )
                 }
                 other => Error::config(&name, PASSTHROUGH, other.to_string()),
             });
@@ -260,6 +271,25 @@ mod tests {
             assert!(
                 matches!(&e, Error::Config { key: k, connector, .. } if k == key && connector == "bridge"),
                 "{key}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_and_sasl_need_the_kafka_tls_feature() {
+        let c = config()
+            .set("kafka.security.protocol", "SASL_SSL")
+            .set("kafka.sasl.mechanism", "SCRAM-SHA-512")
+            .set("kafka.sasl.username", "u")
+            .set("kafka.sasl.password", "p");
+        let result = Settings::from_config(&c, &[]);
+        if cfg!(feature = "kafka-tls") {
+            result.unwrap();
+        } else {
+            let e = result.unwrap_err().to_string();
+            assert!(
+                e.contains("kafka.security.protocol") && e.contains("kafka-tls"),
+                "{e}"
             );
         }
     }
