@@ -57,9 +57,11 @@ const OFFSET_FIELD: &str = "offset";
 /// and these offsets commit in one local transaction, so the local copy
 /// has every remote record once; otherwise it is at-least-once.
 ///
-/// The remote partitions are split between up to `tasks.max` tasks when
-/// the connector starts; topics or partitions added later are mirrored
-/// after a restart of the connector.
+/// The remote partitions are split round-robin between up to `tasks.max`
+/// tasks when the connector starts (each task's share is its
+/// `task.partitions`, `topic:partition,...`; a task without one reads
+/// every selected partition); topics or partitions added later are
+/// mirrored after a restart of the connector.
 ///
 /// Keys:
 ///
