@@ -17,6 +17,14 @@ pub(super) fn register(connect: &Connect) {
     ] {
         connect.register_sink(class, || Box::new(FileStreamSinkConnector));
     }
+    #[cfg(feature = "kafka")]
+    {
+        use super::{KafkaSinkConnector, KafkaSourceConnector};
+        connect.register_sink(KafkaSinkConnector::CLASS, || Box::new(KafkaSinkConnector));
+        connect.register_source(KafkaSourceConnector::CLASS, || {
+            Box::new(KafkaSourceConnector)
+        });
+    }
     #[cfg(feature = "sqlite")]
     {
         use super::{SqliteSinkConnector, SqliteSourceConnector};

@@ -20,6 +20,8 @@ mod config;
 mod convert;
 mod error;
 mod file;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod runtime;
 mod spi;
 #[cfg(feature = "sqlite")]
@@ -31,6 +33,8 @@ pub use config::ConnectorConfig;
 pub use convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter, converter_named};
 pub use error::{Error, Result};
 pub use file::{FileStreamSinkConnector, FileStreamSourceConnector};
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaSinkConnector, KafkaSourceConnector};
 pub use runtime::{
     Connect, ConnectConfig, ConnectorKind, ConnectorStatus, SourceGuarantee, TaskState, TaskStatus,
 };
