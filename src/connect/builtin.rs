@@ -1,36 +1,61 @@
 //! The connector classes every [`Connect`](super::Connect) knows.
 
-use super::runtime::Connect;
+use super::runtime::ConnectorKind;
+use super::spi::{SinkConnector, SourceConnector};
+use super::{FileStreamSinkConnector, FileStreamSourceConnector};
 
-/// Registers the built-in classes with `connect`.
-pub(super) fn register(connect: &Connect) {
-    use super::{FileStreamSinkConnector, FileStreamSourceConnector};
-    for class in [
-        FileStreamSourceConnector::CLASS,
-        FileStreamSourceConnector::ALIAS,
-    ] {
-        connect.register_source(class, || Box::new(FileStreamSourceConnector));
+/// A built-in class: its name and how to make it.
+pub(super) enum Builtin {
+    Source(&'static str, fn() -> Box<dyn SourceConnector>),
+    Sink(&'static str, fn() -> Box<dyn SinkConnector>),
+}
+
+impl Builtin {
+    pub(super) fn kind_and_name(&self) -> (ConnectorKind, &'static str) {
+        match self {
+            Builtin::Source(name, _) => (ConnectorKind::Source, name),
+            Builtin::Sink(name, _) => (ConnectorKind::Sink, name),
+        }
     }
-    for class in [
-        FileStreamSinkConnector::CLASS,
-        FileStreamSinkConnector::ALIAS,
-    ] {
-        connect.register_sink(class, || Box::new(FileStreamSinkConnector));
+}
+
+/// The classes this build has: the file connectors always, the SQLite
+/// and Kafka ones with their features. Kafka's class names and the short
+/// aliases both name the file connectors.
+pub(super) fn all() -> Vec<Builtin> {
+    let mut all = vec![
+        Builtin::Source(FileStreamSourceConnector::CLASS, || {
+            Box::new(FileStreamSourceConnector)
+        }),
+        Builtin::Source(FileStreamSourceConnector::ALIAS, || {
+            Box::new(FileStreamSourceConnector)
+        }),
+        Builtin::Sink(FileStreamSinkConnector::CLASS, || {
+            Box::new(FileStreamSinkConnector)
+        }),
+        Builtin::Sink(FileStreamSinkConnector::ALIAS, || {
+            Box::new(FileStreamSinkConnector)
+        }),
+    ];
+    #[cfg(feature = "sqlite")]
+    {
+        use super::{SqliteSinkConnector, SqliteSourceConnector};
+        all.push(Builtin::Source(SqliteSourceConnector::CLASS, || {
+            Box::new(SqliteSourceConnector)
+        }));
+        all.push(Builtin::Sink(SqliteSinkConnector::CLASS, || {
+            Box::new(SqliteSinkConnector)
+        }));
     }
     #[cfg(feature = "kafka")]
     {
         use super::{KafkaSinkConnector, KafkaSourceConnector};
-        connect.register_sink(KafkaSinkConnector::CLASS, || Box::new(KafkaSinkConnector));
-        connect.register_source(KafkaSourceConnector::CLASS, || {
+        all.push(Builtin::Source(KafkaSourceConnector::CLASS, || {
             Box::new(KafkaSourceConnector)
-        });
+        }));
+        all.push(Builtin::Sink(KafkaSinkConnector::CLASS, || {
+            Box::new(KafkaSinkConnector)
+        }));
     }
-    #[cfg(feature = "sqlite")]
-    {
-        use super::{SqliteSinkConnector, SqliteSourceConnector};
-        connect.register_sink(SqliteSinkConnector::CLASS, || Box::new(SqliteSinkConnector));
-        connect.register_source(SqliteSourceConnector::CLASS, || {
-            Box::new(SqliteSourceConnector)
-        });
-    }
+    all
 }

@@ -1,5 +1,6 @@
 //! The `embedlog` binary, run in child processes. One module per subcommand.
 
+mod connect;
 mod dump_log;
 mod follow;
 mod groups;

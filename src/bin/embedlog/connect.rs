@@ -3,7 +3,7 @@
 
 use crate::Outcome;
 use crate::common::{Fail, open_or_create_owner};
-use embedlog::connect::{Connect, ConnectConfig, ConnectorConfig, TaskState};
+use embedlog::connect::{Connect, ConnectConfig, ConnectorConfig, ConnectorKind, TaskState};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,23 +34,19 @@ pub struct Standalone {
 
 pub fn run(dir: &Path, cmd: Cmd) -> Outcome {
     match cmd {
-        Cmd::Plugins => plugins(dir),
+        Cmd::Plugins => plugins(),
         Cmd::Standalone(args) => standalone(dir, args),
     }
 }
 
-fn plugins(dir: &Path) -> Outcome {
-    let broker = open_or_create_owner(dir)?;
-    let connect = Connect::new(&broker).map_err(fail)?;
-    let (sources, sinks) = connect.classes();
-    for class in sources {
-        println!("source  {class}");
+fn plugins() -> Outcome {
+    for (kind, class) in Connect::builtin_classes() {
+        let kind = match kind {
+            ConnectorKind::Source => "source",
+            _ => "sink",
+        };
+        println!("{kind:<7} {class}");
     }
-    for class in sinks {
-        println!("sink    {class}");
-    }
-    connect.close();
-    broker.close().map_err(|e| Fail::new(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,7 @@ mod task;
 
 pub use task::{TaskState, TaskStatus};
 
+use super::builtin::Builtin;
 use super::config::ConnectorConfig;
 use super::convert::{Converter, converter_named};
 use super::error::{Error, Result};
@@ -373,7 +374,12 @@ impl Connect {
             sinks: Mutex::new(BTreeMap::new()),
             running: Mutex::new(BTreeMap::new()),
         };
-        super::builtin::register(&connect);
+        for b in super::builtin::all() {
+            match b {
+                Builtin::Source(class, make) => connect.register_source(class, make),
+                Builtin::Sink(class, make) => connect.register_sink(class, make),
+            }
+        }
         Ok(connect)
     }
 
@@ -541,6 +547,16 @@ impl Connect {
     /// The names of the running connectors.
     pub fn connectors(&self) -> Vec<String> {
         self.running.lock().keys().cloned().collect()
+    }
+
+    /// The connector classes every runtime of this build knows, without
+    /// one: the file connectors, and the SQLite and Kafka ones with their
+    /// features.
+    pub fn builtin_classes() -> Vec<(ConnectorKind, &'static str)> {
+        super::builtin::all()
+            .iter()
+            .map(Builtin::kind_and_name)
+            .collect()
     }
 
     /// The registered connector classes: sources, then sinks.
