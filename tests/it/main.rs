@@ -27,6 +27,8 @@ mod compaction;
 mod compression;
 #[cfg(feature = "connect")]
 mod connect_runtime;
+#[cfg(feature = "sqlite")]
+mod connect_sqlite;
 mod consumer_groups;
 mod consumer_poll;
 mod control_batches;
