@@ -23,6 +23,7 @@ impl Builtin {
 /// and Kafka ones with their features. Kafka's class names and the short
 /// aliases both name the file connectors.
 pub(super) fn all() -> Vec<Builtin> {
+    #[cfg_attr(not(any(feature = "sqlite", feature = "kafka")), allow(unused_mut))]
     let mut all = vec![
         Builtin::Source(FileStreamSourceConnector::CLASS, || {
             Box::new(FileStreamSourceConnector)

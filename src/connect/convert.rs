@@ -22,6 +22,16 @@ pub trait Converter: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`Error::Conversion`] when the value has no form in this format.
     fn to_bytes(&self, value: Option<&Value>) -> Result<Option<Bytes>>;
+
+    /// [`to_bytes`](Self::to_bytes) of a value the caller gives up: a
+    /// converter that stores text or bytes as they are moves them instead
+    /// of copying (the runtime sends every source record through it).
+    ///
+    /// # Errors
+    /// As [`to_bytes`](Self::to_bytes).
+    fn to_bytes_owned(&self, value: Option<Value>) -> Result<Option<Bytes>> {
+        self.to_bytes(value.as_ref())
+    }
 }
 
 /// Bytes as they are ([`Value::Bytes`]); writes bytes and strings only.
@@ -50,6 +60,14 @@ impl Converter for ByteArrayConverter {
                     other.kind()
                 ),
             }),
+        }
+    }
+
+    fn to_bytes_owned(&self, value: Option<Value>) -> Result<Option<Bytes>> {
+        match value {
+            Some(Value::Bytes(b)) => Ok(Some(b)),
+            Some(Value::String(s)) => Ok(Some(Bytes::from(s.into_bytes()))),
+            other => self.to_bytes(other.as_ref()),
         }
     }
 }
@@ -81,6 +99,13 @@ impl Converter for StringConverter {
             None | Some(Value::Null) => None,
             Some(v) => Some(Bytes::from(v.to_text().into_bytes())),
         })
+    }
+
+    fn to_bytes_owned(&self, value: Option<Value>) -> Result<Option<Bytes>> {
+        match value {
+            Some(Value::String(s)) => Ok(Some(Bytes::from(s.into_bytes()))),
+            other => self.to_bytes(other.as_ref()),
+        }
     }
 }
 

@@ -82,9 +82,22 @@ impl SourceWork {
         self.env.settings.exactly_once_source
     }
 
-    /// Transforms, converts and sends one polled record; its offset
-    /// becomes pending whether it is sent, filtered or skipped.
-    fn send(&mut self, polled: SourceRecord) -> Result<()> {
+    /// Transforms, converts and sends each polled record (those without a
+    /// timestamp get `now`, read once per poll); each one's offset becomes
+    /// pending whether it is sent, filtered or skipped.
+    fn send_all(&mut self, polled: Vec<SourceRecord>) -> Result<()> {
+        let now = crate::now_ms();
+        let mut sent = 0;
+        let result = polled.into_iter().try_for_each(|r| {
+            sent += u64::from(self.send(r, now)?);
+            Ok(())
+        });
+        self.env.status.lock().records += sent;
+        result
+    }
+
+    /// [`send_all`](Self::send_all) for one record: whether it was sent.
+    fn send(&mut self, polled: SourceRecord, now: i64) -> Result<bool> {
         let SourceRecord {
             source_partition,
             source_offset,
@@ -103,26 +116,31 @@ impl SourceWork {
                 None => self.pending.push((source_partition, source_offset)),
             }
         }
-        let what = format!("a record for {}", record.topic);
         let pipes = &self.env.pipes;
         let record = match pipes.transforms.apply(record) {
             Ok(Some(r)) => r,
-            Ok(None) => return Ok(()),
-            Err(e) => return self.skip(e, Stage::Transformation, &what),
+            Ok(None) => return Ok(false),
+            Err(e) => return self.skip(e, Stage::Transformation, "a polled record"),
         };
-        let key = match pipes.key.to_bytes(record.key.as_ref()) {
+        let key = match pipes.key.to_bytes_owned(record.key) {
             Ok(k) => k,
-            Err(e) => return self.skip(e, Stage::KeyConverter, &what),
+            Err(e) => {
+                let what = format!("a record for {}", record.topic);
+                return self.skip(e, Stage::KeyConverter, &what);
+            }
         };
-        let value = match pipes.value.to_bytes(record.value.as_ref()) {
+        let value = match pipes.value.to_bytes_owned(record.value) {
             Ok(v) => v,
-            Err(e) => return self.skip(e, Stage::ValueConverter, &what),
+            Err(e) => {
+                let what = format!("a record for {}", record.topic);
+                return self.skip(e, Stage::ValueConverter, &what);
+            }
         };
         self.ensure_topic(&record.topic)?;
         let out = Record {
             key,
             value,
-            timestamp: record.timestamp.unwrap_or_else(crate::now_ms),
+            timestamp: record.timestamp.unwrap_or(now),
             headers: record.headers,
         };
         let producer = &self.producer;
@@ -130,14 +148,14 @@ impl SourceWork {
             Some(p) => producer.send_to(&record.topic, p, out)?,
             None => producer.send(&record.topic, out)?,
         };
-        self.env.status.lock().records += 1;
-        Ok(())
+        Ok(true)
     }
 
-    fn skip(&self, error: Error, stage: Stage, what: &str) -> Result<()> {
+    /// Skips a record the error policy tolerates (`Ok(false)`: not sent).
+    fn skip(&self, error: Error, stage: Stage, what: &str) -> Result<bool> {
         self.env.errors.tolerate(error, stage, what)?;
         self.env.status.lock().skipped += 1;
-        Ok(())
+        Ok(false)
     }
 
     /// Creates `topic` with `topic.creation.default.partitions` partitions
@@ -190,12 +208,7 @@ impl SourceWork {
     /// transaction.
     fn transaction(&mut self, polled: Vec<SourceRecord>) -> Result<()> {
         self.producer.begin_transaction()?;
-        let sent = (|| {
-            for r in polled {
-                self.send(r)?;
-            }
-            self.send_offsets()
-        })();
+        let sent = self.send_all(polled).and_then(|()| self.send_offsets());
         if let Err(e) = sent {
             // The task fails; its successor's init_transactions would
             // abort this one anyway, but say so at once.
@@ -220,9 +233,7 @@ impl Work for SourceWork {
             }
             return Ok(());
         }
-        for r in polled {
-            self.send(r)?;
-        }
+        self.send_all(polled)?;
         if self.last_commit.elapsed() >= self.env.pipes.flush_interval {
             self.commit()?;
         }
