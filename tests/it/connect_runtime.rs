@@ -37,6 +37,8 @@ struct Script {
     /// This number is emitted once as a map, which the bytes converter
     /// cannot write.
     poison_at: Mutex<Option<u64>>,
+    /// A poll that reaches this number panics once.
+    panic_at: Mutex<Option<u64>>,
     /// The number each started instance resumed from.
     starts: Mutex<Vec<u64>>,
     /// Calls of `commit`.
@@ -109,6 +111,14 @@ impl SourceTask for NumbersTask {
                     reason: "lost the connection".into(),
                     source: None,
                 });
+            }
+        }
+        {
+            let mut panic = self.script.panic_at.lock();
+            if panic.is_some_and(|at| (self.next..end).contains(&at)) {
+                *panic = None;
+                drop(panic);
+                panic!("a bug in the connector");
             }
         }
         let mut out = Vec::new();
@@ -734,6 +744,11 @@ fn bad_configurations_are_refused_with_the_key_and_nothing_runs() {
         .set("topics", "a")
         .set("errors.deadletterqueue.topic.name", "dlq"));
     assert!(e.contains("errors.tolerance=all"), "{e}");
+    let e = err(ConnectorConfig::new("x", "Collect")
+        .set("topics", "a,dlq")
+        .set("errors.tolerance", "all")
+        .set("errors.deadletterqueue.topic.name", "dlq"));
+    assert!(e.contains("would be read again"), "{e}");
     let e = err(ConnectorConfig::default().set("connector.class", "Collect"));
     assert!(e.contains("\"name\""), "{e}");
     assert!(connect.connectors().is_empty());
@@ -747,5 +762,102 @@ fn bad_configurations_are_refused_with_the_key_and_nothing_runs() {
     assert!(matches!(connect.stop("y"), Err(Error::UnknownConnector(_))));
     assert_eq!(connect.connectors(), vec!["x".to_string()]);
     connect.close();
+    broker.close().unwrap();
+}
+
+#[test]
+fn a_task_that_panics_is_restarted_like_one_that_fails() {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    let script = Arc::new(Script {
+        limit: 100,
+        batch: 10,
+        panic_at: Mutex::new(Some(50)),
+        ..Script::default()
+    });
+    let connect = connect_with(&broker, ConnectConfig::default(), &script);
+    connect.start(numbers_config()).unwrap();
+    wait_until("the source stores its last offset", || {
+        stored_next(&broker) == Some(100)
+    });
+    let status = connect.status("numbers").unwrap();
+    assert_eq!(status.tasks[0].restarts, 1, "{status:?}");
+    let error = status.tasks[0].error.clone().unwrap();
+    assert!(
+        error.contains("panicked during step: a bug in the connector"),
+        "{error}"
+    );
+    let got: BTreeSet<u64> = values(&broker, "numbers", IsolationLevel::ReadUncommitted)
+        .into_iter()
+        .collect();
+    assert_eq!(got, (0..100).collect());
+    connect.close();
+    broker.close().unwrap();
+}
+
+#[test]
+fn two_sink_tasks_share_the_partitions_and_every_record_is_committed() {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    broker
+        .admin()
+        .create_topic("events", TopicConfig::default().partitions(4))
+        .unwrap();
+    let seen = Arc::new(Seen::default());
+    let connect = sink_runtime(&broker, &seen);
+    connect
+        .start(
+            ConnectorConfig::new("collect", "Collect")
+                .set("topics", "events")
+                .set("tasks.max", 2)
+                .set("consumer.max.poll.records", 20),
+        )
+        .unwrap();
+    assert_eq!(connect.status("collect").unwrap().tasks.len(), 2);
+    // Records arrive in every partition while the two members join and
+    // split them.
+    let producer = broker.producer(embedlog::ProducerConfig::default());
+    for i in 0..2000u32 {
+        producer
+            .send_to("events", i % 4, Record::new(i.to_string()))
+            .unwrap();
+    }
+    producer.flush().unwrap();
+    let ends = |b: &Broker| -> Vec<Offset> {
+        (0..4)
+            .map(|p| b.partition("events", p).unwrap().end_offset())
+            .collect()
+    };
+    let at = |b: &Broker| -> Vec<Offset> {
+        let group = committed(b, "events", 4);
+        group.into_iter().map(|c| c.unwrap_or(0)).collect()
+    };
+    wait_until("every partition is committed", || {
+        at(&broker) == ends(&broker)
+    });
+    let put: BTreeSet<(u32, Offset)> = seen.put.lock().iter().map(|r| (r.1, r.2)).collect();
+    assert_eq!(put.len(), 2000, "every record put at least once");
+    connect.close();
+    broker.close().unwrap();
+}
+
+#[test]
+fn an_offsets_topic_that_is_not_compacted_is_refused() {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    broker
+        .admin()
+        .create_topic("my-offsets", TopicConfig::default())
+        .unwrap();
+    let e = Connect::with_config(
+        &broker,
+        ConnectConfig::default().offsets_topic("my-offsets"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("offset.storage.topic") && e.contains("compact"),
+        "{e}"
+    );
     broker.close().unwrap();
 }

@@ -12,6 +12,9 @@ pub(super) enum Stage {
     KeyConverter,
     ValueConverter,
     Transformation,
+    /// The log refused the record (no key for a compacted topic, no such
+    /// partition, too large).
+    Produce,
 }
 
 impl Stage {
@@ -20,6 +23,7 @@ impl Stage {
             Stage::KeyConverter => "KEY_CONVERTER",
             Stage::ValueConverter => "VALUE_CONVERTER",
             Stage::Transformation => "TRANSFORMATION",
+            Stage::Produce => "KAFKA_PRODUCE",
         }
     }
 }

@@ -329,6 +329,10 @@ pub struct Connect {
     sources: Mutex<BTreeMap<String, SourceFactory>>,
     sinks: Mutex<BTreeMap<String, SinkFactory>>,
     running: Mutex<BTreeMap<String, Running>>,
+    /// Held by `start`, `stop` and `restart` from start to end, so a
+    /// connector being stopped (its threads finishing) cannot be started
+    /// again meanwhile; `status` and `connectors` do not wait for it.
+    lifecycle: Mutex<()>,
 }
 
 impl std::fmt::Debug for Connect {
@@ -373,6 +377,7 @@ impl Connect {
             sources: Mutex::new(BTreeMap::new()),
             sinks: Mutex::new(BTreeMap::new()),
             running: Mutex::new(BTreeMap::new()),
+            lifecycle: Mutex::new(()),
         };
         for b in super::builtin::all() {
             match b {
@@ -414,11 +419,15 @@ impl Connect {
     /// connector's `task_configs` error; [`Error::Io`] if a thread cannot
     /// start. Nothing is left running on an error.
     pub fn start(&self, config: ConnectorConfig) -> Result<()> {
+        let _lifecycle = self.lifecycle.lock();
+        self.start_now(config)
+    }
+
+    fn start_now(&self, config: ConnectorConfig) -> Result<()> {
         let name = config.required("name")?.to_string();
         check_name(&name)?;
         let class = config.required("connector.class")?.to_string();
-        let mut running = self.running.lock();
-        if running.contains_key(&name) {
+        if self.running.lock().contains_key(&name) {
             return Err(Error::AlreadyRunning(name));
         }
         let source = self.sources.lock().get(&class).cloned();
@@ -489,7 +498,7 @@ impl Connect {
                 }
             }
         }
-        running.insert(name, started);
+        self.running.lock().insert(name, started);
         Ok(())
     }
 
@@ -500,6 +509,11 @@ impl Connect {
     /// # Errors
     /// [`Error::UnknownConnector`] if none of that name runs.
     pub fn stop(&self, name: &str) -> Result<()> {
+        let _lifecycle = self.lifecycle.lock();
+        self.stop_now(name)
+    }
+
+    fn stop_now(&self, name: &str) -> Result<()> {
         let running = self.running.lock().remove(name);
         match running {
             Some(r) => {
@@ -517,14 +531,15 @@ impl Connect {
     /// # Errors
     /// As [`stop`](Self::stop) and [`start`](Self::start).
     pub fn restart(&self, name: &str) -> Result<()> {
+        let _lifecycle = self.lifecycle.lock();
         let config = self
             .running
             .lock()
             .get(name)
             .map(|r| r.config.clone())
             .ok_or_else(|| Error::UnknownConnector(name.to_string()))?;
-        self.stop(name)?;
-        self.start(config)
+        self.stop_now(name)?;
+        self.start_now(config)
     }
 
     /// The state of connector `name` and its tasks.
@@ -591,6 +606,7 @@ impl Connect {
     }
 
     fn stop_all(&self) {
+        let _lifecycle = self.lifecycle.lock();
         let all = std::mem::take(&mut *self.running.lock());
         for (w, _) in all.values().flat_map(|r| r.tasks.iter()) {
             w.request_stop();
@@ -641,6 +657,17 @@ impl Pipes {
             ));
         }
         let list = config.list("topics");
+        if let Some(dlq) = &errors.dead_letter_topic
+            && list.contains(dlq)
+        {
+            return Err(Error::config(
+                name,
+                "errors.deadletterqueue.topic.name",
+                format!(
+                    "{dlq:?} is one of the sink's topics: its dead letters would be read again"
+                ),
+            ));
+        }
         let regex = config
             .get("topics.regex")
             .map(str::trim)

@@ -64,7 +64,23 @@ pub(super) fn ensure_topic(broker: &Broker, topic: &str) -> Result<()> {
         .partitions(1)
         .cleanup_policy(CleanupPolicy::Compact);
     match broker.admin().create_topic(topic, config) {
-        Ok(_) | Err(LogError::TopicExists { .. }) => Ok(()),
+        Ok(_) => Ok(()),
+        Err(LogError::TopicExists { .. }) => {
+            // Retention would delete offsets: they must be compacted.
+            let policy = broker.topic(topic)?.config().get_cleanup_policy();
+            if policy == CleanupPolicy::Compact {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    "worker",
+                    "offset.storage.topic",
+                    format!(
+                        "{topic} exists with cleanup.policy={policy:?}; source offsets need a \
+                         compacted topic (cleanup.policy=compact) that retention never deletes"
+                    ),
+                ))
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -91,9 +107,20 @@ pub(super) fn read(
     );
     consumer.assign([(topic, 0)])?;
     let mut offsets: BTreeMap<String, (Map, Map)> = BTreeMap::new();
+    let began = std::time::Instant::now();
+    let mut warned = false;
     while consumer.position((topic, 0))? < end {
         if stop.requested() {
             return Ok(None);
+        }
+        if !warned && began.elapsed() > Duration::from_secs(10) {
+            warned = true;
+            tracing::warn!(
+                topic,
+                connector,
+                "embedlog connect: still reading stored offsets after 10 s: an open transaction \
+                 on the offsets topic holds read-committed reads back until it ends or times out"
+            );
         }
         for r in consumer.poll(Duration::from_millis(100))? {
             let Some((name, partition)) = r.key.as_deref().and_then(parse_key) else {

@@ -22,20 +22,29 @@ use std::time::{Duration, Instant};
 /// flag and flush interval again.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long a retriable `put` is retried before the task fails (and its
+/// successor rejoins the group): below the consumer's default
+/// `max.poll.interval` of 5 minutes.
+const PUT_RETRY_LIMIT: Duration = Duration::from_secs(240);
+
 /// What the task has put: per partition, the offset after its last record.
 type Offsets = BTreeMap<TopicPartition, Offset>;
 
 /// The parts of a sink task its rebalance listener shares: the task (to
-/// flush before partitions go), the offsets put, and the failure a
-/// listener met (it cannot return one; the loop fails the task with it).
+/// flush before partitions go), the offsets put, the dead-letter producer
+/// (flushed before any commit), and the failure a listener met (it cannot
+/// return one; the loop fails the task with it).
 struct Shared {
     task: Mutex<Box<dyn SinkTask>>,
     offsets: Mutex<Offsets>,
+    dead_letters: Mutex<Option<Producer>>,
     failure: Mutex<Option<Error>>,
 }
 
 impl Shared {
-    /// Flushes the task for `partitions` and commits their offsets.
+    /// Flushes the dead letters and the task for `partitions` (all when
+    /// `None`) and commits their offsets: `Ok(true)` if the group took
+    /// the commit.
     fn flush_and_commit(
         &self,
         consumer: &mut Consumer,
@@ -55,16 +64,25 @@ impl Shared {
         if offsets.is_empty() {
             return Ok(false);
         }
+        // A dead-lettered record's offset is committed with the others:
+        // the dead letter must be stored first.
+        if let Some(p) = &*self.dead_letters.lock() {
+            p.flush()?;
+        }
         self.task.lock().flush(&offsets)?;
         let commits = offsets
             .iter()
             .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)));
         match consumer.commit_offsets(commits) {
             Ok(()) => {}
-            // The group moved on (a rebalance): the new owner reads from
-            // the last commit, so those records come again (at-least-once).
-            Err(e @ crate::Error::CommitFailed { .. }) => {
-                tracing::warn!(error = %e, "embedlog connect: a sink's commit was refused after a rebalance");
+            // The group moved on (a rebalance, or this member was removed):
+            // the new owners read from the last commit, so those records
+            // come again (at-least-once). The entries stay: the partitions
+            // still owned are committed next time, and the listener drops
+            // those revoked or lost.
+            Err(e @ (crate::Error::CommitFailed { .. } | crate::Error::Fenced { .. })) => {
+                tracing::warn!(error = %e, "embedlog connect: a sink's commit was refused by its group");
+                return Ok(false);
             }
             Err(e) => return Err(e.into()),
         }
@@ -82,7 +100,14 @@ struct Listener(Arc<Shared>);
 
 impl RebalanceListener for Listener {
     fn on_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
-        if let Err(e) = self.0.flush_and_commit(consumer, Some(partitions)) {
+        let committed = self.0.flush_and_commit(consumer, Some(partitions));
+        // Whether or not the commit went through, these are no longer
+        // ours to commit.
+        self.0
+            .offsets
+            .lock()
+            .retain(|tp, _| !partitions.contains(tp));
+        if let Err(e) = committed {
             self.0.failure.lock().get_or_insert(e);
         }
     }
@@ -100,7 +125,6 @@ pub(super) struct SinkWork {
     env: Arc<TaskEnv>,
     shared: Arc<Shared>,
     consumer: Consumer,
-    dead_letters: Option<Producer>,
     /// The topics subscribed to (resolved from `topics.regex`, whose
     /// matches are looked for again at every flush).
     subscribed: Vec<String>,
@@ -126,6 +150,7 @@ impl SinkWork {
         let shared = Arc::new(Shared {
             task: Mutex::new(task),
             offsets: Mutex::new(Offsets::new()),
+            dead_letters: Mutex::new(None),
             failure: Mutex::new(None),
         });
         let mut consumer = env.broker.consumer(
@@ -140,7 +165,6 @@ impl SinkWork {
             env: env.clone(),
             shared,
             consumer,
-            dead_letters: None,
             subscribed: Vec::new(),
             last_commit: Instant::now(),
         };
@@ -162,7 +186,11 @@ impl SinkWork {
                 .admin()
                 .list_topics()?
                 .into_iter()
-                .filter(|t| re.is_match(t) && *t != self.env.settings.offsets_topic)
+                .filter(|t| {
+                    re.is_match(t)
+                        && *t != self.env.settings.offsets_topic
+                        && Some(t) != self.env.errors.dead_letter_topic.as_ref()
+                })
                 .collect(),
         };
         if topics != self.subscribed && !topics.is_empty() {
@@ -224,37 +252,34 @@ impl SinkWork {
         });
         env.errors.tolerate(error, stage, &what)?;
         if let (Some(record), Some(topic)) = (letter, &env.errors.dead_letter_topic) {
-            let producer = match &self.dead_letters {
-                Some(p) => p,
-                None => {
-                    let config = TopicConfig::default().partitions(1);
-                    match env.broker.admin().create_topic(topic, config) {
-                        Ok(_) | Err(crate::Error::TopicExists { .. }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                    let p = env
-                        .broker
-                        .producer(ProducerConfig::default().durability(env.settings.durability));
-                    self.dead_letters.insert(p)
+            let mut producer = self.shared.dead_letters.lock();
+            if producer.is_none() {
+                let config = TopicConfig::default().partitions(1);
+                match env.broker.admin().create_topic(topic, config) {
+                    Ok(_) | Err(crate::Error::TopicExists { .. }) => {}
+                    Err(e) => return Err(e.into()),
                 }
-            };
-            producer.send(topic, record)?;
+                *producer = Some(
+                    env.broker
+                        .producer(ProducerConfig::default().durability(env.settings.durability)),
+                );
+            }
+            if let Some(p) = &*producer {
+                p.send(topic, record)?;
+            }
         }
         self.env.status.lock().skipped += 1;
         Ok(None)
     }
 
-    /// Flushes the task and commits what it put (and the dead letters
-    /// before that).
-    fn commit(&mut self) -> Result<()> {
+    /// Flushes the task and commits what it put (the dead letters first);
+    /// then, over a regex, looks for new matching topics unless stopping.
+    fn commit(&mut self, stopping: bool) -> Result<()> {
         self.last_commit = Instant::now();
-        if let Some(p) = &self.dead_letters {
-            p.flush()?;
-        }
         if self.shared.flush_and_commit(&mut self.consumer, None)? {
             self.env.status.lock().commits += 1;
         }
-        if matches!(self.env.pipes.topics, SinkTopics::Regex(_)) {
+        if !stopping && matches!(self.env.pipes.topics, SinkTopics::Regex(_)) {
             self.subscribe()?;
         }
         Ok(())
@@ -292,7 +317,12 @@ impl Work for SinkWork {
         }
         if !records.is_empty() {
             let backoff = self.env.settings.retry_backoff;
-            let put = retrying(stop, backoff, "put", || shared.task.lock().put(&records))?;
+            // Bounded below the group's max.poll.interval (5 minutes):
+            // a member that stops polling longer is removed while it puts.
+            let limit = Some(PUT_RETRY_LIMIT);
+            let put = retrying(stop, backoff, limit, "put", || {
+                shared.task.lock().put(&records)
+            })?;
             if put.is_none() {
                 // Stopped before the task took them: not committed, so
                 // they come again.
@@ -311,7 +341,7 @@ impl Work for SinkWork {
             }
         }
         if self.last_commit.elapsed() >= self.env.pipes.flush_interval {
-            self.commit()?;
+            self.commit(false)?;
         }
         Ok(())
     }
@@ -319,9 +349,12 @@ impl Work for SinkWork {
     fn finish(mut self: Box<Self>, clean: bool) -> Result<()> {
         let mut result = Ok(());
         if clean {
-            result = self.commit();
-        } else {
-            // A failed task's puts are not committed: they come again.
+            result = self.commit(true);
+        }
+        if !clean || result.is_err() {
+            // Not committed (a failed task, or a failed last commit): they
+            // come again, and closing the consumer, which revokes its
+            // partitions, must not commit them either.
             self.shared.offsets.lock().clear();
         }
         let SinkWork {

@@ -144,11 +144,24 @@ impl SourceWork {
             headers: record.headers,
         };
         let producer = &self.producer;
-        match record.partition {
-            Some(p) => producer.send_to(&record.topic, p, out)?,
-            None => producer.send(&record.topic, out)?,
+        let sent = match record.partition {
+            Some(p) => producer.send_to(&record.topic, p, out),
+            None => producer.send(&record.topic, out),
         };
-        Ok(true)
+        match sent {
+            Ok(_) => Ok(true),
+            // What is wrong with this record, not with the log: the error
+            // policy may skip it (Kafka's KIP-779).
+            Err(
+                e @ (crate::Error::KeyRequired { .. }
+                | crate::Error::UnknownPartition { .. }
+                | crate::Error::BatchTooLarge { .. }),
+            ) => {
+                let what = format!("a record for {}", record.topic);
+                self.skip(e.into(), Stage::Produce, &what)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Skips a record the error policy tolerates (`Ok(false)`: not sent).
@@ -224,7 +237,7 @@ impl Work for SourceWork {
     fn step(&mut self, stop: &Stop) -> Result<()> {
         let backoff = self.env.settings.retry_backoff;
         let task = &mut self.task;
-        let Some(polled) = retrying(stop, backoff, "poll", || task.poll())? else {
+        let Some(polled) = retrying(stop, backoff, None, "poll", || task.poll())? else {
             return Ok(());
         };
         if self.exactly_once() {

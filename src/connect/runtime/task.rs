@@ -124,25 +124,25 @@ pub(super) fn spawn(
         while !stop.requested() {
             status.lock().state = TaskState::Starting;
             let commits_before = status.lock().commits;
-            let failure = match start(stop) {
+            let failure = match guarded("start", || start(stop)) {
                 Ok(None) => break,
                 Err(e) => e,
                 Ok(Some(mut work)) => {
                     status.lock().state = TaskState::Running;
                     let mut run = Ok(());
                     while run.is_ok() && !stop.requested() {
-                        run = work.step(stop);
+                        run = guarded("step", || work.step(stop));
                     }
                     match run {
                         Ok(()) => {
-                            if let Err(e) = work.finish(true) {
+                            if let Err(e) = guarded("stop", || work.finish(true)) {
                                 tracing::error!(task = %label, error = %e, "embedlog connect: stopping a task failed");
                                 status.lock().error = Some(describe(&e));
                             }
                             break;
                         }
                         Err(e) => {
-                            if let Err(f) = work.finish(false) {
+                            if let Err(f) = guarded("release", || work.finish(false)) {
                                 tracing::warn!(task = %label, error = %f, "embedlog connect: releasing a failed task failed");
                             }
                             e
@@ -150,6 +150,14 @@ pub(super) fn spawn(
                     }
                 }
             };
+            if matches!(failure, Error::Log(crate::Error::Closed)) {
+                // The broker closed under the runtime: nothing to restart on.
+                tracing::warn!(task = %label, "embedlog connect: the broker is closed; the task stops");
+                let mut s = status.lock();
+                s.state = TaskState::Failed;
+                s.error = Some(describe(&failure));
+                return;
+            }
             tracing::error!(task = %label, error = %failure, retry_in = ?wait, "embedlog connect: task failed; restarting after a backoff");
             {
                 let mut s = status.lock();
@@ -171,20 +179,44 @@ pub(super) fn spawn(
     })
 }
 
+/// Runs `f`, turning a panic in it (connector code is the caller's) into
+/// an error that fails the task like any other.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text panic".to_string());
+            Err(Error::External {
+                system: "connector",
+                reason: format!("panicked during {what}: {message}"),
+                source: None,
+            })
+        }
+    }
+}
+
 /// Calls `f` until it succeeds, fails for good, or a stop comes (then
 /// `Ok(None)`): a retriable error is retried after a backoff that doubles
-/// up to `backoff.max`.
+/// up to `backoff.max`, for at most `limit` (then it is returned).
 pub(super) fn retrying<T>(
     stop: &Stop,
     backoff: Backoff,
+    limit: Option<Duration>,
     what: &str,
     mut f: impl FnMut() -> Result<T>,
 ) -> Result<Option<T>> {
+    let deadline = limit.map(|l| std::time::Instant::now() + l);
     let mut wait = backoff.initial;
     loop {
         match f() {
             Ok(v) => return Ok(Some(v)),
-            Err(e) if e.is_retriable() => {
+            Err(e)
+                if e.is_retriable() && deadline.is_none_or(|d| std::time::Instant::now() < d) =>
+            {
                 tracing::warn!(call = what, error = %e, retry_in = ?wait, "embedlog connect: retrying");
                 if !stop.sleep(wait) {
                     return Ok(None);
@@ -268,7 +300,7 @@ mod tests {
             max: Duration::from_millis(2),
         };
         let mut n = 0;
-        let r = retrying(&stop, backoff, "t", || {
+        let r = retrying(&stop, backoff, None, "t", || {
             n += 1;
             if n < 3 {
                 Err(Error::Retriable("busy".into()))
@@ -277,13 +309,18 @@ mod tests {
             }
         });
         assert_eq!(r.unwrap(), Some(3));
-        let r: Result<Option<()>> = retrying(&stop, backoff, "t", || {
+        let r: Result<Option<()>> = retrying(&stop, backoff, None, "t", || {
             Err(Error::UnknownConnector("x".into()))
         });
         assert!(r.is_err());
+        let r: Result<Option<()>> = retrying(&stop, backoff, Some(Duration::ZERO), "t", || {
+            Err(Error::Retriable("still busy".into()))
+        });
+        assert!(r.is_err());
         stop.request();
-        let r: Result<Option<()>> =
-            retrying(&stop, backoff, "t", || Err(Error::Retriable("x".into())));
+        let r: Result<Option<()>> = retrying(&stop, backoff, None, "t", || {
+            Err(Error::Retriable("x".into()))
+        });
         assert_eq!(r.unwrap(), None, "a stop ends the retries");
     }
 }
