@@ -50,6 +50,7 @@
 //! | consumer group, `subscribe`, `commitSync`, assignors | [`ConsumerConfig::group`], [`Consumer::subscribe`], [`Consumer::commit`], [`CooperativeStickyAssignor`], [`RebalanceListener`] |
 //! | `__consumer_offsets`, `kafka-consumer-groups` | [`OFFSETS_TOPIC`], [`Admin::describe_group`], [`Admin::reset_group_offsets`] |
 //! | replicas, leader epochs, ISR, high watermark, `acks=all` | [`ReplicaLog`], [`Replicator`], [`Acks`] (see [`replication`]) |
+//! | Kafka Connect: source and sink connectors, `connect-offsets`, standalone worker | `embedlog::connect` (feature `connect`; SQLite and Kafka-bridge connectors with `sqlite`, `kafka`) |
 //!
 //! ## Async
 //!
