@@ -485,6 +485,12 @@ struct Table {
     columns: Vec<Column>,
     /// Lower-cased column names.
     names: HashSet<String>,
+    /// The last write statement: the columns it sets, in order, how many
+    /// of them are the primary key, and its SQL. Records of one topic
+    /// mostly have the same fields, so the SQL is built once, not per
+    /// record. Cleared when a column is added (an upsert's SET names every
+    /// column).
+    last_write: Option<(Vec<String>, usize, String)>,
 }
 
 impl Table {
@@ -493,10 +499,22 @@ impl Table {
             .iter()
             .map(|c| c.name.to_ascii_lowercase())
             .collect();
-        Table { columns, names }
+        Table {
+            columns,
+            names,
+            last_write: None,
+        }
     }
 
     fn has(&self, name: &str) -> bool {
+        // A few columns: compare in place rather than lower-case a copy
+        // and hash it.
+        if self.columns.len() <= 16 {
+            return self
+                .columns
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(name));
+        }
         self.names.contains(&name.to_ascii_lowercase())
     }
 }
@@ -790,6 +808,7 @@ fn write(
         conn.execute_batch(&sql)
             .map_err(|e| write_error(record, table, e))?;
         info.names.insert(name.to_ascii_lowercase());
+        info.last_write = None;
         info.columns.push(Column {
             name: (*name).to_string(),
             declared_type: ty.to_string(),
@@ -807,6 +826,36 @@ fn write(
             values.push(value);
         }
     }
+    let same = info.last_write.as_ref().is_some_and(|(cols, pk, _)| {
+        *pk == row.pk.len()
+            && cols.len() == names.len()
+            && cols.iter().zip(&names).all(|(a, b)| a == b)
+    });
+    if !same {
+        let sql = write_sql(settings, info, table, row, &names);
+        let cols = names.iter().map(|n| (*n).to_string()).collect();
+        info.last_write = Some((cols, row.pk.len(), sql));
+    }
+    let sql = info
+        .last_write
+        .as_ref()
+        .map_or("", |(_, _, sql)| sql.as_str());
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| write_error(record, table, e))?;
+    stmt.execute(rusqlite::params_from_iter(values.into_iter().map(to_sql)))
+        .map_err(|e| write_error(record, table, e))?;
+    Ok(())
+}
+
+/// The INSERT (or upsert) of `names` into `table`.
+fn write_sql(
+    settings: &SinkSettings,
+    info: &Table,
+    table: &str,
+    row: &Row<'_>,
+    names: &[&str],
+) -> String {
     let mut sql = format!("INSERT INTO {}", quote(table));
     if names.is_empty() {
         sql.push_str(" DEFAULT VALUES");
@@ -837,12 +886,7 @@ fn write(
             sql.push_str(&format!("UPDATE SET {}", set.join(", ")));
         }
     }
-    let mut stmt = conn
-        .prepare_cached(&sql)
-        .map_err(|e| write_error(record, table, e))?;
-    stmt.execute(rusqlite::params_from_iter(values.into_iter().map(to_sql)))
-        .map_err(|e| write_error(record, table, e))?;
-    Ok(())
+    sql
 }
 
 /// `CREATE TABLE` for `row`: its key columns (the primary key) and its
