@@ -63,16 +63,6 @@ fn child_writer() {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Verifies the log after a kill and returns its end offset.
 fn verify(dir: &std::path::Path, acked: Option<u64>, round: usize) -> u64 {
     let log =
@@ -112,16 +102,8 @@ fn torture(mode: &str) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    let seed = std::env::var("EMBEDLOG_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+    let (mut rng, seed) = common::Rng::from_env("EMBEDLOG_CRASH_SEED");
     eprintln!("{mode}: {rounds} rounds, seed {seed}");
-    let mut rng = Rng(seed | 1);
     let dir = common::tempdir();
     let mut total_acked = 0;
     for round in 0..rounds {

@@ -6,24 +6,14 @@
 //! `EMBEDLOG_CONNECT_KILLS` sets the kills (default 20);
 //! `EMBEDLOG_CONNECT_SEED` replays a run (the seed is printed).
 
+use crate::common::{Rng, consume_all};
 use crate::support::{BIN, open_broker, run, spawn};
 use embedlog::connect::{Connect, ConnectConfig, ConnectorConfig, SourceGuarantee};
-use embedlog::{Broker, ConsumerConfig, IsolationLevel, OffsetReset};
+use embedlog::{Broker, IsolationLevel};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn line(n: u64) -> String {
     format!("line-{n}-{}", "x".repeat((n % 50) as usize))
@@ -31,27 +21,10 @@ fn line(n: u64) -> String {
 
 /// The committed values of the single-partition topic `app-log`.
 fn committed_lines(broker: &Broker) -> Vec<String> {
-    if broker.topic("app-log").is_err() {
-        return Vec::new();
-    }
-    let mut c = broker.consumer(
-        ConsumerConfig::default()
-            .offset_reset(OffsetReset::Earliest)
-            .isolation_level(IsolationLevel::ReadCommitted),
-    );
-    c.assign([("app-log", 0)]).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let batch = c.poll(Duration::ZERO).unwrap();
-        if batch.is_empty() {
-            return out;
-        }
-        out.extend(
-            batch
-                .into_iter()
-                .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap()),
-        );
-    }
+    consume_all(broker, "app-log", IsolationLevel::ReadCommitted)
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+        .collect()
 }
 
 /// Appends lines `from..to` to `path` (creating it).
@@ -75,16 +48,8 @@ fn an_exactly_once_file_source_killed_mid_transaction_writes_each_line_once() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let seed = std::env::var("EMBEDLOG_CONNECT_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+    let (mut rng, seed) = Rng::from_env("EMBEDLOG_CONNECT_SEED");
     eprintln!("{kills} kills, seed {seed}");
-    let mut rng = Rng(seed | 1);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let logs = tmp.path().join("logs");

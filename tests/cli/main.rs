@@ -1,5 +1,7 @@
 //! The `embedlog` binary, run in child processes. One module per subcommand.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod connect;
 mod dump_log;
 mod follow;

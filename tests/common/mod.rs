@@ -222,3 +222,59 @@ pub fn kafka_python_records(json: &serde_json::Value) -> Vec<Record> {
         })
         .collect()
 }
+
+/// A xorshift generator: the kill tests' random moments, replayable from
+/// their printed seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A generator from the seed in the environment variable `var`, or
+    /// from the clock (printed by the caller, to replay the run).
+    pub fn from_env(var: &str) -> (Rng, u64) {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            });
+        (Rng(seed | 1), seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Every record of `topic` (all partitions, partition by partition in
+/// offset order) at `isolation`, read from the earliest offsets until a
+/// poll finds nothing more.
+pub fn consume_all(
+    broker: &embedlog::Broker,
+    topic: &str,
+    isolation: embedlog::IsolationLevel,
+) -> Vec<embedlog::ConsumerRecord> {
+    let Ok(t) = broker.topic(topic) else {
+        return Vec::new();
+    };
+    let mut c = broker.consumer(
+        embedlog::ConsumerConfig::default()
+            .offset_reset(embedlog::OffsetReset::Earliest)
+            .isolation_level(isolation)
+            .max_poll_records(100_000),
+    );
+    c.assign((0..t.partition_count()).map(|p| (topic, p)))
+        .unwrap();
+    let mut out = Vec::new();
+    loop {
+        let batch = c.poll(std::time::Duration::ZERO).unwrap();
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch);
+    }
+}

@@ -4,7 +4,7 @@
 //! failed tasks are restarted, and records a converter or transform cannot
 //! handle are skipped or dead-lettered as configured.
 
-use crate::common::{tempdir, wait_until};
+use crate::common::{consume_all, tempdir, wait_until};
 use bytes::Bytes;
 use embedlog::connect::{
     Connect, ConnectConfig, ConnectorConfig, Error, Map, SinkConnector, SinkRecord, SinkTask,
@@ -172,24 +172,13 @@ fn numbers_config() -> ConnectorConfig {
 
 /// Every value in `topic`, in offset order per partition.
 fn values(broker: &Broker, topic: &str, isolation: IsolationLevel) -> Vec<u64> {
-    let partitions = broker.topic(topic).unwrap().partition_count();
-    let mut c = broker.consumer(
-        ConsumerConfig::default()
-            .offset_reset(OffsetReset::Earliest)
-            .isolation_level(isolation),
-    );
-    c.assign((0..partitions).map(|p| (topic, p))).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let batch = c.poll(Duration::ZERO).unwrap();
-        if batch.is_empty() {
-            return out;
-        }
-        for r in batch {
+    consume_all(broker, topic, isolation)
+        .into_iter()
+        .map(|r| {
             let v = r.value.unwrap();
-            out.push(std::str::from_utf8(&v).unwrap().parse().unwrap());
-        }
-    }
+            std::str::from_utf8(&v).unwrap().parse().unwrap()
+        })
+        .collect()
 }
 
 fn end_offset(broker: &Broker, topic: &str) -> u64 {
@@ -198,30 +187,17 @@ fn end_offset(broker: &Broker, topic: &str) -> u64 {
         .map_or(0, |t| t.partition(0).map_or(0, |p| p.end_offset()))
 }
 
+/// The `next` the numbers source stored last, as a new instance would
+/// read it.
 fn stored_next(broker: &Broker) -> Option<u64> {
-    // What a new instance would start from: read through a fresh runtime's
-    // task would be indirect; read the offsets topic instead.
-    let mut c = broker.consumer(
-        ConsumerConfig::default()
-            .offset_reset(OffsetReset::Earliest)
-            .isolation_level(IsolationLevel::ReadCommitted),
+    let stored = consume_all(broker, "connect-offsets", IsolationLevel::ReadCommitted);
+    let last = stored.last()?;
+    assert_eq!(
+        last.key.as_deref(),
+        Some(&br#"["numbers",{"source":"numbers"}]"#[..])
     );
-    c.assign([("connect-offsets", 0)]).unwrap();
-    let mut next = None;
-    loop {
-        let batch = c.poll(Duration::ZERO).unwrap();
-        if batch.is_empty() {
-            return next;
-        }
-        for r in batch {
-            assert_eq!(
-                r.key.as_deref(),
-                Some(&br#"["numbers",{"source":"numbers"}]"#[..])
-            );
-            let v: serde_json::Value = serde_json::from_slice(&r.value.unwrap()).unwrap();
-            next = v["next"].as_u64();
-        }
-    }
+    let v: serde_json::Value = serde_json::from_slice(last.value.as_ref()?).unwrap();
+    v["next"].as_u64()
 }
 
 #[test]

@@ -3,11 +3,9 @@
 //! restarts, for random inputs; a source's rows each arrive once, also the
 //! rows added while it was stopped.
 
-use crate::common::{tempdir, wait_until};
+use crate::common::{consume_all, tempdir, wait_until};
 use embedlog::connect::{Connect, ConnectConfig, ConnectorConfig, SourceGuarantee};
-use embedlog::{
-    Broker, ConsumerConfig, IsolationLevel, OffsetReset, ProducerConfig, Record, TopicConfig,
-};
+use embedlog::{Broker, ConsumerConfig, IsolationLevel, ProducerConfig, Record, TopicConfig};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -159,26 +157,13 @@ fn insert_rows(db: &Path, from: i64, to: i64) {
 
 /// The `n` field of each committed record of `events`, in order.
 fn events(broker: &Broker) -> Vec<i64> {
-    if broker.topic("events").is_err() {
-        return Vec::new();
-    }
-    let mut c = broker.consumer(
-        ConsumerConfig::default()
-            .offset_reset(OffsetReset::Earliest)
-            .isolation_level(IsolationLevel::ReadCommitted),
-    );
-    c.assign([("events", 0)]).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let batch = c.poll(Duration::ZERO).unwrap();
-        if batch.is_empty() {
-            return out;
-        }
-        for r in batch {
+    consume_all(broker, "events", IsolationLevel::ReadCommitted)
+        .into_iter()
+        .map(|r| {
             let v: serde_json::Value = serde_json::from_slice(&r.value.unwrap()).unwrap();
-            out.push(v["n"].as_i64().unwrap());
-        }
-    }
+            v["n"].as_i64().unwrap()
+        })
+        .collect()
 }
 
 #[test]
