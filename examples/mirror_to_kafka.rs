@@ -183,11 +183,7 @@ fn main() -> Res<()> {
         ConnectorConfig::new("from-kafka", "KafkaSource")
             .set("bootstrap.servers", &bootstrap)
             .set("source.topics", TOPIC)
-            .set("topic.rename.format", "mirror.${topic}")
-            // librdkafka pauses fetching for this long (default 1 s) once
-            // 100 000 records wait in its queue, which a fast cluster fills
-            // sooner than the task writes them: a stall a second long.
-            .set("kafka.fetch.queue.backoff.ms", 10),
+            .set("topic.rename.format", "mirror.${topic}"),
     )?;
     wait_for(&connect, "from-kafka", || Ok(broker.topic(MIRROR).is_ok()))?;
     let mut mirror = reader(&broker, MIRROR)?;

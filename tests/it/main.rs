@@ -7,7 +7,8 @@
 //! `tracing` subscriber, no counting of process-wide resources, no child
 //! processes. Tests that need those keep their own binary next to this
 //! directory (`tests/crash_kill.rs`, `tests/descriptors_bounded.rs`,
-//! `tests/broker_lock_process.rs`; each says why at its top).
+//! `tests/broker_lock_process.rs`, `tests/kafka_bridge.rs`; each says why
+//! at its top).
 //!
 //! proptest's regression files: with this `main.rs`, proptest's default
 //! `FileFailurePersistence::SourceParallel("proptest-regressions")` finds

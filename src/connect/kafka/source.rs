@@ -81,6 +81,7 @@ const OFFSET_FIELD: &str = "offset";
 /// source's are prefixed `source.`.) librdkafka defaults it sets:
 /// `enable.auto.commit=false`, `enable.auto.offset.store=false`,
 /// `enable.partition.eof=false`, `allow.auto.create.topics=false`,
+/// `fetch.queue.backoff.ms=10` (librdkafka's 1 s stalls a fast mirror),
 /// `client.id` and `group.id` `embedlog-connect-<name>` (librdkafka
 /// assigns partitions only to a consumer with a group id; this one never
 /// joins the group nor commits offsets to it); librdkafka reads only committed
@@ -189,6 +190,12 @@ impl SourceSettings {
                 ("enable.auto.offset.store", "false"),
                 ("enable.partition.eof", "false"),
                 ("allow.auto.create.topics", "false"),
+                // librdkafka pauses fetching for this long (its default is
+                // 1 s) once `queued.min.messages` wait in its queue, which
+                // a fast cluster fills sooner than a task appends them: a
+                // second-long stall each time (145 k records/s instead of
+                // 340 k in examples/mirror_to_kafka).
+                ("fetch.queue.backoff.ms", "10"),
                 ("auto.offset.reset", librdkafka_reset),
             ],
         )?;
