@@ -1,5 +1,6 @@
 //! `embedlog connect standalone` with an exactly-once file source, SIGKILLed
-//! again and again while lines are appended and the file is rotated: every
+//! again and again while lines are appended and the file is rotated (before
+//! a run, or during it): every
 //! line is in the topic exactly once and in order, and what is committed
 //! after each kill is an exact prefix of what was written.
 //!
@@ -74,10 +75,10 @@ fn an_exactly_once_file_source_killed_mid_transaction_writes_each_line_once() {
     std::fs::write(&source, props).unwrap();
 
     let mut written = 0u64;
-    let mut rotations = 0;
+    let mut rotations = 0u32;
     for round in 0..kills {
         // What the killed runs committed is an exact prefix of the lines.
-        {
+        let rotate = {
             let broker = open_broker(&data);
             let got = committed_lines(&broker);
             let want: Vec<String> = (0..got.len() as u64).map(line).collect();
@@ -89,10 +90,16 @@ fn an_exactly_once_file_source_killed_mid_transaction_writes_each_line_once() {
             // inode, and the newest by its name).
             let caught_up = got.len() as u64 == written;
             broker.close().unwrap();
-            if caught_up && written > 0 && rng.next().is_multiple_of(2) {
-                std::fs::rename(&log, logs.join(format!("app.log.{round}"))).unwrap();
-                rotations += 1;
-            }
+            caught_up && written > 0 && rng.next().is_multiple_of(2)
+        };
+        // The rotation happens before the run, or during it.
+        let mid_run = rotate && rng.next().is_multiple_of(2);
+        let rotate_now = |rotations: &mut u32| {
+            std::fs::rename(&log, logs.join(format!("app.log.{round}"))).unwrap();
+            *rotations += 1;
+        };
+        if rotate && !mid_run {
+            rotate_now(&mut rotations);
         }
         let chunk = 1 + rng.next() % 3000;
         append(&log, written, written + chunk);
@@ -108,6 +115,15 @@ fn an_exactly_once_file_source_killed_mid_transaction_writes_each_line_once() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         );
+        if mid_run {
+            // Renamed while the source may be reading it; the new file
+            // gets lines of its own.
+            std::thread::sleep(Duration::from_millis(rng.next() % 200));
+            rotate_now(&mut rotations);
+            let more = 1 + rng.next() % 1000;
+            append(&log, written, written + more);
+            written += more;
+        }
         // Killed at a random moment: starting, reading its offsets,
         // mid-transaction, between transactions, idle.
         std::thread::sleep(Duration::from_millis(rng.next() % 400));
