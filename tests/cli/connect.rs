@@ -1,8 +1,8 @@
 //! `embedlog connect standalone` with an exactly-once file source, SIGKILLed
 //! again and again while lines are appended and the file is rotated (before
-//! a run, or during it): every
-//! line is in the topic exactly once and in order, and what is committed
-//! after each kill is an exact prefix of what was written.
+//! a run, or during it): every line is in the topic exactly once and in
+//! order, and what is committed after each kill is an exact prefix of what
+//! was written.
 //!
 //! `EMBEDLOG_CONNECT_KILLS` sets the kills (default 20);
 //! `EMBEDLOG_CONNECT_SEED` replays a run (the seed is printed).
