@@ -64,17 +64,31 @@ fn rate_unit(x: f64) -> (f64, usize, &'static str) {
     }
 }
 
+impl Spread {
+    fn one(x: f64) -> Spread {
+        Spread {
+            median: x,
+            min: x,
+            max: x,
+        }
+    }
+
+    /// `median (min–max)`, each written by `f`; the median alone when the
+    /// three read the same.
+    fn show(&self, f: impl Fn(f64) -> String) -> String {
+        let (median, min, max) = (f(self.median), f(self.min), f(self.max));
+        if min == max {
+            median
+        } else {
+            format!("{median} ({min}–{max})")
+        }
+    }
+}
+
 /// `3.21 (3.10–3.30) M/s`: a rate with the unit its median needs.
 fn rate(s: Spread) -> String {
     let (div, digits, unit) = rate_unit(s.median);
-    let f = |x: f64| format!("{:.*}", digits, x / div);
-    format!("{} ({}–{}) {unit}", f(s.median), f(s.min), f(s.max))
-}
-
-/// `3.21 M/s`.
-fn rate1(x: f64) -> String {
-    let (div, digits, unit) = rate_unit(x);
-    format!("{:.*} {unit}", digits, x / div)
+    format!("{} {unit}", s.show(|x| format!("{:.*}", digits, x / div)))
 }
 
 fn micros(ns: f64) -> String {
@@ -88,15 +102,20 @@ fn micros(ns: f64) -> String {
     }
 }
 
+/// `0.40× (0.38–0.43)`.
 fn ratio(s: Spread) -> String {
-    format!("{:.2}× ({:.2}–{:.2})", s.median, s.min, s.max)
+    let shown = s.show(|x| format!("{x:.2}"));
+    match shown.split_once(' ') {
+        Some((median, spread)) => format!("{median}× {spread}"),
+        None => format!("{shown}×"),
+    }
 }
 
 /// One line for the progress log: a child's main figure.
 pub fn brief(show: Show, f: &Figures) -> String {
     let get = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
     match show {
-        Show::Rate => rate1(get("rate")),
+        Show::Rate => rate(Spread::one(get("rate"))),
         Show::Latency => format!(
             "p50 {} µs, p99 {} µs, p99.9 {} µs",
             micros(get("p50_ns")),
@@ -106,8 +125,8 @@ pub fn brief(show: Show, f: &Figures) -> String {
         Show::Millis => format!("{:.2} ms", get("ms")),
         Show::Compression => format!(
             "write {}, read {}, {:.1} MB",
-            rate1(get("write_rate")),
-            rate1(get("read_rate")),
+            rate(Spread::one(get("write_rate"))),
+            rate(Spread::one(get("read_rate"))),
             get("disk_bytes") / 1e6
         ),
         Show::Scale => format!("reopen {:.2} ms", get("reopen_ms")),
@@ -125,9 +144,7 @@ fn cell(show: Show, label: &str, rounds: &Rounds) -> String {
     let text = match show {
         Show::Rate => s("rate").map(rate),
         Show::Latency => (|| {
-            let p = |k: &str| {
-                s(k).map(|v| format!("{} ({}–{})", micros(v.median), micros(v.min), micros(v.max)))
-            };
+            let p = |k: &str| s(k).map(|v| v.show(micros));
             Some(format!(
                 "p50 {}, p99 {}, p99.9 {} µs",
                 p("p50_ns")?,
@@ -135,7 +152,7 @@ fn cell(show: Show, label: &str, rounds: &Rounds) -> String {
                 p("p999_ns")?
             ))
         })(),
-        Show::Millis => s("ms").map(|v| format!("{:.2} ({:.2}–{:.2}) ms", v.median, v.min, v.max)),
+        Show::Millis => s("ms").map(|v| format!("{} ms", v.show(|x| format!("{x:.2}")))),
         Show::Compression => (|| {
             Some(format!(
                 "write {}, read {}, {:.1} MB",
@@ -164,10 +181,10 @@ fn ratio_cell(show: Show, ours: &Rounds, theirs: &Rounds) -> String {
         Show::Millis => r("ms", true).map(|s| format!("{} (speed)", ratio(s))),
         Show::Compression => (|| {
             Some(format!(
-                "write {:.2}×, read {:.2}×, size {:.2}×",
-                r("write_rate", false)?.median,
-                r("read_rate", false)?.median,
-                r("disk_bytes", false)?.median
+                "write {}, read {}, size {}",
+                ratio(r("write_rate", false)?),
+                ratio(r("read_rate", false)?),
+                ratio(r("disk_bytes", false)?)
             ))
         })(),
         Show::Latency | Show::Scale => None,
@@ -221,14 +238,18 @@ fn command(args: &RunArgs) -> String {
 /// The header line and the markdown table (and the scale run's own table).
 pub fn render(args: &RunArgs, outcomes: &[Outcome]) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let or_default = |v: Option<String>| v.unwrap_or_else(|| "each workload's own".into());
+    let given = |v: Option<String>, what: &str| {
+        v.map_or(format!("{what} per row"), |v| {
+            format!("{what} {v} (all rows)")
+        })
+    };
     let mut out = format!(
-        "embedlog perf: records {}, size {}, durable-append records {}, random reads {}, \
-         {} interleaved round(s), {cores} cores; each figure from a fresh process after \
-         sync(2)\ncommand: `{}`\n\n",
-        or_default(args.records.map(thousands)),
-        or_default(args.size.map(|s| format!("{s} B"))),
-        or_default(args.sync_records.map(thousands)),
+        "embedlog perf: {}, {}, durable appends {}, random reads {}, {} interleaved \
+         round(s), {cores} cores; every figure from a fresh process after sync(2)\n\
+         command: `{}`\n\n",
+        given(args.records.map(thousands), "records"),
+        given(args.size.map(|s| format!("{s} B")), "size"),
+        args.sync_records.map_or("per row".into(), thousands),
         thousands(args.reads),
         args.reps,
         command(args),
@@ -244,11 +265,16 @@ pub fn render(args: &RunArgs, outcomes: &[Outcome]) -> String {
         let what = match w.show {
             Show::Scale => format!("`{}`: {}", w.name, w.what),
             _ => format!(
-                "`{}`: {} — {} × {} B",
+                "`{}`: {} — {} × {} B{}",
                 w.name,
                 w.what,
                 thousands(o.params.records),
-                o.params.size
+                o.params.size,
+                if w.counts_reads {
+                    format!(", {} reads", thousands(o.params.reads))
+                } else {
+                    String::new()
+                }
             ),
         };
         let contenders = match &o.contenders {

@@ -32,8 +32,8 @@ pub fn workloads() -> Vec<Workload> {
         Workload::new(
             &format!("compression-{codec}"),
             &format!(
-                "{codec}: `Producer::send` (64 KiB batches) until `flush`, then \
-                 `Consumer::poll` in a fresh process; baseline: uncompressed"
+                "{codec}: produce (64 KiB batches), then `Consumer::poll` in a fresh \
+                 process; baseline: uncompressed"
             ),
             200_000,
             500,

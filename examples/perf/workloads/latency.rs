@@ -32,8 +32,7 @@ pub fn workloads() -> Vec<Workload> {
         )),
         Workload::new(
             "latency-e2e",
-            "producer (linger 0) → consumer blocked in `poll`, same process, two threads; \
-             each record sent once the consumer has taken the previous one and waited 100 µs",
+            "producer (linger 0) → consumer blocked in `poll`, same process, two threads",
             20_000,
             100,
             Show::Latency,

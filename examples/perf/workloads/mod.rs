@@ -166,6 +166,8 @@ pub struct Workload {
     pub group: Option<&'static str>,
     /// Whether `all` selects it.
     pub in_all: bool,
+    /// Whether `--reads` is its number of operations (its rows say so).
+    pub counts_reads: bool,
     /// Why it cannot run in this build, if it cannot.
     pub unavailable: Option<String>,
     pub prepare: Vec<Step>,
@@ -183,6 +185,7 @@ impl Workload {
             show,
             group: None,
             in_all: true,
+            counts_reads: false,
             unavailable: None,
             prepare: Vec::new(),
             contenders: Vec::new(),
@@ -206,6 +209,11 @@ impl Workload {
 
     pub fn records_from(mut self, records: Records) -> Workload {
         self.records_from = records;
+        self
+    }
+
+    pub fn counts_reads(mut self) -> Workload {
+        self.counts_reads = true;
         self
     }
 
@@ -281,6 +289,11 @@ pub fn list() -> String {
             Records::Fixed => "EMBEDLOG_PERF_SCALE_GB GiB".to_string(),
             Records::Sync => format!("{} × {} B (--sync-records)", w.records, w.size),
             Records::Main => format!("{} × {} B", w.records, w.size),
+        };
+        let size = if w.counts_reads {
+            format!("{size}, --reads lookups")
+        } else {
+            size
         };
         let mut notes = Vec::new();
         if let Some(g) = w.group {

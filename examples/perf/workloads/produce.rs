@@ -37,9 +37,8 @@ pub fn threads_workloads() -> Vec<Workload> {
     vec![
         Workload::new(
             "produce-2p",
-            "2 threads, one shared `Producer` (default config), each sending to its own \
-             partition of a 2-partition topic, until `flush`; baseline: 1 thread sending \
-             the same records to the same partitions",
+            "2 threads sharing a `Producer`, a partition each, until `flush`; \
+             baseline: 1 thread, same records and partitions",
             records,
             size,
             Show::Rate,

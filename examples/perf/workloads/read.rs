@@ -25,17 +25,17 @@ pub fn workloads() -> Vec<Workload> {
         (
             Scan::Poll,
             "read-poll",
-            "sequential read in a fresh process, producer-written data, `Consumer::poll` (owned records)",
+            "sequential read, fresh process, producer data, `Consumer::poll` (owned records)",
         ),
         (
             Scan::PollBatches,
             "read-batches",
-            "sequential read in a fresh process, producer-written data, `Consumer::poll_batches` + `records_ref`",
+            "sequential read, fresh process, producer data, `Consumer::poll_batches` + `records_ref`",
         ),
         (
             Scan::LogRead,
             "read-log",
-            "sequential read in a fresh process, data written one record per `Log::append`, `Log::read` + `records_ref`",
+            "sequential read, fresh process, single-append data, `Log::read` + `records_ref`",
         ),
     ] {
         for (suffix, (records, size)) in [("", SMALL), ("-1k", LARGE)] {
@@ -61,12 +61,12 @@ pub fn workloads() -> Vec<Workload> {
         all.push(
             Workload::new(
                 &format!("read-random{suffix}"),
-                "one record by random offset (`--reads` of them), producer-written data, \
-                 `Partition::read` + `records_ref`",
+                "one record by random offset, fresh process, producer data, `Partition::read`",
                 records,
                 size,
                 Show::Rate,
             )
+            .counts_reads()
             .prepare(produce::prepare_step())
             .prepare(floor::prepare_step())
             .prepare(peer::prepare_step(100))

@@ -33,7 +33,7 @@ pub fn workloads() -> Vec<Workload> {
     let mut all = vec![
         Workload::new(
             "txn-idempotence",
-            "`Producer::send`, idempotent (the default), 64 KiB batches, until `flush`; \
+            "`Producer::send` idempotent (the default), 64 KiB batches; \
              baseline: idempotence off",
             records,
             size,
@@ -53,8 +53,8 @@ pub fn workloads() -> Vec<Workload> {
             Workload::new(
                 &format!("txn-{per}"),
                 &format!(
-                    "transactional produce, {per} record(s) per transaction, 64 KiB batches{}; \
-                     baseline: a plain producer (idempotence off)",
+                    "transactions of {per} record(s), 64 KiB batches{}; \
+                     baseline: plain producer",
                     if per == 1 {
                         format!(" (at most {SINGLE_TXN_RECORDS} records)")
                     } else {
