@@ -81,64 +81,68 @@ pub fn workloads() -> Vec<Workload> {
     all
 }
 
-/// Reads every record once; the timer runs from the first read (broker
-/// or log open, consumer assigned) to the last record. A consumer uses
-/// the default config but `OffsetReset::Earliest`.
+/// Reads every record once. The timer starts once the broker or log is
+/// open (and the consumer assigned) and stops at the last record.
 fn scan_embedlog(p: &Params, scan: Scan) -> Res<Figures> {
-    let root = p.dir.join(EMBEDLOG);
     let (n, bytes, elapsed) = match scan {
-        Scan::Poll | Scan::PollBatches => {
-            let broker = Broker::open(&root)?;
-            let mut c =
-                broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
-            c.assign([(TOPIC, 0)])?;
-            let started = Instant::now();
-            let (mut n, mut bytes) = (0u64, 0u64);
-            while n < p.records {
-                let before = n;
-                if let Scan::Poll = scan {
-                    for r in c.poll(Duration::from_secs(5))? {
-                        bytes +=
-                            std::hint::black_box(r.value.as_ref().map_or(0, |v| v.len())) as u64;
-                        n += 1;
-                    }
-                } else {
-                    for (_, batches) in c.poll_batches(Duration::from_secs(5))? {
-                        for r in batches.records_ref() {
-                            bytes += std::hint::black_box(r?.value.map_or(0, |v| v.len())) as u64;
-                            n += 1;
-                        }
-                    }
-                }
-                ensure(n > before, || format!("the consumer starved at {n}"))?;
-            }
-            let elapsed = started.elapsed();
-            drop(c);
-            broker.close()?;
-            (n, bytes, elapsed)
-        }
-        Scan::LogRead => {
-            let log = Log::open(&root, LogConfig::default())?;
-            let end = log.end_offset();
-            let started = Instant::now();
-            let (mut at, mut n, mut bytes) = (0, 0u64, 0u64);
-            while at < end {
-                for r in log.read(at, ReadLimit::bytes(1 << 20))?.records_ref() {
-                    let r = r?;
-                    bytes += std::hint::black_box(r.value.map_or(0, |v| v.len())) as u64;
-                    at = r.offset + 1;
-                    n += 1;
-                }
-            }
-            let elapsed = started.elapsed();
-            log.close()?;
-            (n, bytes, elapsed)
-        }
+        Scan::Poll | Scan::PollBatches => consume(p, scan)?,
+        Scan::LogRead => log_read(p)?,
     };
     ensure(n == p.records && bytes == n * p.size as u64, || {
         format!("embedlog read {n} records of {bytes} bytes")
     })?;
     Ok(throughput(n, elapsed))
+}
+
+/// A consumer (default config but `OffsetReset::Earliest`) polling until it
+/// has every record: records, payload bytes, time.
+fn consume(p: &Params, scan: Scan) -> Res<(u64, u64, Duration)> {
+    let broker = Broker::open(p.dir.join(EMBEDLOG))?;
+    let mut c = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
+    c.assign([(TOPIC, 0)])?;
+    let timeout = Duration::from_secs(5);
+    let started = Instant::now();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    while n < p.records {
+        let before = n;
+        if let Scan::Poll = scan {
+            for r in c.poll(timeout)? {
+                bytes += std::hint::black_box(r.value.as_ref().map_or(0, |v| v.len())) as u64;
+                n += 1;
+            }
+        } else {
+            for (_, batches) in c.poll_batches(timeout)? {
+                for r in batches.records_ref() {
+                    bytes += std::hint::black_box(r?.value.map_or(0, |v| v.len())) as u64;
+                    n += 1;
+                }
+            }
+        }
+        ensure(n > before, || format!("the consumer starved at {n}"))?;
+    }
+    let elapsed = started.elapsed();
+    drop(c);
+    broker.close()?;
+    Ok((n, bytes, elapsed))
+}
+
+/// `Log::read` of 1 MiB at a time to the end: records, payload bytes, time.
+fn log_read(p: &Params) -> Res<(u64, u64, Duration)> {
+    let log = Log::open(p.dir.join(EMBEDLOG), LogConfig::default())?;
+    let end = log.end_offset();
+    let started = Instant::now();
+    let (mut at, mut n, mut bytes) = (0, 0u64, 0u64);
+    while at < end {
+        for r in log.read(at, ReadLimit::bytes(1 << 20))?.records_ref() {
+            let r = r?;
+            bytes += std::hint::black_box(r.value.map_or(0, |v| v.len())) as u64;
+            at = r.offset + 1;
+            n += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    log.close()?;
+    Ok((n, bytes, elapsed))
 }
 
 /// `--reads` lookups of one record each (`ReadLimit::bytes(1).records(1)`:
