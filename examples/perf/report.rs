@@ -254,11 +254,13 @@ pub fn render(args: &RunArgs, outcomes: &[Outcome]) -> String {
         args.reps,
         command(args),
     );
-    out.push_str(
-        "| workload | embedlog median (min–max) | floor median (min–max) | \
-         commitlog 0.2 median (min–max) | ratio to floor (median of rounds) | \
-         ratio to commitlog |\n|---|---|---|---|---|---|\n",
-    );
+    if outcomes.iter().any(|o| o.workload.show != Show::Scale) {
+        out.push_str(
+            "| workload | embedlog median (min–max) | floor median (min–max) | \
+             commitlog 0.2 median (min–max) | ratio to floor (median of rounds) | \
+             ratio to commitlog |\n|---|---|---|---|---|---|\n",
+        );
+    }
     let mut scale = String::new();
     for o in outcomes {
         let w = &o.workload;
