@@ -44,9 +44,9 @@
 //!
 //! # The contenders
 //!
-//! - **The floor**: a `BufWriter<File>` (1 MiB buffer) of
-//!   `[len u32][crc32c u32][payload]` records, flushed at the end; read back
-//!   by a `BufReader` (1 MiB) that checks every CRC; random reads `pread`
+//! - **The floor**: a plain `BufWriter<File>` (std's default 8 KiB
+//!   buffer) of `[len u32][crc32c u32][payload]` records, flushed at the
+//!   end; read back by a plain `BufReader` that checks every CRC; random reads `pread`
 //!   one record at a position computed from its index (fixed-size records:
 //!   an index that costs nothing). Durable: `write` + `fdatasync` every
 //!   record or every 100.
