@@ -129,16 +129,6 @@ impl SourceConnector for SqliteSourceConnector {
         vec![("key.converter", "string"), ("value.converter", "json")]
     }
 
-    fn task_configs(
-        &self,
-        config: &ConnectorConfig,
-        max_tasks: usize,
-    ) -> Result<Vec<ConnectorConfig>> {
-        let _ = max_tasks;
-        self.validate(config)?;
-        Ok(vec![config.clone()])
-    }
-
     fn task(&self) -> Box<dyn SourceTask> {
         Box::new(SqliteSourceTask::new(Box::new(SystemClock::new())))
     }
