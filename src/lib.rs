@@ -178,8 +178,9 @@ pub use catalog::{
 pub use producer::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
 pub use record::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
-    Compression, ControlRecord, ControlType, DEFAULT_DECOMPRESSION_LIMIT, Header, Offset, Record,
-    RecordIter, RecordRef, RecordRefIter, StoredRecord, TimestampType, now_ms,
+    BorrowedRecord, Compression, ControlRecord, ControlType, DEFAULT_DECOMPRESSION_LIMIT, Header,
+    Offset, Record, RecordIter, RecordRef, RecordRefIter, StoredRecord, TimestampType, ToRecord,
+    now_ms,
 };
 pub use replication::{
     Acks, FetchOutcome, FetchRequest, FetchResponse, LocalTransport, NO_EPOCH, ReplicaId,

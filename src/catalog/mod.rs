@@ -288,9 +288,9 @@ impl Catalog {
         // this leaves extra directories that the next open removes.
         write_atomic(&RealFs, &dir.join(TOPIC_CONFIG), config.encode().as_bytes())?;
         config.partitions = total;
-        topic.state.partitions.write().extend(added);
+        topic.state.add_partitions(added);
         self.bump_metadata();
-        *topic.state.config.write() = config;
+        topic.state.set_config(config);
         Ok(())
     }
 
@@ -318,7 +318,7 @@ impl Catalog {
         for p in topic.partitions() {
             p.log.set_config(log_config.clone())?;
         }
-        *topic.state.config.write() = config;
+        topic.state.set_config(config);
         Ok(())
     }
 
@@ -494,11 +494,6 @@ fn load_topic(dir: &Path, name: &str, clock: &Arc<dyn Clock>) -> Result<Topic> {
         }
     }
     Ok(Topic {
-        state: Arc::new(TopicState {
-            name,
-            partitions: RwLock::new(partitions),
-            config: RwLock::new(config),
-            deleted: AtomicBool::new(false),
-        }),
+        state: Arc::new(TopicState::new(name, partitions, config)),
     })
 }

@@ -2,14 +2,14 @@
 
 use super::TopicConfig;
 use crate::error::{Error, Result};
-use crate::record::{Batches, Offset, Record};
+use crate::record::{Batches, Offset, ToRecord};
 use crate::storage::{
     AppendInfo, Durability, Log, LogConfig, LogReader, Notify, ReadLimit, VerifyReport,
 };
 use parking_lot::RwLock;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A topic and partition number.
@@ -79,7 +79,7 @@ impl Partition {
     ///
     /// # Errors
     /// As [`Log::append`].
-    pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
+    pub fn append<R: ToRecord>(&self, records: &[R]) -> Result<AppendInfo> {
         self.check_writable()?;
         self.log.append(records)
     }
@@ -93,7 +93,11 @@ impl Partition {
     ///
     /// # Errors
     /// As [`Log::append`].
-    pub fn append_with(&self, records: &[Record], durability: Durability) -> Result<AppendInfo> {
+    pub fn append_with<R: ToRecord>(
+        &self,
+        records: &[R],
+        durability: Durability,
+    ) -> Result<AppendInfo> {
         self.check_writable()?;
         self.log.append_with(records, durability)
     }
@@ -332,6 +336,39 @@ pub(crate) struct TopicState {
     pub(crate) partitions: RwLock<Vec<Partition>>,
     pub(crate) config: RwLock<TopicConfig>,
     pub(crate) deleted: AtomicBool,
+    /// `partitions.len()`, readable without the lock (a producer reads it
+    /// at every keyed or sticky send).
+    pub(crate) partition_count: AtomicU32,
+    /// Bumped after every change of `config`: a producer caches what it
+    /// needs of the configuration until this moves.
+    pub(crate) config_version: AtomicU64,
+}
+
+impl TopicState {
+    pub(crate) fn new(name: Arc<str>, partitions: Vec<Partition>, config: TopicConfig) -> Self {
+        TopicState {
+            name,
+            partition_count: AtomicU32::new(partitions.len() as u32),
+            partitions: RwLock::new(partitions),
+            config: RwLock::new(config),
+            deleted: AtomicBool::new(false),
+            config_version: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds partitions (their count becomes visible with them).
+    pub(crate) fn add_partitions(&self, added: Vec<Partition>) {
+        let mut parts = self.partitions.write();
+        parts.extend(added);
+        self.partition_count
+            .store(parts.len() as u32, Ordering::Release);
+    }
+
+    /// Replaces the configuration and bumps its version.
+    pub(crate) fn set_config(&self, config: TopicConfig) {
+        *self.config.write() = config;
+        self.config_version.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// A topic: a name, its partitions and its configuration. Cheap to clone.
@@ -348,7 +385,7 @@ impl Topic {
 
     /// The number of partitions now.
     pub fn partition_count(&self) -> u32 {
-        self.state.partitions.read().len() as u32
+        self.state.partition_count.load(Ordering::Acquire)
     }
 
     /// Partition `id`.

@@ -18,13 +18,16 @@ pub struct RecordMetadata {
     pub timestamp: i64,
 }
 
-/// A batch's outcome: its base offset and (for log-append-time topics) the
-/// append time, or the error every record in it fails with.
-pub(super) type Outcome = std::result::Result<(Offset, Option<i64>), Arc<Error>>;
+/// A batch's outcome: its base offset, (for log-append-time topics) the
+/// append time, and the time given to its records sent without a
+/// timestamp; or the error every record in it fails with.
+pub(super) type Outcome = std::result::Result<(Offset, Option<i64>, Option<i64>), Arc<Error>>;
 
 /// The outcome of one batch, shared by its records.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Slot {
+    /// The batch's topic (for its records' metadata).
+    topic: Arc<str>,
     state: Mutex<SlotState>,
     cv: Condvar,
 }
@@ -37,6 +40,14 @@ pub(super) struct SlotState {
 }
 
 impl Slot {
+    pub(super) fn new(topic: Arc<str>) -> Self {
+        Slot {
+            topic,
+            state: Mutex::default(),
+            cv: Condvar::new(),
+        }
+    }
+
     pub(super) fn is_resolved(&self) -> bool {
         self.state.lock().result.is_some()
     }
@@ -89,7 +100,6 @@ impl Slot {
 pub struct Delivery {
     pub(super) slot: Arc<Slot>,
     pub(super) index: u32,
-    pub(super) topic: Arc<str>,
     pub(super) partition: u32,
     pub(super) timestamp: i64,
     /// Its waker's place in the slot, while a poll left one there.
@@ -101,7 +111,6 @@ impl Clone for Delivery {
         Delivery {
             slot: self.slot.clone(),
             index: self.index,
-            topic: self.topic.clone(),
             partition: self.partition,
             timestamp: self.timestamp,
             // A new future: not registered.
@@ -166,14 +175,18 @@ impl Delivery {
 
     fn outcome(&self, r: Option<&Outcome>) -> Result<RecordMetadata> {
         match r {
-            Some(Ok((base, append_time))) => Ok(RecordMetadata {
-                topic: self.topic.clone(),
+            Some(Ok((base, append_time, batch_time))) => Ok(RecordMetadata {
+                topic: self.slot.topic.clone(),
                 partition: self.partition,
                 offset: base + u64::from(self.index),
-                timestamp: append_time.unwrap_or(self.timestamp),
+                timestamp: match (append_time, batch_time) {
+                    (Some(t), _) => *t,
+                    (None, Some(t)) if self.timestamp == crate::Record::NO_TIMESTAMP => *t,
+                    _ => self.timestamp,
+                },
             }),
             Some(Err(e)) => Err(Error::DeliveryFailed {
-                topic: self.topic.clone(),
+                topic: self.slot.topic.clone(),
                 partition: self.partition,
                 cause: e.clone(),
             }),

@@ -20,15 +20,15 @@ use crate::catalog::{Use, refuse_internal};
 use crate::client::Context;
 use crate::error::{Error, Result};
 use crate::record::{
-    BATCH_HEADER_SIZE, BatchBuilder, BatchHeader, Compression, Offset, Record, TimestampType,
-    record_size_bound,
+    BATCH_HEADER_SIZE, BatchBuilder, BatchHeader, Compression, Offset, RecordParts, TimestampType,
+    ToRecord, fixed_body_size, size_bound_of,
 };
 use crate::storage::Durability;
 use crate::wakers::{WakerKey, Wakers};
 use crate::worker::Worker;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 #[cfg(feature = "async")]
 use std::task::Poll;
@@ -157,6 +157,10 @@ impl ProducerConfig {
 #[derive(Debug)]
 struct Acc {
     partition: Partition,
+    /// The topic's name, for the deliveries' metadata (one copy per batch).
+    topic: Arc<str>,
+    /// Reused from batch to batch: its buffer keeps its capacity, so
+    /// filling a batch allocates nothing.
     builder: BatchBuilder,
     slot: Arc<Slot>,
     count: u32,
@@ -180,11 +184,12 @@ struct Acc {
 }
 
 impl Acc {
-    fn new(partition: Partition) -> Self {
+    fn new(partition: Partition, topic: Arc<str>) -> Self {
         Acc {
             partition,
             builder: BatchBuilder::new(),
-            slot: Arc::new(Slot::default()),
+            slot: Arc::new(Slot::new(topic.clone())),
+            topic,
             count: 0,
             started: None,
             touched: false,
@@ -202,7 +207,7 @@ struct PendingSync {
     partition: Partition,
     upto: Offset,
     slot: Arc<Slot>,
-    result: (Offset, Option<i64>),
+    result: (Offset, Option<i64>, Option<i64>),
     /// Whoever drained the batch owns its sync: it reports a failure. A
     /// flush that finds the batch still in flight (another thread drained
     /// it and is syncing) holds a copy, so that it returns only once the
@@ -219,8 +224,9 @@ struct Failures {
     first: Option<Arc<Error>>,
 }
 
-/// The batches being filled for one topic. The topic's settings are read
-/// at each send (never cached), so `alter_config` applies at once.
+/// The batches being filled for one topic. What a send needs of the
+/// topic's settings is cached in each [`Route`] until the topic's
+/// `config_version` moves, so `alter_config` applies from the next send.
 #[derive(Debug)]
 struct TopicBuf {
     topic: Topic,
@@ -245,17 +251,69 @@ impl TopicBuf {
         }
         while parts.len() <= p as usize {
             let partition = self.topic.partition(parts.len() as u32)?;
-            parts.push(Arc::new(Mutex::new(Acc::new(partition))));
+            let name = self.topic.state.name.clone();
+            parts.push(Arc::new(Mutex::new(Acc::new(partition, name))));
         }
         Ok(Some(parts[p as usize].clone()))
     }
 }
+
+/// Slots of the per-thread route cache (a thread uses slot
+/// `its number % ROUTE_SLOTS`).
+const ROUTE_SLOTS: usize = 16;
+
+/// This thread's slot in every producer's route cache.
+fn route_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % ROUTE_SLOTS;
+    }
+    SLOT.with(|s| *s)
+}
+
+/// What a send to one topic needs, resolved once: the topic's buffer, a
+/// copy of its partitions' batch handles, and its settings as of
+/// `config_version`. Each thread keeps the last topic it sent to in its
+/// own slot, so threads sending at once share no lock and no counter but
+/// the batch they add to (a send takes no lock on the topic map, the
+/// partition list or the configuration, and clones no `Arc` but its
+/// batch's).
+#[derive(Debug)]
+struct Route {
+    tb: Arc<TopicBuf>,
+    parts: Vec<Arc<Mutex<Acc>>>,
+    config_version: u64,
+    compacted: bool,
+    max_message: usize,
+    codec: Compression,
+}
+
+impl Route {
+    /// Still the current route to `topic`: same name, buffer not retired,
+    /// topic not deleted, configuration unchanged.
+    fn fresh(&self, topic: &str) -> bool {
+        let state = &self.tb.topic.state;
+        state.name.len() == topic.len()
+            && (state.name.as_ptr() == topic.as_ptr() || *state.name == *topic)
+            && !self.tb.retired.load(Ordering::Acquire)
+            && !state.deleted.load(Ordering::Acquire)
+            && state.config_version.load(Ordering::Acquire) == self.config_version
+    }
+}
+
+/// A cache line of its own for each slot, so two threads' slots do not
+/// share one.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct RouteSlot(Mutex<Option<Route>>);
 
 #[derive(Debug)]
 struct Inner {
     ctx: Context,
     config: ProducerConfig,
     topics: RwLock<HashMap<Arc<str>, Arc<TopicBuf>>>,
+    /// The per-thread route cache (see [`Route`]).
+    routes: Box<[RouteSlot]>,
     closed: AtomicBool,
     /// Appends batches whose linger passed (with a non-zero `linger`).
     linger_thread: OnceLock<Worker>,
@@ -298,6 +356,7 @@ impl Producer {
             ctx,
             config,
             topics: RwLock::new(HashMap::new()),
+            routes: (0..ROUTE_SLOTS).map(|_| RouteSlot::default()).collect(),
             closed: AtomicBool::new(false),
             linger_thread: OnceLock::new(),
             lingering: AtomicBool::new(false),
@@ -330,6 +389,12 @@ impl Producer {
 
     /// Sends `record` to `topic`, to the partition the partitioner chooses.
     ///
+    /// `record` is a [`Record`](crate::Record), a
+    /// [`BorrowedRecord`](crate::BorrowedRecord) (its bytes are encoded
+    /// straight into the batch: nothing is allocated or copied before),
+    /// or a [`RecordRef`](crate::RecordRef) read from a log. A record
+    /// without a timestamp gets its batch's.
+    ///
     /// Returns at once with a [`Delivery`]; the record is stored when its
     /// batch is appended (batch full, `linger` passed, or [`flush`](Self::flush)).
     /// With a zero `linger` the batch is appended before `send` returns.
@@ -346,16 +411,16 @@ impl Producer {
     /// `send`; it resolves the failed batch's deliveries with
     /// [`Error::DeliveryFailed`] and the next [`flush`](Self::flush)
     /// returns [`Error::BatchesFailed`].
-    pub fn send(&self, topic: &str, record: Record) -> Result<Delivery> {
-        self.inner.send(topic, None, record)
+    pub fn send(&self, topic: &str, record: impl ToRecord) -> Result<Delivery> {
+        self.inner.send(topic, None, &record.parts())
     }
 
     /// Sends `record` to partition `partition` of `topic`.
     ///
     /// # Errors
     /// As [`send`](Self::send), and [`Error::UnknownPartition`].
-    pub fn send_to(&self, topic: &str, partition: u32, record: Record) -> Result<Delivery> {
-        self.inner.send(topic, Some(partition), record)
+    pub fn send_to(&self, topic: &str, partition: u32, record: impl ToRecord) -> Result<Delivery> {
+        self.inner.send(topic, Some(partition), &record.parts())
     }
 
     /// Appends every batch being filled and waits for them: when this
@@ -448,7 +513,7 @@ impl Inner {
         let parts = topic
             .partitions()
             .into_iter()
-            .map(|p| Arc::new(Mutex::new(Acc::new(p))))
+            .map(|p| Arc::new(Mutex::new(Acc::new(p, topic.state.name.clone()))))
             .collect();
         let tb = Arc::new(TopicBuf {
             topic,
@@ -493,18 +558,60 @@ impl Inner {
         self.complete(pending);
     }
 
+    /// The route to `topic` as of now (see [`Route`]).
+    fn route(&self, topic: &str) -> Result<Route> {
+        let tb = self.topic_buf(topic)?;
+        refuse_internal(tb.topic.name(), Use::Write)?;
+        let state = &tb.topic.state;
+        // The version first: a change after this read makes the route
+        // stale at once.
+        let config_version = state.config_version.load(Ordering::Acquire);
+        let (compacted, max_message, codec) = {
+            let config = state.config.read();
+            (
+                config.get_cleanup_policy().compacts(),
+                usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
+                config.compression.unwrap_or(self.config.compression),
+            )
+        };
+        let parts = tb.parts.read().clone();
+        Ok(Route {
+            tb,
+            parts,
+            config_version,
+            compacted,
+            max_message,
+            codec,
+        })
+    }
+
     /// Chooses the partition (`partition`, or the partitioner's) and adds
     /// `record` to its batch; starts again with the topic's current buffer
     /// if the one it found was retired meanwhile.
-    fn send(&self, topic: &str, partition: Option<u32>, mut record: Record) -> Result<Delivery> {
+    fn send(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        record: &RecordParts<'_>,
+    ) -> Result<Delivery> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        let fixed = fixed_body_size(record);
+        let mut slot = self.routes[route_slot()].0.lock();
         loop {
-            let tb = self.topic_buf(topic)?;
+            if !slot.as_ref().is_some_and(|r| r.fresh(topic)) {
+                *slot = None;
+                *slot = Some(self.route(topic)?);
+            }
+            let Some(route) = slot.as_mut() else {
+                continue;
+            };
             let (p, sticky) = match partition {
                 Some(p) => (p, false),
                 None => {
-                    let n = tb.topic.partition_count();
-                    let key = record.key.as_deref();
-                    match self.config.partitioner.partition(topic, key, n) {
+                    let n = route.tb.topic.partition_count();
+                    match self.config.partitioner.partition(topic, record.key, n) {
                         Some(p) if p < n => (p, false),
                         Some(p) => {
                             return Err(Error::UnknownPartition {
@@ -513,37 +620,33 @@ impl Inner {
                                 count: n,
                             });
                         }
-                        None => (tb.sticky.load(Ordering::Relaxed) % n, key.is_none()),
+                        None => (
+                            route.tb.sticky.load(Ordering::Relaxed) % n,
+                            record.key.is_none(),
+                        ),
                     }
                 }
             };
-            match self.send_to(&tb, p, record, sticky)? {
-                Ok(delivery) => return Ok(delivery),
-                Err(back) => record = back,
+            if let Some(delivery) = self.send_to(route, p, record, fixed, sticky)? {
+                return Ok(delivery);
             }
+            // The buffer was retired meanwhile: again with the current one.
+            *slot = None;
         }
     }
 
-    /// Adds `record` to partition `p`'s batch; gives the record back
-    /// (`Ok(Err(record))`) if `tb` was retired meanwhile.
+    /// Adds `record` (whose [`fixed_body_size`] is `fixed`) to partition
+    /// `p`'s batch; `None` if the route's buffer was retired meanwhile.
     fn send_to(
         &self,
-        tb: &TopicBuf,
+        route: &mut Route,
         p: u32,
-        record: Record,
+        record: &RecordParts<'_>,
+        fixed: usize,
         sticky: bool,
-    ) -> Result<std::result::Result<Delivery, Record>> {
-        refuse_internal(tb.topic.name(), Use::Write)?;
-        // The topic's settings now (alter_config may have changed them).
-        let (compacted, max_message, codec) = {
-            let config = tb.topic.state.config.read();
-            (
-                config.get_cleanup_policy().compacts(),
-                usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
-                config.compression.unwrap_or(self.config.compression),
-            )
-        };
-        if record.key.is_none() && compacted {
+    ) -> Result<Option<Delivery>> {
+        let tb = &route.tb;
+        if record.key.is_none() && route.compacted {
             // Kafka's rule: compaction keeps the latest record per key, so
             // a keyless record has no place in a compacted topic.
             return Err(Error::KeyRequired {
@@ -551,10 +654,18 @@ impl Inner {
             });
         }
         let generation = self.txn_check_send(tb.topic.name(), p)?;
-        let Some(acc) = tb.acc(p)? else {
-            return Ok(Err(record));
+        if route.parts.len() <= p as usize {
+            // The topic grew since the route was made.
+            if tb.acc(p)?.is_none() {
+                return Ok(None);
+            }
+            route.parts = tb.parts.read().clone();
+        }
+        let Some(acc) = route.parts.get(p as usize) else {
+            return Ok(None);
         };
-        let size = record_size_bound(&record);
+        let size = size_bound_of(fixed);
+        let max_message = route.max_message;
         if size + BATCH_HEADER_SIZE > max_message {
             return Err(Error::BatchTooLarge {
                 size: size + BATCH_HEADER_SIZE,
@@ -565,7 +676,7 @@ impl Inner {
         let mut pending = Vec::new();
         let mut a = acc.lock();
         if a.retired {
-            return Ok(Err(record));
+            return Ok(None);
         }
         // A commit or abort that started since the check above would flush
         // without this record.
@@ -586,13 +697,13 @@ impl Inner {
         }
         if a.count == 0 {
             a.started = Some(self.ctx.catalog.clock().now_ms());
+            a.builder.reserve(max_batch + BATCH_HEADER_SIZE);
         }
-        a.builder.push(&record);
-        a.codec = codec;
+        a.builder.push_parts(record, fixed);
+        a.codec = route.codec;
         let delivery = Delivery {
             slot: a.slot.clone(),
             index: a.count,
-            topic: tb.topic.state.name.clone(),
             partition: p,
             timestamp: record.timestamp,
             key: WakerKey::default(),
@@ -610,7 +721,7 @@ impl Inner {
         }
         drop(a);
         self.complete(pending);
-        Ok(Ok(delivery))
+        Ok(Some(delivery))
     }
 
     /// Appends the partition's batch (under its lock, so batches of one
@@ -622,32 +733,38 @@ impl Inner {
         if a.count == 0 {
             return;
         }
-        let mut builder = std::mem::take(&mut a.builder);
-        let slot = std::mem::take(&mut a.slot);
+        let slot = std::mem::replace(&mut a.slot, Arc::new(Slot::new(a.topic.clone())));
         let count = a.count;
         a.count = 0;
         a.started = None;
         a.touched = true;
-        builder.set_compression(a.codec);
-        let stamped = self.stamp(&mut builder, a.next_seq);
+        a.builder.set_compression(a.codec);
+        let stamped = self.stamp(&mut a.builder, a.next_seq);
+        let batch_time = a.builder.batch_time();
         let appended = stamped
-            .and_then(|()| builder.finish())
-            .and_then(|mut bytes| {
-                let info = a
-                    .partition
-                    .log
-                    .append_built(&mut bytes, Durability::Buffered)?;
+            .and_then(|()| a.builder.seal())
+            .and_then(|compressed| {
+                let mut owned;
+                let bytes: &mut [u8] = match compressed {
+                    Some(c) => {
+                        owned = c;
+                        &mut owned
+                    }
+                    None => a.builder.bytes_mut(),
+                };
+                let info = a.partition.log.append_built(bytes, Durability::Buffered)?;
                 // The log stamps the batch with the append time when its topic
                 // says so *now*: read that from the bytes it stored.
-                let stamped = BatchHeader::parse(&bytes)
+                let stamped = BatchHeader::parse(bytes)
                     .is_ok_and(|h| h.timestamp_type() == TimestampType::LogAppendTime);
                 Ok((info, stamped))
             });
+        a.builder.reset();
         match appended {
             Ok((info, stamped)) => {
                 a.next_seq = crate::storage::next_sequence(a.next_seq, count as i32);
                 let append_time = stamped.then_some(info.max_timestamp);
-                let result = (info.base_offset, append_time);
+                let result = (info.base_offset, append_time, batch_time);
                 if self.config.durability == Durability::Sync {
                     let sync = PendingSync {
                         partition: a.partition.clone(),
@@ -690,7 +807,11 @@ impl Inner {
     }
 
     /// Runs the fsyncs of drained sync batches, resolving their deliveries.
+    #[inline]
     fn complete(&self, pending: Vec<PendingSync>) {
+        if pending.is_empty() {
+            return;
+        }
         for s in pending {
             let r = s.partition.log.flush_to(s.upto);
             self.synced(s, r);
@@ -813,6 +934,7 @@ impl Drop for Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Record;
 
     /// A broker in a temporary directory with topic `t` (one partition).
     fn broker_with_t() -> (tempfile::TempDir, crate::Broker) {
@@ -836,19 +958,24 @@ mod tests {
         let admin = broker.admin();
         let producer = broker.producer(ProducerConfig::default().linger(Duration::from_secs(3600)));
         let inner = &producer.inner;
-        let held = inner.topic_buf("t").unwrap();
+        let mut held = inner.route("t").unwrap();
         admin.delete_topic("t").unwrap();
         admin
             .create_topic("t", crate::TopicConfig::default())
             .unwrap();
         let current = inner.topic_buf("t").unwrap();
-        assert!(!Arc::ptr_eq(&held, &current));
-        let back = inner
-            .send_to(&held, 0, Record::new("late"), false)
-            .unwrap()
-            .expect_err("the retired buffer gives the record back");
+        assert!(!Arc::ptr_eq(&held.tb, &current));
+        assert!(!held.fresh("t"));
+        fn parts_of<R: ToRecord>(r: &R) -> RecordParts<'_> {
+            r.parts()
+        }
+        let late = Record::new("late");
+        let parts = parts_of(&late);
+        let fixed = fixed_body_size(&parts);
+        let sent = inner.send_to(&mut held, 0, &parts, fixed, false).unwrap();
+        assert!(sent.is_none(), "the retired buffer takes nothing");
         // `send` then starts again with the current buffer: stored.
-        let d = producer.send_to("t", 0, back).unwrap();
+        let d = producer.send_to("t", 0, late).unwrap();
         producer.flush().unwrap();
         assert_eq!(d.wait().unwrap().offset, 0);
         assert_eq!(broker.partition("t", 0).unwrap().end_offset(), 1);

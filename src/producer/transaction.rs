@@ -190,10 +190,11 @@ impl Inner {
                 if a.count == 0 {
                     continue;
                 }
-                a.builder = BatchBuilder::new();
+                a.builder.reset();
                 a.count = 0;
                 a.started = None;
-                let slot = std::mem::take(&mut a.slot);
+                let fresh = Arc::new(super::Slot::new(a.topic.clone()));
+                let slot = std::mem::replace(&mut a.slot, fresh);
                 slot.resolve(Err(Arc::new(Error::TransactionAborted {
                     transactional_id: id.to_string(),
                 })));

@@ -1,7 +1,11 @@
 //! Records, headers and the on-disk record batch format.
 
 mod batch;
+mod to_record;
 pub(crate) mod varint;
+
+pub use to_record::{BorrowedRecord, ToRecord};
+pub(crate) use to_record::{HeaderParts, RecordParts};
 
 pub use batch::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
@@ -10,8 +14,8 @@ pub use batch::{
 };
 pub(crate) use batch::{
     BatchParams, CodecError, FormatError, ValidateError, batch_crc, crc_matches, deflate,
-    encode_batch, encode_marker, extend_batch, filter_batch, inflate, record_size_bound,
-    seal_batch, validate_records,
+    encode_batch, encode_marker, extend_batch, filter_batch, fixed_body_size, inflate, seal_batch,
+    size_bound_of, validate_records,
 };
 
 use bytes::Bytes;
@@ -100,6 +104,12 @@ impl std::fmt::Debug for Header {
 /// An event: optional key, optional value (`None` is a tombstone), a
 /// timestamp in milliseconds since the epoch, and headers.
 ///
+/// A record made by [`new`](Self::new) or [`tombstone`](Self::tombstone)
+/// has no timestamp of its own ([`NO_TIMESTAMP`](Self::NO_TIMESTAMP)): it
+/// gets its batch's, read from the clock once per batch when the producer
+/// or the log builds it (Kafka's producer stamps such a record at `send`).
+/// To send without copying the payload, see [`BorrowedRecord`].
+///
 /// ```
 /// use embedlog::Record;
 /// let r = Record::new("hello").key("user-1").timestamp(1_700_000_000_000).header("source", "web");
@@ -115,29 +125,36 @@ pub struct Record {
     pub key: Option<Bytes>,
     /// The value; `None` marks a tombstone (a delete, for compaction).
     pub value: Option<Bytes>,
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds since the Unix epoch, or
+    /// [`NO_TIMESTAMP`](Self::NO_TIMESTAMP): the time its batch is built.
     pub timestamp: i64,
     /// Headers, in order; names may repeat.
     pub headers: Vec<Header>,
 }
 
 impl Record {
-    /// A record with a value, no key, no headers, timestamped now.
+    /// The timestamp of a record that has none of its own (Kafka's
+    /// `RecordBatch.NO_TIMESTAMP`): it is stored with its batch's time,
+    /// the wall clock read once when the batch is built.
+    pub const NO_TIMESTAMP: i64 = -1;
+
+    /// A record with a value, no key, no headers, stamped with its batch's
+    /// time.
     pub fn new(value: impl Into<Bytes>) -> Self {
         Record {
             key: None,
             value: Some(value.into()),
-            timestamp: now_ms(),
+            timestamp: Self::NO_TIMESTAMP,
             headers: Vec::new(),
         }
     }
 
-    /// A tombstone (null value) for `key`, timestamped now.
+    /// A tombstone (null value) for `key`, stamped with its batch's time.
     pub fn tombstone(key: impl Into<Bytes>) -> Self {
         Record {
             key: Some(key.into()),
             value: None,
-            timestamp: now_ms(),
+            timestamp: Self::NO_TIMESTAMP,
             headers: Vec::new(),
         }
     }

@@ -6,7 +6,7 @@ use super::{
     State,
 };
 use crate::error::{Error, Result};
-use crate::record::Record;
+use crate::record::ToRecord;
 #[cfg(doc)]
 use crate::storage::Log;
 use crate::storage::{AppendInfo, Durability, ReadLimit};
@@ -75,7 +75,7 @@ impl ReplicaLog {
     /// the batch is stored but not acknowledged);
     /// [`Error::ReplicationTimeout`] when the high watermark did not pass
     /// the batch within `ack_timeout` (it may still); as [`Log::append`].
-    pub fn append(&self, records: &[Record], acks: Acks) -> Result<AppendInfo> {
+    pub fn append<R: ToRecord>(&self, records: &[R], acks: Acks) -> Result<AppendInfo> {
         let roles = self.roles.read();
         let epoch = {
             let st = self.state.lock();

@@ -206,7 +206,10 @@ fn offsets_out_of_range_say_what_is_valid() {
         log.delete_records_before(5),
         Err(Error::OffsetOutOfRange { .. })
     ));
-    assert!(matches!(log.append(&[]), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        log.append::<Record>(&[]),
+        Err(Error::InvalidArgument(_))
+    ));
     let big = Record::new(vec![0u8; 2 << 20]);
     assert!(matches!(
         log.append(&[big]),

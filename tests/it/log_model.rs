@@ -105,9 +105,15 @@ fn run(ops: Vec<Op>) {
                     .iter()
                     .map(|&(k, len, ts)| {
                         counter += 1;
+                        // -1 is `Record::NO_TIMESTAMP` (stored with the
+                        // batch's time, which this model does not know).
+                        let t = match i64::from(ts) + counter as i64 {
+                            Record::NO_TIMESTAMP => -2,
+                            t => t,
+                        };
                         let mut r = Record::new(vec![(counter % 251) as u8; len as usize])
                             .key(vec![k % 8])
-                            .timestamp(i64::from(ts) + counter as i64);
+                            .timestamp(t);
                         if k % 5 == 0 {
                             r = r.header("n", counter.to_string());
                         }

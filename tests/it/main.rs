@@ -40,6 +40,7 @@ mod log_model;
 mod observability;
 mod producer_delivery;
 mod producer_partitioning;
+mod producer_records;
 mod read_only;
 mod recovery_bit_flip;
 mod recovery_index_damage;

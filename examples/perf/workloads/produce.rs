@@ -7,8 +7,7 @@ use super::{
     Column, Contender, EMBEDLOG, Figures, LARGE, Params, Res, SMALL, Show, Step, TOPIC, Workload,
     data_dir, floor, new_broker, throughput,
 };
-use bytes::Bytes;
-use embedlog::{ProducerConfig, Record, TopicConfig};
+use embedlog::{BorrowedRecord, ProducerConfig, TopicConfig};
 use std::time::Instant;
 
 pub fn workloads() -> Vec<Workload> {
@@ -66,10 +65,11 @@ pub fn prepare_step() -> Step {
     Step::writes("prepare-embedlog", EMBEDLOG, send)
 }
 
-/// A record from a payload slice, as a caller holding `&[u8]` must build
-/// it today: a copy into `Bytes`, timestamped now by `Record::new`.
-pub fn record(payload: &[u8]) -> Record {
-    Record::new(Bytes::copy_from_slice(payload))
+/// A record from a payload slice, as a caller holding `&[u8]` sends it:
+/// borrowed (nothing copied or allocated before the send), stamped with
+/// its batch's time.
+pub fn record(payload: &[u8]) -> BorrowedRecord<'_> {
+    BorrowedRecord::new(payload)
 }
 
 /// `--records` sends to a fresh broker's one-partition topic (default

@@ -221,8 +221,8 @@ pub struct RecordRef<'a> {
     pub key: Option<&'a [u8]>,
     /// The value; `None` is a tombstone.
     pub value: Option<&'a [u8]>,
-    pub(super) headers: &'a [u8],
-    pub(super) header_count: usize,
+    pub(crate) headers: &'a [u8],
+    pub(crate) header_count: usize,
 }
 
 impl<'a> RecordRef<'a> {

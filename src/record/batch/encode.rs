@@ -6,9 +6,8 @@ use super::{
     BATCH_HEADER_SIZE, CRC_OFFSET, Compression, LOG_OVERHEAD, MAGIC, TimestampType, batch_crc,
 };
 use crate::error::{Error, Result};
-use crate::record::Record;
 use crate::record::varint;
-use bytes::Bytes;
+use crate::record::{BorrowedRecord, HeaderParts, Record, RecordParts, ToRecord};
 
 /// Batch-level settings for [`encode_batch`].
 #[derive(Debug, Clone, Copy)]
@@ -34,53 +33,108 @@ impl Default for BatchParams {
     }
 }
 
-fn len_or_null(b: Option<&Bytes>) -> i64 {
+fn len_or_null(b: Option<&[u8]>) -> i64 {
     b.map_or(-1, |b| b.len() as i64)
 }
 
-/// Size of one record's body (everything after its length varint).
-fn record_body_size(r: &Record, ts_delta: i64, offset_delta: i64) -> usize {
-    let mut n = 1 + varint::size_i64(ts_delta) + varint::size_i64(offset_delta);
-    for part in [r.key.as_ref(), r.value.as_ref()] {
-        n += varint::size_i64(len_or_null(part)) + part.map_or(0, Bytes::len);
+/// Size of one record's body (everything after its length varint) but for
+/// its two deltas: computed once per record, by whoever sizes it first.
+pub(crate) fn fixed_body_size(r: &RecordParts<'_>) -> usize {
+    let mut n = 1;
+    for part in [r.key, r.value] {
+        n += varint::size_i64(len_or_null(part)) + part.map_or(0, <[u8]>::len);
     }
-    n += varint::size_i64(r.headers.len() as i64);
-    for h in &r.headers {
-        n += varint::size_i64(h.key.len() as i64) + h.key.len();
-        n += varint::size_i64(len_or_null(h.value.as_ref()))
-            + h.value.as_ref().map_or(0, Bytes::len);
+    n += varint::size_i64(r.headers.count() as i64);
+    match r.headers {
+        HeaderParts::Owned(headers) => {
+            for h in headers {
+                n += varint::size_i64(h.key.len() as i64) + h.key.len();
+                let v = h.value.as_deref();
+                n += varint::size_i64(len_or_null(v)) + v.map_or(0, <[u8]>::len);
+            }
+        }
+        HeaderParts::Borrowed(headers) => {
+            for (k, v) in headers {
+                n += varint::size_i64(k.len() as i64) + k.len();
+                n += varint::size_i64(len_or_null(*v)) + v.map_or(0, <[u8]>::len);
+            }
+        }
+        HeaderParts::Encoded { bytes, .. } => n += bytes.len(),
     }
     n
 }
 
-/// An upper bound of the bytes `r` takes in a batch, whatever its deltas.
-pub(crate) fn record_size_bound(r: &Record) -> usize {
-    // Deltas of at most 10 (timestamp) and 5 (offset) bytes, a length
-    // prefix of at most 5.
-    record_body_size(r, 0, 0) - 2 + 10 + 5 + 5
+/// An upper bound of the bytes a record whose [`fixed_body_size`] is
+/// `fixed` takes in a batch, whatever its deltas: deltas of at most 10
+/// (timestamp) and 5 (offset) bytes, a length prefix of at most 5.
+pub(crate) fn size_bound_of(fixed: usize) -> usize {
+    fixed + 10 + 5 + 5
 }
 
-fn put_record(buf: &mut Vec<u8>, r: &Record, ts_delta: i64, offset_delta: i64) {
-    let body = record_body_size(r, ts_delta, offset_delta);
+/// Writes one record whose [`fixed_body_size`] is `fixed`.
+fn put_record(
+    buf: &mut Vec<u8>,
+    r: &RecordParts<'_>,
+    fixed: usize,
+    ts_delta: i64,
+    offset_delta: i64,
+) {
+    let body = fixed + varint::size_i64(ts_delta) + varint::size_i64(offset_delta);
     buf.reserve(body + 5);
     varint::put_i64(buf, body as i64);
     buf.push(0); // record attributes: unused
     varint::put_i64(buf, ts_delta);
     varint::put_i64(buf, offset_delta);
-    for part in [r.key.as_ref(), r.value.as_ref()] {
+    for part in [r.key, r.value] {
         varint::put_i64(buf, len_or_null(part));
         if let Some(p) = part {
             buf.extend_from_slice(p);
         }
     }
-    varint::put_i64(buf, r.headers.len() as i64);
-    for h in &r.headers {
-        varint::put_i64(buf, h.key.len() as i64);
-        buf.extend_from_slice(&h.key);
-        varint::put_i64(buf, len_or_null(h.value.as_ref()));
-        if let Some(v) = &h.value {
-            buf.extend_from_slice(v);
+    varint::put_i64(buf, r.headers.count() as i64);
+    match r.headers {
+        HeaderParts::Owned(headers) => {
+            for h in headers {
+                put_header(buf, &h.key, h.value.as_deref());
+            }
         }
+        HeaderParts::Borrowed(headers) => {
+            for (k, v) in headers {
+                put_header(buf, k.as_bytes(), *v);
+            }
+        }
+        HeaderParts::Encoded { bytes, .. } => buf.extend_from_slice(bytes),
+    }
+}
+
+fn put_header(buf: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
+    varint::put_i64(buf, key.len() as i64);
+    buf.extend_from_slice(key);
+    varint::put_i64(buf, len_or_null(value));
+    if let Some(v) = value {
+        buf.extend_from_slice(v);
+    }
+}
+
+/// The batch's time for records without a timestamp of their own
+/// ([`Record::NO_TIMESTAMP`]): the wall clock, read once per batch and only
+/// if a record needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BatchTime(Option<i64>);
+
+impl BatchTime {
+    /// The timestamp `ts` is stored with.
+    fn of(&mut self, ts: i64) -> i64 {
+        if ts == Record::NO_TIMESTAMP {
+            *self.0.get_or_insert_with(crate::record::now_ms)
+        } else {
+            ts
+        }
+    }
+
+    /// The time records without their own got, if one did.
+    pub(crate) fn get(self) -> Option<i64> {
+        self.0
     }
 }
 
@@ -108,7 +162,11 @@ fn write_header(buf: &mut [u8], p: &BatchParams, count: i32, base_ts: i64, max_t
 /// # Errors
 /// `InvalidArgument` for an empty slice, more than `i32::MAX` records, or a
 /// batch longer than `i32::MAX` bytes.
-pub(crate) fn encode_batch(buf: &mut Vec<u8>, p: &BatchParams, records: &[Record]) -> Result<i64> {
+pub(crate) fn encode_batch<R: ToRecord>(
+    buf: &mut Vec<u8>,
+    p: &BatchParams,
+    records: &[R],
+) -> Result<i64> {
     let Some(first) = records.first() else {
         return Err(Error::InvalidArgument(
             "a batch needs at least one record".into(),
@@ -118,11 +176,20 @@ pub(crate) fn encode_batch(buf: &mut Vec<u8>, p: &BatchParams, records: &[Record
         .map_err(|_| Error::InvalidArgument("more than i32::MAX records in one batch".into()))?;
     buf.clear();
     buf.resize(BATCH_HEADER_SIZE, 0);
-    let base_ts = first.timestamp;
+    let mut time = BatchTime::default();
+    let base_ts = time.of(first.parts().timestamp);
     let mut max_ts = i64::MIN;
     for (i, r) in records.iter().enumerate() {
-        max_ts = max_ts.max(r.timestamp);
-        put_record(buf, r, r.timestamp.wrapping_sub(base_ts), i as i64);
+        let r = r.parts();
+        let ts = time.of(r.timestamp);
+        max_ts = max_ts.max(ts);
+        put_record(
+            buf,
+            &r,
+            fixed_body_size(&r),
+            ts.wrapping_sub(base_ts),
+            i as i64,
+        );
     }
     if buf.len() - LOG_OVERHEAD > i32::MAX as usize {
         return Err(Error::InvalidArgument(format!(
@@ -160,6 +227,7 @@ pub struct BatchBuilder {
     count: i32,
     base_ts: i64,
     max_ts: i64,
+    time: BatchTime,
 }
 
 impl Default for BatchBuilder {
@@ -179,7 +247,25 @@ impl BatchBuilder {
             count: 0,
             base_ts: 0,
             max_ts: i64::MIN,
+            time: BatchTime::default(),
         }
+    }
+
+    /// Empties the builder for the next batch, keeping its buffer's
+    /// capacity and its settings (a producer reuses one per partition).
+    pub(crate) fn reset(&mut self) {
+        self.buf.truncate(BATCH_HEADER_SIZE);
+        self.count = 0;
+        self.base_ts = 0;
+        self.max_ts = i64::MIN;
+        self.time = BatchTime::default();
+        self.params = BatchParams::default();
+        self.compression = Compression::None;
+    }
+
+    /// Reserves room for a batch of `bytes` in all.
+    pub(crate) fn reserve(&mut self, bytes: usize) {
+        self.buf.reserve(bytes.saturating_sub(self.buf.len()));
     }
 
     /// Sets the base offset written in the header. Default: 0 (a log assigns
@@ -266,19 +352,35 @@ impl BatchBuilder {
         self
     }
 
-    /// Appends a record with the next offset delta.
-    pub fn push(&mut self, record: &Record) {
+    /// Appends a record with the next offset delta. A record without a
+    /// timestamp ([`Record::NO_TIMESTAMP`]) gets the batch's: the clock read
+    /// at the first such record.
+    pub fn push(&mut self, record: &(impl ToRecord + ?Sized)) {
+        let parts = record.parts();
+        self.push_parts(&parts, fixed_body_size(&parts));
+    }
+
+    /// [`push`](Self::push) of a record whose [`fixed_body_size`] the
+    /// caller computed already.
+    pub(crate) fn push_parts(&mut self, record: &RecordParts<'_>, fixed: usize) {
+        let ts = self.time.of(record.timestamp);
         if self.count == 0 {
-            self.base_ts = record.timestamp;
+            self.base_ts = ts;
         }
-        self.max_ts = self.max_ts.max(record.timestamp);
+        self.max_ts = self.max_ts.max(ts);
         put_record(
             &mut self.buf,
             record,
-            record.timestamp.wrapping_sub(self.base_ts),
+            fixed,
+            ts.wrapping_sub(self.base_ts),
             i64::from(self.count),
         );
         self.count += 1;
+    }
+
+    /// The time given to records pushed without a timestamp, if any was.
+    pub(crate) fn batch_time(&self) -> Option<i64> {
+        self.time.get()
     }
 
     /// Number of records pushed.
@@ -305,6 +407,16 @@ impl BatchBuilder {
     /// `i32::MAX` bytes; [`Error::Unsupported`] for a codec whose cargo
     /// feature is off.
     pub fn finish(mut self) -> Result<Vec<u8>> {
+        match self.seal()? {
+            Some(compressed) => Ok(compressed),
+            None => Ok(self.buf),
+        }
+    }
+
+    /// [`finish`](Self::finish) in place: fills in the header and CRC of
+    /// the batch in the builder's buffer ([`bytes_mut`](Self::bytes_mut)),
+    /// or returns the compressed batch when a codec is set.
+    pub(crate) fn seal(&mut self) -> Result<Option<Vec<u8>>> {
         if self.count == 0 {
             return Err(Error::InvalidArgument(
                 "a batch needs at least one record".into(),
@@ -323,9 +435,14 @@ impl BatchBuilder {
             self.max_ts,
         );
         if self.compression != Compression::None {
-            return super::deflate(&self.buf, self.compression);
+            return super::deflate(&self.buf, self.compression).map(Some);
         }
-        Ok(self.buf)
+        Ok(None)
+    }
+
+    /// The batch's bytes, sealed by [`seal`](Self::seal).
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
     }
 }
 
@@ -347,9 +464,7 @@ pub(crate) fn encode_marker(
     key[2..4].copy_from_slice(&i16::from(commit).to_be_bytes());
     let mut value = [0u8; 6];
     value[2..6].copy_from_slice(&coordinator_epoch.to_be_bytes());
-    let record = Record::new(Bytes::copy_from_slice(&value))
-        .key(Bytes::copy_from_slice(&key))
-        .timestamp(timestamp);
+    let record = BorrowedRecord::new(&value).key(&key).timestamp(timestamp);
     let params = BatchParams {
         base_offset,
         partition_leader_epoch: 0,

@@ -71,7 +71,7 @@ pub(crate) use compression::{CodecError, deflate, inflate};
 pub use decode::{Batch, BatchRecords, ControlRecord, ControlType};
 pub(crate) use decode::{ValidateError, validate_records};
 pub use encode::BatchBuilder;
-pub(crate) use encode::{BatchParams, encode_batch, encode_marker, record_size_bound};
+pub(crate) use encode::{BatchParams, encode_batch, encode_marker, fixed_body_size, size_bound_of};
 pub use header::{BatchHeader, Compression, TimestampType};
 pub(crate) use header::{batch_crc, crc_matches};
 pub(crate) use rewrite::{extend_batch, filter_batch, seal_batch};

@@ -25,7 +25,7 @@ use super::segment::{self, IndexState, Limits, Segment};
 use super::vfs::{RealFs, Vfs};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::record::{Batches, Offset, Record};
+use crate::record::{Batches, Offset, ToRecord};
 use crate::worker::Worker;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::path::{Path, PathBuf};
@@ -328,7 +328,7 @@ impl Log {
     /// [`Error::BatchTooLarge`], [`Error::DiskFull`] and other I/O errors
     /// (nothing is appended then), [`Error::Poisoned`] after a failed fsync,
     /// [`Error::Closed`].
-    pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
+    pub fn append<R: ToRecord>(&self, records: &[R]) -> Result<AppendInfo> {
         self.inner.append_records(records, None)
     }
 
@@ -336,7 +336,11 @@ impl Log {
     ///
     /// # Errors
     /// As [`append`](Self::append).
-    pub fn append_with(&self, records: &[Record], durability: Durability) -> Result<AppendInfo> {
+    pub fn append_with<R: ToRecord>(
+        &self,
+        records: &[R],
+        durability: Durability,
+    ) -> Result<AppendInfo> {
         self.inner.append_records(records, Some(durability))
     }
 
@@ -368,9 +372,9 @@ impl Log {
     }
 
     /// Appends `records` as one batch stamped with leader epoch `epoch`.
-    pub(crate) fn append_in_epoch(
+    pub(crate) fn append_in_epoch<R: ToRecord>(
         &self,
-        records: &[Record],
+        records: &[R],
         durability: Durability,
         epoch: i32,
     ) -> Result<AppendInfo> {

@@ -2,7 +2,7 @@
 //! configuration.
 
 use super::*;
-use crate::record::TimestampType;
+use crate::record::{Record, TimestampType};
 use crate::storage::faulty::{FaultyFs, Op};
 use std::io;
 use std::time::Instant;
