@@ -68,7 +68,6 @@ impl Worker {
     ///
     /// # Errors
     /// The operating system's, when it cannot start a thread.
-    #[cfg_attr(not(feature = "connect"), allow(dead_code))]
     pub(crate) fn spawn_body(
         name: &str,
         body: impl FnOnce(&Stop) + Send + 'static,

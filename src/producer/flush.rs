@@ -42,7 +42,7 @@ impl std::future::Future for Flush {
         loop {
             match &mut this.state {
                 FlushState::Start => {
-                    let (pending, to_sync) = inner.drain_due(false);
+                    let (pending, to_sync) = inner.drain_due();
                     let to_sync = to_sync
                         .into_iter()
                         .map(|p| {

@@ -4,6 +4,7 @@
 mod delivery;
 #[cfg(feature = "async")]
 mod flush;
+mod linger;
 mod partitioner;
 mod transaction;
 
@@ -87,8 +88,10 @@ impl ProducerConfig {
     /// As Kafka's, it is measured in whole milliseconds by the broker's
     /// clock ([`BrokerBuilder::clock`](crate::BrokerBuilder::clock)): under
     /// a [`ManualClock`](crate::ManualClock) a batch waits until the clock
-    /// moves past its linger (or a flush). The linger thread looks every
-    /// `linger / 2` of real time (at least every 200 µs).
+    /// moves past its linger (or a flush). The linger thread sleeps until
+    /// the earliest batch's deadline (looking at least every 100 ms of
+    /// real time, for a clock that moves on its own) and appends only the
+    /// batches that are due.
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
@@ -166,6 +169,9 @@ struct Acc {
     count: u32,
     /// When the batch's first record came, by the broker's clock (ms).
     started: Option<i64>,
+    /// The number of the batch being filled (the linger schedule's entries
+    /// name the batch they are for).
+    batch: u64,
     /// This producer appended to the partition (a sync producer's flush
     /// fsyncs it).
     touched: bool,
@@ -192,6 +198,7 @@ impl Acc {
             topic,
             count: 0,
             started: None,
+            batch: 0,
             touched: false,
             retired: false,
             next_seq: 0,
@@ -319,6 +326,8 @@ struct Inner {
     linger_thread: OnceLock<Worker>,
     /// A linger thread runs (else every send appends at once).
     lingering: AtomicBool,
+    /// The deadlines of the batches being filled, for the linger thread.
+    linger_schedule: Mutex<linger::Schedule>,
     /// Failed batches since the last flush, reported by the next one.
     failures: Mutex<Failures>,
     /// Producer id and epoch (idempotence), and the transaction.
@@ -360,26 +369,15 @@ impl Producer {
             closed: AtomicBool::new(false),
             linger_thread: OnceLock::new(),
             lingering: AtomicBool::new(false),
+            linger_schedule: Mutex::default(),
             failures: Mutex::new(Failures::default()),
             txn: transaction::TxnClient::default(),
         });
         if !inner.config.linger.is_zero() {
-            let weak = Arc::downgrade(&inner);
-            let tick = (inner.config.linger / 2).max(Duration::from_micros(200));
             // Without the thread, batches would only go out when full or
             // flushed; spawning fails only when the OS is out of threads,
             // and then `send` appends at once instead.
-            let spawned = Worker::spawn("embedlog-linger", tick, move |_| {
-                let Some(inner) = weak.upgrade() else {
-                    return false;
-                };
-                // Batch failures reach their deliveries, `tracing` and the
-                // next flush; an fsync error is only looked for by a full
-                // flush.
-                let _ = inner.flush_batches(true);
-                true
-            });
-            if let Ok(w) = spawned {
+            if let Ok(w) = inner.spawn_linger() {
                 let _ = inner.linger_thread.set(w);
                 inner.lingering.store(true, Ordering::Relaxed);
             }
@@ -696,8 +694,16 @@ impl Inner {
             }
         }
         if a.count == 0 {
-            a.started = Some(self.ctx.catalog.clock().now_ms());
+            let now = self.ctx.catalog.clock().now_ms();
+            a.started = Some(now);
+            a.batch += 1;
             a.builder.reserve(max_batch + BATCH_HEADER_SIZE);
+            if self.lingering.load(Ordering::Relaxed) {
+                let deadline = now.saturating_add(self.linger_ms());
+                self.linger_schedule
+                    .lock()
+                    .push(deadline, Arc::downgrade(acc), a.batch);
+            }
         }
         a.builder.push_parts(record, fixed);
         a.codec = route.codec;
@@ -760,6 +766,8 @@ impl Inner {
                 Ok((info, stamped))
             });
         a.builder.reset();
+        a.builder
+            .trim_capacity(self.config.batch_size + BATCH_HEADER_SIZE);
         match appended {
             Ok((info, stamped)) => {
                 a.next_seq = crate::storage::next_sequence(a.next_seq, count as i32);
@@ -835,7 +843,7 @@ impl Inner {
     /// Appends every batch, then reports the failures since the last
     /// flush (see [`Producer::flush`]).
     fn flush(&self) -> Result<()> {
-        let synced = self.flush_batches(false);
+        let synced = self.flush_batches();
         self.report(synced)
     }
 
@@ -852,14 +860,18 @@ impl Inner {
         synced
     }
 
-    /// Appends batches: all of them, or (`expired_only`) those older than
-    /// `linger`. A full flush of a sync producer also fsyncs every
+    /// `linger` in the broker clock's milliseconds.
+    fn linger_ms(&self) -> i64 {
+        i64::try_from(self.config.linger.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Appends every batch. A flush of a sync producer also fsyncs every
     /// partition it has appended to, which covers batches other threads
     /// appended (their fsync may still be running); the first error of
     /// those fsyncs is returned. Batch failures are kept for
     /// [`flush`](Self::flush).
-    fn flush_batches(&self, expired_only: bool) -> Result<()> {
-        let (pending, to_sync) = self.drain_due(expired_only);
+    fn flush_batches(&self) -> Result<()> {
+        let (pending, to_sync) = self.drain_due();
         self.complete(pending);
         let mut result = Ok(());
         for p in to_sync {
@@ -872,37 +884,29 @@ impl Inner {
         result
     }
 
-    /// The appends of `flush_batches`: drains the due batches, and returns
-    /// their fsyncs still to do and (for a full flush of a sync producer)
-    /// the partitions to fsync.
-    fn drain_due(&self, expired_only: bool) -> (Vec<PendingSync>, Vec<Partition>) {
+    /// The appends of `flush_batches`: drains every batch, and returns
+    /// their fsyncs still to do and (for a sync producer) the partitions
+    /// to fsync.
+    fn drain_due(&self) -> (Vec<PendingSync>, Vec<Partition>) {
         let topics: Vec<Arc<TopicBuf>> = self.topics.read().values().cloned().collect();
         let mut pending = Vec::new();
         let mut to_sync = Vec::new();
-        let now = self.ctx.catalog.clock().now_ms();
-        let linger = i64::try_from(self.config.linger.as_millis()).unwrap_or(i64::MAX);
         for tb in &topics {
             let parts: Vec<_> = tb.parts.read().clone();
             for acc in parts {
                 let mut a = acc.lock();
-                let due =
-                    !expired_only || a.started.is_some_and(|s| now.saturating_sub(s) >= linger);
-                if due {
-                    self.drain(&mut a, &mut pending);
-                }
-                if !expired_only {
-                    // Batches other threads drained and are still syncing:
-                    // this flush waits for their deliveries too.
-                    pending.extend(
-                        a.in_flight
-                            .iter()
-                            .filter(|p| !p.owner && !p.slot.is_resolved())
-                            .cloned(),
-                    );
-                }
+                self.drain(&mut a, &mut pending);
+                // Batches other threads drained and are still syncing:
+                // this flush waits for their deliveries too.
+                pending.extend(
+                    a.in_flight
+                        .iter()
+                        .filter(|p| !p.owner && !p.slot.is_resolved())
+                        .cloned(),
+                );
                 // Not reset here: a concurrent flush must fsync too (cheap
                 // when already done).
-                if !expired_only && a.touched && self.config.durability == Durability::Sync {
+                if a.touched && self.config.durability == Durability::Sync {
                     to_sync.push(a.partition.clone());
                 }
             }

@@ -59,6 +59,34 @@ fn flush_reports_a_batch_the_linger_thread_failed() {
     producer.flush().unwrap();
 }
 
+/// Each batch goes out when its own linger has passed by the broker's
+/// clock, not before, and not later than the linger thread's next look:
+/// a batch started later waits for its own deadline.
+#[test]
+fn each_batch_goes_out_at_its_own_deadline() {
+    let dir = common::tempdir();
+    let (broker, clock) = clocked_broker(dir.path());
+    broker
+        .admin()
+        .create_topic("t", TopicConfig::default().partitions(2))
+        .unwrap();
+    let producer = broker.producer(ProducerConfig::default().linger(Duration::from_millis(10)));
+    let first = producer.send_to("t", 0, Record::new("first")).unwrap();
+    clock.advance(6);
+    let second = producer.send_to("t", 1, Record::new("second")).unwrap();
+    // Neither deadline has passed: neither batch can have gone out.
+    assert!(!first.is_done() && !second.is_done());
+    clock.advance(4); // the first batch's deadline
+    assert_eq!(first.wait_timeout(GENEROUS).unwrap().unwrap().offset, 0);
+    assert!(
+        !second.is_done(),
+        "the second batch lingers 10 ms of its own"
+    );
+    clock.advance(6); // the second's
+    assert_eq!(second.wait_timeout(GENEROUS).unwrap().unwrap().offset, 0);
+    producer.flush().unwrap();
+}
+
 #[test]
 fn send_fails_only_for_its_own_record() {
     let dir = common::tempdir();

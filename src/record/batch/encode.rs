@@ -263,6 +263,15 @@ impl BatchBuilder {
         self.compression = Compression::None;
     }
 
+    /// Gives back buffer memory past `bytes` once the buffer holds more
+    /// than four times that (a batch grown by one huge record does not
+    /// keep its size for every later batch).
+    pub(crate) fn trim_capacity(&mut self, bytes: usize) {
+        if self.buf.capacity() / 4 > bytes {
+            self.buf.shrink_to(bytes);
+        }
+    }
+
     /// Reserves room for a batch of `bytes` in all.
     pub(crate) fn reserve(&mut self, bytes: usize) {
         self.buf.reserve(bytes.saturating_sub(self.buf.len()));
