@@ -21,7 +21,11 @@ pub struct RecordMetadata {
 /// A batch's outcome: its base offset, (for log-append-time topics) the
 /// append time, and the time given to its records sent without a
 /// timestamp; or the error every record in it fails with.
-pub(super) type Outcome = std::result::Result<(Offset, Option<i64>, Option<i64>), Arc<Error>>;
+pub(super) type Outcome = std::result::Result<Stored, Arc<Error>>;
+
+/// Where a batch was stored: base offset, append time (log-append-time
+/// topics), the time given to its records without their own.
+pub(super) type Stored = (Offset, Option<i64>, Option<i64>);
 
 /// The outcome of one batch, shared by its records.
 #[derive(Debug)]

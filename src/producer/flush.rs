@@ -19,6 +19,11 @@ pub struct Flush {
 #[derive(Debug)]
 pub(super) enum FlushState {
     Start,
+    /// Waiting for the sender thread to append the batches handed to it
+    /// before the flush (`target` of them in all).
+    Sending {
+        target: u64,
+    },
     Syncing {
         /// The drained batches' fsyncs, in order (their deliveries wait).
         pending: std::collections::VecDeque<PendingSync>,
@@ -43,6 +48,14 @@ impl std::future::Future for Flush {
             match &mut this.state {
                 FlushState::Start => {
                     let (pending, to_sync) = inner.drain_due();
+                    if let Some(q) = inner.queue() {
+                        // A buffered producer: nothing to fsync, the
+                        // appends are the sender thread's.
+                        debug_assert!(pending.is_empty() && to_sync.is_empty());
+                        inner.complete(pending);
+                        this.state = FlushState::Sending { target: q.pushed() };
+                        continue;
+                    }
                     let to_sync = to_sync
                         .into_iter()
                         .map(|p| {
@@ -55,6 +68,16 @@ impl std::future::Future for Flush {
                         to_sync,
                         result: Ok(()),
                     };
+                }
+                FlushState::Sending { target } => {
+                    if let Some(q) = inner.queue()
+                        && q.poll_done(*target, &mut this.key, cx.waker()).is_pending()
+                    {
+                        return Poll::Pending;
+                    }
+                    // (A closed producer appended what it had: done.)
+                    this.state = FlushState::Done;
+                    return Poll::Ready(inner.report(Ok(())));
                 }
                 FlushState::Syncing {
                     pending,
@@ -100,6 +123,12 @@ impl std::future::Future for Flush {
 #[cfg(feature = "async")]
 impl Drop for Flush {
     fn drop(&mut self) {
+        if let FlushState::Sending { .. } = self.state {
+            if let Some(q) = &self.producer.inner.sender {
+                q.forget(&mut self.key);
+            }
+            return;
+        }
         let FlushState::Syncing {
             pending, to_sync, ..
         } = std::mem::replace(&mut self.state, FlushState::Done)

@@ -6,15 +6,18 @@ mod delivery;
 mod flush;
 mod linger;
 mod partitioner;
+mod sender;
 mod transaction;
 
-use delivery::Slot;
+use delivery::{Slot, Stored};
 pub use delivery::{Delivery, RecordMetadata};
 #[cfg(feature = "async")]
 pub use flush::Flush;
 #[cfg(feature = "async")]
 use flush::FlushState;
 pub use partitioner::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
+use sender::{Job, Sender};
+use std::sync::atomic::AtomicI32;
 
 use crate::catalog::{Partition, Topic};
 use crate::catalog::{Use, refuse_internal};
@@ -55,6 +58,7 @@ pub struct ProducerConfig {
     transactional_id: Option<String>,
     transaction_timeout: Duration,
     compression: Compression,
+    buffer_memory: usize,
 }
 
 impl Default for ProducerConfig {
@@ -68,6 +72,7 @@ impl Default for ProducerConfig {
             transactional_id: None,
             transaction_timeout: Duration::from_secs(60),
             compression: Compression::None,
+            buffer_memory: 32 << 20,
         }
     }
 }
@@ -148,6 +153,17 @@ impl ProducerConfig {
         self
     }
 
+    /// How many bytes of full batches may wait for the sender thread
+    /// (Kafka's `buffer.memory`): a buffered producer with a non-zero
+    /// `linger` hands each full batch to its `embedlog-sender` thread, which
+    /// appends it while the sending thread fills the next; a send that
+    /// finds more than this waiting blocks until the thread catches up.
+    /// Default: 32 MiB.
+    pub fn buffer_memory(mut self, bytes: usize) -> Self {
+        self.buffer_memory = bytes.max(1);
+        self
+    }
+
     /// How records are assigned to partitions. Default:
     /// [`DefaultPartitioner`] (Kafka's murmur2 for keys, sticky otherwise).
     pub fn partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
@@ -179,8 +195,10 @@ struct Acc {
     /// moved on to a new buffer): a sender that finds it so starts again
     /// with the topic's current buffer.
     retired: bool,
-    /// The sequence number of the next batch (idempotence).
-    next_seq: i32,
+    /// The sequence number of the next batch (idempotence), advanced by
+    /// whoever appends the partition's batches (this thread or the sender
+    /// thread) when one is stored.
+    seq: Arc<AtomicI32>,
     /// Sync batches drained but maybe not yet fsync'd and resolved (pruned
     /// at each drain): a flush waits for them too.
     in_flight: Vec<PendingSync>,
@@ -201,7 +219,7 @@ impl Acc {
             batch: 0,
             touched: false,
             retired: false,
-            next_seq: 0,
+            seq: Arc::new(AtomicI32::new(0)),
             in_flight: Vec::new(),
             codec: Compression::None,
         }
@@ -214,7 +232,7 @@ struct PendingSync {
     partition: Partition,
     upto: Offset,
     slot: Arc<Slot>,
-    result: (Offset, Option<i64>, Option<i64>),
+    result: Stored,
     /// Whoever drained the batch owns its sync: it reports a failure. A
     /// flush that finds the batch still in flight (another thread drained
     /// it and is syncing) holds a copy, so that it returns only once the
@@ -328,6 +346,9 @@ struct Inner {
     lingering: AtomicBool,
     /// The deadlines of the batches being filled, for the linger thread.
     linger_schedule: Mutex<linger::Schedule>,
+    /// The sender thread's queue (a buffered producer with a non-zero
+    /// `linger`).
+    sender: Option<Arc<Sender>>,
     /// Failed batches since the last flush, reported by the next one.
     failures: Mutex<Failures>,
     /// Producer id and epoch (idempotence), and the transaction.
@@ -361,6 +382,8 @@ pub struct Producer {
 
 impl Producer {
     pub(crate) fn new(ctx: Context, config: ProducerConfig) -> Producer {
+        let sender = (!config.linger.is_zero() && config.durability == Durability::Buffered)
+            .then(|| Arc::new(Sender::new(config.buffer_memory)));
         let inner = Arc::new(Inner {
             ctx,
             config,
@@ -370,9 +393,11 @@ impl Producer {
             linger_thread: OnceLock::new(),
             lingering: AtomicBool::new(false),
             linger_schedule: Mutex::default(),
+            sender,
             failures: Mutex::new(Failures::default()),
             txn: transaction::TxnClient::default(),
         });
+        inner.spawn_sender();
         if !inner.config.linger.is_zero() {
             // Without the thread, batches would only go out when full or
             // flushed; spawning fails only when the OS is out of threads,
@@ -727,6 +752,9 @@ impl Inner {
         }
         drop(a);
         self.complete(pending);
+        if let Some(q) = self.queue() {
+            q.wait_room();
+        }
         Ok(Some(delivery))
     }
 
@@ -744,39 +772,32 @@ impl Inner {
         a.count = 0;
         a.started = None;
         a.touched = true;
-        a.builder.set_compression(a.codec);
-        let stamped = self.stamp(&mut a.builder, a.next_seq);
-        let batch_time = a.builder.batch_time();
-        let appended = stamped
-            .and_then(|()| a.builder.seal())
-            .and_then(|compressed| {
-                let mut owned;
-                let bytes: &mut [u8] = match compressed {
-                    Some(c) => {
-                        owned = c;
-                        &mut owned
-                    }
-                    None => a.builder.bytes_mut(),
-                };
-                let info = a.partition.log.append_built(bytes, Durability::Buffered)?;
-                // The log stamps the batch with the append time when its topic
-                // says so *now*: read that from the bytes it stored.
-                let stamped = BatchHeader::parse(bytes)
-                    .is_ok_and(|h| h.timestamp_type() == TimestampType::LogAppendTime);
-                Ok((info, stamped))
+        if let Some(q) = self.queue() {
+            // The sender thread appends it, in hand-over order.
+            let builder = std::mem::take(&mut a.builder);
+            a.builder = q.push(Job {
+                partition: a.partition.clone(),
+                builder,
+                slot,
+                count,
+                codec: a.codec,
+                seq: a.seq.clone(),
             });
+            return;
+        }
+        let seq = a.seq.load(Ordering::Acquire);
+        let appended = self.append_builder(&a.partition, &mut a.builder, a.codec, seq);
         a.builder.reset();
         a.builder
             .trim_capacity(self.config.batch_size + BATCH_HEADER_SIZE);
         match appended {
-            Ok((info, stamped)) => {
-                a.next_seq = crate::storage::next_sequence(a.next_seq, count as i32);
-                let append_time = stamped.then_some(info.max_timestamp);
-                let result = (info.base_offset, append_time, batch_time);
+            Ok((result, last_offset)) => {
+                let next = crate::storage::next_sequence(seq, count as i32);
+                a.seq.store(next, Ordering::Release);
                 if self.config.durability == Durability::Sync {
                     let sync = PendingSync {
                         partition: a.partition.clone(),
-                        upto: info.last_offset + 1,
+                        upto: last_offset + 1,
                         slot,
                         result,
                         owner: true,
@@ -797,6 +818,40 @@ impl Inner {
                 self.batch_failed(&a.partition, e);
             }
         }
+    }
+
+    /// Stamps (producer id, epoch, sequence `seq`), seals and appends the
+    /// batch in `builder` to `partition`: the deliveries' outcome (base
+    /// offset, append time, batch time) and the last offset.
+    fn append_builder(
+        &self,
+        partition: &Partition,
+        builder: &mut BatchBuilder,
+        codec: Compression,
+        seq: i32,
+    ) -> Result<(Stored, Offset)> {
+        builder.set_compression(codec);
+        self.stamp(builder, seq)?;
+        let batch_time = builder.batch_time();
+        let compressed = builder.seal()?;
+        let mut owned;
+        let bytes: &mut [u8] = match compressed {
+            Some(c) => {
+                owned = c;
+                &mut owned
+            }
+            None => builder.bytes_mut(),
+        };
+        let info = partition.log.append_built(bytes, Durability::Buffered)?;
+        // The log stamps the batch with the append time when its topic
+        // says so *now*: read that from the bytes it stored.
+        let stamped = BatchHeader::parse(bytes)
+            .is_ok_and(|h| h.timestamp_type() == TimestampType::LogAppendTime);
+        let append_time = stamped.then_some(info.max_timestamp);
+        Ok((
+            (info.base_offset, append_time, batch_time),
+            info.last_offset,
+        ))
     }
 
     /// Notes a batch that failed: reported now through `tracing`, and by
@@ -860,6 +915,14 @@ impl Inner {
         synced
     }
 
+    /// Waits until the sender thread has appended every batch handed to
+    /// it so far.
+    fn wait_sent(&self) {
+        if let Some(q) = self.queue() {
+            q.wait_done(q.pushed());
+        }
+    }
+
     /// `linger` in the broker clock's milliseconds.
     fn linger_ms(&self) -> i64 {
         i64::try_from(self.config.linger.as_millis()).unwrap_or(i64::MAX)
@@ -873,6 +936,7 @@ impl Inner {
     fn flush_batches(&self) -> Result<()> {
         let (pending, to_sync) = self.drain_due();
         self.complete(pending);
+        self.wait_sent();
         let mut result = Ok(());
         for p in to_sync {
             if let Err(e) = p.log.flush()
@@ -921,6 +985,10 @@ impl Inner {
         if let Some(w) = self.linger_thread.get() {
             w.stop();
         }
+        // The batches handed to the sender thread are appended (by it, or
+        // here if this is that thread); from here on everything is appended
+        // inline.
+        self.close_sender();
         // Kafka's close: an open transaction is aborted (its unsent
         // records fail with `TransactionAborted`).
         let aborted = self.abort_open_transaction();
@@ -986,14 +1054,20 @@ mod tests {
     }
 
     /// A failed batch is reported through `tracing` where it fails (here
-    /// in `send`, which appends the full batch before it), naming the
-    /// partition, as well as to its deliveries and the next flush.
+    /// in `send`, which appends the full batch before it: a sync producer
+    /// appends on the sending thread), naming the partition, as well as to
+    /// its deliveries and the next flush.
     #[test]
     fn a_failed_batch_is_reported_where_it_fails() {
         let (_dir, broker) = broker_with_t();
         let admin = broker.admin();
         let linger = Duration::from_secs(3600);
-        let producer = broker.producer(ProducerConfig::default().linger(linger).batch_size(1000));
+        let producer = broker.producer(
+            ProducerConfig::default()
+                .linger(linger)
+                .batch_size(1000)
+                .durability(Durability::Sync),
+        );
         let big = producer.send("t", Record::new(vec![0u8; 550])).unwrap();
         let lower = broker.topic("t").unwrap().config().max_message_bytes(300);
         admin.alter_config("t", lower).unwrap();

@@ -401,6 +401,9 @@ impl Inner {
             (pid, epoch)
         };
         self.discard_batches(&id);
+        // Batches already handed to the sender thread are stored before
+        // the abort marker, which then covers them.
+        self.wait_sent();
         // Failures of this transaction's batches are reported by the abort
         // itself: the next flush starts clean.
         *self.failures.lock() = super::Failures::default();

@@ -1,7 +1,9 @@
 //! What a producer sends is stored as sent, whatever form the record has
 //! (owned, borrowed, or read from another log), with the batch's time for
-//! records without their own; and a producer's cached view of a topic
-//! follows every change to it (configuration, partitions, deletion).
+//! records without their own; a producer's cached view of a topic
+//! follows every change to it (configuration, partitions, deletion); and
+//! batches handed to the sender thread are appended in order, their
+//! failures reported, before a flush, a drop or a close returns.
 
 use crate::common::{consume_all, tempdir};
 use embedlog::{
@@ -406,4 +408,108 @@ proptest! {
             }
         }
     }
+}
+
+/// A lingering, buffered producer hands full batches to its sender
+/// thread. A batch that fails there fails its deliveries and the next
+/// flush, and does not take the partition's next sequence number: the
+/// batch after it is stored.
+#[test]
+fn a_batch_failing_on_the_sender_thread_is_reported_and_skipped() {
+    let (_dir, broker) = broker();
+    let admin = broker.admin();
+    admin.create_topic("t", TopicConfig::default()).unwrap();
+    let producer = broker.producer(
+        ProducerConfig::default()
+            .linger(Duration::from_secs(3600))
+            .batch_size(1000),
+    );
+    let big = producer.send("t", Record::new(vec![0u8; 550])).unwrap();
+    let config = broker.topic("t").unwrap().config();
+    admin
+        .alter_config("t", config.max_message_bytes(300))
+        .unwrap();
+    // Fills the batch: it goes to the sender thread, where the log refuses it.
+    let small = producer.send("t", Record::new(vec![1u8; 100])).unwrap();
+    assert!(matches!(big.wait(), Err(Error::DeliveryFailed { .. })));
+    assert!(matches!(
+        producer.flush(),
+        Err(Error::BatchesFailed { batches: 1, .. })
+    ));
+    assert_eq!(small.wait().unwrap().offset, 0);
+    producer.flush().unwrap();
+    let got = consume_all(&broker, "t", IsolationLevel::ReadUncommitted);
+    assert_eq!(got.len(), 1);
+}
+
+/// With room for one batch at a time, senders wait for the sender thread
+/// instead of queueing without bound; nothing is lost or reordered.
+#[test]
+fn a_full_buffer_holds_senders_back_and_loses_nothing() {
+    let (_dir, broker) = broker();
+    broker
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
+    let producer = broker.producer(ProducerConfig::default().batch_size(256).buffer_memory(1));
+    let n = 5_000u32;
+    for i in 0..n {
+        producer
+            .send("t", BorrowedRecord::new(&i.to_be_bytes()))
+            .unwrap();
+    }
+    producer.flush().unwrap();
+    let got: Vec<u32> = consume_all(&broker, "t", IsolationLevel::ReadUncommitted)
+        .into_iter()
+        .map(|r| u32::from_be_bytes(r.value.unwrap()[..].try_into().unwrap()))
+        .collect();
+    assert_eq!(got, (0..n).collect::<Vec<_>>());
+}
+
+/// Dropping the last handle closes the producer: every batch, the ones
+/// waiting for the sender thread included, is appended first.
+#[test]
+fn dropping_the_producer_appends_what_it_holds() {
+    let (_dir, broker) = broker();
+    broker
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
+    let producer = broker.producer(
+        ProducerConfig::default()
+            .linger(Duration::from_secs(3600))
+            .batch_size(200),
+    );
+    let deliveries: Vec<_> = (0..1000u32)
+        .map(|i| producer.send("t", Record::new(i.to_string())).unwrap())
+        .collect();
+    drop(producer);
+    for (i, d) in deliveries.iter().enumerate() {
+        assert_eq!(d.wait().unwrap().offset, i as u64);
+    }
+    assert_eq!(broker.partition("t", 0).unwrap().end_offset(), 1000);
+}
+
+/// `flush_async` resolves once the sender thread has appended every batch
+/// handed to it before the flush.
+#[cfg(feature = "async")]
+#[test]
+fn flush_async_waits_for_the_sender_thread() {
+    let (_dir, broker) = broker();
+    broker
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
+    let producer = broker.producer(
+        ProducerConfig::default()
+            .linger(Duration::from_secs(3600))
+            .batch_size(300),
+    );
+    for i in 0..2000u32 {
+        producer
+            .send("t", BorrowedRecord::new(&i.to_be_bytes()))
+            .unwrap();
+    }
+    pollster::block_on(producer.flush_async()).unwrap();
+    assert_eq!(broker.partition("t", 0).unwrap().end_offset(), 2000);
 }
