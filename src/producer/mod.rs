@@ -9,15 +9,14 @@ mod partitioner;
 mod sender;
 mod transaction;
 
-use delivery::{Slot, Stored};
 pub use delivery::{Delivery, RecordMetadata};
+use delivery::{Slot, Stored};
 #[cfg(feature = "async")]
 pub use flush::Flush;
 #[cfg(feature = "async")]
 use flush::FlushState;
 pub use partitioner::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
 use sender::{Job, Sender};
-use std::sync::atomic::AtomicI32;
 
 use crate::catalog::{Partition, Topic};
 use crate::catalog::{Use, refuse_internal};
@@ -195,10 +194,9 @@ struct Acc {
     /// moved on to a new buffer): a sender that finds it so starts again
     /// with the topic's current buffer.
     retired: bool,
-    /// The sequence number of the next batch (idempotence), advanced by
-    /// whoever appends the partition's batches (this thread or the sender
-    /// thread) when one is stored.
-    seq: Arc<AtomicI32>,
+    /// The partition's next sequence number and its batches waiting for
+    /// the sender thread.
+    send: Arc<sender::PartitionSend>,
     /// Sync batches drained but maybe not yet fsync'd and resolved (pruned
     /// at each drain): a flush waits for them too.
     in_flight: Vec<PendingSync>,
@@ -219,7 +217,7 @@ impl Acc {
             batch: 0,
             touched: false,
             retired: false,
-            seq: Arc::new(AtomicI32::new(0)),
+            send: Arc::default(),
             in_flight: Vec::new(),
             codec: Compression::None,
         }
@@ -773,19 +771,25 @@ impl Inner {
         a.started = None;
         a.touched = true;
         if let Some(q) = self.queue() {
-            // The sender thread appends it, in hand-over order.
-            let builder = std::mem::take(&mut a.builder);
-            a.builder = q.push(Job {
-                partition: a.partition.clone(),
-                builder,
-                slot,
-                count,
-                codec: a.codec,
-                seq: a.seq.clone(),
-            });
-            return;
+            // The sender thread appends it, in hand-over order; unless it
+            // is busy with other partitions' batches and none of this one's
+            // waits: then this thread appends it itself (several sending
+            // threads then write at once).
+            if a.send.queued() > 0 || !q.busy() {
+                let builder = std::mem::take(&mut a.builder);
+                a.send.queue_one();
+                a.builder = q.push(Job {
+                    partition: a.partition.clone(),
+                    builder,
+                    slot,
+                    count,
+                    codec: a.codec,
+                    send: a.send.clone(),
+                });
+                return;
+            }
         }
-        let seq = a.seq.load(Ordering::Acquire);
+        let seq = a.send.seq.load(Ordering::Acquire);
         let appended = self.append_builder(&a.partition, &mut a.builder, a.codec, seq);
         a.builder.reset();
         a.builder
@@ -793,7 +797,7 @@ impl Inner {
         match appended {
             Ok((result, last_offset)) => {
                 let next = crate::storage::next_sequence(seq, count as i32);
-                a.seq.store(next, Ordering::Release);
+                a.send.seq.store(next, Ordering::Release);
                 if self.config.durability == Durability::Sync {
                     let sync = PendingSync {
                         partition: a.partition.clone(),

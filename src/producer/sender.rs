@@ -11,7 +11,7 @@
 
 use super::*;
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicI32;
+use std::sync::atomic::{AtomicI32, AtomicU32};
 
 /// One batch to append.
 #[derive(Debug)]
@@ -21,9 +21,32 @@ pub(super) struct Job {
     pub(super) slot: Arc<Slot>,
     pub(super) count: u32,
     pub(super) codec: Compression,
-    /// The partition's next sequence number (idempotence): the appender
-    /// owns it, and advances it only when a batch is stored.
-    pub(super) seq: Arc<AtomicI32>,
+    pub(super) send: Arc<PartitionSend>,
+}
+
+/// What the sending threads and the sender thread share about one
+/// partition.
+#[derive(Debug, Default)]
+pub(super) struct PartitionSend {
+    /// The sequence number of the partition's next batch (idempotence),
+    /// advanced by whoever appends its batches when one is stored. Only
+    /// one appends at a time: the sender thread while any of the
+    /// partition's batches waits for it, else a sending thread under the
+    /// partition's lock.
+    pub(super) seq: AtomicI32,
+    /// The partition's batches handed to the sender thread and not yet
+    /// appended.
+    queued: AtomicU32,
+}
+
+impl PartitionSend {
+    pub(super) fn queued(&self) -> u32 {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    pub(super) fn queue_one(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +57,8 @@ struct Queue {
     done: u64,
     /// Bytes of the batches waiting.
     bytes: usize,
+    /// The thread is appending a batch it took.
+    appending: bool,
     closed: bool,
     /// Builders of appended batches, for the next batches to fill.
     free: Vec<BatchBuilder>,
@@ -124,6 +149,12 @@ impl Sender {
         self.queue.lock().wakers.remove(key);
     }
 
+    /// Whether the thread has work: a batch waiting or being appended.
+    pub(super) fn busy(&self) -> bool {
+        let q = self.queue.lock();
+        q.appending || !q.jobs.is_empty()
+    }
+
     /// Blocks while more than the limit waits (back-pressure on senders).
     pub(super) fn wait_room(&self) {
         let mut q = self.queue.lock();
@@ -147,7 +178,10 @@ impl Sender {
     }
 
     fn pop(&self) -> Option<Job> {
-        self.queue.lock().jobs.pop_front()
+        let mut q = self.queue.lock();
+        let job = q.jobs.pop_front();
+        q.appending = job.is_some();
+        job
     }
 
     /// A job is done: its bytes leave the queue, its builder is kept for
@@ -156,6 +190,7 @@ impl Sender {
         let mut q = self.queue.lock();
         q.done += 1;
         q.bytes -= bytes;
+        q.appending = false;
         if q.free.len() < FREE_BUILDERS {
             q.free.push(builder);
         }
@@ -231,12 +266,12 @@ impl Inner {
     /// Appends one handed-over batch and resolves its deliveries; gives
     /// the builder back for reuse.
     fn append_job(&self, mut job: Job) -> BatchBuilder {
-        let seq = job.seq.load(Ordering::Acquire);
+        let seq = job.send.seq.load(Ordering::Acquire);
         let appended = self.append_builder(&job.partition, &mut job.builder, job.codec, seq);
         match appended {
             Ok((result, _)) => {
                 let next = crate::storage::next_sequence(seq, job.count as i32);
-                job.seq.store(next, Ordering::Release);
+                job.send.seq.store(next, Ordering::Release);
                 job.slot.resolve(Ok(result));
             }
             Err(e) => {
@@ -245,6 +280,9 @@ impl Inner {
                 self.batch_failed(&job.partition, e);
             }
         }
+        // After the sequence: a sending thread that sees none queued may
+        // append the partition's next batch itself.
+        job.send.queued.fetch_sub(1, Ordering::AcqRel);
         job.builder.reset();
         job.builder
             .trim_capacity(self.config.batch_size + BATCH_HEADER_SIZE);
