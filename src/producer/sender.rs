@@ -11,7 +11,7 @@
 
 use super::*;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI32, AtomicU32};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize};
 
 /// One batch to append.
 #[derive(Debug)]
@@ -75,6 +75,10 @@ pub(super) struct Sender {
     /// Flushes and blocked senders wait here for progress.
     progress: Condvar,
     limit: usize,
+    /// `Queue::bytes`, readable without the lock: a send looks at it to
+    /// know whether it must wait (almost never), without touching the
+    /// queue's lock, which the sender thread takes at every batch.
+    waiting: AtomicUsize,
     /// The thread runs: without it, batches are appended inline.
     running: AtomicBool,
     thread: OnceLock<Worker>,
@@ -90,6 +94,7 @@ impl Sender {
             work: Condvar::new(),
             progress: Condvar::new(),
             limit,
+            waiting: AtomicUsize::new(0),
             running: AtomicBool::new(false),
             thread: OnceLock::new(),
         }
@@ -104,6 +109,7 @@ impl Sender {
     pub(super) fn push(&self, job: Job) -> BatchBuilder {
         let mut q = self.queue.lock();
         q.bytes += job.builder.size();
+        self.waiting.store(q.bytes, Ordering::Release);
         q.pushed += 1;
         q.jobs.push_back(job);
         let spare = q.free.pop().unwrap_or_default();
@@ -157,6 +163,9 @@ impl Sender {
 
     /// Blocks while more than the limit waits (back-pressure on senders).
     pub(super) fn wait_room(&self) {
+        if self.waiting.load(Ordering::Acquire) <= self.limit {
+            return;
+        }
         let mut q = self.queue.lock();
         while q.bytes > self.limit && !q.closed {
             self.progress.wait(&mut q);
@@ -190,6 +199,7 @@ impl Sender {
         let mut q = self.queue.lock();
         q.done += 1;
         q.bytes -= bytes;
+        self.waiting.store(q.bytes, Ordering::Release);
         q.appending = false;
         if q.free.len() < FREE_BUILDERS {
             q.free.push(builder);
