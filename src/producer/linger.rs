@@ -130,7 +130,7 @@ impl Inner {
             };
             let mut a = acc.lock();
             if a.batch == batch && a.count > 0 {
-                self.drain(&mut a, &mut pending);
+                self.drain(&mut a, &mut pending, false);
             }
         }
         self.complete(pending);

@@ -573,7 +573,7 @@ impl Inner {
         let mut pending = Vec::new();
         for acc in parts {
             let mut a = acc.lock();
-            self.drain(&mut a, &mut pending);
+            self.drain(&mut a, &mut pending, false);
             a.retired = true;
         }
         self.complete(pending);
@@ -711,7 +711,7 @@ impl Inner {
             // The full batch goes first. Its fate is its own: a failure
             // reaches its deliveries and the next flush, and this record
             // goes into the next batch all the same.
-            self.drain(&mut a, &mut pending);
+            self.drain(&mut a, &mut pending, true);
             if sticky {
                 tb.sticky.fetch_add(1, Ordering::Relaxed);
             }
@@ -743,7 +743,7 @@ impl Inner {
             // The record is accepted: from here on its fate (append or fsync
             // failure included) is reported through its delivery and the
             // next flush.
-            self.drain(&mut a, &mut pending);
+            self.drain(&mut a, &mut pending, true);
             if sticky && !now {
                 tb.sticky.fetch_add(1, Ordering::Relaxed);
             }
@@ -761,7 +761,7 @@ impl Inner {
     /// `pending`, to be done after the lock is released so that concurrent
     /// senders share it. A failure resolves the batch's deliveries and is
     /// kept for the next flush.
-    fn drain(&self, a: &mut Acc, pending: &mut Vec<PendingSync>) {
+    fn drain(&self, a: &mut Acc, pending: &mut Vec<PendingSync>, hand_over: bool) {
         if a.count == 0 {
             return;
         }
@@ -771,11 +771,16 @@ impl Inner {
         a.started = None;
         a.touched = true;
         if let Some(q) = self.queue() {
-            // The sender thread appends it, in hand-over order; unless it
-            // is busy with other partitions' batches and none of this one's
-            // waits: then this thread appends it itself (several sending
-            // threads then write at once).
-            if a.send.queued() > 0 || !q.busy() {
+            // A batch a send filled goes to the sender thread, which
+            // appends it while this thread fills the next; unless the
+            // sender is busy with other partitions' batches: then this
+            // thread appends it (several sending threads write at once).
+            // A flush, the linger thread or a retiring buffer appends
+            // itself (it waits anyway: a hand-over would only add a
+            // thread switch). Either way only while none of this
+            // partition's batches waits for the sender thread, or the
+            // partition's order would break.
+            if a.send.queued() > 0 || (hand_over && !q.busy()) {
                 let builder = std::mem::take(&mut a.builder);
                 a.send.queue_one();
                 a.builder = q.push(Job {
@@ -963,7 +968,7 @@ impl Inner {
             let parts: Vec<_> = tb.parts.read().clone();
             for acc in parts {
                 let mut a = acc.lock();
-                self.drain(&mut a, &mut pending);
+                self.drain(&mut a, &mut pending, false);
                 // Batches other threads drained and are still syncing:
                 // this flush waits for their deliveries too.
                 pending.extend(
