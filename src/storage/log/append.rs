@@ -276,6 +276,8 @@ impl Inner {
 
     fn recreate_empty_active(&self, w: &mut Writer, now: i64) -> Result<()> {
         let old = self.active();
+        // Its preallocation goes before the file is made again under it.
+        old.trim_log()?;
         let new = Arc::new(Segment::create(
             &*self.vfs, &self.dir, old.base, &w.limits, now,
         )?);
@@ -298,6 +300,10 @@ impl Inner {
         if old.size() == 0 {
             return Ok(());
         }
+        // Sealed segments have their exact lengths (the checkpoint's
+        // summaries and `Mode::Trust` compare them): the preallocated tail
+        // goes first, so a crash at any later point leaves it cut.
+        old.trim_log()?;
         let base = self.next_offset.load(Ordering::Relaxed);
         let now = self.clock.now_ms();
         let created =
