@@ -607,14 +607,15 @@ impl Segment {
     }
 
     /// Appends one batch (whose header is `h`) and publishes it. Nothing is
-    /// published if an error is returned.
+    /// published if an error is returned. `now` is asked for the first
+    /// batch only (the segment's age counts from it).
     pub(crate) fn append(
         &self,
         batch: &[u8],
         h: &BatchHeader,
         st: &mut IndexState,
         limits: &Limits,
-        now: i64,
+        now: impl FnOnce() -> i64,
     ) -> Result<()> {
         let pos = self.size.load(Ordering::Relaxed);
         let end = pos + batch.len() as u64;
@@ -642,7 +643,7 @@ impl Segment {
             limits.index_interval,
         )?;
         if pos == 0 {
-            self.roll_basis.store(now, Ordering::Relaxed);
+            self.roll_basis.store(now(), Ordering::Relaxed);
         }
         self.max_timestamp.store(max_ts, Ordering::Release);
         self.offset_of_max.store(offset_of_max, Ordering::Release);

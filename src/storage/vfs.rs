@@ -78,7 +78,8 @@ impl RealFile {
 /// microseconds each: a small write shares it with the others that fill the
 /// page and saves a system call each, while a write of whole pages pays a
 /// fault per page where one `pwrite` fills them without any (measured:
-/// 100-record batches of 100 B appended 30 % slower through the map).
+/// 100-record batches of 100 B appended 6 % slower through the map than
+/// by `pwrite`, 10 % faster with this limit).
 const MAP_WRITE_MAX: usize = 4096;
 
 /// Whether `file`'s filesystem allocates, on `fallocate`, every block a
