@@ -81,6 +81,12 @@ pub(crate) fn map(file: &File, len: u64) -> io::Result<Bytes> {
     Ok(Bytes::from_owner(map))
 }
 
+const PAGE: u64 = 4096;
+/// Copies of the current size one populated window holds (see `write`).
+const POPULATE_COPIES: u64 = 2048;
+const POPULATE_MIN: u64 = 256 << 10;
+const POPULATE_MAX: u64 = 4 << 20;
+
 /// The writer's writable shared mapping of one file (see the module's
 /// safety argument). Empty until the first [`extend`](Self::extend).
 #[derive(Debug, Default)]
@@ -93,6 +99,9 @@ struct WriteState {
     map: Option<memmap2::MmapRaw>,
     /// Bytes `[0, backed)` are allocated on disk and inside the file.
     backed: u64,
+    /// Bytes `[0, populated)` were faulted in writable ahead of the copies
+    /// (pages dirty with zeros until filled; a roll or close cuts them).
+    populated: u64,
 }
 
 impl WriteMap {
@@ -115,12 +124,14 @@ impl WriteMap {
     pub(crate) fn shrink(&self, len: u64) {
         let mut st = self.state.lock();
         st.backed = st.backed.min(len);
+        st.populated = st.populated.min(len);
     }
 
     /// Copies `buf` to `pos` if the whole range is backed and mapped;
     /// `false` (nothing written) otherwise, for the caller to `pwrite`.
     pub(crate) fn write(&self, buf: &[u8], pos: u64) -> bool {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
+        let st = &mut *st;
         let Some(map) = &st.map else {
             return false;
         };
@@ -129,6 +140,24 @@ impl WriteMap {
         };
         if end > st.backed || end > map.len() as u64 {
             return false;
+        }
+        if end > st.populated {
+            // Fault the pages ahead in, writable, in one call: otherwise
+            // the first copy into each 4 KiB page takes a page fault of a
+            // few microseconds (2.5 % of 100 B appends: the p99). A window
+            // of about 2 000 copies of this size makes the one append that
+            // pays for it rarer than one in a thousand (the p99.9).
+            // Linux 5.14+; where refused, the copies fault as they go.
+            let window = (buf.len() as u64 * POPULATE_COPIES).clamp(POPULATE_MIN, POPULATE_MAX);
+            let from = st.populated.max(pos) & !(PAGE - 1);
+            let to = end.saturating_add(window).min(st.backed);
+            #[cfg(target_os = "linux")]
+            let _ = map.advise_range(
+                memmap2::Advice::PopulateWrite,
+                from as usize,
+                (to - from) as usize,
+            );
+            st.populated = to;
         }
         // SAFETY: `[pos, end)` lies inside the mapping and inside the file's
         // backed prefix (allocated on disk, below its length), so the copy
