@@ -202,37 +202,39 @@ impl Inner {
                 max: w.config.max_batch_bytes,
             });
         }
-        // The clock is read only where something needs it (a log-append
-        // time, `segment.ms`, a segment's first batch): a clock read costs
-        // as much as the rest of the storage work of a small append.
+        // The clock is read only where something needs it: a log-append
+        // time, a segment's first batch; the age check (`segment.ms`) reads
+        // the coarse clock. A precise clock read costs as much as the rest
+        // of the storage work of a small append.
         let stamp = stamp_time && w.config.timestamp_type == TimestampType::LogAppendTime;
-        let mut now = (stamp || w.config.segment_ms.is_some()).then(|| self.clock.now_ms());
-        if let Some(now) = now.filter(|_| stamp) {
+        let precise = stamp.then(|| self.clock.now_ms());
+        if let Some(now) = precise {
             set_log_append_time(batch, now);
         }
         let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
         self.mark_dirty()?;
         let mut active = self.active();
-        let aged = match (w.config.segment_ms, now) {
-            (Some(ms), Some(now)) => {
-                active.size() > 0 && now.saturating_sub(active.roll_basis()) >= ms
-            }
-            _ => false,
-        };
+        let aged = w.config.segment_ms.is_some_and(|ms| {
+            active.size() > 0
+                && precise
+                    .unwrap_or_else(|| self.clock.coarse_now_ms())
+                    .saturating_sub(active.roll_basis())
+                    >= ms
+        });
         if aged || !active.fits(batch.len() as u64, h.last_offset(), &w.limits) {
             if active.size() == 0 {
                 // Empty but too small (the limits grew since it was made):
                 // make it again at the current size. Nobody can hold bytes
                 // of an empty segment.
-                let t = *now.get_or_insert_with(|| self.clock.now_ms());
-                self.recreate_empty_active(w, t)?;
+                let now = precise.unwrap_or_else(|| self.clock.now_ms());
+                self.recreate_empty_active(w, now)?;
             } else {
                 self.roll_locked(w)?;
             }
             active = self.active();
         }
         let limits = w.limits;
-        let now = || now.unwrap_or_else(|| self.clock.now_ms());
+        let now = || precise.unwrap_or_else(|| self.clock.now_ms());
         if let Err(e) = active.append(batch, &h, &mut w.state, &limits, now) {
             // Bytes past the published end may have been written; cut them,
             // durably, so that neither a clean close nor a power loss brings
