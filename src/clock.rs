@@ -35,6 +35,7 @@ impl Clock for SystemClock {
     /// or a paravirtual clock in a VM) that makes `now_ms` a sizeable part
     /// of a small append.
     #[cfg(target_os = "linux")]
+    #[allow(clippy::useless_conversion)] // `tv_nsec` is an i32 on 32-bit targets
     fn coarse_now_ms(&self) -> i64 {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
         t.tv_sec
