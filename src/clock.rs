@@ -11,6 +11,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub trait Clock: Send + Sync + Debug {
     /// The current time in milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+
+    /// The current time, possibly a few milliseconds behind
+    /// [`now_ms`](Self::now_ms) (the kernel's tick), for checks whose
+    /// period is far longer, such as a segment's age against `segment.ms`,
+    /// which every append checks. Default: [`now_ms`](Self::now_ms).
+    fn coarse_now_ms(&self) -> i64 {
+        self.now_ms()
+    }
 }
 
 /// The operating system's clock.
@@ -20,6 +28,19 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
         crate::record::now_ms()
+    }
+
+    /// `CLOCK_REALTIME_COARSE` on Linux: a read of the time the kernel
+    /// stored at its last tick, without the clock source read (`rdtsc`,
+    /// or a paravirtual clock in a VM) that makes `now_ms` a sizeable part
+    /// of a small append.
+    #[cfg(target_os = "linux")]
+    #[allow(clippy::useless_conversion)] // `tv_nsec` is an i32 on 32-bit targets
+    fn coarse_now_ms(&self) -> i64 {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        t.tv_sec
+            .saturating_mul(1000)
+            .saturating_add(i64::from(t.tv_nsec) / 1_000_000)
     }
 }
 
@@ -64,4 +85,20 @@ pub(crate) fn deadline_after(timeout: std::time::Duration) -> std::time::Instant
     now.checked_add(timeout)
         .or_else(|| now.checked_add(std::time::Duration::from_secs(1 << 32)))
         .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coarse_clock_reads_the_same_time_as_the_precise_one() {
+        let precise = SystemClock.now_ms();
+        let coarse = SystemClock.coarse_now_ms();
+        // At most a tick apart; a minute allows for any scheduling delay
+        // between the two reads without deciding anything on timing.
+        assert!((coarse - precise).abs() < 60_000, "{coarse} vs {precise}");
+        let manual = ManualClock::new(42);
+        assert_eq!(manual.coarse_now_ms(), 42, "the default is now_ms");
+    }
 }

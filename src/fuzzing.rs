@@ -397,7 +397,8 @@ pub fn ops(data: &[u8]) {
                 let _ = log.roll();
             }
             5 => {
-                let op = [Op::Write, Op::Sync, Op::SetLen, Op::Rename][usize::from(c[1] % 4)];
+                let op = [Op::Write, Op::Sync, Op::SetLen, Op::Rename, Op::Preallocate]
+                    [usize::from(c[1] % 5)];
                 let kind = if c[1] & 4 != 0 {
                     std::io::ErrorKind::StorageFull
                 } else {

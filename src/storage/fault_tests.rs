@@ -167,14 +167,14 @@ fn fault_op() -> impl Strategy<Value = FaultOp> {
         8 => (1u8..4, prop::bool::weighted(0.3)).prop_map(|(n, sync)| FaultOp::Append { n, sync }),
         1 => Just(FaultOp::Flush),
         1 => Just(FaultOp::Roll),
-        3 => (0u8..4, 0u8..12, any::<bool>(), prop::bool::weighted(0.3))
+        3 => (0u8..5, 0u8..12, any::<bool>(), prop::bool::weighted(0.3))
             .prop_map(|(op, nth, enospc, persistent)| FaultOp::Arm { op, nth, enospc, persistent }),
         1 => Just(FaultOp::Reopen),
     ]
 }
 
 fn arm(faults: &Faults, op: u8, nth: u8, enospc: bool, persistent: bool) -> Op {
-    let op = [Op::Write, Op::Sync, Op::SetLen, Op::Rename][op as usize % 4];
+    let op = [Op::Write, Op::Sync, Op::SetLen, Op::Rename, Op::Preallocate][op as usize % 5];
     let kind = if enospc {
         io::ErrorKind::StorageFull
     } else {
@@ -338,7 +338,8 @@ fn every_fault_point_of_a_workload() {
     let want = workload(&clean, dir.path());
     assert_eq!(want.len(), 12);
     let mut points = 0;
-    for op in [Op::Write, Op::Sync, Op::SetLen, Op::Rename] {
+    for op in [Op::Write, Op::Sync, Op::SetLen, Op::Rename, Op::Preallocate] {
+        assert!(clean.faults.seen(op) > 0, "{op:?} never happens");
         for nth in 0..clean.faults.seen(op) {
             for kind in [io::ErrorKind::Other, io::ErrorKind::StorageFull] {
                 for persistent in [false, true] {

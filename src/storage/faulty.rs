@@ -27,6 +27,8 @@ pub enum Op {
     Rename,
     /// `unlink` of a file.
     Remove,
+    /// `fallocate` (preallocate), e.g. with `ENOSPC`.
+    Preallocate,
 }
 
 /// A write or resize made since the file's last fsync.
@@ -34,6 +36,8 @@ pub enum Op {
 enum Pending {
     Write(u64, Vec<u8>),
     SetLen(u64),
+    /// Extends the file with zeros to at least this length.
+    Preallocate(u64),
 }
 
 #[derive(Debug, Default)]
@@ -176,6 +180,18 @@ impl Faults {
                 match (p, choice) {
                     (_, 1) => {}
                     (Pending::SetLen(n), _) => image.resize(n as usize, 0),
+                    // A torn preallocation extends the file part of the way.
+                    (Pending::Preallocate(n), c) => {
+                        let n = n as usize;
+                        let to = if c == 2 && n > image.len() {
+                            image.len() + (next() as usize) % (n - image.len() + 1)
+                        } else {
+                            n
+                        };
+                        if image.len() < to {
+                            image.resize(to, 0);
+                        }
+                    }
                     (Pending::Write(pos, data), c) => {
                         let keep = if c == 2 {
                             (next() as usize) % (data.len() + 1)
@@ -289,5 +305,11 @@ impl VfsFile for FaultyFile {
     }
     fn map(&self, len: u64) -> io::Result<Bytes> {
         self.inner.map(len)
+    }
+    fn preallocate(&self, len: u64, map_len: u64) -> io::Result<()> {
+        self.faults.check(Op::Preallocate)?;
+        self.inner.preallocate(len, map_len)?;
+        self.faults.record(&self.path, Pending::Preallocate(len));
+        Ok(())
     }
 }

@@ -18,6 +18,7 @@
 //! segment rolls or the log closes. Indexes are derived data: a missing or
 //! inconsistent index is rebuilt from the log.
 
+use super::prealloc::{INDEX_CHUNK, Preallocated};
 use super::vfs::{Handle, Vfs};
 use crate::error::{Error, Result};
 use bytes::Bytes;
@@ -70,6 +71,9 @@ pub(crate) struct Index {
     entries: AtomicUsize,
     /// Entries the mapping can hold.
     capacity: usize,
+    /// How far the writer allocated the file's blocks (its length is the
+    /// capacity, sparse past this).
+    allocated: Preallocated,
 }
 
 /// Decodes entry `i` of `kind` from `buf`, which must hold it.
@@ -181,6 +185,7 @@ impl Index {
             map,
             entries: AtomicUsize::new(0),
             capacity,
+            allocated: Preallocated::default(),
         })
     }
 
@@ -203,6 +208,7 @@ impl Index {
             map,
             entries: AtomicUsize::new(n),
             capacity: n,
+            allocated: Preallocated::default(),
         }))
     }
 
@@ -229,6 +235,7 @@ impl Index {
                 f.map(bytes)
             })
             .map_err(|e| Error::io("preallocate", &self.path, e))?;
+        self.allocated.cut(bytes);
         self.capacity = capacity;
         Ok(())
     }
@@ -295,6 +302,15 @@ impl Index {
         let mut buf = [0u8; 12];
         let len = encode(self.kind, e, &mut buf);
         let pos = (n * self.kind.entry_size()) as u64;
+        // Allocated ahead, so entries are copied into the mapped file (no
+        // system call per entry) and a full disk fails here, not in a copy.
+        self.allocated.ensure(
+            &self.file,
+            &self.path,
+            pos + len as u64,
+            INDEX_CHUNK,
+            self.map.len() as u64,
+        )?;
         self.file
             .with(|f| f.write_at(&buf[..len], pos))
             .map_err(|err| Error::io("write", &self.path, err))?;
@@ -311,6 +327,7 @@ impl Index {
     /// as it is: readers never look past the published entries.
     pub(crate) fn trim(&self) -> Result<()> {
         let len = (self.len() * self.kind.entry_size()) as u64;
+        self.allocated.cut(len);
         self.file
             .with(|f| f.set_len(len))
             .map_err(|e| Error::io("trim", &self.path, e))

@@ -2,13 +2,15 @@
 //! (20 digits, as Kafka names them) and its two indexes.
 //!
 //! The log file holds whole batches back to back, nothing else. It is
-//! written with positioned writes and read through a read-only memory map;
-//! the active segment is mapped at its maximum size up front so it never
-//! needs remapping. `size` is the published length: readers never look past
-//! it, and the writer never changes a byte below it.
+//! written through the `vfs` seam (a copy into the preallocated, mapped
+//! tail; see `prealloc.rs`) and read through a read-only memory map; the
+//! active segment is mapped at its maximum size up front so it never needs
+//! remapping. `size` is the published length: readers never look past it,
+//! and the writer never changes a byte below it.
 
 use super::checkpoint::SegmentSummary;
 use super::index::{Entry, Index, IndexKind};
+use super::prealloc::{self, LOG_CHUNK, Preallocated};
 use super::vfs::{Handle, Vfs};
 use crate::error::{Error, Result};
 use crate::record::{Batch, BatchHeader, Batches, FormatError, Offset};
@@ -190,6 +192,8 @@ pub(crate) struct Segment {
     data: Bytes,
     /// Published length in bytes.
     size: AtomicU64,
+    /// How far the writer preallocated the file (past `size`).
+    allocated: Preallocated,
     /// Offset after the last record (the base if empty).
     next_offset: AtomicU64,
     max_timestamp: AtomicI64,
@@ -271,6 +275,7 @@ impl Segment {
             file: Handle::new(file),
             data,
             size: AtomicU64::new(0),
+            allocated: Preallocated::default(),
             next_offset: AtomicU64::new(base),
             max_timestamp: AtomicI64::new(NO_TIMESTAMP),
             offset_of_max: AtomicU64::new(base),
@@ -317,7 +322,13 @@ impl Segment {
             Some((o, t, st, size, next)) => (o, t, st, size, next, None),
             None => {
                 let r = Self::rebuild(vfs, &path, &data[..len as usize], base, limits)?;
-                if let Some(e) = r.end.invalid {
+                if r.end.invalid.is_some()
+                    && prealloc::is_zero_tail(&data[r.end.valid_len as usize..len as usize])
+                {
+                    // Preallocated and never written (a crash before the
+                    // roll or close that cuts it): no data, nothing torn.
+                    prealloc::cut_zero_tail(&*file, &path, len, r.end.valid_len)?;
+                } else if let Some(e) = r.end.invalid {
                     let Mode::Recover { recovery_point } = mode else {
                         // A trusted segment was fsync'd: damage is corruption.
                         return Err(e.in_file(&path, 0));
@@ -373,6 +384,7 @@ impl Segment {
             file: Handle::new(file),
             data,
             size: AtomicU64::new(size),
+            allocated: Preallocated::default(),
             next_offset: AtomicU64::new(next),
             max_timestamp: AtomicI64::new(NO_TIMESTAMP),
             offset_of_max: AtomicU64::new(base),
@@ -595,16 +607,25 @@ impl Segment {
     }
 
     /// Appends one batch (whose header is `h`) and publishes it. Nothing is
-    /// published if an error is returned.
+    /// published if an error is returned. `now` is asked for the first
+    /// batch only (the segment's age counts from it).
     pub(crate) fn append(
         &self,
         batch: &[u8],
         h: &BatchHeader,
         st: &mut IndexState,
         limits: &Limits,
-        now: i64,
+        now: impl FnOnce() -> i64,
     ) -> Result<()> {
         let pos = self.size.load(Ordering::Relaxed);
+        let end = pos + batch.len() as u64;
+        self.allocated.ensure(
+            &self.file,
+            &self.path,
+            end,
+            LOG_CHUNK,
+            self.data.len() as u64,
+        )?;
         self.file
             .with(|f| f.write_at(batch, pos))
             .map_err(|e| Error::io("write", &self.path, e))?;
@@ -622,7 +643,7 @@ impl Segment {
             limits.index_interval,
         )?;
         if pos == 0 {
-            self.roll_basis.store(now, Ordering::Relaxed);
+            self.roll_basis.store(now(), Ordering::Relaxed);
         }
         self.max_timestamp.store(max_ts, Ordering::Release);
         self.offset_of_max.store(offset_of_max, Ordering::Release);
@@ -691,11 +712,13 @@ impl Segment {
         self.time_index.release();
     }
 
-    /// Trims the log file to its published size (after a failed write left
-    /// bytes past it).
+    /// Trims the log file to its published size: its preallocated tail on
+    /// roll and close, or bytes a failed write left past it.
     pub(crate) fn trim_log(&self) -> Result<()> {
+        let size = self.size();
+        self.allocated.cut(size);
         self.file
-            .with(|f| f.set_len(self.size()))
+            .with(|f| f.set_len(size))
             .map_err(|e| Error::io("truncate", &self.path, e))
     }
 

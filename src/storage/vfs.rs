@@ -41,6 +41,14 @@ pub(crate) trait VfsFile: Send + Sync + Debug {
     /// Maps `len` bytes read-only (may exceed the current length; bytes past
     /// the end must not be read).
     fn map(&self, len: u64) -> io::Result<Bytes>;
+    /// Allocates disk blocks for bytes `[0, len)`, extending the file with
+    /// zeros to `len` if it is shorter, so that a later write below `len`
+    /// cannot run out of space: `ENOSPC` surfaces here, as an error. Writes
+    /// below `len` may then be served by copying into a writable shared
+    /// mapping of `map_len` bytes (made at the first call) instead of a
+    /// `pwrite` each. Where the filesystem cannot promise that (copy-on-write
+    /// ones, other systems) this does nothing and writes stay `pwrite`s.
+    fn preallocate(&self, len: u64, map_len: u64) -> io::Result<()>;
 }
 
 /// The real file system.
@@ -48,12 +56,48 @@ pub(crate) trait VfsFile: Send + Sync + Debug {
 pub(crate) struct RealFs;
 
 #[derive(Debug)]
-struct RealFile(File);
+struct RealFile {
+    file: File,
+    /// Serves writes inside the preallocated prefix (Linux, on filesystems
+    /// where `fallocate` reserves what an overwrite needs).
+    writes: super::mmap::WriteMap,
+}
+
+impl RealFile {
+    fn new(file: File) -> Self {
+        RealFile {
+            file,
+            writes: super::mmap::WriteMap::default(),
+        }
+    }
+}
+
+/// Writes shorter than this go through the write map; longer ones are
+/// `pwrite`s even inside it. A copy's first touch of each 4 KiB page is a
+/// page fault (the kernel zero-fills the page and marks it dirty), a few
+/// microseconds each: a small write shares it with the others that fill the
+/// page and saves a system call each, while a write of whole pages pays a
+/// fault per page where one `pwrite` fills them without any (measured:
+/// 100-record batches of 100 B appended 6 % slower through the map than
+/// by `pwrite`, 10 % faster with this limit).
+const MAP_WRITE_MAX: usize = 4096;
+
+/// Whether `file`'s filesystem allocates, on `fallocate`, every block a
+/// later write through a mapping needs (so that write cannot fault for
+/// space): ext4, XFS and tmpfs. Copy-on-write filesystems (btrfs, ZFS, ...)
+/// may need new blocks for each overwrite, so they keep `pwrite`.
+#[cfg(target_os = "linux")]
+fn fallocate_reserves(file: &File) -> bool {
+    const EXT4: u64 = 0xEF53;
+    const XFS: u64 = 0x5846_5342;
+    const TMPFS: u64 = 0x0102_1994;
+    rustix::fs::fstatfs(file).is_ok_and(|s| matches!(s.f_type as u64, EXT4 | XFS | TMPFS))
+}
 
 impl Vfs for RealFs {
     fn open(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         let f = OpenOptions::new().read(true).write(true).open(path)?;
-        Ok(Box::new(RealFile(f)))
+        Ok(Box::new(RealFile::new(f)))
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
@@ -63,7 +107,7 @@ impl Vfs for RealFs {
             .create(true)
             .truncate(true)
             .open(path)?;
-        Ok(Box::new(RealFile(f)))
+        Ok(Box::new(RealFile::new(f)))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -110,20 +154,23 @@ impl Vfs for RealFs {
 
 impl VfsFile for RealFile {
     fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(self.file.metadata()?.len())
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        if buf.len() < MAP_WRITE_MAX && self.writes.write(buf, pos) {
+            return Ok(());
+        }
         #[cfg(unix)]
         {
-            std::os::unix::fs::FileExt::write_all_at(&self.0, buf, pos)
+            std::os::unix::fs::FileExt::write_all_at(&self.file, buf, pos)
         }
         #[cfg(windows)]
         {
             let mut done = 0;
             while done < buf.len() {
                 let n = std::os::windows::fs::FileExt::seek_write(
-                    &self.0,
+                    &self.file,
                     &buf[done..],
                     pos + done as u64,
                 )?;
@@ -137,15 +184,37 @@ impl VfsFile for RealFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        // Mapped writes stop below the new length before the file shrinks.
+        self.writes.shrink(len);
+        self.file.set_len(len)
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        // On Linux this also writes back pages dirtied through the write
+        // map (see `mmap.rs`, "Durability of mapped writes").
+        self.file.sync_data()
     }
 
     fn map(&self, len: u64) -> io::Result<Bytes> {
-        super::mmap::map(&self.0, len)
+        super::mmap::map(&self.file, len)
+    }
+
+    fn preallocate(&self, len: u64, map_len: u64) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            if !fallocate_reserves(&self.file) {
+                return Ok(());
+            }
+            // Mode 0: allocates the range and extends the length to cover
+            // it; blocks already there stay as they are.
+            rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len)?;
+            self.writes.extend(&self.file, len, map_len)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (len, map_len);
+            Ok(())
+        }
     }
 }
 

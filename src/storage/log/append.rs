@@ -205,22 +205,31 @@ impl Inner {
                 max: w.config.max_batch_bytes,
             });
         }
-        let now = self.clock.now_ms();
-        if stamp_time && w.config.timestamp_type == TimestampType::LogAppendTime {
+        // The clock is read only where something needs it: a log-append
+        // time, a segment's first batch; the age check (`segment.ms`) reads
+        // the coarse clock. A precise clock read costs as much as the rest
+        // of the storage work of a small append.
+        let stamp = stamp_time && w.config.timestamp_type == TimestampType::LogAppendTime;
+        let precise = stamp.then(|| self.clock.now_ms());
+        if let Some(now) = precise {
             set_log_append_time(batch, now);
         }
         let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
         self.mark_dirty()?;
         let mut active = self.active();
-        let aged = w
-            .config
-            .segment_ms
-            .is_some_and(|ms| active.size() > 0 && now.saturating_sub(active.roll_basis()) >= ms);
+        let aged = w.config.segment_ms.is_some_and(|ms| {
+            active.size() > 0
+                && precise
+                    .unwrap_or_else(|| self.clock.coarse_now_ms())
+                    .saturating_sub(active.roll_basis())
+                    >= ms
+        });
         if aged || !active.fits(batch.len() as u64, h.last_offset(), &w.limits) {
             if active.size() == 0 {
                 // Empty but too small (the limits grew since it was made):
                 // make it again at the current size. Nobody can hold bytes
                 // of an empty segment.
+                let now = precise.unwrap_or_else(|| self.clock.now_ms());
                 self.recreate_empty_active(w, now)?;
             } else {
                 self.roll_locked(w)?;
@@ -228,6 +237,7 @@ impl Inner {
             active = self.active();
         }
         let limits = w.limits;
+        let now = || precise.unwrap_or_else(|| self.clock.now_ms());
         if let Err(e) = active.append(batch, &h, &mut w.state, &limits, now) {
             // Bytes past the published end may have been written; cut them,
             // durably, so that neither a clean close nor a power loss brings
@@ -279,6 +289,8 @@ impl Inner {
 
     fn recreate_empty_active(&self, w: &mut Writer, now: i64) -> Result<()> {
         let old = self.active();
+        // Its preallocation goes before the file is made again under it.
+        old.trim_log()?;
         let new = Arc::new(Segment::create(
             &*self.vfs, &self.dir, old.base, &w.limits, now,
         )?);
@@ -301,6 +313,10 @@ impl Inner {
         if old.size() == 0 {
             return Ok(());
         }
+        // Sealed segments have their exact lengths (the checkpoint's
+        // summaries and `Mode::Trust` compare them): the preallocated tail
+        // goes first, so a crash at any later point leaves it cut.
+        old.trim_log()?;
         let base = self.next_offset.load(Ordering::Relaxed);
         let now = self.clock.now_ms();
         let created =

@@ -306,12 +306,20 @@ impl Inner {
     /// now past it) and publishes the last stable offset.
     pub(super) fn after_append(&self, w: &mut Writer, batch: &[u8], h: &BatchHeader) -> Result<()> {
         let end = h.last_offset() + 1;
-        let now = self.clock.now_ms();
         let aborted = if h.is_control() {
             let b = Batch::new(Bytes::copy_from_slice(batch)).ok();
-            apply(&mut w.txn.producers, h, b.as_ref(), end, now)
+            apply(
+                &mut w.txn.producers,
+                h,
+                b.as_ref(),
+                end,
+                self.clock.now_ms(),
+            )
+        } else if h.producer_id >= 0 {
+            apply(&mut w.txn.producers, h, None, end, self.clock.now_ms())
         } else {
-            apply(&mut w.txn.producers, h, None, end, now)
+            // No producer id: no producer state, and no clock read.
+            None
         };
         if let Some(t) = aborted
             && let Err(e) = self.index_aborted(w, t)
