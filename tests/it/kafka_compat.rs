@@ -125,7 +125,9 @@ fn a_kafka_python_batch_appended_to_a_log_reads_back() {
         }
     }
     assert_eq!(got, want);
-    // On disk the batch is the fixture's bytes with the assigned base offset.
+    // On disk the batch is the fixture's bytes with the assigned base offset
+    // (once closed: the active segment has a preallocated tail until then).
+    log.close().unwrap();
     let seg = std::fs::read(dir.path().join("00000000000000000000.log")).unwrap();
     let first_len = seg.len() - bin.len();
     assert_eq!(&seg[first_len + 8..], &bin[8..]);
