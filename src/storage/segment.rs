@@ -619,11 +619,14 @@ impl Segment {
     ) -> Result<()> {
         let pos = self.size.load(Ordering::Relaxed);
         let end = pos + batch.len() as u64;
+        // Never allocated past the segment's budget (a roll comes first),
+        // except for a batch larger than it.
         self.allocated.ensure(
             &self.file,
             &self.path,
             end,
             LOG_CHUNK,
+            limits.segment_bytes.min(self.data.len() as u64),
             self.data.len() as u64,
         )?;
         self.file
