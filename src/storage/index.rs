@@ -310,6 +310,7 @@ impl Index {
             pos + len as u64,
             INDEX_CHUNK,
             self.map.len() as u64,
+            self.map.len() as u64,
         )?;
         self.file
             .with(|f| f.write_at(&buf[..len], pos))

@@ -150,7 +150,10 @@ impl WriteMap {
             // Linux 5.14+; where refused, the copies fault as they go.
             let window = (buf.len() as u64 * POPULATE_COPIES).clamp(POPULATE_MIN, POPULATE_MAX);
             let from = st.populated.max(pos) & !(PAGE - 1);
-            let to = end.saturating_add(window).min(st.backed);
+            let to = end
+                .saturating_add(window)
+                .min(st.backed)
+                .min(map.len() as u64);
             #[cfg(target_os = "linux")]
             let _ = map.advise_range(
                 memmap2::Advice::PopulateWrite,

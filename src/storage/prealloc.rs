@@ -41,7 +41,8 @@ pub(crate) struct Preallocated {
 
 impl Preallocated {
     /// Makes sure bytes `[0, end)` of `file` are allocated, extending by
-    /// `chunk` past `end` but not past `limit` (the file's mapping).
+    /// `chunk` past `end` but not past `cap` (the segment's size budget, or
+    /// the index's capacity), in a file mapped `map_len` bytes long.
     ///
     /// # Errors
     /// The `fallocate`'s error, as [`Error::DiskFull`] for `ENOSPC`, naming
@@ -52,13 +53,14 @@ impl Preallocated {
         path: &Path,
         end: u64,
         chunk: u64,
-        limit: u64,
+        cap: u64,
+        map_len: u64,
     ) -> Result<()> {
         if end <= self.allocated.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let target = end.saturating_add(chunk).min(limit).max(end);
-        file.with(|f| f.preallocate(target, limit))
+        let target = end.saturating_add(chunk).min(cap).max(end);
+        file.with(|f| f.preallocate(target, map_len))
             .map_err(|e| Error::io("preallocate", path, e))?;
         self.allocated.store(target, Ordering::Relaxed);
         Ok(())

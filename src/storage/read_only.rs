@@ -251,6 +251,16 @@ impl View {
             // recovery, or a failed append rolled back). Start over.
             self.reset();
         }
+        if self.valid_len < file_len {
+            // The owner preallocates its active segment: zeros after the
+            // last batch are no batch yet (a header is never all zeros).
+            // One header's read says so, instead of a chunk of zeros.
+            let to = file_len.min(self.valid_len + BATCH_HEADER_SIZE as u64);
+            let head = self.bytes(self.valid_len, to)?;
+            if head.len() == BATCH_HEADER_SIZE && head.iter().all(|&b| b == 0) {
+                file_len = self.valid_len;
+            }
+        }
         let mut problem = None;
         'chunks: while self.valid_len < file_len {
             let want = file_len.min(self.valid_len + SCAN_CHUNK as u64);
@@ -786,6 +796,23 @@ mod tests {
             Err(Error::OffsetOutOfRange { start: 30, .. })
         ));
         assert_eq!(read_all(&view, 30).len(), 20);
+    }
+
+    #[test]
+    fn the_owners_preallocated_tail_is_no_batch_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        log.append(&[Record::new("1")]).unwrap();
+        let seg = dir.path().join(super::super::segment::log_file_name(0));
+        assert!(fs::read(&seg).unwrap().len() > published(&seg).len());
+        let view = ReadOnlyLog::open(dir.path()).unwrap();
+        assert_eq!(view.end_offset(), 1);
+        log.append(&[Record::new("2")]).unwrap();
+        view.refresh().unwrap();
+        assert_eq!(read_all(&view, 0), [(0, b"1".to_vec()), (1, b"2".to_vec())]);
+        log.close().unwrap();
+        view.refresh().unwrap();
+        assert_eq!(view.end_offset(), 2);
     }
 
     #[test]

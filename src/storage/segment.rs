@@ -619,11 +619,16 @@ impl Segment {
     ) -> Result<()> {
         let pos = self.size.load(Ordering::Relaxed);
         let end = pos + batch.len() as u64;
-        // Never past the segment's size budget: the segment rolls there
-        // (one batch larger than the budget gets exactly its size).
-        let chunk = LOG_CHUNK.min(limits.segment_bytes.saturating_sub(end));
-        self.allocated
-            .ensure(&self.file, &self.path, end, chunk, self.data.len() as u64)?;
+        // Never allocated past the segment's budget (a roll comes first),
+        // except for a batch larger than it.
+        self.allocated.ensure(
+            &self.file,
+            &self.path,
+            end,
+            LOG_CHUNK,
+            limits.segment_bytes.min(self.data.len() as u64),
+            self.data.len() as u64,
+        )?;
         self.file
             .with(|f| f.write_at(batch, pos))
             .map_err(|e| Error::io("write", &self.path, e))?;

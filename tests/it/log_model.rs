@@ -202,7 +202,10 @@ fn run(ops: Vec<Op>) {
                     .iter()
                     .find(|b| b.3 >= flushed)
                     .map_or(bytes.len(), |b| b.0);
-                let at = min + ((bytes.len() - min) as f64 * cut) as usize;
+                // Up to the end of the last batch: past it, the file holds
+                // the zeros of its preallocated tail.
+                let end = bounds.last().map_or(min, |b| b.1).max(min);
+                let at = min + ((end - min) as f64 * cut) as usize;
                 std::fs::OpenOptions::new()
                     .write(true)
                     .open(&seg)

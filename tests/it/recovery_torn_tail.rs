@@ -39,12 +39,11 @@ fn check_every_cut(config: LogConfig) {
     let bounds = batch_bounds(&bytes);
     assert!(bounds.len() >= 2, "the last segment needs two batches");
     let from = bounds[bounds.len() - 2].0;
-    // Every byte of the last two batches, then a few cuts in the
-    // preallocated zero tail a crash leaves after them (megabytes of it).
+    // Every byte of the last two batches; past them the file holds the
+    // zeros of its preallocated tail, of which a few cuts suffice.
     let end = bounds[bounds.len() - 1].1;
-    let tail = [1, 2, 61, 4096, bytes.len() - end].map(|d| end + d);
-    let cuts = (from..=end).chain(tail.into_iter().filter(|&c| c <= bytes.len()));
-    for cut in cuts {
+    let in_zeros = [end + 1, end + 4096, bytes.len()];
+    for cut in (from..=end).chain(in_zeros.into_iter().filter(|&c| c <= bytes.len())) {
         let copy = copy_dir(dir.path());
         let seg = copy.path().join(last.file_name().unwrap());
         let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
@@ -130,7 +129,8 @@ fn a_cut_in_fsynced_data_is_reported_as_corrupt() {
 fn recovery_is_idempotent() {
     let (dir, all) = crashed_log(LogConfig::default());
     let seg = segment_logs(dir.path())[0].clone();
-    // The batches end before the preallocated tail: cut 10 bytes of them.
+    // 10 bytes off the last batch (the zeros of the preallocated tail
+    // follow it).
     let end = batch_bounds(&std::fs::read(&seg).unwrap())
         .last()
         .unwrap()
