@@ -52,8 +52,12 @@ pub struct SegmentDump {
     /// its CRC matched).
     pub batches: Vec<BatchInfo>,
     /// Bytes from the start of the file up to the first invalid batch (the
-    /// file's size when every batch is valid).
+    /// file's size when every batch is valid, but for a zero tail).
     pub valid_bytes: u64,
+    /// Bytes of zeros after the last valid batch: space an active segment
+    /// preallocates (a live log's, or one a crash left; a roll and a clean
+    /// close cut it). Not data and not damage.
+    pub zero_tail: u64,
     /// The offset after the last valid batch.
     pub next_offset: Offset,
     /// Why the scan stopped before the end of the file, if it did.
@@ -339,6 +343,12 @@ fn walk_segment(
     });
     let (valid_bytes, next_offset, invalid) = match (scanned, stop) {
         (_, Some((invalid, next))) => (invalid.batch_position, next, Some(invalid)),
+        (Ok(end), None)
+            if end.invalid.is_some()
+                && crate::storage::prealloc::is_zero_tail(&data[end.valid_len as usize..]) =>
+        {
+            (end.valid_len, end.next_offset, None)
+        }
         (Ok(end), None) => {
             let invalid = end.invalid.map(|e| {
                 let at = end.valid_len as usize;
@@ -373,11 +383,17 @@ fn walk_segment(
             }),
         ),
     };
+    let zero_tail = if invalid.is_none() {
+        data.len() as u64 - valid_bytes
+    } else {
+        0
+    };
     SegmentDump {
         base_offset,
         size: data.len() as u64,
         batches: Vec::new(),
         valid_bytes,
+        zero_tail,
         next_offset,
         invalid,
     }
@@ -776,6 +792,25 @@ mod tests {
         }
         log.close().unwrap();
         dir.join("00000000000000000000.log")
+    }
+
+    /// A crash leaves the active segment's preallocated zeros after its
+    /// batches: the dump counts them apart, and nothing is invalid.
+    #[test]
+    fn a_crashed_segments_zero_tail_is_not_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        for i in 0..10 {
+            log.append(&[Record::new(format!("v{i}")).timestamp(1)])
+                .unwrap();
+        }
+        log.simulate_crash();
+        let path = dir.path().join("00000000000000000000.log");
+        let dump = dump_segment(&path, Detail::Records).unwrap();
+        assert!(dump.invalid.is_none(), "{:?}", dump.invalid);
+        assert_eq!(dump.next_offset, 10);
+        assert!(dump.zero_tail > 0);
+        assert_eq!(dump.valid_bytes + dump.zero_tail, dump.size);
     }
 
     #[test]

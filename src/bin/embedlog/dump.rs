@@ -275,6 +275,11 @@ fn print_segment(path: &Path, detail: Detail) -> Result<Dump, Fail> {
             "Found {} invalid bytes at the end of {name}",
             s.size - inv.batch_position
         );
+    } else if s.zero_tail > 0 {
+        println!(
+            "Then {} bytes of zeros: space preallocated for appends (a live or crashed active segment)",
+            s.zero_tail
+        );
     }
     Ok(Dump::Segment(s))
 }
@@ -400,6 +405,7 @@ fn to_json(path: &Path, dump: &Dump, detail: Detail) -> Value {
             "base_offset": s.base_offset,
             "size": s.size,
             "valid_bytes": s.valid_bytes,
+            "zero_tail": s.zero_tail,
             "next_offset": s.next_offset,
             "batches": s.batches.iter().map(|b| batch_json(b, detail)).collect::<Vec<_>>(),
             "invalid": s.invalid.as_ref().map(|inv| json!({
