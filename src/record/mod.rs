@@ -9,8 +9,8 @@ pub use batch::{
     RecordRefIter, TimestampType,
 };
 pub(crate) use batch::{
-    BatchParams, CodecError, FormatError, ValidateError, batch_crc, crc_matches, deflate,
-    encode_batch, encode_marker, extend_batch, filter_batch, inflate, record_size_bound,
+    BatchParams, CodecError, CrcChecked, FormatError, ValidateError, batch_crc, crc_matches,
+    deflate, encode_batch, encode_marker, extend_batch, filter_batch, inflate, record_size_bound,
     seal_batch, validate_records,
 };
 

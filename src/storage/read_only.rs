@@ -457,6 +457,7 @@ impl View {
             start,
             from,
             limit.max_records,
+            None,
         )))
     }
 

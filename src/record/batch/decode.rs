@@ -4,7 +4,7 @@
 #[cfg(doc)]
 use super::Batches;
 use super::{
-    BATCH_HEADER_SIZE, BatchHeader, CRC_OFFSET, CodecError, Compression,
+    BATCH_HEADER_SIZE, BatchHeader, CRC_OFFSET, CodecError, Compression, CrcChecked,
     DEFAULT_DECOMPRESSION_LIMIT, FormatError, TimestampType, batch_crc, inflate,
 };
 use crate::error::{Error, Result};
@@ -23,6 +23,9 @@ pub(super) struct Source {
     pub(super) position: u64,
     /// How far a compressed batch's records may inflate.
     pub(super) limit: usize,
+    /// For a log's batch: the segment's batches this process already
+    /// checked the CRC of.
+    pub(super) checked: Option<Arc<CrcChecked>>,
 }
 
 impl Source {
@@ -66,6 +69,7 @@ impl Batch {
             path: None,
             position: 0,
             limit: DEFAULT_DECOMPRESSION_LIMIT,
+            checked: None,
         };
         let header = BatchHeader::parse(&data).map_err(|e| source.error(e))?;
         if header.size() != data.len() {
@@ -100,6 +104,7 @@ impl Batch {
                 path: Some(path),
                 position,
                 limit,
+                checked: None,
             },
         }
     }
@@ -138,7 +143,8 @@ impl Batch {
         &self.data
     }
 
-    /// Checks the CRC-32C.
+    /// Checks the CRC-32C (always computing it, even for a batch this
+    /// process checked before).
     ///
     /// # Errors
     /// [`Error::Corrupt`] (for a log's batch) or [`Error::InvalidBatch`]
@@ -155,6 +161,16 @@ impl Batch {
             )));
         }
         Ok(())
+    }
+
+    /// As [`verify`](Self::verify), but a log's batch that this process
+    /// already checked (see `CrcChecked`) is not checked again.
+    pub(crate) fn verify_once(&self) -> Result<()> {
+        let pos = self.source.position;
+        if super::batches::crc_holds_once(self.source.checked.as_deref(), pos, &self.data) {
+            return Ok(());
+        }
+        self.verify()
     }
 
     /// The transaction marker a control batch holds (Kafka's control
@@ -193,7 +209,7 @@ impl Batch {
     /// [`Error::Unsupported`] for a codec whose feature is off fail here; a
     /// malformed record fails when the iterator reaches it.
     pub fn records(&self) -> Result<BatchRecords> {
-        self.verify()?;
+        self.verify_once()?;
         let mut batch = self.clone();
         if self.header.compression() != Compression::None {
             batch.data = inflate(&self.data, &self.header, self.source.limit)
@@ -347,6 +363,82 @@ fn parse_record(buf: &[u8], pos: usize) -> Result<RawRecord, FormatError> {
     })
 }
 
+/// The offset delta and end of the record at `pos` of batch `buf` (header
+/// `h`), read without decoding its key, value and headers: for records a
+/// reader passes over (those before the offset it reads from). What it
+/// reads is checked as [`next_record`] checks it: the record's length and
+/// its offset delta's order.
+pub(super) fn skip_record(
+    buf: &[u8],
+    pos: usize,
+    h: &BatchHeader,
+    prev: i64,
+) -> Result<(i64, usize), FormatError> {
+    let mut p = pos;
+    let len =
+        varint::get_i32(buf, &mut p).map_err(|e| FormatError::varint(pos, "record length", e))?;
+    if len < 0 || len as usize > buf.len() - p {
+        return Err(FormatError::new(
+            pos,
+            format!("record length {len} runs past the end of the batch"),
+        ));
+    }
+    let end = p + len as usize;
+    let body = &buf[..end];
+    if p >= end {
+        return Err(FormatError::new(p, "record is empty"));
+    }
+    p += 1; // attributes
+    let at = p;
+    varint::get_i64(body, &mut p).map_err(|e| FormatError::varint(at, "timestamp delta", e))?;
+    let at = p;
+    let offset_delta = i64::from(
+        varint::get_i32(body, &mut p).map_err(|e| FormatError::varint(at, "offset delta", e))?,
+    );
+    check_delta(offset_delta, pos, h, prev)?;
+    Ok((offset_delta, end))
+}
+
+/// The position after the `n` records that start at `pos` of batch `buf`,
+/// found from their lengths alone: for a batch without offset gaps, where
+/// the `n`-th record is the one at offset delta `n`. Each length is checked
+/// to be positive and to stay inside the batch.
+pub(super) fn skip_records(buf: &[u8], mut pos: usize, n: usize) -> Result<usize, FormatError> {
+    for _ in 0..n {
+        let at = pos;
+        let len = varint::get_i32(buf, &mut pos)
+            .map_err(|e| FormatError::varint(at, "record length", e))?;
+        if len <= 0 || len as usize > buf.len() - pos {
+            return Err(FormatError::new(
+                at,
+                format!("record length {len} runs past the end of the batch"),
+            ));
+        }
+        pos += len as usize;
+    }
+    Ok(pos)
+}
+
+/// Checks that a record's offset delta follows `prev` and stays within the
+/// batch.
+fn check_delta(
+    offset_delta: i64,
+    pos: usize,
+    h: &BatchHeader,
+    prev: i64,
+) -> Result<(), FormatError> {
+    if offset_delta <= prev || offset_delta > i64::from(h.last_offset_delta) {
+        return Err(FormatError::new(
+            pos,
+            format!(
+                "offset delta {offset_delta} out of order (previous {prev}, last {})",
+                h.last_offset_delta
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes the record at `pos` of batch `buf` (header `h`) and checks that
 /// its offset delta follows `prev` and stays within the batch.
 pub(super) fn next_record(
@@ -356,15 +448,7 @@ pub(super) fn next_record(
     prev: i64,
 ) -> Result<RawRecord, FormatError> {
     let raw = parse_record(buf, pos)?;
-    if raw.offset_delta <= prev || raw.offset_delta > i64::from(h.last_offset_delta) {
-        return Err(FormatError::new(
-            pos,
-            format!(
-                "offset delta {} out of order (previous {prev}, last {})",
-                raw.offset_delta, h.last_offset_delta
-            ),
-        ));
-    }
+    check_delta(raw.offset_delta, pos, h, prev)?;
     Ok(raw)
 }
 

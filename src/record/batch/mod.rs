@@ -47,6 +47,8 @@
 //! - `decode.rs`: one [`Batch`] and its records ([`BatchRecords`]), the
 //!   record parser and [`validate_records`].
 //! - `batches.rs`: the [`Batches`] view of a log read and its iterators.
+//! - `checked.rs`: which batches of a segment this process has checked the
+//!   CRC of (each is checked once per process).
 //! - `compression.rs`: the codecs, inflating a compressed batch for the
 //!   record parsers and compressing an encoded one.
 //! - `rewrite.rs`: the helpers only compaction uses (filtering a batch's
@@ -57,6 +59,7 @@ use crate::record::varint::VarintError;
 use std::path::Path;
 
 mod batches;
+mod checked;
 mod compression;
 mod decode;
 mod encode;
@@ -66,6 +69,7 @@ mod rewrite;
 mod tests;
 
 pub use batches::{BatchIter, Batches, RecordIter, RecordRef, RecordRefIter};
+pub(crate) use checked::CrcChecked;
 pub use compression::DEFAULT_DECOMPRESSION_LIMIT;
 pub(crate) use compression::{CodecError, deflate, inflate};
 pub use decode::{Batch, BatchRecords, ControlRecord, ControlType};
