@@ -3,12 +3,14 @@
 
 mod config;
 mod group;
+mod record;
 #[cfg(feature = "async")]
 mod stream;
 
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use group::Membership;
 pub use group::RebalanceListener;
+pub use record::ConsumerRecord;
 #[cfg(feature = "async")]
 pub use stream::ConsumerStream;
 
@@ -16,32 +18,11 @@ use crate::catalog::{Catalog, Partition, TopicPartition};
 use crate::client::Context;
 use crate::error::{Error, Result};
 use crate::record::Batches;
-use crate::record::{Header, Offset};
+use crate::record::Offset;
 use crate::storage::{Notify, ReadLimit};
-use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A record as a consumer receives it. Key, value and header values share
-/// the partition's memory map: no payload was copied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerRecord {
-    /// The topic.
-    pub topic: Arc<str>,
-    /// The partition.
-    pub partition: u32,
-    /// The record's offset.
-    pub offset: Offset,
-    /// Milliseconds since the epoch.
-    pub timestamp: i64,
-    /// The key.
-    pub key: Option<Bytes>,
-    /// The value; `None` is a tombstone.
-    pub value: Option<Bytes>,
-    /// The headers.
-    pub headers: Vec<Header>,
-}
 
 #[derive(Debug)]
 struct Assigned {
@@ -85,7 +66,7 @@ struct Partial {
 /// consumer.assign(&[("logs", 0)])?;
 /// for record in consumer.iter_timeout(Duration::from_millis(50)) {
 ///     let record = record?;
-///     println!("{}: {:?}", record.offset, record.value);
+///     println!("{}: {:?}", record.offset, record.value());
 /// }
 /// assert_eq!(consumer.position(("logs", 0))?, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -399,6 +380,9 @@ impl Consumer {
         self.ctx.catalog.check_open()?;
         self.sync_group()?;
         let max = self.config.max_poll_records;
+        // Room for a full poll up front (bounded by the configuration),
+        // rather than growing by doubling and copying the records.
+        out.reserve(max.min(4096));
         let (reset, fetch_bytes, isolation) = (
             self.config.offset_reset,
             self.config.max_partition_fetch_bytes,
@@ -442,6 +426,9 @@ impl Consumer {
                         }
                         _ => b.records()?,
                     };
+                    // What this batch's records share: one reference
+                    // count per record.
+                    let shared = record::Shared::new(a.tp.topic.clone(), records.buffer().clone());
                     loop {
                         if out.len() >= max {
                             // Stopped inside the batch: a compressed one
@@ -459,21 +446,13 @@ impl Consumer {
                             }
                             break 'batches;
                         }
-                        let Some(r) = records.next() else { break };
+                        let Some(r) = records.next_span() else { break };
                         let r = r?;
                         if r.offset < from {
                             continue;
                         }
                         a.position = Some(r.offset + 1);
-                        out.push(ConsumerRecord {
-                            topic: a.tp.topic.clone(),
-                            partition: a.tp.partition,
-                            offset: r.offset,
-                            timestamp: r.timestamp,
-                            key: r.key,
-                            value: r.value,
-                            headers: r.headers,
-                        });
+                        out.push(ConsumerRecord::new(&shared, a.tp.partition, r));
                     }
                     // Compaction leaves gaps, also at the end of a batch
                     // (and empty batches): the position moves past the
@@ -484,9 +463,7 @@ impl Consumer {
             let taken = &out[before..];
             let bytes = taken
                 .iter()
-                .map(|r| {
-                    r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())
-                })
+                .map(|r| r.key().map_or(0, <[u8]>::len) + r.value().map_or(0, <[u8]>::len))
                 .sum::<usize>();
             crate::telemetry::records_out(&a.tp.topic, taken.len() as u64, bytes as u64);
             report_lag(a, self.config.group_id.as_deref(), isolation);

@@ -9,9 +9,9 @@ pub use batch::{
     RecordRefIter, TimestampType,
 };
 pub(crate) use batch::{
-    BatchParams, CodecError, CrcChecked, FormatError, ValidateError, batch_crc, crc_matches,
-    deflate, encode_batch, encode_marker, extend_batch, filter_batch, inflate, record_size_bound,
-    seal_batch, validate_records,
+    BatchParams, CodecError, CrcChecked, FormatError, RecordSpan, ValidateError, batch_crc,
+    crc_matches, deflate, encode_batch, encode_marker, extend_batch, filter_batch, headers_of,
+    inflate, record_size_bound, seal_batch, validate_records,
 };
 
 use bytes::Bytes;

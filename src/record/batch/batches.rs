@@ -241,6 +241,25 @@ pub struct RecordRef<'a> {
 }
 
 impl<'a> RecordRef<'a> {
+    /// A record whose `headers` bytes hold `header_count` validated headers.
+    pub(crate) fn new(
+        offset: Offset,
+        timestamp: i64,
+        key: Option<&'a [u8]>,
+        value: Option<&'a [u8]>,
+        headers: &'a [u8],
+        header_count: usize,
+    ) -> RecordRef<'a> {
+        RecordRef {
+            offset,
+            timestamp,
+            key,
+            value,
+            headers,
+            header_count,
+        }
+    }
+
     /// The headers, as `(name, value)` pairs (names were checked to be
     /// UTF-8 when the record was decoded).
     pub fn headers(&self) -> impl Iterator<Item = Result<(&'a str, Option<&'a [u8]>)>> + 'a {

@@ -73,7 +73,7 @@ pub(crate) use checked::CrcChecked;
 pub use compression::DEFAULT_DECOMPRESSION_LIMIT;
 pub(crate) use compression::{CodecError, deflate, inflate};
 pub use decode::{Batch, BatchRecords, ControlRecord, ControlType};
-pub(crate) use decode::{ValidateError, validate_records};
+pub(crate) use decode::{RecordSpan, ValidateError, headers_of, validate_records};
 pub use encode::BatchBuilder;
 pub(crate) use encode::{BatchParams, encode_batch, encode_marker, record_size_bound};
 pub use header::{BatchHeader, Compression, TimestampType};
@@ -101,6 +101,7 @@ pub(crate) struct FormatError {
 }
 
 impl FormatError {
+    #[cold]
     fn new(position: usize, reason: impl Into<String>) -> Self {
         FormatError {
             position,
@@ -108,6 +109,7 @@ impl FormatError {
         }
     }
 
+    #[cold]
     fn varint(position: usize, what: &str, e: VarintError) -> Self {
         FormatError::new(position, format!("{what}: {}", e.as_str()))
     }
