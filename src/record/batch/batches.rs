@@ -20,6 +20,12 @@ use std::sync::{Arc, OnceLock};
 /// with [`records`](Self::records), which skips records before the offset
 /// the read started from and stops after the read's record limit.
 ///
+/// Each batch's CRC-32C is checked before its records are decoded; for a
+/// log read, once per process: a batch this process already checked (read
+/// before, or appended itself) is not checked again, so bytes another
+/// program changes in a segment file after that come back unchecked.
+/// [`Batch::verify`] and `Log::verify` always recompute.
+///
 /// Compressed batches are decompressed when their records are first
 /// iterated, each once: [`records_ref`](Self::records_ref) keeps the
 /// decompressed buffers in this value, so its records can borrow them.
