@@ -176,7 +176,7 @@ fn values(broker: &Broker, topic: &str, isolation: IsolationLevel) -> Vec<u64> {
         .into_iter()
         .map(|r| {
             let v = r.value().unwrap();
-            std::str::from_utf8(&v).unwrap().parse().unwrap()
+            std::str::from_utf8(v).unwrap().parse().unwrap()
         })
         .collect()
 }

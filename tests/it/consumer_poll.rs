@@ -213,7 +213,7 @@ fn held_records_stay_valid_after_their_segment_is_deleted() {
     broker.admin().delete_topic("t").unwrap();
     for (i, r) in held.iter().enumerate() {
         assert_eq!(
-            &r.value().unwrap()[..],
+            r.value().unwrap(),
             format!("v{i:03}-{}", "x".repeat(40)).as_bytes()
         );
     }

@@ -411,7 +411,7 @@ fn run_group(dir: &Path, args: &Args, out: &mut Out) -> Outcome {
                 value: r.value_bytes(),
                 headers: r.headers(),
             };
-            match out.record(&r.topic(), r.partition, &stored)? {
+            match out.record(r.topic(), r.partition, &stored)? {
                 Flow::More => printed.push((r.partition, r.offset)),
                 Flow::Full => {
                     printed.push((r.partition, r.offset));
