@@ -362,7 +362,10 @@ impl<'a> Iterator for RecordRefIter<'a> {
         let data: &'a [u8] = &batches.data;
         while self.remaining > 0 {
             if let Some(b) = &mut self.batch {
-                let (h, start, buf) = (b.header, b.start, b.buf);
+                // The header by reference: copying it per record cost as
+                // much as decoding a small record.
+                let (start, buf) = (b.start, b.buf);
+                let h = &b.header;
                 if b.index >= h.record_count {
                     if b.at != buf.len() {
                         let a = b.at;
@@ -395,7 +398,7 @@ impl<'a> Iterator for RecordRefIter<'a> {
                     // Before the offset the read started from (a random
                     // read lands inside a batch): step over the record
                     // without decoding it.
-                    match skip_record(buf, b.at, &h, b.prev) {
+                    match skip_record(buf, b.at, h, b.prev) {
                         Ok((delta, end))
                             if h.base_offset as u64 + (delta as u64) < self.skip_before =>
                         {
@@ -408,7 +411,7 @@ impl<'a> Iterator for RecordRefIter<'a> {
                         Err(e) => return self.fail(start, e),
                     }
                 }
-                let raw = match next_record(buf, b.at, &h, b.prev) {
+                let raw = match next_record(buf, b.at, h, b.prev) {
                     Ok(r) => r,
                     Err(e) => return self.fail(start, e),
                 };

@@ -646,7 +646,7 @@ impl BatchRecords {
     /// The next record, as places in [`buffer`](Self::buffer): decoded and
     /// validated as [`next`](Iterator::next) does, nothing shared yet.
     pub(crate) fn next_span(&mut self) -> Option<Result<RecordSpan>> {
-        let h = self.batch.header;
+        let h = &self.batch.header;
         if self.index >= h.record_count {
             if self.pos != self.batch.data.len() {
                 let pos = self.pos;
@@ -660,7 +660,7 @@ impl BatchRecords {
             }
             return None;
         }
-        let raw = match next_record(&self.batch.data, self.pos, &h, self.prev_delta) {
+        let raw = match next_record(&self.batch.data, self.pos, h, self.prev_delta) {
             Ok(r) => r,
             Err(e) => return Some(Err(self.fail(e))),
         };
