@@ -17,8 +17,8 @@ pub use stream::ConsumerStream;
 use crate::catalog::{Catalog, Partition, TopicPartition};
 use crate::client::Context;
 use crate::error::{Error, Result};
-use crate::record::Batches;
 use crate::record::Offset;
+use crate::record::{Batches, Compression};
 use crate::storage::{Notify, ReadLimit};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -406,8 +406,16 @@ impl Consumer {
                 };
                 bytes_left = bytes_left.saturating_sub(batches.len_bytes());
                 let mut aborted = Aborted::new(&a.partition, &batches, isolation);
+                // What the records of this read's uncompressed batches
+                // share (one allocation per read, not per batch: a batch
+                // may hold a single record), and the next batch's place in
+                // it.
+                let mut run: Option<Arc<record::Shared>> = None;
+                let mut next_at = 0;
                 'batches: for b in batches.iter() {
                     let b = b?;
+                    let at = next_at;
+                    next_at += b.as_bytes().len();
                     let from = a.position.unwrap_or(0);
                     if aborted.skips(&b)? || b.header().is_control() {
                         // A transaction marker: not a record to deliver
@@ -426,15 +434,25 @@ impl Consumer {
                         }
                         _ => b.records()?,
                     };
-                    // What this batch's records share: one reference
-                    // count per record.
-                    let shared = record::Shared::new(a.tp.topic.clone(), records.buffer().clone());
+                    // What this batch's records share (one reference
+                    // count per record): the read's bytes, or a compressed
+                    // batch's decompressed records.
+                    let own;
+                    let (shared, shift) = if b.header().compression() == Compression::None {
+                        let run = run.get_or_insert_with(|| {
+                            record::Shared::new(a.tp.topic.clone(), batches.as_bytes().clone())
+                        });
+                        (&*run, at)
+                    } else {
+                        own = record::Shared::new(a.tp.topic.clone(), records.buffer().clone());
+                        (&own, 0)
+                    };
                     loop {
                         if out.len() >= max {
                             // Stopped inside the batch: a compressed one
                             // keeps its decompressed records for the next
                             // poll.
-                            if b.header().compression() != crate::record::Compression::None
+                            if b.header().compression() != Compression::None
                                 && let Some(position) = a.position
                             {
                                 a.partial = Some(Partial {
@@ -452,7 +470,11 @@ impl Consumer {
                             continue;
                         }
                         a.position = Some(r.offset + 1);
-                        out.push(ConsumerRecord::new(&shared, a.tp.partition, r));
+                        out.push(ConsumerRecord::new(
+                            shared,
+                            a.tp.partition,
+                            r.shifted(shift),
+                        ));
                     }
                     // Compaction leaves gaps, also at the end of a batch
                     // (and empty batches): the position moves past the

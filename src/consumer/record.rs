@@ -169,3 +169,67 @@ impl PartialEq for ConsumerRecord {
 }
 
 impl Eq for ConsumerRecord {}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Broker, ConsumerConfig, Header, OffsetReset, ProducerConfig, Record, TopicConfig};
+    use std::time::Duration;
+
+    /// Records of one-record batches, many to a read, then of bigger
+    /// batches: each record's parts are cut from the bytes its batch
+    /// shares with the others of its read.
+    #[test]
+    fn records_of_one_read_share_its_bytes_and_keep_their_own_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .admin()
+            .create_topic("t", TopicConfig::default())
+            .unwrap();
+        let producer = broker.producer(ProducerConfig::default());
+        let record = |i: usize| {
+            let r = Record::new(format!("value-{i}"))
+                .key(format!("k{i}"))
+                .timestamp(i as i64);
+            if i % 3 == 0 {
+                r.header("h", format!("x{i}"))
+            } else {
+                r
+            }
+        };
+        for i in 0..40 {
+            producer.send("t", record(i)).unwrap();
+            if i < 20 {
+                producer.flush().unwrap(); // a batch per record
+            }
+        }
+        producer.flush().unwrap();
+        let mut c = broker.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest));
+        c.assign([("t", 0)]).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 40 {
+            let polled = c.poll(Duration::from_secs(5)).unwrap();
+            assert!(!polled.is_empty());
+            got.extend(polled);
+        }
+        for (i, r) in got.iter().enumerate() {
+            let want = record(i);
+            assert_eq!((r.topic(), r.partition, r.offset), ("t", 0, i as u64));
+            assert_eq!(r.timestamp, i as i64);
+            assert_eq!(r.key_bytes(), want.key);
+            assert_eq!(r.value(), want.value.as_deref());
+            assert_eq!(r.headers(), want.headers);
+            let b = r.as_record_ref();
+            let headers: Vec<_> = b.headers().map(|h| h.unwrap()).collect();
+            let want_headers: Vec<_> = want
+                .headers
+                .iter()
+                .map(|h: &Header| (h.key(), h.value().map(|v| &v[..])))
+                .collect();
+            assert_eq!(headers, want_headers);
+        }
+        drop(c);
+        drop(producer);
+        broker.close().unwrap();
+    }
+}

@@ -636,6 +636,20 @@ pub(crate) struct RecordSpan {
     pub(crate) header_count: usize,
 }
 
+impl RecordSpan {
+    /// The span of the same record in bytes that hold its batch's bytes
+    /// from position `by` on.
+    pub(crate) fn shifted(self, by: usize) -> RecordSpan {
+        let shift = |r: Option<(usize, usize)>| r.map(|(a, b)| (a + by, b + by));
+        RecordSpan {
+            key: shift(self.key),
+            value: shift(self.value),
+            headers: (self.headers.0 + by, self.headers.1 + by),
+            ..self
+        }
+    }
+}
+
 impl BatchRecords {
     /// The bytes the spans of [`next_span`](Self::next_span) point into:
     /// the batch, or its records decompressed.
