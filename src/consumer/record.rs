@@ -191,7 +191,7 @@ mod tests {
             let r = Record::new(format!("value-{i}"))
                 .key(format!("k{i}"))
                 .timestamp(i as i64);
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 r.header("h", format!("x{i}"))
             } else {
                 r
