@@ -57,7 +57,7 @@ fn worker(
         let records = consumer.poll(Duration::from_millis(50))?;
         let mut d = done.lock().expect("no worker panics while holding it");
         for r in &records {
-            let job: u64 = std::str::from_utf8(r.value.as_deref().unwrap_or_default())
+            let job: u64 = std::str::from_utf8(r.value().unwrap_or_default())
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(u64::MAX);

@@ -124,10 +124,10 @@ fn worker(dir: &Path) -> Res<()> {
         producer.begin_transaction()?;
         let mut seen = Vec::new();
         for r in &records {
-            let value = transform(r.value.as_deref().unwrap_or_default());
+            let value = transform(r.value().unwrap_or_default());
             let mut transformed = Record::new(value);
-            if let Some(k) = &r.key {
-                transformed = transformed.key(k.clone());
+            if let Some(k) = r.key_bytes() {
+                transformed = transformed.key(k);
             }
             producer.send("out", transformed)?;
             if !seen.contains(&r.partition) {
@@ -381,8 +381,8 @@ fn check(dir: &Path, n: u64) -> Res<Vec<String>> {
     let uncommitted = read_out(&broker, IsolationLevel::ReadUncommitted)?;
     let mut seen: BTreeMap<u64, Vec<(u32, u64)>> = BTreeMap::new();
     for r in &committed {
-        let value = r.value.as_deref().unwrap_or_default();
-        let key = r.key.as_deref().unwrap_or_default();
+        let value = r.value().unwrap_or_default();
+        let key = r.key().unwrap_or_default();
         let parsed = std::str::from_utf8(value)
             .ok()
             .and_then(|v| v.strip_suffix("-done"))

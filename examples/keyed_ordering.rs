@@ -52,11 +52,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut total = 0;
     for record in consumer.iter_timeout(Duration::from_millis(200)) {
         let record = record?;
-        let text =
-            String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned();
+        let text = String::from_utf8_lossy(record.value().unwrap_or_default()).into_owned();
         let (account, seq) = text.split_once(" seq ").ok_or("malformed event")?;
         let seq: u32 = seq.parse()?;
-        let key = record.key.as_deref().unwrap_or_default();
+        let key = record.key().unwrap_or_default();
         assert_eq!(
             record.partition,
             partition_for_key(key, PARTITIONS),

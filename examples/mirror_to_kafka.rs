@@ -214,8 +214,8 @@ fn main() -> Res<()> {
             .into());
         }
         for (w, g) in want.iter().zip(got) {
-            if (&w.key, &w.value, &w.headers, w.timestamp)
-                != (&g.key, &g.value, &g.headers, g.timestamp)
+            if (&w.key(), &w.value(), &w.headers(), w.timestamp)
+                != (&g.key(), &g.value(), &g.headers(), g.timestamp)
             {
                 return Err(format!(
                     "partition {p}: offset {} came back as {g:?}, not {w:?}",

@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "halfway: partition {} offset {} key {:?}",
                 record.partition,
                 record.offset,
-                String::from_utf8_lossy(record.key.as_deref().unwrap_or_default())
+                String::from_utf8_lossy(record.key().unwrap_or_default())
             );
         }
         if count == EVENTS {

@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 return Err(embedlog::Error::InvalidArgument("no event for 10 s".into()));
             }
             for r in records {
-                let sent: u64 = std::str::from_utf8(r.value.as_deref().unwrap_or_default())
+                let sent: u64 = std::str::from_utf8(r.value().unwrap_or_default())
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);

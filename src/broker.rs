@@ -167,7 +167,7 @@ pub(crate) struct BrokerInner {
 /// consumer.assign(&[("events", meta.partition)])?;
 /// consumer.seek_to_beginning(&[("events", meta.partition)])?;
 /// let records = consumer.poll(Duration::from_secs(1))?;
-/// assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+/// assert_eq!(records[0].value(), Some(&b"hello"[..]));
 /// broker.close()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

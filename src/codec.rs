@@ -115,7 +115,7 @@ impl ConsumerRecord {
     /// [`Error::Codec`].
     #[cfg(feature = "json")]
     pub fn value_as<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        decode_value::<Json, T>(self.value.as_ref())
+        decode_value::<Json, T>(self.value_bytes().as_ref())
     }
 
     /// The value decoded with codec `C`; `None` for a tombstone.
@@ -123,7 +123,7 @@ impl ConsumerRecord {
     /// # Errors
     /// [`Error::Codec`].
     pub fn value_with<C: Codec, T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        decode_value::<C, T>(self.value.as_ref())
+        decode_value::<C, T>(self.value_bytes().as_ref())
     }
 }
 
@@ -353,7 +353,7 @@ impl<K: DeserializeOwned, V: DeserializeOwned, C: Codec> TypedRecord<K, V, C> {
     /// # Errors
     /// [`Error::Codec`] when the key is not a `K`.
     pub fn key(&self) -> Result<Option<K>> {
-        decode_value::<C, K>(self.record.key.as_ref())
+        decode_value::<C, K>(self.record.key_bytes().as_ref())
     }
 
     /// The value, decoded; `None` for a tombstone.
@@ -361,7 +361,7 @@ impl<K: DeserializeOwned, V: DeserializeOwned, C: Codec> TypedRecord<K, V, C> {
     /// # Errors
     /// [`Error::Codec`] when the value is not a `V`.
     pub fn value(&self) -> Result<Option<V>> {
-        decode_value::<C, V>(self.record.value.as_ref())
+        decode_value::<C, V>(self.record.value_bytes().as_ref())
     }
 
     /// The record as stored.

@@ -29,7 +29,7 @@
 //! consumer.assign([("orders", 0), ("orders", 1), ("orders", 2)])?;
 //! let records = consumer.poll(Duration::from_secs(1))?;
 //! assert_eq!(records.len(), 10);
-//! assert_eq!(records[3].value.as_deref(), Some(&b"order 3"[..]));
+//! assert_eq!(records[3].value(), Some(&b"order 3"[..]));
 //! broker.close()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

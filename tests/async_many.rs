@@ -123,7 +123,7 @@ fn child_a_thousand_streams() {
                 for phase in [BEFORE, BEFORE + AFTER] {
                     while got.len() < phase {
                         let r = stream.next().await.unwrap().unwrap();
-                        got.push((r.partition, r.offset, r.value.unwrap()));
+                        got.push((r.partition, r.offset, r.value_bytes().unwrap()));
                     }
                     tx.send(i).unwrap();
                 }

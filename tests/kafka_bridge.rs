@@ -407,21 +407,16 @@ fn assert_mirror_is_original(broker: &Broker, kafka: &KcatMock, total: u64) {
             let at = format!("partition {p}, original offset {}", w.offset);
             // The mirror's offsets differ: its transactions' commit
             // markers take offsets too.
-            assert_eq!(g.key, w.key, "key at {at}");
-            assert_eq!(g.value, w.value, "value at {at}");
+            assert_eq!(g.key(), w.key(), "key at {at}");
+            assert_eq!(g.value(), w.value(), "value at {at}");
             assert_eq!(g.timestamp, w.timestamp, "timestamp at {at}");
-            assert_eq!(g.headers, w.headers, "headers at {at}");
+            assert_eq!(g.headers(), w.headers(), "headers at {at}");
         }
     }
     let mut seen = HashSet::new();
     for r in mirror.iter().flatten() {
         assert!(
-            seen.insert((
-                r.partition,
-                r.key.clone(),
-                r.value.clone(),
-                r.headers.clone()
-            )),
+            seen.insert((r.partition, r.key_bytes(), r.value_bytes(), r.headers())),
             "partition {} offset {} of mirror.orders is a duplicate",
             r.partition,
             r.offset

@@ -3,45 +3,26 @@
 
 mod config;
 mod group;
+mod record;
 #[cfg(feature = "async")]
 mod stream;
 
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use group::Membership;
 pub use group::RebalanceListener;
+pub use record::ConsumerRecord;
 #[cfg(feature = "async")]
 pub use stream::ConsumerStream;
 
 use crate::catalog::{Catalog, Partition, TopicPartition};
 use crate::client::Context;
 use crate::error::{Error, Result};
-use crate::record::Batches;
-use crate::record::{Header, Offset};
+use crate::record::Offset;
+use crate::record::{Batches, Compression};
 use crate::storage::{Notify, ReadLimit};
-use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A record as a consumer receives it. Key, value and header values share
-/// the partition's memory map: no payload was copied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerRecord {
-    /// The topic.
-    pub topic: Arc<str>,
-    /// The partition.
-    pub partition: u32,
-    /// The record's offset.
-    pub offset: Offset,
-    /// Milliseconds since the epoch.
-    pub timestamp: i64,
-    /// The key.
-    pub key: Option<Bytes>,
-    /// The value; `None` is a tombstone.
-    pub value: Option<Bytes>,
-    /// The headers.
-    pub headers: Vec<Header>,
-}
 
 #[derive(Debug)]
 struct Assigned {
@@ -85,7 +66,7 @@ struct Partial {
 /// consumer.assign(&[("logs", 0)])?;
 /// for record in consumer.iter_timeout(Duration::from_millis(50)) {
 ///     let record = record?;
-///     println!("{}: {:?}", record.offset, record.value);
+///     println!("{}: {:?}", record.offset, record.value());
 /// }
 /// assert_eq!(consumer.position(("logs", 0))?, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -399,6 +380,9 @@ impl Consumer {
         self.ctx.catalog.check_open()?;
         self.sync_group()?;
         let max = self.config.max_poll_records;
+        // Room for a full poll up front (bounded by the configuration),
+        // rather than growing by doubling and copying the records.
+        out.reserve(max.min(4096));
         let (reset, fetch_bytes, isolation) = (
             self.config.offset_reset,
             self.config.max_partition_fetch_bytes,
@@ -422,13 +406,21 @@ impl Consumer {
                 };
                 bytes_left = bytes_left.saturating_sub(batches.len_bytes());
                 let mut aborted = Aborted::new(&a.partition, &batches, isolation);
+                // What the records of this read's uncompressed batches
+                // share (one allocation per read, not per batch: a batch
+                // may hold a single record), and the next batch's place in
+                // it.
+                let mut run: Option<Arc<record::Shared>> = None;
+                let mut next_at = 0;
                 'batches: for b in batches.iter() {
                     let b = b?;
+                    let at = next_at;
+                    next_at += b.as_bytes().len();
                     let from = a.position.unwrap_or(0);
                     if aborted.skips(&b)? || b.header().is_control() {
                         // A transaction marker: not a record to deliver
                         // (its CRC is checked all the same).
-                        b.verify()?;
+                        b.verify_once()?;
                         a.position = Some(from.max(b.last_offset() + 1));
                         continue;
                     }
@@ -442,12 +434,25 @@ impl Consumer {
                         }
                         _ => b.records()?,
                     };
+                    // What this batch's records share (one reference
+                    // count per record): the read's bytes, or a compressed
+                    // batch's decompressed records.
+                    let own;
+                    let (shared, shift) = if b.header().compression() == Compression::None {
+                        let run = run.get_or_insert_with(|| {
+                            record::Shared::new(a.tp.topic.clone(), batches.as_bytes().clone())
+                        });
+                        (&*run, at)
+                    } else {
+                        own = record::Shared::new(a.tp.topic.clone(), records.buffer().clone());
+                        (&own, 0)
+                    };
                     loop {
                         if out.len() >= max {
                             // Stopped inside the batch: a compressed one
                             // keeps its decompressed records for the next
                             // poll.
-                            if b.header().compression() != crate::record::Compression::None
+                            if b.header().compression() != Compression::None
                                 && let Some(position) = a.position
                             {
                                 a.partial = Some(Partial {
@@ -459,21 +464,17 @@ impl Consumer {
                             }
                             break 'batches;
                         }
-                        let Some(r) = records.next() else { break };
+                        let Some(r) = records.next_span() else { break };
                         let r = r?;
                         if r.offset < from {
                             continue;
                         }
                         a.position = Some(r.offset + 1);
-                        out.push(ConsumerRecord {
-                            topic: a.tp.topic.clone(),
-                            partition: a.tp.partition,
-                            offset: r.offset,
-                            timestamp: r.timestamp,
-                            key: r.key,
-                            value: r.value,
-                            headers: r.headers,
-                        });
+                        out.push(ConsumerRecord::new(
+                            shared,
+                            a.tp.partition,
+                            r.shifted(shift),
+                        ));
                     }
                     // Compaction leaves gaps, also at the end of a batch
                     // (and empty batches): the position moves past the
@@ -484,9 +485,7 @@ impl Consumer {
             let taken = &out[before..];
             let bytes = taken
                 .iter()
-                .map(|r| {
-                    r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())
-                })
+                .map(|r| r.key().map_or(0, <[u8]>::len) + r.value().map_or(0, <[u8]>::len))
                 .sum::<usize>();
             crate::telemetry::records_out(&a.tp.topic, taken.len() as u64, bytes as u64);
             report_lag(a, self.config.group_id.as_deref(), isolation);

@@ -67,7 +67,7 @@ impl Consumer {
     ///     for want in ["line 1", "line 2"] {
     ///         // Waits (woken by the append) until the record is there.
     ///         let record = stream.next().await.unwrap().unwrap();
-    ///         assert_eq!(record.value.as_deref(), Some(want.as_bytes()));
+    ///         assert_eq!(record.value(), Some(want.as_bytes()));
     ///     }
     /// });
     /// writer.join().unwrap().unwrap();
@@ -160,7 +160,7 @@ impl ConsumerStream<'_> {
     fn hold(&mut self, out: Vec<ConsumerRecord>) {
         let assigned = &mut self.consumer.assigned;
         let of = |r: &ConsumerRecord, a: &Assigned| {
-            a.tp.partition == r.partition && a.tp.topic == r.topic
+            a.tp.partition == r.partition && *a.tp.topic == *r.topic()
         };
         // The partition of the current run (a fetch returns each
         // partition's records together) and where the fetch left it.
@@ -181,7 +181,7 @@ impl ConsumerStream<'_> {
             };
             let last_of_run = records
                 .peek()
-                .is_none_or(|n| n.partition != record.partition || n.topic != record.topic);
+                .is_none_or(|n| n.partition != record.partition || n.topic() != record.topic());
             let after = match fetched_to {
                 Some(to) if last_of_run => to,
                 _ => record.offset + 1,

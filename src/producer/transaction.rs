@@ -470,7 +470,7 @@ fn abortable(id: &str, e: &Error) -> Error {
 /// consumer.assign(&[("payments", 0), ("payments", 1)])?;
 /// let values: Vec<_> = consumer
 ///     .iter_timeout(Duration::from_millis(100))
-///     .map(|r| r.map(|r| r.value.unwrap()))
+///     .map(|r| r.map(|r| r.value_bytes().unwrap()))
 ///     .collect::<Result<_, _>>()?;
 /// assert_eq!(values.len(), 2);
 /// assert!(!values.iter().any(|v| v == "never seen"));

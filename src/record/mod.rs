@@ -13,9 +13,9 @@ pub use batch::{
     RecordRefIter, TimestampType,
 };
 pub(crate) use batch::{
-    BatchParams, CodecError, FormatError, ValidateError, batch_crc, crc_matches, deflate,
-    encode_batch, encode_marker, extend_batch, filter_batch, fixed_body_size, inflate, seal_batch,
-    size_bound_of, validate_records,
+    BatchParams, CodecError, CrcChecked, FormatError, RecordSpan, ValidateError, batch_crc,
+    crc_matches, deflate, encode_batch, encode_marker, extend_batch, filter_batch, fixed_body_size,
+    headers_of, inflate, seal_batch, size_bound_of, validate_records,
 };
 
 use bytes::Bytes;

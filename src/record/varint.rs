@@ -53,6 +53,20 @@ pub(crate) fn put_i64(buf: &mut Vec<u8>, v: i64) {
 /// Reads an unsigned varint of at most `max_bytes` bytes from `buf[*pos..]`.
 #[inline]
 fn get_raw(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64, VarintError> {
+    // Most lengths and deltas fit one or two bytes.
+    if let Some(&b) = buf.get(*pos) {
+        if b & 0x80 == 0 {
+            *pos += 1;
+            return Ok(u64::from(b));
+        }
+        if max_bytes >= 2
+            && let Some(&c) = buf.get(*pos + 1)
+            && c & 0x80 == 0
+        {
+            *pos += 2;
+            return Ok(u64::from(b & 0x7f) | (u64::from(c) << 7));
+        }
+    }
     let mut result: u64 = 0;
     let mut shift = 0u32;
     for i in 0..max_bytes {

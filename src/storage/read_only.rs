@@ -467,6 +467,7 @@ impl View {
             start,
             from,
             limit.max_records,
+            None,
         )))
     }
 

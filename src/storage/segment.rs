@@ -13,7 +13,7 @@ use super::index::{Entry, Index, IndexKind};
 use super::prealloc::{self, LOG_CHUNK, Preallocated};
 use super::vfs::{Handle, Vfs};
 use crate::error::{Error, Result};
-use crate::record::{Batch, BatchHeader, Batches, FormatError, Offset};
+use crate::record::{Batch, BatchHeader, Batches, CrcChecked, FormatError, Offset};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -205,6 +205,8 @@ pub(crate) struct Segment {
     time_index: Index,
     /// CRC-32C of both index files once the segment is complete.
     index_crcs: parking_lot::Mutex<Option<(u32, u32)>>,
+    /// The batches whose CRC this process checked (readers skip them).
+    checked: Arc<CrcChecked>,
 }
 
 /// Indexes rebuilt from a scan of the log, and what the scan found.
@@ -283,6 +285,7 @@ impl Segment {
             offset_index,
             time_index,
             index_crcs: parking_lot::Mutex::new(None),
+            checked: Arc::new(CrcChecked::new(limits.map_len, 0, 0)),
         })
     }
 
@@ -318,6 +321,8 @@ impl Segment {
             }
             Mode::Recover { .. } => None,
         };
+        // A rebuild's scan checked every CRC of the bytes it kept.
+        let rebuilt = checked.is_none();
         let (offset_index, time_index, state, size, next, max) = match checked {
             Some((o, t, st, size, next)) => (o, t, st, size, next, None),
             None => {
@@ -392,6 +397,11 @@ impl Segment {
             offset_index,
             time_index,
             index_crcs: parking_lot::Mutex::new(None),
+            checked: Arc::new(CrcChecked::new(
+                map_len,
+                size,
+                if rebuilt { size } else { 0 },
+            )),
         };
         let max = max.or_else(|| {
             seg.time_index
@@ -846,6 +856,7 @@ impl Segment {
             start,
             from,
             max_records,
+            Some(self.checked.clone()),
         )))
     }
 
@@ -908,7 +919,7 @@ impl Segment {
         let mut records = 0;
         // Every record, transaction markers included (`Batches::records`
         // skips those).
-        let batches = Batches::from_log(data, self.path.clone(), 0, 0, usize::MAX)
+        let batches = Batches::from_log(data, self.path.clone(), 0, 0, usize::MAX, None)
             .decompression_limit(decompression_limit);
         for b in batches.iter() {
             for r in b?.records()? {

@@ -24,7 +24,7 @@ fn line(n: u64) -> String {
 fn committed_lines(broker: &Broker) -> Vec<String> {
     consume_all(broker, "app-log", IsolationLevel::ReadCommitted)
         .into_iter()
-        .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+        .map(|r| String::from_utf8(r.value().unwrap().to_vec()).unwrap())
         .collect()
 }
 

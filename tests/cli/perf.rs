@@ -110,8 +110,8 @@ fn produce_reports_and_stores_every_record_at_its_size() {
     let records = read_back(dir.path(), "t");
     assert_eq!(records.len(), 2000);
     for r in &records {
-        assert_eq!(r.value.as_ref().map(|v| v.len()), Some(100));
-        assert!(r.key.is_none());
+        assert_eq!(r.value().map(|v| v.len()), Some(100));
+        assert!(r.key().is_none());
     }
 }
 
@@ -124,7 +124,7 @@ fn keys_spread_over_partitions_as_murmur2_says() {
     let mut per_key = std::collections::BTreeMap::new();
     let mut partitions = std::collections::BTreeSet::new();
     for r in &records {
-        let key = r.key.as_ref().expect("every record has a key");
+        let key = r.key().expect("every record has a key");
         assert_eq!(r.partition, partition_for_key(key, 4));
         partitions.insert(r.partition);
         *per_key

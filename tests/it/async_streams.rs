@@ -315,7 +315,7 @@ fn a_stream_wakes_on_appends_from_another_thread() {
         let mut got = Vec::new();
         while got.len() < 300 {
             let r = stream.next().await.unwrap().unwrap();
-            got.push((r.partition, r.offset, r.value.unwrap()));
+            got.push((r.partition, r.offset, r.value_bytes().unwrap()));
         }
         got
     });
@@ -444,7 +444,7 @@ proptest! {
             if batch.is_empty() {
                 break;
             }
-            polled.extend(batch.into_iter().map(|r| (r.partition, r.offset, r.value)));
+            polled.extend(batch.into_iter().map(|r| (r.partition, r.offset, r.value_bytes())));
         }
 
         let mut streaming = broker.consumer(config);
@@ -455,7 +455,7 @@ proptest! {
             pollster::block_on(async {
                 while streamed.len() < polled.len() {
                     let r = stream.next().await.unwrap().unwrap();
-                    streamed.push((r.partition, r.offset, r.value));
+                    streamed.push((r.partition, r.offset, r.value_bytes()));
                 }
             });
             // Nothing more: the stream waits.

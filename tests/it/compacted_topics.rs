@@ -117,7 +117,7 @@ fn consumers_read_the_latest_value_of_each_key_across_gaps() {
         for r in records {
             got.push((
                 r.offset,
-                String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                String::from_utf8(r.key().unwrap().to_vec()).unwrap(),
             ));
         }
     }

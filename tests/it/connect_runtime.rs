@@ -175,8 +175,8 @@ fn values(broker: &Broker, topic: &str, isolation: IsolationLevel) -> Vec<u64> {
     consume_all(broker, topic, isolation)
         .into_iter()
         .map(|r| {
-            let v = r.value.unwrap();
-            std::str::from_utf8(&v).unwrap().parse().unwrap()
+            let v = r.value().unwrap();
+            std::str::from_utf8(v).unwrap().parse().unwrap()
         })
         .collect()
 }
@@ -193,10 +193,10 @@ fn stored_next(broker: &Broker) -> Option<u64> {
     let stored = consume_all(broker, "connect-offsets", IsolationLevel::ReadCommitted);
     let last = stored.last()?;
     assert_eq!(
-        last.key.as_deref(),
+        last.key(),
         Some(&br#"["numbers",{"source":"numbers"}]"#[..])
     );
-    let v: serde_json::Value = serde_json::from_slice(last.value.as_ref()?).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(last.value()?).unwrap();
     v["next"].as_u64()
 }
 
@@ -386,7 +386,7 @@ fn transforms_and_converters_shape_what_a_source_writes() {
         .poll(Duration::ZERO)
         .unwrap()
         .into_iter()
-        .map(|r| (r.key.unwrap(), r.value.unwrap()))
+        .map(|r| (r.key_bytes().unwrap(), r.value_bytes().unwrap()))
         .collect();
     got.sort();
     let b = |s: &str| Bytes::from(s.to_string());
@@ -628,9 +628,9 @@ fn records_a_converter_cannot_read_go_to_the_dead_letter_topic_with_the_reason()
     let dead = c.poll(Duration::ZERO).unwrap();
     assert_eq!(dead.len(), 2);
     for (r, (offset, value)) in dead.iter().zip([(1, "{broken"), (4, "nope")]) {
-        assert_eq!(r.value.as_deref(), Some(value.as_bytes()));
+        assert_eq!(r.value(), Some(value.as_bytes()));
         let header = |k: &str| {
-            r.headers
+            r.headers()
                 .iter()
                 .find(|h| h.key() == k)
                 .and_then(|h| h.value())

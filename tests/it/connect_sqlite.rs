@@ -160,7 +160,7 @@ fn events(broker: &Broker) -> Vec<i64> {
     consume_all(broker, "events", IsolationLevel::ReadCommitted)
         .into_iter()
         .map(|r| {
-            let v: serde_json::Value = serde_json::from_slice(&r.value.unwrap()).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(r.value().unwrap()).unwrap();
             v["n"].as_i64().unwrap()
         })
         .collect()

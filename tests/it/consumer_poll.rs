@@ -32,7 +32,7 @@ fn a_consumer_started_first_receives_everything_by_long_poll() {
             got.extend(
                 batch
                     .into_iter()
-                    .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap()),
+                    .map(|r| String::from_utf8(r.value().unwrap().to_vec()).unwrap()),
             );
         }
         got
@@ -213,7 +213,7 @@ fn held_records_stay_valid_after_their_segment_is_deleted() {
     broker.admin().delete_topic("t").unwrap();
     for (i, r) in held.iter().enumerate() {
         assert_eq!(
-            &r.value.as_ref().unwrap()[..],
+            r.value().unwrap(),
             format!("v{i:03}-{}", "x".repeat(40)).as_bytes()
         );
     }
@@ -232,7 +232,7 @@ fn held_records_stay_valid_after_their_segment_is_deleted() {
         .append(&[Record::new("new 0"), Record::new("new 1")])
         .unwrap();
     let got = c.poll(Duration::from_millis(100)).unwrap();
-    let values: Vec<_> = got.iter().map(|r| r.value.clone().unwrap()).collect();
+    let values: Vec<_> = got.iter().map(|r| r.value_bytes().unwrap()).collect();
     assert_eq!(values, ["new 0", "new 1"]);
     assert_eq!(got[0].offset, 0);
 }

@@ -81,10 +81,7 @@ fn consumers_never_deliver_markers() {
     let mut consumer = broker.consumer(config.clone());
     consumer.assign([("txn", 0)]).unwrap();
     let records = consumer.poll(Duration::from_secs(5)).unwrap();
-    let got: Vec<(u64, Option<&[u8]>)> = records
-        .iter()
-        .map(|r| (r.offset, r.value.as_deref()))
-        .collect();
+    let got: Vec<(u64, Option<&[u8]>)> = records.iter().map(|r| (r.offset, r.value())).collect();
     assert_eq!(
         got,
         [

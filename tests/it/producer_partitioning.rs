@@ -102,9 +102,9 @@ fn order_per_partition_holds_with_several_producer_threads() {
     let mut n = 0;
     for r in consumer.iter_timeout(Duration::from_millis(100)) {
         let r = r.unwrap();
-        let v = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+        let v = String::from_utf8(r.value().unwrap().to_vec()).unwrap();
         let seq: u32 = v.split(':').nth(1).unwrap().parse().unwrap();
-        let k = r.key.unwrap().to_vec();
+        let k = r.key().unwrap().to_vec();
         assert_eq!(r.partition, partition_for_key(&k, 4));
         if let Some(prev) = last_seq.insert(k, seq) {
             assert!(seq > prev, "out of order: {seq} after {prev}");
@@ -220,10 +220,10 @@ fn records_and_headers_round_trip_byte_exact() {
     let got = consumer.poll(Duration::from_secs(5)).unwrap();
     assert_eq!(got.len(), 3);
     for (g, s) in got.iter().zip(&sent) {
-        assert_eq!(g.key, s.key);
-        assert_eq!(g.value, s.value);
+        assert_eq!(g.key_bytes(), s.key);
+        assert_eq!(g.value_bytes(), s.value);
         assert_eq!(g.timestamp, s.timestamp);
-        assert_eq!(g.headers, s.headers);
+        assert_eq!(g.headers(), s.headers);
     }
 }
 

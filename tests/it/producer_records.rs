@@ -33,13 +33,13 @@ fn stored(broker: &Broker, topic: &str) -> Vec<(u32, Stored)> {
         .into_iter()
         .map(|r| {
             let headers = r
-                .headers
+                .headers()
                 .iter()
                 .map(|h| (h.key().to_string(), h.value().map(|v| v.to_vec())))
                 .collect();
             let fields = (
-                r.key.as_deref().map(<[u8]>::to_vec),
-                r.value.as_deref().map(<[u8]>::to_vec),
+                r.key().map(<[u8]>::to_vec),
+                r.value().map(<[u8]>::to_vec),
                 headers,
             );
             ((r.partition, r.offset), fields)
@@ -267,7 +267,7 @@ fn many_threads_on_many_topics_lose_nothing() {
     let mut total = 0;
     for t in topics {
         for r in consume_all(&broker, t, IsolationLevel::ReadUncommitted) {
-            let v = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+            let v = String::from_utf8(r.value().unwrap().to_vec()).unwrap();
             let (th, i) = v.split_once(':').unwrap();
             let (th, i): (u32, u32) = (th.parse().unwrap(), i.parse().unwrap());
             assert_eq!(r.partition, th % 2);
@@ -392,7 +392,7 @@ proptest! {
         let mut got: BTreeMap<(usize, u32), Vec<Vec<u8>>> = BTreeMap::new();
         for (t, n) in names.iter().enumerate() {
             for r in consume_all(&broker, n, IsolationLevel::ReadUncommitted) {
-                got.entry((t, r.partition)).or_default().push(r.value.unwrap().to_vec());
+                got.entry((t, r.partition)).or_default().push(r.value().unwrap().to_vec());
             }
         }
         if !failed {
@@ -461,7 +461,7 @@ fn a_full_buffer_holds_senders_back_and_loses_nothing() {
     producer.flush().unwrap();
     let got: Vec<u32> = consume_all(&broker, "t", IsolationLevel::ReadUncommitted)
         .into_iter()
-        .map(|r| u32::from_be_bytes(r.value.unwrap()[..].try_into().unwrap()))
+        .map(|r| u32::from_be_bytes(r.value().unwrap().try_into().unwrap()))
         .collect();
     assert_eq!(got, (0..n).collect::<Vec<_>>());
 }

@@ -143,7 +143,7 @@ fn retention_changes_at_run_time_and_consumers_reset() {
     // The consumer's position fell below the start: the reset policy applies.
     assert_eq!(c.poll(Duration::ZERO).unwrap()[0].offset, start);
     // Records it held from deleted segments are still intact.
-    assert_eq!(held[0].value.as_deref(), Some(&[b'x'; 60][..]));
+    assert_eq!(held[0].value(), Some(&[b'x'; 60][..]));
     // The new start offset and the configuration survive a reopen.
     broker.close().unwrap();
     drop((broker, c));

@@ -50,7 +50,7 @@ fn read(b: &Broker, level: IsolationLevel) -> BTreeMap<u32, Vec<String>> {
         let r = r.unwrap();
         out.entry(r.partition)
             .or_default()
-            .push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+            .push(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
     }
     out
 }
@@ -637,7 +637,7 @@ fn compaction_drops_aborted_records_and_keeps_the_committed_value() {
         );
         c.assign(&[("c", 0)]).unwrap();
         c.iter_timeout(Duration::from_millis(20))
-            .map(|r| String::from_utf8(r.unwrap().value.unwrap().to_vec()).unwrap())
+            .map(|r| String::from_utf8(r.unwrap().value().unwrap().to_vec()).unwrap())
             .collect::<Vec<_>>()
     };
     assert_eq!(read(&b), ["committed"]);
@@ -646,7 +646,7 @@ fn compaction_drops_aborted_records_and_keeps_the_committed_value() {
     c.assign(&[("c", 0)]).unwrap();
     let all: Vec<_> = c
         .iter_timeout(Duration::from_millis(20))
-        .map(|r| r.unwrap().value.unwrap())
+        .map(|r| r.unwrap().value_bytes().unwrap())
         .collect();
     assert_eq!(all, ["committed"]);
     drop((p, c, part));
@@ -719,7 +719,7 @@ fn read_committed_latest_is_the_last_stable_offset() {
     p.commit_transaction().unwrap();
     let got = c.poll(Duration::from_secs(5)).unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].value.as_deref(), Some(&b"pending"[..]));
+    assert_eq!(got[0].value(), Some(&b"pending"[..]));
 }
 
 /// Offsets a member added are checked again at commit: a member that left

@@ -111,7 +111,7 @@ fn read(p: &Params, data: &str) -> Res<Figures> {
             format!("the consumer starved at {n}")
         })?;
         for r in records {
-            bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+            bytes += r.value().map_or(0, |v| v.len() as u64);
             n += 1;
         }
     }

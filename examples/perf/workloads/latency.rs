@@ -91,7 +91,7 @@ fn end_to_end(p: &Params) -> Res<Figures> {
             while ns.len() < n {
                 for r in c.poll(Duration::from_secs(10))? {
                     let now = epoch.elapsed().as_nanos() as u64;
-                    let v = r.value.as_deref().unwrap_or_default();
+                    let v = r.value().unwrap_or_default();
                     let sent = v
                         .get(..8)
                         .and_then(|b| b.try_into().ok())

@@ -107,7 +107,7 @@ fn consume(p: &Params, scan: Scan) -> Res<(u64, u64, Duration)> {
         let before = n;
         if let Scan::Poll = scan {
             for r in c.poll(timeout)? {
-                bytes += std::hint::black_box(r.value.as_ref().map_or(0, |v| v.len())) as u64;
+                bytes += std::hint::black_box(r.value().map_or(0, |v| v.len())) as u64;
                 n += 1;
             }
         } else {

@@ -407,11 +407,11 @@ fn run_group(dir: &Path, args: &Args, out: &mut Out) -> Outcome {
             let stored = StoredRecord {
                 offset: r.offset,
                 timestamp: r.timestamp,
-                key: r.key.clone(),
-                value: r.value.clone(),
-                headers: r.headers.clone(),
+                key: r.key_bytes(),
+                value: r.value_bytes(),
+                headers: r.headers(),
             };
-            match out.record(&r.topic, r.partition, &stored)? {
+            match out.record(r.topic(), r.partition, &stored)? {
                 Flow::More => printed.push((r.partition, r.offset)),
                 Flow::Full => {
                     printed.push((r.partition, r.offset));

@@ -737,10 +737,7 @@ fn poll_once(
                 break;
             }
             got.records += 1;
-            got.bytes += size(
-                r.key.as_ref().map(Bytes::len),
-                r.value.as_ref().map(Bytes::len),
-            );
+            got.bytes += size(r.key().map(<[u8]>::len), r.value().map(<[u8]>::len));
         }
     }
     Ok(got)

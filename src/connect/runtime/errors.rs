@@ -118,10 +118,10 @@ impl ErrorPolicy {
         connector: &str,
         task: usize,
     ) -> Record {
-        let mut headers = original.headers.clone();
+        let mut headers = original.headers();
         if self.context_headers {
             let mut add = |k: &str, v: String| headers.push(Header::new(k, v.into_bytes()));
-            add("__connect.errors.topic", original.topic.to_string());
+            add("__connect.errors.topic", original.topic().to_string());
             add("__connect.errors.partition", original.partition.to_string());
             add("__connect.errors.offset", original.offset.to_string());
             add("__connect.errors.connector.name", connector.to_string());
@@ -134,8 +134,8 @@ impl ErrorPolicy {
             add("__connect.errors.exception.message", error.to_string());
         }
         Record {
-            key: original.key.clone(),
-            value: original.value.clone(),
+            key: original.key_bytes(),
+            value: original.value_bytes(),
             timestamp: original.timestamp,
             headers,
         }
@@ -188,22 +188,22 @@ mod tests {
             .set("errors.deadletterqueue.topic.name", "dlq")
             .set("errors.deadletterqueue.context.headers.enable", "true");
         let p = ErrorPolicy::from_config(&c, true).unwrap();
-        let original = ConsumerRecord {
-            topic: "in".into(),
-            partition: 2,
-            offset: 7,
-            timestamp: 42,
-            key: Some(bytes::Bytes::from_static(b"k")),
-            value: Some(bytes::Bytes::from_static(b"{not json")),
-            headers: vec![Header::new("h", "v")],
-        };
+        let original = ConsumerRecord::of(
+            "in",
+            2,
+            7,
+            &crate::Record::new("{not json")
+                .key("k")
+                .timestamp(42)
+                .header("h", "v"),
+        );
         let error = Error::Conversion {
             converter: "json",
             reason: "bad".into(),
         };
         let r = p.dead_letter(&original, Stage::ValueConverter, &error, "c", 1);
-        assert_eq!(r.key, original.key);
-        assert_eq!(r.value, original.value);
+        assert_eq!(r.key, original.key_bytes());
+        assert_eq!(r.value, original.value_bytes());
         assert_eq!(r.timestamp, 42);
         let h = |k: &str| {
             r.headers

@@ -123,14 +123,14 @@ pub(super) fn read(
             );
         }
         for r in consumer.poll(Duration::from_millis(100))? {
-            let Some((name, partition)) = r.key.as_deref().and_then(parse_key) else {
+            let Some((name, partition)) = r.key().and_then(parse_key) else {
                 continue;
             };
             if name != connector {
                 continue;
             }
             let id = Value::Map(partition.clone()).to_json_string();
-            match &r.value {
+            match r.value() {
                 None => {
                     offsets.remove(&id);
                 }

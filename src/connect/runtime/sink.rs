@@ -204,21 +204,21 @@ impl SinkWork {
     /// the error policy skipped it.
     fn convert(&mut self, raw: &ConsumerRecord) -> Result<Option<SinkRecord>> {
         let pipes = &self.env.pipes;
-        let key = match pipes.key.to_value(raw.key.as_ref()) {
+        let key = match pipes.key.to_value(raw.key_bytes().as_ref()) {
             Ok(k) => k,
             Err(e) => return self.skip(raw, e, Stage::KeyConverter),
         };
-        let value = match pipes.value.to_value(raw.value.as_ref()) {
+        let value = match pipes.value.to_value(raw.value_bytes().as_ref()) {
             Ok(v) => v,
             Err(e) => return self.skip(raw, e, Stage::ValueConverter),
         };
         let record = ConnectRecord {
-            topic: raw.topic.to_string(),
+            topic: raw.topic().to_string(),
             partition: Some(raw.partition),
             key,
             value,
             timestamp: Some(raw.timestamp),
-            headers: raw.headers.clone(),
+            headers: raw.headers(),
         };
         let record = match pipes.transforms.apply(record) {
             Ok(Some(r)) => r,
@@ -245,7 +245,7 @@ impl SinkWork {
         stage: Stage,
     ) -> Result<Option<SinkRecord>> {
         let env = &self.env;
-        let what = format!("{}-{}@{}", raw.topic, raw.partition, raw.offset);
+        let what = format!("{}-{}@{}", raw.topic(), raw.partition, raw.offset);
         let letter = env.errors.dead_letter_topic.as_ref().map(|_| {
             env.errors
                 .dead_letter(raw, stage, &error, &env.connector, env.task)
@@ -334,7 +334,7 @@ impl Work for SinkWork {
             let mut offsets = shared.offsets.lock();
             for raw in &polled {
                 let tp = TopicPartition {
-                    topic: raw.topic.clone(),
+                    topic: raw.topic_arc().clone(),
                     partition: raw.partition,
                 };
                 offsets.insert(tp, raw.offset + 1);

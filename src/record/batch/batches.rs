@@ -3,10 +3,10 @@
 //! [`RecordIter`] over owned records, [`RecordRefIter`] over borrowed
 //! [`RecordRef`]s.
 
-use super::decode::{Source, get_len, next_record};
+use super::decode::{Source, get_len, next_record, skip_record, skip_records};
 use super::{
     BATCH_HEADER_SIZE, Batch, BatchHeader, BatchRecords, CRC_OFFSET, CodecError, Compression,
-    DEFAULT_DECOMPRESSION_LIMIT, FormatError, crc_matches, inflate,
+    CrcChecked, DEFAULT_DECOMPRESSION_LIMIT, FormatError, crc_matches, inflate,
 };
 use crate::error::{Error, Result};
 use crate::record::{Header, Offset, Record, StoredRecord};
@@ -19,6 +19,12 @@ use std::sync::{Arc, OnceLock};
 /// Iterate it batch by batch with [`iter`](Self::iter), or record by record
 /// with [`records`](Self::records), which skips records before the offset
 /// the read started from and stops after the read's record limit.
+///
+/// Each batch's CRC-32C is checked before its records are decoded; for a
+/// log read, once per process: a batch this process already checked (read
+/// before, or appended itself) is not checked again, so bytes another
+/// program changes in a segment file after that come back unchecked.
+/// [`Batch::verify`] and `Log::verify` always recompute.
 ///
 /// Compressed batches are decompressed when their records are first
 /// iterated, each once: [`records_ref`](Self::records_ref) keeps the
@@ -35,6 +41,9 @@ pub struct Batches {
     /// The compressed batches' decompressed buffers, by byte position,
     /// made on the first [`records_ref`](Self::records_ref) that meets one.
     pub(super) inflated: OnceLock<Inflated>,
+    /// For a log read: the batches of the segment this process already
+    /// checked the CRC of (`position` is `data`'s place in it).
+    pub(super) checked: Option<Arc<CrcChecked>>,
 }
 
 /// The decompressed buffers of a run's compressed batches, by position.
@@ -48,6 +57,7 @@ impl Batches {
         position: u64,
         skip_before: Offset,
         max_records: usize,
+        checked: Option<Arc<CrcChecked>>,
     ) -> Batches {
         Batches {
             data,
@@ -57,6 +67,7 @@ impl Batches {
             max_records,
             limit: DEFAULT_DECOMPRESSION_LIMIT,
             inflated: OnceLock::new(),
+            checked,
         }
     }
 
@@ -70,6 +81,7 @@ impl Batches {
             max_records: usize::MAX,
             limit: DEFAULT_DECOMPRESSION_LIMIT,
             inflated: OnceLock::new(),
+            checked: None,
         }
     }
 
@@ -94,6 +106,7 @@ impl Batches {
             max_records: self.max_records,
             limit: self.limit,
             inflated: OnceLock::new(),
+            checked: self.checked.clone(),
         }
     }
 
@@ -162,7 +175,15 @@ impl Batches {
             position: self.position,
             pos: 0,
             limit: self.limit,
+            checked: self.checked.clone(),
         }
+    }
+
+    /// Whether the CRC of the whole batch `buf` at byte `at` of this run
+    /// holds: checked once per process for a log's batches (see
+    /// [`CrcChecked`]), every time for bytes handed in.
+    pub(super) fn crc_holds(&self, at: usize, buf: &[u8]) -> bool {
+        crc_holds_once(self.checked.as_deref(), self.position + at as u64, buf)
     }
 
     /// Iterates the data records of all batches, skipping offsets before
@@ -226,6 +247,25 @@ pub struct RecordRef<'a> {
 }
 
 impl<'a> RecordRef<'a> {
+    /// A record whose `headers` bytes hold `header_count` validated headers.
+    pub(crate) fn new(
+        offset: Offset,
+        timestamp: i64,
+        key: Option<&'a [u8]>,
+        value: Option<&'a [u8]>,
+        headers: &'a [u8],
+        header_count: usize,
+    ) -> RecordRef<'a> {
+        RecordRef {
+            offset,
+            timestamp,
+            key,
+            value,
+            headers,
+            header_count,
+        }
+    }
+
     /// The headers, as `(name, value)` pairs (names were checked to be
     /// UTF-8 when the record was decoded).
     pub fn headers(&self) -> impl Iterator<Item = Result<(&'a str, Option<&'a [u8]>)>> + 'a {
@@ -304,6 +344,7 @@ impl<'a> RecordRefIter<'a> {
             path: self.batches.path.clone(),
             position: self.batches.position + at as u64,
             limit: self.batches.limit,
+            checked: None,
         }
     }
 
@@ -321,7 +362,10 @@ impl<'a> Iterator for RecordRefIter<'a> {
         let data: &'a [u8] = &batches.data;
         while self.remaining > 0 {
             if let Some(b) = &mut self.batch {
-                let (h, start, buf) = (b.header, b.start, b.buf);
+                // The header by reference: copying it per record cost as
+                // much as decoding a small record.
+                let (start, buf) = (b.start, b.buf);
+                let h = &b.header;
                 if b.index >= h.record_count {
                     if b.at != buf.len() {
                         let a = b.at;
@@ -331,7 +375,43 @@ impl<'a> Iterator for RecordRefIter<'a> {
                     self.batch = None;
                     continue;
                 }
-                let raw = match next_record(buf, b.at, &h, b.prev) {
+                let first = h.base_offset as u64;
+                if b.index == 0
+                    && first < self.skip_before
+                    && i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1
+                {
+                    // No offset gaps: the record at the read's offset is
+                    // the n-th; step over those before it by their lengths.
+                    // (The batch ends past `skip_before`, or it would not
+                    // have been opened, so n < record_count.)
+                    let n = (self.skip_before - first) as usize;
+                    match skip_records(buf, b.at, n) {
+                        Ok(at) => {
+                            b.at = at;
+                            b.index = n as i32;
+                            b.prev = n as i64 - 1;
+                        }
+                        Err(e) => return self.fail(start, e),
+                    }
+                }
+                if first < self.skip_before {
+                    // Before the offset the read started from (a random
+                    // read lands inside a batch): step over the record
+                    // without decoding it.
+                    match skip_record(buf, b.at, h, b.prev) {
+                        Ok((delta, end))
+                            if h.base_offset as u64 + (delta as u64) < self.skip_before =>
+                        {
+                            b.prev = delta;
+                            b.index += 1;
+                            b.at = end;
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => return self.fail(start, e),
+                    }
+                }
+                let raw = match next_record(buf, b.at, h, b.prev) {
                     Ok(r) => r,
                     Err(e) => return self.fail(start, e),
                 };
@@ -371,7 +451,7 @@ impl<'a> Iterator for RecordRefIter<'a> {
                 continue;
             }
             let buf = &rest[..h.size()];
-            if !crc_matches(buf) {
+            if !batches.crc_holds(start, buf) {
                 return self.fail(start, FormatError::new(CRC_OFFSET, "CRC-32C mismatch"));
             }
             if h.is_control() {
@@ -418,6 +498,7 @@ pub struct BatchIter {
     position: u64,
     pos: usize,
     limit: usize,
+    checked: Option<Arc<CrcChecked>>,
 }
 
 impl Iterator for BatchIter {
@@ -431,6 +512,7 @@ impl Iterator for BatchIter {
             path: self.path.clone(),
             position: self.position + self.pos as u64,
             limit: self.limit,
+            checked: self.checked.clone(),
         };
         let rest = &self.data[self.pos..];
         let header = match BatchHeader::parse(rest) {
@@ -494,7 +576,7 @@ impl Iterator for RecordIter {
                 // Transaction markers are not data; a damaged one is still
                 // reported.
                 Ok(b) if b.header().is_control() => {
-                    if let Err(e) = b.verify() {
+                    if let Err(e) = b.verify_once() {
                         self.remaining = 0;
                         return Some(Err(e));
                     }
@@ -514,4 +596,22 @@ impl Iterator for RecordIter {
         }
         None
     }
+}
+
+/// Whether the CRC of the whole batch `buf` at byte `pos` of its segment
+/// holds, computed unless `checked` says this process already checked it
+/// (and recorded there when it holds).
+pub(super) fn crc_holds_once(checked: Option<&CrcChecked>, pos: u64, buf: &[u8]) -> bool {
+    let Some(checked) = checked else {
+        return crc_matches(buf);
+    };
+    let len = buf.len() as u64;
+    if checked.contains(pos, len) {
+        return true;
+    }
+    let holds = crc_matches(buf);
+    if holds {
+        checked.insert(pos, len);
+    }
+    holds
 }

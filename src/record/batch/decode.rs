@@ -4,11 +4,11 @@
 #[cfg(doc)]
 use super::Batches;
 use super::{
-    BATCH_HEADER_SIZE, BatchHeader, CRC_OFFSET, CodecError, Compression,
+    BATCH_HEADER_SIZE, BatchHeader, CRC_OFFSET, CodecError, Compression, CrcChecked,
     DEFAULT_DECOMPRESSION_LIMIT, FormatError, TimestampType, batch_crc, inflate,
 };
 use crate::error::{Error, Result};
-use crate::record::varint;
+use crate::record::varint::{self, VarintError};
 use crate::record::{Header, Offset, StoredRecord};
 use bytes::Bytes;
 use std::path::Path;
@@ -23,6 +23,9 @@ pub(super) struct Source {
     pub(super) position: u64,
     /// How far a compressed batch's records may inflate.
     pub(super) limit: usize,
+    /// For a log's batch: the segment's batches this process already
+    /// checked the CRC of.
+    pub(super) checked: Option<Arc<CrcChecked>>,
 }
 
 impl Source {
@@ -66,6 +69,7 @@ impl Batch {
             path: None,
             position: 0,
             limit: DEFAULT_DECOMPRESSION_LIMIT,
+            checked: None,
         };
         let header = BatchHeader::parse(&data).map_err(|e| source.error(e))?;
         if header.size() != data.len() {
@@ -100,6 +104,7 @@ impl Batch {
                 path: Some(path),
                 position,
                 limit,
+                checked: None,
             },
         }
     }
@@ -138,7 +143,8 @@ impl Batch {
         &self.data
     }
 
-    /// Checks the CRC-32C.
+    /// Checks the CRC-32C (always computing it, even for a batch this
+    /// process checked before).
     ///
     /// # Errors
     /// [`Error::Corrupt`] (for a log's batch) or [`Error::InvalidBatch`]
@@ -155,6 +161,16 @@ impl Batch {
             )));
         }
         Ok(())
+    }
+
+    /// As [`verify`](Self::verify), but a log's batch that this process
+    /// already checked (see `CrcChecked`) is not checked again.
+    pub(crate) fn verify_once(&self) -> Result<()> {
+        let pos = self.source.position;
+        if super::batches::crc_holds_once(self.source.checked.as_deref(), pos, &self.data) {
+            return Ok(());
+        }
+        self.verify()
     }
 
     /// The transaction marker a control batch holds (Kafka's control
@@ -193,7 +209,7 @@ impl Batch {
     /// [`Error::Unsupported`] for a codec whose feature is off fail here; a
     /// malformed record fails when the iterator reaches it.
     pub fn records(&self) -> Result<BatchRecords> {
-        self.verify()?;
+        self.verify_once()?;
         let mut batch = self.clone();
         if self.header.compression() != Compression::None {
             batch.data = inflate(&self.data, &self.header, self.source.limit)
@@ -229,36 +245,100 @@ pub(super) fn max_headers(limit: usize) -> usize {
 }
 
 impl BatchRecords {
-    fn fail(&mut self, e: FormatError) -> Option<Result<StoredRecord>> {
-        // Stop after the first error.
+    /// The error `e` in this batch; the iteration stops after it.
+    fn fail(&mut self, e: FormatError) -> Error {
         self.index = self.batch.header.record_count;
         self.pos = self.batch.data.len();
-        Some(Err(self.batch.source.error(e)))
+        self.batch.source.error(e)
     }
 }
 
+#[inline]
 pub(super) fn get_len(
     buf: &[u8],
     pos: &mut usize,
-    what: &str,
+    what: &'static str,
     limit: usize,
 ) -> Result<Option<usize>, FormatError> {
+    len_at(buf, pos, what, limit).map_err(Bad::cold)
+}
+
+/// A decoding failure, kept small and `Copy` so that the record parser's
+/// hot path returns in registers; [`Bad::cold`] makes the message.
+#[derive(Debug, Clone, Copy)]
+struct Bad {
+    at: usize,
+    kind: BadKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BadKind {
+    Varint(&'static str, VarintError),
+    Negative(&'static str, i32),
+    LenPast(&'static str, i32),
+    RecordPast(i32),
+    Empty,
+    HeaderCount(i32),
+    NullHeaderKey,
+    HeaderKeyNotUtf8,
+    Trailing(usize),
+}
+
+impl Bad {
+    #[cold]
+    fn cold(self) -> FormatError {
+        let reason = match self.kind {
+            BadKind::Varint(what, e) => format!("{what}: {}", e.as_str()),
+            BadKind::Negative(what, n) => format!("{what} is negative ({n})"),
+            BadKind::LenPast(what, n) => format!("{what} {n} runs past the end of the record"),
+            BadKind::RecordPast(len) => {
+                format!("record length {len} runs past the end of the batch")
+            }
+            BadKind::Empty => "record is empty".to_string(),
+            BadKind::HeaderCount(n) => format!("header count {n} cannot fit in the record"),
+            BadKind::NullHeaderKey => "header key is null".to_string(),
+            BadKind::HeaderKeyNotUtf8 => "header key is not UTF-8".to_string(),
+            BadKind::Trailing(n) => format!("record has {n} bytes after its last field"),
+        };
+        FormatError::new(self.at, reason)
+    }
+}
+
+#[inline(always)]
+fn varint_i32(buf: &[u8], pos: &mut usize, what: &'static str) -> Result<i32, Bad> {
     let at = *pos;
-    let n = varint::get_i32(buf, pos).map_err(|e| FormatError::varint(at, what, e))?;
+    varint::get_i32(buf, pos).map_err(|e| Bad {
+        at,
+        kind: BadKind::Varint(what, e),
+    })
+}
+
+/// A length (`-1` is null) that must fit below `limit`.
+#[inline(always)]
+fn len_at(
+    buf: &[u8],
+    pos: &mut usize,
+    what: &'static str,
+    limit: usize,
+) -> Result<Option<usize>, Bad> {
+    let at = *pos;
+    let n = varint_i32(buf, pos, what)?;
     if n == -1 {
         return Ok(None);
     }
     if n < 0 {
-        return Err(FormatError::new(at, format!("{what} is negative ({n})")));
-    }
-    let n = n as usize;
-    if n > limit.saturating_sub(*pos) {
-        return Err(FormatError::new(
+        return Err(Bad {
             at,
-            format!("{what} {n} runs past the end of the record"),
-        ));
+            kind: BadKind::Negative(what, n),
+        });
     }
-    Ok(Some(n))
+    if n as usize > limit.saturating_sub(*pos) {
+        return Err(Bad {
+            at,
+            kind: BadKind::LenPast(what, n),
+        });
+    }
+    Ok(Some(n as usize))
 }
 
 /// A record decoded to positions within the batch (no allocation).
@@ -273,7 +353,98 @@ pub(super) struct RawRecord {
 }
 
 /// Decodes one record starting at `pos` of `buf` (a whole batch).
-fn parse_record(buf: &[u8], pos: usize) -> Result<RawRecord, FormatError> {
+#[inline]
+fn parse_record(buf: &[u8], pos: usize) -> Result<RawRecord, Bad> {
+    let mut p = pos;
+    let len = varint_i32(buf, &mut p, "record length")?;
+    if len < 0 || len as usize > buf.len() - p {
+        return Err(Bad {
+            at: pos,
+            kind: BadKind::RecordPast(len),
+        });
+    }
+    let end = p + len as usize;
+    let body = &buf[..end];
+    if p >= end {
+        return Err(Bad {
+            at: p,
+            kind: BadKind::Empty,
+        });
+    }
+    p += 1; // attributes
+    let at = p;
+    let ts_delta = varint::get_i64(body, &mut p).map_err(|e| Bad {
+        at,
+        kind: BadKind::Varint("timestamp delta", e),
+    })?;
+    let offset_delta = i64::from(varint_i32(body, &mut p, "offset delta")?);
+    let key = len_at(body, &mut p, "key length", end)?.map(|n| {
+        let r = (p, p + n);
+        p += n;
+        r
+    });
+    let value = len_at(body, &mut p, "value length", end)?.map(|n| {
+        let r = (p, p + n);
+        p += n;
+        r
+    });
+    let at = p;
+    let header_count = varint_i32(body, &mut p, "header count")?;
+    if header_count < 0 || header_count as usize > (end - p) / 2 {
+        return Err(Bad {
+            at,
+            kind: BadKind::HeaderCount(header_count),
+        });
+    }
+    let headers_at = p;
+    // Walk the headers to find the end and validate them.
+    for _ in 0..header_count {
+        let at = p;
+        let Some(klen) = len_at(body, &mut p, "header key length", end)? else {
+            return Err(Bad {
+                at,
+                kind: BadKind::NullHeaderKey,
+            });
+        };
+        if std::str::from_utf8(&body[p..p + klen]).is_err() {
+            return Err(Bad {
+                at: p,
+                kind: BadKind::HeaderKeyNotUtf8,
+            });
+        }
+        p += klen;
+        if let Some(vlen) = len_at(body, &mut p, "header value length", end)? {
+            p += vlen;
+        }
+    }
+    if p != end {
+        return Err(Bad {
+            at: p,
+            kind: BadKind::Trailing(end - p),
+        });
+    }
+    Ok(RawRecord {
+        ts_delta,
+        offset_delta,
+        key,
+        value,
+        headers_at,
+        header_count: header_count as usize,
+        end,
+    })
+}
+
+/// The offset delta and end of the record at `pos` of batch `buf` (header
+/// `h`), read without decoding its key, value and headers: for records a
+/// reader passes over (those before the offset it reads from). What it
+/// reads is checked as [`next_record`] checks it: the record's length and
+/// its offset delta's order.
+pub(super) fn skip_record(
+    buf: &[u8],
+    pos: usize,
+    h: &BatchHeader,
+    prev: i64,
+) -> Result<(i64, usize), FormatError> {
     let mut p = pos;
     let len =
         varint::get_i32(buf, &mut p).map_err(|e| FormatError::varint(pos, "record length", e))?;
@@ -290,81 +461,66 @@ fn parse_record(buf: &[u8], pos: usize) -> Result<RawRecord, FormatError> {
     }
     p += 1; // attributes
     let at = p;
-    let ts_delta =
-        varint::get_i64(body, &mut p).map_err(|e| FormatError::varint(at, "timestamp delta", e))?;
+    varint::get_i64(body, &mut p).map_err(|e| FormatError::varint(at, "timestamp delta", e))?;
     let at = p;
     let offset_delta = i64::from(
         varint::get_i32(body, &mut p).map_err(|e| FormatError::varint(at, "offset delta", e))?,
     );
-    let key = get_len(body, &mut p, "key length", end)?.map(|n| {
-        let r = (p, p + n);
-        p += n;
-        r
-    });
-    let value = get_len(body, &mut p, "value length", end)?.map(|n| {
-        let r = (p, p + n);
-        p += n;
-        r
-    });
-    let at = p;
-    let header_count =
-        varint::get_i32(body, &mut p).map_err(|e| FormatError::varint(at, "header count", e))?;
-    if header_count < 0 || header_count as usize > (end - p) / 2 {
+    check_delta(offset_delta, pos, h, prev)?;
+    Ok((offset_delta, end))
+}
+
+/// The position after the `n` records that start at `pos` of batch `buf`,
+/// found from their lengths alone: for a batch without offset gaps, where
+/// the `n`-th record is the one at offset delta `n`. Each length is checked
+/// to be positive and to stay inside the batch.
+pub(super) fn skip_records(buf: &[u8], mut pos: usize, n: usize) -> Result<usize, FormatError> {
+    for _ in 0..n {
+        let at = pos;
+        let len = varint::get_i32(buf, &mut pos)
+            .map_err(|e| FormatError::varint(at, "record length", e))?;
+        if len <= 0 || len as usize > buf.len() - pos {
+            return Err(FormatError::new(
+                at,
+                format!("record length {len} runs past the end of the batch"),
+            ));
+        }
+        pos += len as usize;
+    }
+    Ok(pos)
+}
+
+/// Checks that a record's offset delta follows `prev` and stays within the
+/// batch.
+fn check_delta(
+    offset_delta: i64,
+    pos: usize,
+    h: &BatchHeader,
+    prev: i64,
+) -> Result<(), FormatError> {
+    if offset_delta <= prev || offset_delta > i64::from(h.last_offset_delta) {
         return Err(FormatError::new(
-            at,
-            format!("header count {header_count} cannot fit in the record"),
+            pos,
+            format!(
+                "offset delta {offset_delta} out of order (previous {prev}, last {})",
+                h.last_offset_delta
+            ),
         ));
     }
-    let headers_at = p;
-    // Walk the headers to find the end and validate them.
-    for _ in 0..header_count {
-        let at = p;
-        let Some(klen) = get_len(body, &mut p, "header key length", end)? else {
-            return Err(FormatError::new(at, "header key is null"));
-        };
-        if std::str::from_utf8(&body[p..p + klen]).is_err() {
-            return Err(FormatError::new(p, "header key is not UTF-8"));
-        }
-        p += klen;
-        if let Some(vlen) = get_len(body, &mut p, "header value length", end)? {
-            p += vlen;
-        }
-    }
-    if p != end {
-        return Err(FormatError::new(
-            p,
-            format!("record has {} bytes after its last field", end - p),
-        ));
-    }
-    Ok(RawRecord {
-        ts_delta,
-        offset_delta,
-        key,
-        value,
-        headers_at,
-        header_count: header_count as usize,
-        end,
-    })
+    Ok(())
 }
 
 /// Decodes the record at `pos` of batch `buf` (header `h`) and checks that
 /// its offset delta follows `prev` and stays within the batch.
+#[inline]
 pub(super) fn next_record(
     buf: &[u8],
     pos: usize,
     h: &BatchHeader,
     prev: i64,
 ) -> Result<RawRecord, FormatError> {
-    let raw = parse_record(buf, pos)?;
-    if raw.offset_delta <= prev || raw.offset_delta > i64::from(h.last_offset_delta) {
-        return Err(FormatError::new(
-            pos,
-            format!(
-                "offset delta {} out of order (previous {prev}, last {})",
-                raw.offset_delta, h.last_offset_delta
-            ),
-        ));
-    }
+    let raw = parse_record(buf, pos).map_err(Bad::cold)?;
+    check_delta(raw.offset_delta, pos, h, prev)?;
     Ok(raw)
 }
 
@@ -467,78 +623,142 @@ fn validate_plain(buf: &[u8], h: &BatchHeader, limit: usize) -> Result<(), Forma
     Ok(())
 }
 
-impl Iterator for BatchRecords {
-    type Item = Result<StoredRecord>;
+/// A record of a [`BatchRecords`] as places in its buffer
+/// ([`BatchRecords::buffer`]): what an owned record is cut from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordSpan {
+    pub(crate) offset: Offset,
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<(usize, usize)>,
+    pub(crate) value: Option<(usize, usize)>,
+    /// The encoded headers (validated: UTF-8 names, lengths in bounds).
+    pub(crate) headers: (usize, usize),
+    pub(crate) header_count: usize,
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
-        let h = self.batch.header;
+impl RecordSpan {
+    /// The span of the same record in bytes that hold its batch's bytes
+    /// from position `by` on.
+    pub(crate) fn shifted(self, by: usize) -> RecordSpan {
+        let shift = |r: Option<(usize, usize)>| r.map(|(a, b)| (a + by, b + by));
+        RecordSpan {
+            key: shift(self.key),
+            value: shift(self.value),
+            headers: (self.headers.0 + by, self.headers.1 + by),
+            ..self
+        }
+    }
+}
+
+impl BatchRecords {
+    /// The bytes the spans of [`next_span`](Self::next_span) point into:
+    /// the batch, or its records decompressed.
+    pub(crate) fn buffer(&self) -> &Bytes {
+        &self.batch.data
+    }
+
+    /// The next record, as places in [`buffer`](Self::buffer): decoded and
+    /// validated as [`next`](Iterator::next) does, nothing shared yet.
+    pub(crate) fn next_span(&mut self) -> Option<Result<RecordSpan>> {
+        let h = &self.batch.header;
         if self.index >= h.record_count {
             if self.pos != self.batch.data.len() {
                 let pos = self.pos;
-                return self.fail(FormatError::new(
+                return Some(Err(self.fail(FormatError::new(
                     pos,
                     format!(
                         "{} bytes after the last record",
                         self.batch.data.len() - pos
                     ),
-                ));
+                ))));
             }
             return None;
         }
-        let data = &self.batch.data;
-        let raw = match next_record(data, self.pos, &h, self.prev_delta) {
+        let raw = match next_record(&self.batch.data, self.pos, h, self.prev_delta) {
             Ok(r) => r,
-            Err(e) => return self.fail(e),
+            Err(e) => return Some(Err(self.fail(e))),
         };
-        let timestamp = h.record_timestamp(raw.ts_delta);
+        self.prev_delta = raw.offset_delta;
+        self.index += 1;
+        self.pos = raw.end;
+        Some(Ok(RecordSpan {
+            offset: h.base_offset as u64 + raw.offset_delta as u64,
+            timestamp: h.record_timestamp(raw.ts_delta),
+            key: raw.key,
+            value: raw.value,
+            headers: (raw.headers_at, raw.end),
+            header_count: raw.header_count,
+        }))
+    }
+}
+
+/// The headers encoded in `data[range]` (`count` of them, validated when
+/// their record was decoded) as owned [`Header`]s sharing `data`; `None`
+/// if they do not decode after all.
+pub(crate) fn headers_of(data: &Bytes, range: (usize, usize), count: usize) -> Option<Vec<Header>> {
+    let (mut p, end) = range;
+    let mut headers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let Ok(Some(klen)) = get_len(data, &mut p, "header key length", end) else {
+            return None;
+        };
+        let key = data.slice(p..p + klen);
+        p += klen;
+        let Ok(vlen) = get_len(data, &mut p, "header value length", end) else {
+            return None;
+        };
+        let value = vlen.map(|n| {
+            let v = data.slice(p..p + n);
+            p += n;
+            v
+        });
+        headers.push(Header::from_validated(key, value));
+    }
+    Some(headers)
+}
+
+impl Iterator for BatchRecords {
+    type Item = Result<StoredRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let at = self.pos;
+        let span = match self.next_span()? {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e)),
+        };
+        let data = &self.batch.data;
         let slice = |r: Option<(usize, usize)>| r.map(|(a, b)| data.slice(a..b));
         let mut headers = Vec::new();
-        if raw.header_count > 0 {
-            self.headers += raw.header_count;
+        if span.header_count > 0 {
+            self.headers += span.header_count;
             if self.headers > max_headers(self.batch.source.limit) {
-                let pos = self.pos;
-                return self.fail(FormatError::new(
-                    pos,
+                return Some(Err(self.fail(FormatError::new(
+                    at,
                     format!(
                         "the batch's records have more than {} headers in all, more than its \
                          decompression limit allows",
                         max_headers(self.batch.source.limit)
                     ),
-                ));
+                ))));
             }
-            headers.reserve_exact(raw.header_count);
-            let mut p = raw.headers_at;
-            for _ in 0..raw.header_count {
-                // parse_record validated every length and the UTF-8 keys,
-                // so these reads cannot fail; errors map to a corrupt batch
-                // rather than a panic all the same.
-                let Ok(Some(klen)) = get_len(data, &mut p, "header key length", raw.end) else {
-                    return self.fail(FormatError::new(p, "header changed while decoding"));
-                };
-                let key = data.slice(p..p + klen);
-                p += klen;
-                let Ok(vlen) = get_len(data, &mut p, "header value length", raw.end) else {
-                    return self.fail(FormatError::new(p, "header changed while decoding"));
-                };
-                let value = vlen.map(|n| {
-                    let v = data.slice(p..p + n);
-                    p += n;
-                    v
-                });
-                headers.push(Header::from_validated(key, value));
+            // parse_record validated every length and the UTF-8 keys, so
+            // this cannot fail; it maps to a corrupt batch rather than a
+            // panic all the same.
+            match headers_of(data, span.headers, span.header_count) {
+                Some(h) => headers = h,
+                None => {
+                    let e = FormatError::new(span.headers.0, "header changed while decoding");
+                    return Some(Err(self.fail(e)));
+                }
             }
         }
-        let record = StoredRecord {
-            offset: h.base_offset as u64 + raw.offset_delta as u64,
-            timestamp,
-            key: slice(raw.key),
-            value: slice(raw.value),
+        Some(Ok(StoredRecord {
+            offset: span.offset,
+            timestamp: span.timestamp,
+            key: slice(span.key),
+            value: slice(span.value),
             headers,
-        };
-        self.prev_delta = raw.offset_delta;
-        self.index += 1;
-        self.pos = raw.end;
-        Some(Ok(record))
+        }))
     }
 }
 

@@ -47,6 +47,8 @@
 //! - `decode.rs`: one [`Batch`] and its records ([`BatchRecords`]), the
 //!   record parser and [`validate_records`].
 //! - `batches.rs`: the [`Batches`] view of a log read and its iterators.
+//! - `checked.rs`: which batches of a segment this process has checked the
+//!   CRC of (each is checked once per process).
 //! - `compression.rs`: the codecs, inflating a compressed batch for the
 //!   record parsers and compressing an encoded one.
 //! - `rewrite.rs`: the helpers only compaction uses (filtering a batch's
@@ -57,6 +59,7 @@ use crate::record::varint::VarintError;
 use std::path::Path;
 
 mod batches;
+mod checked;
 mod compression;
 mod decode;
 mod encode;
@@ -66,10 +69,11 @@ mod rewrite;
 mod tests;
 
 pub use batches::{BatchIter, Batches, RecordIter, RecordRef, RecordRefIter};
+pub(crate) use checked::CrcChecked;
 pub use compression::DEFAULT_DECOMPRESSION_LIMIT;
 pub(crate) use compression::{CodecError, deflate, inflate};
 pub use decode::{Batch, BatchRecords, ControlRecord, ControlType};
-pub(crate) use decode::{ValidateError, validate_records};
+pub(crate) use decode::{RecordSpan, ValidateError, headers_of, validate_records};
 pub use encode::BatchBuilder;
 pub(crate) use encode::{BatchParams, encode_batch, encode_marker, fixed_body_size, size_bound_of};
 pub use header::{BatchHeader, Compression, TimestampType};
@@ -97,6 +101,7 @@ pub(crate) struct FormatError {
 }
 
 impl FormatError {
+    #[cold]
     fn new(position: usize, reason: impl Into<String>) -> Self {
         FormatError {
             position,
@@ -104,6 +109,7 @@ impl FormatError {
         }
     }
 
+    #[cold]
     fn varint(position: usize, what: &str, e: VarintError) -> Self {
         FormatError::new(position, format!("{what}: {}", e.as_str()))
     }

@@ -28,6 +28,7 @@ impl Batch {
             max_records: usize::MAX,
             limit: self.source.limit,
             inflated: std::sync::OnceLock::new(),
+            checked: self.source.checked.clone(),
         }
     }
 }

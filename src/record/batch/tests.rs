@@ -299,3 +299,103 @@ fn transactional_batches_and_markers_match_kafka_python() {
     );
     assert_eq!(data.finish().unwrap(), fixture("txn_data"));
 }
+
+mod reads_from_an_offset {
+    //! A read from an offset inside a batch (a random read) steps over the
+    //! records before it without decoding them: by their lengths in a
+    //! batch without offset gaps, record by record in one with gaps
+    //! (compaction's). Either way it must find what decoding finds.
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    /// A batch at `base` of `values` (its i-th record at offset delta i),
+    /// then, if `keep` has a `false`, filtered to the records it keeps.
+    fn batch(base: i64, values: &[Vec<u8>], keep: &[bool]) -> Vec<u8> {
+        let records: Vec<_> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record::new(v.clone()).key(format!("k{i}")).timestamp(7))
+            .collect();
+        let p = BatchParams {
+            base_offset: base,
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        encode_batch(&mut buf, &p, &records).unwrap();
+        if keep.iter().all(|&k| k) {
+            return buf;
+        }
+        let h = BatchHeader::parse(&buf).unwrap();
+        let mut i = 0;
+        let mut out = Vec::new();
+        filter_batch(&buf, &h, &mut out, |_| {
+            i += 1;
+            keep[i - 1]
+        })
+        .unwrap();
+        seal_batch(&mut out);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn a_read_from_any_offset_finds_the_model_record(
+            batches in prop::collection::vec(
+                prop::collection::vec((prop::collection::vec(any::<u8>(), 0..300), prop::bool::weighted(0.8)), 1..40),
+                1..6,
+            ),
+            picks in prop::collection::vec(any::<prop::sample::Index>(), 1..30),
+        ) {
+            let (mut data, mut model, mut base) = (Vec::new(), Vec::new(), 0i64);
+            for b in &batches {
+                let values: Vec<_> = b.iter().map(|(v, _)| v.clone()).collect();
+                let mut keep: Vec<_> = b.iter().map(|(_, k)| *k).collect();
+                keep[0] = true; // a batch keeps one record at least
+                data.extend_from_slice(&batch(base, &values, &keep));
+                for (i, v) in values.iter().enumerate() {
+                    if keep[i] {
+                        model.push((base as u64 + i as u64, v.clone()));
+                    }
+                }
+                base += values.len() as i64;
+            }
+            let data = Bytes::from(data);
+            let path: std::sync::Arc<Path> = Path::new("x.log").into();
+            for pick in &picks {
+                // Any offset, kept or not: the first record at or after it.
+                let from = pick.index(base as usize) as u64;
+                let want = model.iter().find(|(o, _)| *o >= from);
+                let read = Batches::from_log(data.clone(), path.clone(), 0, from, 1, None);
+                let got = read.records_ref().next().transpose().unwrap();
+                prop_assert_eq!(
+                    got.map(|r| (r.offset, r.value.unwrap().to_vec())),
+                    want.cloned()
+                );
+                let owned = read.records().next().transpose().unwrap();
+                prop_assert_eq!(
+                    owned.map(|r| (r.offset, r.value.unwrap().to_vec())),
+                    want.cloned()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_length_before_the_offset_is_an_error_not_a_wrong_record() {
+        let values: Vec<_> = (0..10u8).map(|i| vec![i; 20]).collect();
+        let mut b = batch(0, &values, &[true; 10]);
+        // The third record's length (after two records of 29 bytes: the
+        // length, attributes, timestamp and offset deltas, key length, key
+        // "kN", value length, 20 value bytes, header count), made to point
+        // elsewhere into the batch: the record found there is checked.
+        let at = BATCH_HEADER_SIZE + 2 * 29;
+        assert_eq!(b[at], 28 << 1, "the record length varint");
+        b[at] = 0x7e;
+        seal_batch(&mut b);
+        let path: std::sync::Arc<Path> = Path::new("x.log").into();
+        let read = Batches::from_log(Bytes::from(b), path, 0, 5, 1, None);
+        let e = read.records_ref().next().unwrap().unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    }
+}

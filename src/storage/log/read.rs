@@ -83,3 +83,152 @@ impl Inner {
         Ok(None)
     }
 }
+
+/// What a reader sees of a batch whose bytes change on disk (another
+/// program writing into the segment) before or after this process checked
+/// its CRC: see `record/batch/checked.rs`.
+#[cfg(test)]
+mod tests {
+    use crate::storage::segment::log_file_name;
+    use crate::{Error, Log, LogConfig, ReadLimit, Record};
+    use std::os::unix::fs::FileExt;
+    use std::path::Path;
+
+    /// Appends `batches` batches of `per` records of 100 bytes.
+    fn fill(log: &Log, batches: u64, per: u64) {
+        for b in 0..batches {
+            let recs: Vec<_> = (0..per)
+                .map(|i| Record::new(vec![b as u8; 100]).key(format!("k{}", b * per + i)))
+                .collect();
+            log.append(&recs).unwrap();
+        }
+    }
+
+    /// Flips the last byte of the last record's value in the batch holding
+    /// `offset` (the record ends with its header count, one byte).
+    fn corrupt(dir: &Path, log: &Log, offset: u64) {
+        let b = log.read(offset, ReadLimit::bytes(1)).unwrap();
+        let pos = b.iter().next().unwrap().unwrap().as_bytes().len() as u64;
+        let start = position_of(log, offset);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .open(dir.join(log_file_name(0)))
+            .unwrap();
+        let mut byte = [0u8];
+        f.read_exact_at(&mut byte, start + pos - 2).unwrap();
+        f.write_all_at(&[byte[0] ^ 0xff], start + pos - 2).unwrap();
+    }
+
+    /// The byte position of the batch holding `offset` (summing the sizes
+    /// of the batches before it).
+    fn position_of(log: &Log, offset: u64) -> u64 {
+        let all = log.read(0, ReadLimit::bytes(usize::MAX)).unwrap();
+        let mut pos = 0;
+        for b in all.iter() {
+            let b = b.unwrap();
+            if b.last_offset() >= offset {
+                return pos;
+            }
+            pos += b.as_bytes().len() as u64;
+        }
+        pos
+    }
+
+    /// Reads every record from `from` with `records_ref`; the first error.
+    fn scan(log: &Log, from: u64) -> Result<u64, Error> {
+        let mut n = 0;
+        for r in log.read(from, ReadLimit::bytes(usize::MAX))?.records_ref() {
+            r?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn reopen(dir: &Path, log: Log) -> Log {
+        log.close().unwrap();
+        Log::open(dir, LogConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn a_batch_changed_before_this_process_checked_it_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        fill(&log, 10, 3);
+        let log = reopen(dir.path(), log);
+        // The first half is read (and checked) before the damage.
+        assert_eq!(scan(&log, 0).unwrap(), 30);
+        let log = reopen(dir.path(), log);
+        for r in log.read(0, ReadLimit::bytes(1)).unwrap().records_ref() {
+            r.unwrap();
+        }
+        corrupt(dir.path(), &log, 25);
+        let e = scan(&log, 0).unwrap_err();
+        let Error::Corrupt { reason, .. } = &e else {
+            panic!("{e}");
+        };
+        assert!(reason.contains("CRC-32C mismatch"), "{e}");
+        // Every reader that reaches it, every time.
+        assert!(scan(&log, 24).is_err());
+        assert!(scan(&log, 25).is_err());
+        // Owned records and the consumer's batch path check too.
+        let b = log.read(24, ReadLimit::bytes(usize::MAX)).unwrap();
+        assert!(b.records().any(|r| r.is_err()));
+        assert!(log.verify().is_err());
+    }
+
+    #[test]
+    fn a_batch_changed_after_this_process_checked_it_is_not_checked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        fill(&log, 10, 3);
+        let log = reopen(dir.path(), log);
+        assert_eq!(scan(&log, 0).unwrap(), 30);
+        corrupt(dir.path(), &log, 25);
+        // Documented trade: checked once per process, so the changed bytes
+        // come back without a second check...
+        assert_eq!(scan(&log, 0).unwrap(), 30);
+        let b = log.read(26, ReadLimit::bytes(1)).unwrap();
+        let r = b.records_ref().last().unwrap().unwrap();
+        assert_eq!((r.offset, r.value.unwrap()[99]), (26, 8 ^ 0xff));
+        // ... but an explicit verification recomputes every CRC,
+        assert!(log.verify().is_err());
+        // and a new process (here: a reopen) checks again.
+        let log = reopen(dir.path(), log);
+        assert!(scan(&log, 0).is_err());
+    }
+
+    #[test]
+    fn batches_this_process_appended_count_as_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        fill(&log, 10, 3);
+        corrupt(dir.path(), &log, 25);
+        // The append computed the CRC of exactly the bytes it wrote.
+        assert_eq!(scan(&log, 0).unwrap(), 30);
+        assert!(log.verify().is_err());
+    }
+
+    #[test]
+    fn random_reads_remember_long_batches_only_once_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        // Batches of 50 records of 100 bytes: longer than a granule.
+        fill(&log, 6, 50);
+        let log = reopen(dir.path(), log);
+        let one = |o: u64| -> Result<u64, Error> {
+            let b = log.read(o, ReadLimit::bytes(1).records(1))?;
+            let r = b.records_ref().next().unwrap()?;
+            Ok(r.offset)
+        };
+        // Batch 4 is read out of order (nothing before it was checked).
+        assert_eq!(one(210).unwrap(), 210);
+        corrupt(dir.path(), &log, 210);
+        corrupt(dir.path(), &log, 110);
+        // Batch 4 was checked: its bytes come back; batch 2 was not.
+        assert_eq!(one(230).unwrap(), 230);
+        let e = one(110).unwrap_err();
+        assert!(e.to_string().contains("CRC-32C mismatch"), "{e}");
+        assert!(one(120).is_err());
+    }
+}
