@@ -20,6 +20,26 @@ fn broker() -> (tempfile::TempDir, Broker) {
     (dir, broker)
 }
 
+/// A broker with topic `t` (one partition, default settings).
+fn broker_with_t() -> (tempfile::TempDir, Broker) {
+    let (dir, broker) = broker();
+    broker
+        .admin()
+        .create_topic("t", TopicConfig::default())
+        .unwrap();
+    (dir, broker)
+}
+
+/// A producer that lingers for an hour: batches go out when full or
+/// flushed.
+fn lingering(broker: &Broker, batch_size: usize) -> embedlog::Producer {
+    broker.producer(
+        ProducerConfig::default()
+            .linger(Duration::from_secs(3600))
+            .batch_size(batch_size),
+    )
+}
+
 /// (key, value, headers) of every record of `topic`, in partition then
 /// offset order.
 type Stored = (
@@ -130,11 +150,7 @@ fn borrowed_owned_and_read_records_are_stored_alike() {
 /// and reported by their deliveries. Explicit timestamps are kept.
 #[test]
 fn records_without_a_timestamp_get_their_batchs() {
-    let (_dir, broker) = broker();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default())
-        .unwrap();
+    let (_dir, broker) = broker_with_t();
     let producer = broker.producer(ProducerConfig::default().linger(Duration::from_secs(3600)));
     let before = embedlog::now_ms();
     let deliveries: Vec<_> = (0..10)
@@ -192,9 +208,8 @@ fn log_append_stamps_records_without_a_timestamp_once_per_batch() {
 /// keys), more partitions, deletion and re-creation.
 #[test]
 fn the_cached_topic_view_follows_changes() {
-    let (_dir, broker) = broker();
+    let (_dir, broker) = broker_with_t();
     let admin = broker.admin();
-    admin.create_topic("t", TopicConfig::default()).unwrap();
     let producer = broker.producer(ProducerConfig::default());
     producer.send("t", Record::new(vec![1u8; 500])).unwrap();
     let config = broker.topic("t").unwrap().config();
@@ -416,14 +431,9 @@ proptest! {
 /// batch after it is stored.
 #[test]
 fn a_batch_failing_on_the_sender_thread_is_reported_and_skipped() {
-    let (_dir, broker) = broker();
+    let (_dir, broker) = broker_with_t();
     let admin = broker.admin();
-    admin.create_topic("t", TopicConfig::default()).unwrap();
-    let producer = broker.producer(
-        ProducerConfig::default()
-            .linger(Duration::from_secs(3600))
-            .batch_size(1000),
-    );
+    let producer = lingering(&broker, 1000);
     let big = producer.send("t", Record::new(vec![0u8; 550])).unwrap();
     let config = broker.topic("t").unwrap().config();
     admin
@@ -446,11 +456,7 @@ fn a_batch_failing_on_the_sender_thread_is_reported_and_skipped() {
 /// instead of queueing without bound; nothing is lost or reordered.
 #[test]
 fn a_full_buffer_holds_senders_back_and_loses_nothing() {
-    let (_dir, broker) = broker();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default())
-        .unwrap();
+    let (_dir, broker) = broker_with_t();
     let producer = broker.producer(ProducerConfig::default().batch_size(256).buffer_memory(1));
     let n = 5_000u32;
     for i in 0..n {
@@ -470,16 +476,8 @@ fn a_full_buffer_holds_senders_back_and_loses_nothing() {
 /// waiting for the sender thread included, is appended first.
 #[test]
 fn dropping_the_producer_appends_what_it_holds() {
-    let (_dir, broker) = broker();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default())
-        .unwrap();
-    let producer = broker.producer(
-        ProducerConfig::default()
-            .linger(Duration::from_secs(3600))
-            .batch_size(200),
-    );
+    let (_dir, broker) = broker_with_t();
+    let producer = lingering(&broker, 200);
     let deliveries: Vec<_> = (0..1000u32)
         .map(|i| producer.send("t", Record::new(i.to_string())).unwrap())
         .collect();
@@ -495,16 +493,8 @@ fn dropping_the_producer_appends_what_it_holds() {
 #[cfg(feature = "async")]
 #[test]
 fn flush_async_waits_for_the_sender_thread() {
-    let (_dir, broker) = broker();
-    broker
-        .admin()
-        .create_topic("t", TopicConfig::default())
-        .unwrap();
-    let producer = broker.producer(
-        ProducerConfig::default()
-            .linger(Duration::from_secs(3600))
-            .batch_size(300),
-    );
+    let (_dir, broker) = broker_with_t();
+    let producer = lingering(&broker, 300);
     for i in 0..2000u32 {
         producer
             .send("t", BorrowedRecord::new(&i.to_be_bytes()))
