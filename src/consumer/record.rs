@@ -66,7 +66,7 @@ impl ConsumerRecord {
 
     /// `record` as a consumer would receive it at `offset` of `topic`'s
     /// `partition` (tests of code that takes consumer records).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "connect"))]
     pub(crate) fn of(topic: &str, partition: u32, offset: Offset, record: &crate::Record) -> Self {
         let mut buf = Vec::new();
         let p = crate::record::BatchParams {
