@@ -436,6 +436,11 @@ pub enum Error {
         first: std::sync::Arc<Error>,
     },
 
+    /// A Streams topology is not valid, or does not fit the topics it
+    /// runs on (say, a join of topics with different partition counts).
+    #[error("invalid topology: {0}")]
+    Topology(String),
+
     /// A value could not be encoded or decoded by a codec.
     #[error("codec: {0}")]
     Codec(String),

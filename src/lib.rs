@@ -107,6 +107,8 @@ mod read_only;
 mod record;
 pub mod replication;
 mod storage;
+#[cfg(feature = "streams")]
+pub mod streams;
 mod telemetry;
 mod txn;
 

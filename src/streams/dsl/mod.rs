@@ -1,0 +1,29 @@
+//! The DSL's stream and table types.
+
+mod grouped;
+mod stream;
+mod table;
+
+pub use grouped::KGroupedStream;
+pub(crate) use grouped::{Aggregate, Emitter};
+pub(crate) use stream::FnProcessor;
+pub use stream::{BranchedKStream, KStream};
+pub(crate) use table::table_source;
+pub use table::{GlobalKTable, KTable};
+
+use super::processor::{Processor, ProcessorContext};
+use super::record::StreamRecord;
+use crate::Result;
+
+/// Forwards every record as it is (branches, merges).
+pub(crate) struct PassThrough;
+
+impl<K: Clone + 'static, V: Clone + 'static> Processor<K, V> for PassThrough {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, V>,
+        record: StreamRecord<K, V>,
+    ) -> Result<()> {
+        ctx.forward(record)
+    }
+}

@@ -1,0 +1,407 @@
+//! A task: one sub-topology's nodes for one partition, with its stores,
+//! stream time, punctuations and the records it has yet to send.
+
+use super::processor::{Lifecycle, PunctuationType, RecordMetadata};
+use super::serde::SerdeRef;
+use super::store::{SharedStore, StoreKind, StoreSpec};
+use super::topology::{Instantiator, NodeId, RawSource, Topology};
+use crate::{Error, Header, Result};
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// A task: sub-topology `subtopology` on partition `partition` of its
+/// source topics (Kafka's `0_1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// The sub-topology (as [`Topology::describe`](super::Topology::describe) numbers them).
+    pub subtopology: usize,
+    /// The partition.
+    pub partition: u32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}
+
+/// What to do with an input record whose key or value its serde cannot
+/// decode (Kafka's `default.deserialization.exception.handler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeserializationErrors {
+    /// Stop the task with the error (Kafka's `LogAndFailExceptionHandler`).
+    #[default]
+    Fail,
+    /// Log a warning, count the record as skipped and go on
+    /// (`LogAndContinueExceptionHandler`).
+    LogAndContinue,
+}
+
+/// A record a task sends: an output, a repartitioned record or a
+/// changelog write. Topics are resolved names.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub(crate) topic: String,
+    pub(crate) partition: Option<u32>,
+    pub(crate) key: Option<Bytes>,
+    pub(crate) value: Option<Bytes>,
+    pub(crate) timestamp: i64,
+    pub(crate) headers: Vec<Header>,
+}
+
+/// Counts a task keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskMetrics {
+    /// Input records processed.
+    pub processed: u64,
+    /// Records dropped because they arrived after their window's grace
+    /// period.
+    pub dropped_late: u64,
+    /// Records skipped: undecodable (with
+    /// [`DeserializationErrors::LogAndContinue`]) or without a key or value
+    /// an operation needs.
+    pub skipped: u64,
+}
+
+impl TaskMetrics {
+    pub(crate) fn add(&mut self, o: &TaskMetrics) {
+        self.processed += o.processed;
+        self.dropped_late += o.dropped_late;
+        self.skipped += o.skipped;
+    }
+}
+
+struct Schedule {
+    node: NodeId,
+    interval: i64,
+    kind: PunctuationType,
+    next: Option<i64>,
+}
+
+/// A task's state, which its processors reach through their context.
+pub(crate) struct TaskCtx {
+    pub(crate) id: TaskId,
+    pub(crate) application_id: Arc<str>,
+    pub(crate) stream_time: i64,
+    pub(crate) wall_clock_ms: i64,
+    pub(crate) meta: Option<RecordMetadata>,
+    pub(crate) stores: HashMap<String, (SharedStore, StoreSpec)>,
+    pub(crate) outbox: Vec<Outgoing>,
+    schedules: Vec<Schedule>,
+    pub(crate) metrics: TaskMetrics,
+    pub(crate) cache_max_bytes: usize,
+    deserialization: DeserializationErrors,
+    /// Unresolved internal topic name → resolved.
+    topics: Arc<BTreeMap<String, String>>,
+    partition_counts: Rc<dyn Fn(&str) -> Result<u32>>,
+}
+
+impl TaskCtx {
+    pub(crate) fn schedule(&mut self, node: NodeId, interval: i64, kind: PunctuationType) {
+        self.schedules.push(Schedule {
+            node,
+            interval,
+            kind,
+            next: None,
+        });
+    }
+
+    pub(crate) fn store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+        node: &str,
+        kind_ok: impl Fn(&StoreKind) -> bool,
+    ) -> Result<(SharedStore, SerdeRef<K>, SerdeRef<V>)> {
+        let (state, spec) = self.stores.get(name).ok_or_else(|| {
+            Error::Topology(format!(
+                "node {node} asked for store {name:?}, which is not connected to it (connect it when adding the processor)"
+            ))
+        })?;
+        if !kind_ok(&spec.kind) {
+            return Err(Error::Topology(format!(
+                "node {node} asked for store {name:?} as another kind than it is ({:?})",
+                spec.kind
+            )));
+        }
+        let (k, v) = spec.serdes::<K, V>().ok_or_else(|| {
+            Error::Topology(format!(
+                "node {node} asked for store {name:?} with key or value types other than its serdes'"
+            ))
+        })?;
+        Ok((state.clone(), k, v))
+    }
+
+    pub(crate) fn send(
+        &mut self,
+        topic: &str,
+        partition: Option<u32>,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        timestamp: i64,
+        headers: Vec<Header>,
+    ) {
+        let topic = self
+            .topics
+            .get(topic)
+            .cloned()
+            .unwrap_or_else(|| topic.to_owned());
+        self.outbox.push(Outgoing {
+            topic,
+            partition,
+            key,
+            value,
+            timestamp,
+            headers,
+        });
+    }
+
+    pub(crate) fn partition_count(&self, topic: &str) -> Result<u32> {
+        let topic = self.topics.get(topic).map_or(topic, String::as_str);
+        (self.partition_counts)(topic)
+    }
+
+    pub(crate) fn deserialization_failed(&mut self, node: &str, e: Error) -> Result<()> {
+        let at = self
+            .meta
+            .as_ref()
+            .map(|m| format!("{} partition {} offset {}", m.topic, m.partition, m.offset))
+            .unwrap_or_default();
+        match self.deserialization {
+            DeserializationErrors::Fail => Err(Error::Codec(format!(
+                "task {}: source {node} could not decode the record at {at}: {e} (set StreamsConfig::deserialization_errors to LogAndContinue to skip such records)",
+                self.id
+            ))),
+            DeserializationErrors::LogAndContinue => {
+                tracing::warn!(task = %self.id, node, at, error = %e, "skipping a record its serdes cannot decode");
+                self.metrics.skipped += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Everything a task needs besides the topology.
+pub(crate) struct TaskSetup {
+    pub(crate) application_id: Arc<str>,
+    /// The task's store instances (restored), plus the global stores.
+    pub(crate) stores: HashMap<String, (SharedStore, StoreSpec)>,
+    pub(crate) cache_max_bytes: usize,
+    pub(crate) deserialization: DeserializationErrors,
+    pub(crate) wall_clock_ms: i64,
+    pub(crate) stream_time: i64,
+    pub(crate) partition_counts: Rc<dyn Fn(&str) -> Result<u32>>,
+}
+
+/// One sub-topology's nodes for one partition.
+pub(crate) struct Task {
+    pub(crate) ctx: TaskCtx,
+    /// Source nodes by resolved topic name.
+    sources: HashMap<String, Rc<RefCell<dyn RawSource>>>,
+    lifecycles: Vec<(NodeId, Box<dyn Lifecycle>)>,
+    /// The task's own stores and their resolved changelog topics.
+    logged: Vec<(SharedStore, Option<String>)>,
+    closed: bool,
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.ctx.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Task {
+    pub(crate) fn new(topology: &Topology, id: TaskId, setup: TaskSetup) -> Result<Task> {
+        let sub = topology.subtopologies.get(id.subtopology).ok_or_else(|| {
+            Error::Topology(format!("task {id}: no sub-topology {}", id.subtopology))
+        })?;
+        let app = setup.application_id.clone();
+        let topics: BTreeMap<String, String> = topology
+            .internal
+            .keys()
+            .map(|t| (t.clone(), topology.resolve(&app, t)))
+            .collect();
+        let mut inst = Instantiator::new(&topology.nodes);
+        inst.build_all(&sub.nodes)?;
+        let sources = inst
+            .sources
+            .drain()
+            .map(|(t, s)| (topology.resolve(&app, &t), s))
+            .collect();
+        let lifecycles = std::mem::take(&mut inst.lifecycles);
+        let logged = sub
+            .stores
+            .iter()
+            .filter_map(|s| {
+                let (state, _) = setup.stores.get(s)?;
+                let changelog = topology.changelog_of(s).map(|t| topology.resolve(&app, &t));
+                Some((state.clone(), changelog))
+            })
+            .collect();
+        let ctx = TaskCtx {
+            id,
+            application_id: app,
+            stream_time: setup.stream_time,
+            wall_clock_ms: setup.wall_clock_ms,
+            meta: None,
+            stores: setup.stores,
+            outbox: Vec::new(),
+            schedules: Vec::new(),
+            metrics: TaskMetrics::default(),
+            cache_max_bytes: setup.cache_max_bytes,
+            deserialization: setup.deserialization,
+            topics: Arc::new(topics),
+            partition_counts: setup.partition_counts,
+        };
+        let mut task = Task {
+            ctx,
+            sources,
+            lifecycles,
+            logged,
+            closed: false,
+        };
+        for (_, l) in &mut task.lifecycles {
+            l.init(&mut task.ctx)?;
+        }
+        Ok(task)
+    }
+
+    pub(crate) fn id(&self) -> TaskId {
+        self.ctx.id
+    }
+
+    /// Processes one input record of `topic` (a resolved name).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn process(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        headers: Vec<Header>,
+    ) -> Result<()> {
+        let source = self.sources.get(topic).cloned().ok_or_else(|| {
+            Error::Topology(format!(
+                "task {} has no source for topic {topic:?}",
+                self.ctx.id
+            ))
+        })?;
+        self.ctx.meta = Some(RecordMetadata {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+        });
+        self.ctx.stream_time = self.ctx.stream_time.max(timestamp);
+        self.ctx.metrics.processed += 1;
+        let r = source
+            .borrow_mut()
+            .process_raw(&mut self.ctx, key, value, timestamp, headers);
+        self.ctx.meta = None;
+        r?;
+        self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)?;
+        self.drain_changelogs(false);
+        Ok(())
+    }
+
+    /// Runs the punctuations of `kind` that are due at `now`.
+    pub(crate) fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<()> {
+        if kind == PunctuationType::WallClockTime {
+            self.ctx.wall_clock_ms = now;
+        }
+        if now == i64::MIN {
+            return Ok(());
+        }
+        let mut due = Vec::new();
+        for s in self.ctx.schedules.iter_mut().filter(|s| s.kind == kind) {
+            let aligned = now - now.rem_euclid(s.interval);
+            match s.next {
+                None => s.next = Some(aligned.saturating_add(s.interval)),
+                Some(next) if now >= next => {
+                    due.push(s.node);
+                    s.next = Some(aligned.saturating_add(s.interval));
+                }
+                Some(_) => {}
+            }
+        }
+        for node in due {
+            if let Some((_, l)) = self.lifecycles.iter_mut().find(|(id, _)| *id == node) {
+                l.punctuate(&mut self.ctx, kind, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the stores' changelog writes to the outbox: all of them
+    /// (`all`, at commit), or those of stores over their share of the
+    /// cache.
+    fn drain_changelogs(&mut self, all: bool) {
+        let budget = if self.logged.is_empty() {
+            0
+        } else {
+            self.ctx.cache_max_bytes / self.logged.len()
+        };
+        let (partition, ts) = (self.ctx.id.partition, self.ctx.stream_time.max(0));
+        for (state, topic) in &self.logged {
+            let mut s = state.lock();
+            if s.dirty.is_empty() || (!all && s.dirty_bytes <= budget) {
+                continue;
+            }
+            let dirty = s.take_dirty();
+            drop(s);
+            let Some(topic) = topic else { continue };
+            for (k, v) in dirty {
+                self.ctx.outbox.push(Outgoing {
+                    topic: topic.clone(),
+                    partition: Some(partition),
+                    key: Some(k),
+                    value: v,
+                    timestamp: ts,
+                    headers: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// Prepares a commit: processors forward what they held back, every
+    /// changelog write goes to the outbox, windowed stores expire old
+    /// entries.
+    pub(crate) fn prepare_commit(&mut self) -> Result<()> {
+        for (_, l) in &mut self.lifecycles {
+            l.commit(&mut self.ctx)?;
+        }
+        self.drain_changelogs(true);
+        for (state, _) in &self.logged {
+            state.lock().expire()?;
+        }
+        Ok(())
+    }
+
+    /// The records to send, in the order they were produced.
+    pub(crate) fn take_outbox(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.ctx.outbox)
+    }
+
+    /// Whether the task holds records to send.
+    pub(crate) fn has_output(&self) -> bool {
+        !self.ctx.outbox.is_empty()
+    }
+
+    /// Closes every processor (errors are logged: a close goes on).
+    pub(crate) fn close(&mut self) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        for (_, l) in &mut self.lifecycles {
+            if let Err(e) = l.close(&mut self.ctx) {
+                tracing::warn!(task = %self.ctx.id, error = %e, "a processor failed to close");
+            }
+        }
+    }
+}
