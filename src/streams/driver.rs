@@ -40,7 +40,7 @@ struct Inner {
     /// Every store instance, by name.
     stores: HashMap<String, (SharedStore, StoreSpec)>,
     outputs: HashMap<String, VecDeque<Outgoing>>,
-    offsets: HashMap<String, i64>,
+    offsets: HashMap<String, u64>,
     wall_clock_ms: i64,
     dir: PathBuf,
 }

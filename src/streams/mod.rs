@@ -35,6 +35,7 @@ mod driver;
 mod dsl;
 mod processor;
 mod record;
+mod runtime;
 mod serde;
 pub mod store;
 mod task;
@@ -45,6 +46,10 @@ pub use driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver
 pub use dsl::{BranchedKStream, GlobalKTable, KGroupedStream, KStream, KTable};
 pub use processor::{Processor, ProcessorContext, PunctuationType, RecordMetadata};
 pub use record::{StreamRecord, Window, Windowed};
+pub use runtime::{
+    ProcessingGuarantee, ReadOnlyKeyValueStore, ReadOnlyWindowStore, StreamThreadErrorResponse,
+    Streams, StreamsConfig, StreamsState,
+};
 pub use serde::{Serde, SerdeRef, Serdes};
 pub use store::{BytesStore, KeyValueStore, SessionStore, StoreSpec, Stores, WindowStore};
 pub use task::{DeserializationErrors, TaskId, TaskMetrics};

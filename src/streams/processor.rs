@@ -30,7 +30,7 @@ pub struct RecordMetadata {
     /// Its partition.
     pub partition: u32,
     /// Its offset.
-    pub offset: i64,
+    pub offset: u64,
 }
 
 /// A node of a topology that runs user code (Kafka's

@@ -281,7 +281,7 @@ impl Task {
         &mut self,
         topic: &str,
         partition: u32,
-        offset: i64,
+        offset: u64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         timestamp: i64,

@@ -162,15 +162,21 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         &self,
         f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
     ) -> KStream<K2, V2> {
-        self.then("KSTREAM-MAP", carry(&self.keys), carry(&self.values), true, move |ctx, r| {
-            let (k, v) = f(r.key, r.value);
-            ctx.forward(StreamRecord {
-                key: k,
-                value: v,
-                timestamp: r.timestamp,
-                headers: r.headers,
-            })
-        })
+        self.then(
+            "KSTREAM-MAP",
+            carry(&self.keys),
+            carry(&self.values),
+            true,
+            move |ctx, r| {
+                let (k, v) = f(r.key, r.value);
+                ctx.forward(StreamRecord {
+                    key: k,
+                    value: v,
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                })
+            },
+        )
     }
 
     /// Each record with a new value; the key, and the partitioning, stay.
@@ -239,17 +245,23 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         V2: Clone + 'static,
         I: IntoIterator<Item = (K2, V2)>,
     {
-        self.then("KSTREAM-FLATMAP", carry(&self.keys), carry(&self.values), true, move |ctx, r| {
-            for (k, v) in f(r.key, r.value) {
-                ctx.forward(StreamRecord {
-                    key: k,
-                    value: v,
-                    timestamp: r.timestamp,
-                    headers: r.headers.clone(),
-                })?;
-            }
-            Ok(())
-        })
+        self.then(
+            "KSTREAM-FLATMAP",
+            carry(&self.keys),
+            carry(&self.values),
+            true,
+            move |ctx, r| {
+                for (k, v) in f(r.key, r.value) {
+                    ctx.forward(StreamRecord {
+                        key: k,
+                        value: v,
+                        timestamp: r.timestamp,
+                        headers: r.headers.clone(),
+                    })?;
+                }
+                Ok(())
+            },
+        )
     }
 
     /// Zero or more values for each record, under its key.

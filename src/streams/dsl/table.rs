@@ -284,12 +284,22 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
         &self,
         f: impl Fn(&V) -> V2 + Send + Sync + 'static,
     ) -> KTable<K, V2> {
-        self.then("KTABLE-MAPVALUES", None, move |c| Change {
-            new: c.new.as_ref().map(&f),
-            old: c.old.as_ref().map(&f),
-        })
+        self.then(
+            "KTABLE-MAPVALUES",
+            crate::streams::serde::carry(&self.values),
+            move |c| Change {
+                new: c.new.as_ref().map(&f),
+                old: c.old.as_ref().map(&f),
+            },
+        )
     }
+}
 
+impl<K, V> KTable<K, V>
+where
+    K: Clone + Serialize + DeserializeOwned + 'static,
+    V: Clone + Serialize + DeserializeOwned + 'static,
+{
     /// The table's updates as a stream: each update's new value (`None` for
     /// a deletion, written as a tombstone).
     pub fn to_stream(&self) -> KStream<K, Option<V>> {
@@ -320,17 +330,11 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
             self.graph.clone(),
             node,
             self.keys.clone(),
-            self.values.clone().map(Serdes::optional),
+            Some(Serdes::optional(or_default(self.values.clone()))),
             false,
         )
     }
-}
 
-impl<K, V> KTable<K, V>
-where
-    K: Clone + Serialize + DeserializeOwned + 'static,
-    V: Clone + Serialize + DeserializeOwned + 'static,
-{
     /// This table in a store of its own (named by `materialized`, or
     /// generated), if it is not in one already: what joins and queries
     /// need.

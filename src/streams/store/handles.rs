@@ -173,6 +173,22 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
         }
     }
 
+    /// Every entry, as bytes.
+    pub(crate) fn all_bytes(&self) -> Result<Vec<(Bytes, Bytes)>> {
+        self.state
+            .lock()
+            .data
+            .range(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// The entries from `a` to `b` (serialized keys, both included).
+    pub(crate) fn range_bytes(&self, a: &[u8], b: &[u8]) -> Result<Vec<(Bytes, Bytes)>> {
+        self.state
+            .lock()
+            .data
+            .range(Bound::Included(a), Bound::Included(b))
+    }
+
     /// How many entries it holds.
     pub fn approximate_num_entries(&self) -> usize {
         self.state.lock().data.len()

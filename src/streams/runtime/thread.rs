@@ -1,0 +1,439 @@
+//! A stream thread: a consumer in the application's group, a producer
+//! (transactional under exactly-once), and the tasks of the partitions the
+//! group assigns it.
+
+use super::setup::restore_task_store;
+use super::{ProcessingGuarantee, Shared, ThreadStatus};
+use crate::streams::driver::open_store;
+use crate::streams::processor::PunctuationType;
+use crate::streams::store::{SharedStore, StoreSpec};
+use crate::streams::task::{Outgoing, Task, TaskId, TaskMetrics, TaskSetup};
+use crate::{
+    Consumer, ConsumerConfig, ConsumerRecord, Error, IsolationLevel, OffsetAndMetadata,
+    OffsetReset, Producer, ProducerConfig, RangeAssignor, RebalanceListener, Record, Result,
+    TopicPartition,
+};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+thread_local! {
+    /// The thread's work, where the rebalance callbacks (which run inside
+    /// `Consumer::poll` on this thread) can reach it.
+    static WORK: RefCell<Option<Work>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's work, if it has any.
+fn with_work<T>(f: impl FnOnce(&mut Work) -> T) -> Option<T> {
+    WORK.with(|w| match w.try_borrow_mut() {
+        Ok(mut w) => w.as_mut().map(f),
+        Err(_) => {
+            // A consumer call made while the work is in use ran a
+            // rebalance callback: the next poll's callbacks will see it.
+            tracing::warn!("a rebalance callback ran while the stream thread was busy");
+            None
+        }
+    })
+}
+
+struct Listener;
+
+impl RebalanceListener for Listener {
+    fn on_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        with_work(|w| {
+            w.shared.set_thread(w.index, ThreadStatus::Rebalancing);
+            if let Err(e) = w.revoke(consumer, partitions, true) {
+                w.failed.get_or_insert(e);
+            }
+        });
+    }
+
+    fn on_assigned(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        with_work(|w| {
+            if let Err(e) = w.assign(consumer, partitions) {
+                w.failed.get_or_insert(e);
+            }
+        });
+    }
+
+    fn on_lost(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        with_work(|w| {
+            if let Err(e) = w.revoke(consumer, partitions, false) {
+                w.failed.get_or_insert(e);
+            }
+        });
+    }
+}
+
+/// What a stream thread holds besides its consumer.
+pub(crate) struct Work {
+    shared: Arc<Shared>,
+    index: usize,
+    tasks: BTreeMap<TaskId, Task>,
+    /// Each task's input partitions.
+    inputs: BTreeMap<TaskId, Vec<TopicPartition>>,
+    /// Input partition → its task.
+    by_input: HashMap<(String, u32), TaskId>,
+    producer: Producer,
+    in_txn: bool,
+    last_commit: Instant,
+    failed: Option<Error>,
+    /// Counts of tasks this thread closed.
+    closed_metrics: TaskMetrics,
+}
+
+impl Work {
+    fn eos(&self) -> bool {
+        self.shared.config.guarantee == ProcessingGuarantee::ExactlyOnce
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        if self.eos() && !self.in_txn {
+            self.producer.begin_transaction()?;
+            self.in_txn = true;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, out: Vec<Outgoing>) -> Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.begin()?;
+        for o in out {
+            let record = Record {
+                key: o.key,
+                value: o.value,
+                timestamp: o.timestamp,
+                headers: o.headers,
+            };
+            // Failures surface at the flush or transaction commit that
+            // must precede the offsets' commit.
+            let _delivery = match o.partition {
+                Some(p) => self.producer.send_to(&o.topic, p, record)?,
+                None => self.producer.send(&o.topic, record)?,
+            };
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, records: Vec<ConsumerRecord>) -> Result<()> {
+        for r in records {
+            let Some(&id) = self.by_input.get(&(r.topic().to_owned(), r.partition)) else {
+                continue;
+            };
+            let Some(task) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            task.process(
+                r.topic(),
+                r.partition,
+                r.offset,
+                r.key(),
+                r.value(),
+                r.timestamp,
+                r.headers(),
+            )?;
+            let out = task.take_outbox();
+            self.send(out)?;
+        }
+        Ok(())
+    }
+
+    fn punctuate(&mut self) -> Result<()> {
+        let now = crate::now_ms();
+        let mut out = Vec::new();
+        for t in self.tasks.values_mut() {
+            t.punctuate(PunctuationType::WallClockTime, now)?;
+            out.extend(t.take_outbox());
+        }
+        self.send(out)
+    }
+
+    /// Commits every task: held-back updates and changelog writes are
+    /// sent, then the input positions are committed (in the transaction
+    /// under exactly-once).
+    fn commit(&mut self, consumer: &mut Consumer) -> Result<()> {
+        let mut out = Vec::new();
+        for t in self.tasks.values_mut() {
+            t.prepare_commit()?;
+            out.extend(t.take_outbox());
+        }
+        self.send(out)?;
+        let mut offsets = Vec::new();
+        for (id, inputs) in &self.inputs {
+            let stream_time = self.tasks.get(id).map_or(i64::MIN, |t| t.ctx.stream_time);
+            for tp in inputs {
+                let position = consumer.position(tp.clone())?;
+                offsets.push((
+                    tp.clone(),
+                    OffsetAndMetadata::new(position).with_metadata(stream_time.to_string()),
+                ));
+            }
+        }
+        if self.eos() {
+            if !offsets.is_empty() {
+                self.begin()?;
+                self.producer
+                    .send_offsets_to_transaction(offsets.clone(), &consumer.group_metadata()?)?;
+            }
+            if self.in_txn {
+                self.producer.commit_transaction()?;
+                self.in_txn = false;
+            }
+        } else {
+            self.producer.flush()?;
+            if !offsets.is_empty() {
+                consumer.commit_offsets(offsets.clone())?;
+            }
+        }
+        self.last_commit = Instant::now();
+        self.purge(&offsets);
+        Ok(())
+    }
+
+    /// Deletes what every task has consumed from repartition topics.
+    fn purge(&self, offsets: &[(TopicPartition, OffsetAndMetadata)]) {
+        let admin = self.shared.broker.admin();
+        for (tp, o) in offsets {
+            if self.shared.repartition.contains_key(&*tp.topic)
+                && let Err(e) = admin.delete_records(&tp.topic, tp.partition, o.offset)
+            {
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, error = %e, "could not purge a repartition topic");
+            }
+        }
+    }
+
+    fn task_of(&self, tp: &TopicPartition) -> Option<TaskId> {
+        let sub = self.shared.subtopology_of(&tp.topic)?;
+        Some(TaskId {
+            subtopology: sub,
+            partition: tp.partition,
+        })
+    }
+
+    /// Creates the tasks of newly assigned partitions, their stores
+    /// restored from their changelogs.
+    fn assign(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) -> Result<()> {
+        let mut new: BTreeMap<TaskId, Vec<TopicPartition>> = BTreeMap::new();
+        for tp in partitions {
+            if let Some(id) = self.task_of(tp) {
+                new.entry(id).or_default().push(tp.clone());
+            }
+        }
+        for (id, inputs) in new {
+            if self.tasks.contains_key(&id) {
+                for tp in inputs {
+                    self.by_input
+                        .insert((tp.topic.to_string(), tp.partition), id);
+                    self.inputs.entry(id).or_default().push(tp);
+                }
+                continue;
+            }
+            let mut stream_time = i64::MIN;
+            for tp in &inputs {
+                if let Some(c) = consumer.committed(tp.clone())?
+                    && let Ok(t) = c.metadata.parse::<i64>()
+                {
+                    stream_time = stream_time.max(t);
+                }
+            }
+            let task = self.shared.create_task(id, stream_time)?;
+            for tp in &inputs {
+                self.by_input
+                    .insert((tp.topic.to_string(), tp.partition), id);
+            }
+            self.inputs.insert(id, inputs);
+            self.tasks.insert(id, task);
+        }
+        Ok(())
+    }
+
+    /// Closes the tasks of `partitions`: committing first (`clean`), or
+    /// dropping their uncommitted work.
+    fn revoke(
+        &mut self,
+        consumer: &mut Consumer,
+        partitions: &[TopicPartition],
+        clean: bool,
+    ) -> Result<()> {
+        let result = if clean {
+            self.commit(consumer)
+        } else {
+            self.abort()
+        };
+        let mut gone = Vec::new();
+        for tp in partitions {
+            if let Some(id) = self.by_input.remove(&(tp.topic.to_string(), tp.partition)) {
+                gone.push(id);
+            }
+        }
+        for id in gone {
+            self.inputs.remove(&id);
+            if let Some(mut t) = self.tasks.remove(&id) {
+                t.close();
+                self.closed_metrics.add(&t.ctx.metrics);
+                self.shared.unregister(id);
+            }
+        }
+        result
+    }
+
+    /// Drops the uncommitted work: the open transaction is aborted.
+    fn abort(&mut self) -> Result<()> {
+        if self.in_txn {
+            self.in_txn = false;
+            self.producer.abort_transaction()?;
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> TaskMetrics {
+        let mut m = self.closed_metrics;
+        for t in self.tasks.values() {
+            m.add(&t.ctx.metrics);
+        }
+        m
+    }
+
+    /// Closes every task: cleanly (a last commit) or not.
+    fn close(&mut self, consumer: &mut Consumer, clean: bool) -> Result<()> {
+        let all: Vec<TopicPartition> = self.inputs.values().flatten().cloned().collect();
+        let r = self.revoke(consumer, &all, clean);
+        if !clean {
+            let _ = self.abort();
+        }
+        r
+    }
+}
+
+impl Shared {
+    /// A task with its stores restored.
+    pub(crate) fn create_task(self: &Arc<Self>, id: TaskId, stream_time: i64) -> Result<Task> {
+        let sub = self
+            .topology
+            .subtopologies
+            .get(id.subtopology)
+            .ok_or_else(|| Error::Topology(format!("no sub-topology {}", id.subtopology)))?;
+        let mut stores: HashMap<String, (SharedStore, StoreSpec)> = self.globals.clone();
+        for name in &sub.stores {
+            let Some(spec) = self.topology.stores.get(name) else {
+                continue;
+            };
+            let store = open_store(spec, &self.state_dir.join(id.to_string()).join(name))?;
+            if let Some(changelog) = self.topology.changelog_of(name) {
+                let topic = self
+                    .topology
+                    .resolve(&self.config.application_id, &changelog);
+                restore_task_store(self, &store, &topic, id.partition)?;
+            }
+            self.register(name, id, store.clone());
+            stores.insert(name.clone(), (store, spec.clone()));
+        }
+        let counts = self.layout.partitions.clone();
+        Task::new(
+            &self.topology,
+            id,
+            TaskSetup {
+                application_id: self.config.application_id.as_str().into(),
+                stores,
+                cache_max_bytes: self.config.cache_max_bytes,
+                deserialization: self.config.deserialization,
+                wall_clock_ms: crate::now_ms(),
+                stream_time,
+                partition_counts: Rc::new(move |t: &str| {
+                    counts
+                        .get(t)
+                        .copied()
+                        .ok_or_else(|| Error::UnknownTopic { name: t.to_owned() })
+                }),
+            },
+        )
+    }
+}
+
+/// The body of stream thread `index`: returns when told to stop (`Ok`) or
+/// when processing fails (the error, after closing the tasks without
+/// committing).
+pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
+    let config = &shared.config;
+    let eos = config.guarantee == ProcessingGuarantee::ExactlyOnce;
+    let mut consumer = shared.broker.consumer(
+        ConsumerConfig::default()
+            .group(config.application_id.clone())
+            .assignor(Arc::new(RangeAssignor))
+            .offset_reset(OffsetReset::Earliest)
+            .auto_commit(None)
+            .max_poll_records(config.max_poll_records)
+            .isolation_level(if eos {
+                IsolationLevel::ReadCommitted
+            } else {
+                IsolationLevel::ReadUncommitted
+            }),
+    );
+    let mut producer_config = ProducerConfig::default().idempotence(true);
+    if eos {
+        producer_config = producer_config.transactional_id(format!(
+            "{}-{}-{index}",
+            config.application_id, shared.instance
+        ));
+    }
+    let producer = shared.broker.producer(producer_config);
+    if eos {
+        producer.init_transactions()?;
+    }
+    WORK.with(|w| {
+        *w.borrow_mut() = Some(Work {
+            shared: shared.clone(),
+            index,
+            tasks: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+            by_input: HashMap::new(),
+            producer,
+            in_txn: false,
+            last_commit: Instant::now(),
+            failed: None,
+            closed_metrics: TaskMetrics::default(),
+        })
+    });
+    consumer.set_rebalance_listener(Listener);
+    let result = run_loop(&shared, index, &mut consumer);
+    let clean = result.is_ok();
+    let closed = with_work(|w| {
+        let r = w.close(&mut consumer, clean);
+        shared.publish_metrics(index, w.metrics());
+        r
+    });
+    let _ = consumer.close();
+    let work = WORK.with(|w| w.borrow_mut().take());
+    if let Some(w) = work {
+        let _ = w.producer.close();
+    }
+    result.and(closed.unwrap_or(Ok(())))
+}
+
+fn run_loop(shared: &Arc<Shared>, index: usize, consumer: &mut Consumer) -> Result<()> {
+    let topics: Vec<String> = shared.source_topics.clone();
+    consumer.subscribe(topics)?;
+    let commit_every = shared.config.commit_every();
+    while !shared.stopping() {
+        let records = consumer.poll(shared.config.poll_timeout)?;
+        let step = with_work(|w| -> Result<()> {
+            if let Some(e) = w.failed.take() {
+                return Err(e);
+            }
+            w.shared.set_thread(index, ThreadStatus::Running);
+            w.process(records)?;
+            w.punctuate()?;
+            if w.last_commit.elapsed() >= commit_every {
+                w.commit(consumer)?;
+            }
+            w.shared.publish_metrics(index, w.metrics());
+            Ok(())
+        });
+        step.unwrap_or(Ok(()))?;
+    }
+    Ok(())
+}
