@@ -49,5 +49,7 @@ mod replication;
 mod retention;
 #[cfg(feature = "streams")]
 mod streams_dsl;
+#[cfg(feature = "streams")]
+mod streams_runtime;
 mod transactions;
 mod typed_values;

@@ -1,0 +1,293 @@
+//! A Streams application over a broker: stream threads in the
+//! application's group process every input record, commit, restore their
+//! state from changelogs on restart, answer interactive queries, report
+//! their state, and stop on errors as the handler says.
+
+use crate::common::{consume_all, tempdir, wait_until};
+use embedlog::streams::{
+    Consumed, Materialized, ProcessingGuarantee, Serdes, StreamThreadErrorResponse, Streams,
+    StreamsBuilder, StreamsConfig, StreamsState,
+};
+use embedlog::{Broker, IsolationLevel, ProducerConfig, Record, TopicConfig};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn word_count() -> embedlog::streams::Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("text", Consumed::with(Serdes::string(), Serdes::string()))
+        .flat_map_values(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .group_by(|_, w| w.clone())
+        .count_with(Materialized::as_("counts"))
+        .to_stream()
+        .to("counts");
+    builder.build().unwrap()
+}
+
+fn send_lines(broker: &Broker, lines: &[&str]) {
+    let p = broker.producer(ProducerConfig::default());
+    for (i, l) in lines.iter().enumerate() {
+        p.send("text", Record::new(l.to_string()).key(format!("line-{i}")))
+            .unwrap();
+    }
+    p.flush().unwrap();
+}
+
+/// The last count of each word in `counts`, read at `isolation`.
+fn last_counts(broker: &Broker, isolation: IsolationLevel) -> BTreeMap<String, i64> {
+    consume_all(broker, "counts", isolation)
+        .into_iter()
+        .map(|r| {
+            let k = String::from_utf8(r.key().unwrap().to_vec()).unwrap();
+            let v = i64::from_be_bytes(r.value().unwrap().try_into().unwrap());
+            (k, v)
+        })
+        .collect()
+}
+
+fn setup(partitions: u32) -> (tempfile::TempDir, Broker) {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    broker
+        .admin()
+        .create_topic("text", TopicConfig::default().partitions(partitions))
+        .unwrap();
+    broker
+        .admin()
+        .create_topic("counts", TopicConfig::default().partitions(partitions))
+        .unwrap();
+    (dir, broker)
+}
+
+fn config(app: &str, guarantee: ProcessingGuarantee) -> StreamsConfig {
+    StreamsConfig::new(app)
+        .processing_guarantee(guarantee)
+        .commit_interval(Duration::from_millis(20))
+        .poll_timeout(Duration::from_millis(10))
+}
+
+fn run_word_count(guarantee: ProcessingGuarantee, isolation: IsolationLevel) {
+    let (_dir, broker) = setup(3);
+    send_lines(&broker, &["a b a", "c a", "b"]);
+    let streams = Streams::new(
+        &broker,
+        word_count(),
+        config("wc", guarantee).num_stream_threads(2),
+    )
+    .unwrap();
+    let states = Arc::new(Mutex::new(Vec::new()));
+    let s = states.clone();
+    streams.set_state_listener(move |new, _old| s.lock().unwrap().push(new));
+    streams.start().unwrap();
+    let want: BTreeMap<String, i64> = [("a".into(), 3), ("b".into(), 2), ("c".into(), 1)].into();
+    wait_until("the counts are written", || {
+        last_counts(&broker, isolation) == want
+    });
+    assert!(streams.wait_for_state(StreamsState::Running, Duration::from_secs(60)));
+    // Interactive queries see the same counts.
+    let store = streams.key_value_store::<String, i64>("counts").unwrap();
+    wait_until("the store holds the counts", || {
+        store.all().unwrap().into_iter().collect::<BTreeMap<_, _>>() == want
+    });
+    assert_eq!(store.get(&"a".to_string()).unwrap(), Some(3));
+    assert_eq!(
+        store
+            .range(&"a".to_string(), &"b".to_string())
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(streams.metrics().processed >= 3);
+    streams.close().unwrap();
+    assert_eq!(streams.state(), StreamsState::NotRunning);
+    let seen = states.lock().unwrap().clone();
+    assert_eq!(seen.first(), Some(&StreamsState::Rebalancing), "{seen:?}");
+    assert!(seen.contains(&StreamsState::Running), "{seen:?}");
+    assert_eq!(
+        &seen[seen.len() - 2..],
+        &[StreamsState::PendingShutdown, StreamsState::NotRunning]
+    );
+    // Internal topics exist, named from the application id.
+    let topics = broker.admin().list_topics().unwrap();
+    assert!(
+        topics.contains(&"wc-counts-changelog".to_string()),
+        "{topics:?}"
+    );
+    assert!(
+        topics
+            .iter()
+            .any(|t| t.starts_with("wc-") && t.ends_with("-repartition")),
+        "{topics:?}"
+    );
+}
+
+#[test]
+fn word_count_at_least_once() {
+    run_word_count(
+        ProcessingGuarantee::AtLeastOnce,
+        IsolationLevel::ReadUncommitted,
+    );
+}
+
+#[test]
+fn word_count_exactly_once() {
+    run_word_count(
+        ProcessingGuarantee::ExactlyOnce,
+        IsolationLevel::ReadCommitted,
+    );
+}
+
+#[test]
+fn a_restarted_application_resumes_from_its_commits_with_its_state_restored() {
+    for guarantee in [
+        ProcessingGuarantee::AtLeastOnce,
+        ProcessingGuarantee::ExactlyOnce,
+    ] {
+        let (_dir, broker) = setup(2);
+        send_lines(&broker, &["x y", "x"]);
+        // No record cache: every update goes out, so the sequence of
+        // counts shows any update lost or repeated.
+        let cfg = || config("restart", guarantee).cache_max_bytes(0);
+        let streams = Streams::new(&broker, word_count(), cfg()).unwrap();
+        streams.start().unwrap();
+        let first: BTreeMap<String, i64> = [("x".into(), 2), ("y".into(), 1)].into();
+        wait_until("the first counts", || {
+            last_counts(&broker, IsolationLevel::ReadCommitted) == first
+        });
+        streams.close().unwrap();
+        send_lines(&broker, &["x z"]);
+        // A new instance: the counts continue from the changelog (an
+        // in-memory store restarts empty), the input from the commits.
+        let streams = Streams::new(&broker, word_count(), cfg()).unwrap();
+        streams.start().unwrap();
+        let then: BTreeMap<String, i64> =
+            [("x".into(), 3), ("y".into(), 1), ("z".into(), 1)].into();
+        wait_until("the counts after the restart", || {
+            last_counts(&broker, IsolationLevel::ReadCommitted) == then
+        });
+        streams.close().unwrap();
+        // Every update went out once: x counted 1, 2 then 3.
+        let xs: Vec<i64> = consume_all(&broker, "counts", IsolationLevel::ReadCommitted)
+            .into_iter()
+            .filter(|r| r.key() == Some(&b"x"[..]))
+            .map(|r| i64::from_be_bytes(r.value().unwrap().try_into().unwrap()))
+            .collect();
+        assert_eq!(xs, vec![1, 2, 3], "{guarantee:?}");
+    }
+}
+
+#[test]
+fn two_instances_split_the_partitions() {
+    let (_dir, broker) = setup(4);
+    let lines: Vec<String> = (0..200).map(|i| format!("w{} w{}", i % 7, i % 3)).collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    send_lines(&broker, &refs);
+    let mut want: BTreeMap<String, i64> = BTreeMap::new();
+    for l in &lines {
+        for w in l.split_whitespace() {
+            *want.entry(w.to_owned()).or_default() += 1;
+        }
+    }
+    let a = Streams::new(
+        &broker,
+        word_count(),
+        config("split", ProcessingGuarantee::ExactlyOnce),
+    )
+    .unwrap();
+    let b = Streams::new(
+        &broker,
+        word_count(),
+        config("split", ProcessingGuarantee::ExactlyOnce),
+    )
+    .unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    wait_until("all counts", || {
+        last_counts(&broker, IsolationLevel::ReadCommitted) == want
+    });
+    wait_until("both instances hold tasks", || {
+        !a.tasks().is_empty() && !b.tasks().is_empty()
+    });
+    let (ta, tb) = (a.tasks(), b.tasks());
+    assert!(ta.iter().all(|t| !tb.contains(t)), "{ta:?} {tb:?}");
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
+#[test]
+fn a_failing_thread_stops_the_client_or_is_replaced_as_the_handler_says() {
+    let (_dir, broker) = setup(1);
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("text", Consumed::with(Serdes::string(), Serdes::string()))
+        .map_values(|v| v.len() as i64)
+        .to("counts");
+    let topology = builder.build().unwrap();
+    // An undecodable key fails the task (default handling).
+    let p = broker.producer(ProducerConfig::default());
+    p.send("text", Record::new("ok").key(vec![0xff])).unwrap();
+    p.flush().unwrap();
+    let streams = Streams::new(
+        &broker,
+        topology.clone(),
+        config("fail", ProcessingGuarantee::AtLeastOnce),
+    )
+    .unwrap();
+    let calls = Arc::new(Mutex::new(0));
+    let c = calls.clone();
+    streams.set_uncaught_error_handler(move |e| {
+        assert!(e.to_string().contains("UTF-8"), "{e}");
+        let mut n = c.lock().unwrap();
+        *n += 1;
+        // Replaced once; the replacement fails on the same record.
+        if *n == 1 {
+            StreamThreadErrorResponse::ReplaceThread
+        } else {
+            StreamThreadErrorResponse::ShutdownClient
+        }
+    });
+    streams.start().unwrap();
+    assert!(
+        streams.wait_for_state(StreamsState::PendingError, Duration::from_secs(60))
+            || streams.state() == StreamsState::Error
+    );
+    let err = streams.close().unwrap_err().to_string();
+    assert!(err.contains("UTF-8"), "{err}");
+    assert_eq!(streams.state(), StreamsState::Error);
+    assert_eq!(*calls.lock().unwrap(), 2);
+    assert_eq!(streams.errors().len(), 2);
+}
+
+#[test]
+fn missing_source_topics_and_bad_configs_are_refused_before_start() {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    let err = Streams::new(&broker, word_count(), StreamsConfig::new("m"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"text\"") && err.contains("create it"),
+        "{err}"
+    );
+    broker
+        .admin()
+        .create_topic("text", TopicConfig::default())
+        .unwrap();
+    let err = Streams::new(&broker, word_count(), StreamsConfig::new("bad id!"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("application id"), "{err}");
+    let err = Streams::new(
+        &broker,
+        word_count(),
+        StreamsConfig::new("m").num_stream_threads(0),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("num_stream_threads"), "{err}");
+    let streams = Streams::new(&broker, word_count(), StreamsConfig::new("m")).unwrap();
+    streams.start().unwrap();
+    assert!(streams.start().is_err());
+    streams.close().unwrap();
+}
