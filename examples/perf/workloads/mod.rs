@@ -17,6 +17,7 @@ mod peer;
 mod produce;
 mod read;
 pub mod scale;
+mod streams;
 mod txn;
 
 use embedlog::{Broker, TopicConfig};
@@ -252,6 +253,7 @@ pub fn registry() -> Vec<Workload> {
     all.extend(txn::workloads());
     all.extend(compression::workloads());
     all.extend(open::workloads());
+    all.extend(streams::workloads());
     all.extend(scale::workloads());
     all
 }
