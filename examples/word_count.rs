@@ -30,9 +30,12 @@ direct the other way";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let given = std::env::args().nth(1);
-    let root = given.clone().map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("embedlog-word-count-{}", std::process::id()))
-    });
+    let root = given
+        .clone()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("embedlog-word-count-{}", std::process::id()))
+        });
     let broker = Broker::open(&root)?;
     let admin = broker.admin();
     for topic in ["text-lines", "word-counts"] {
@@ -46,7 +49,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut words = 0u64;
     for round in 0..200 {
         for (i, line) in TEXT.lines().enumerate() {
-            words += line.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).count() as u64;
+            words += line
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .count() as u64;
             producer.send("text-lines", Record::new(line).key(format!("{round}-{i}")))?;
         }
     }
@@ -55,7 +61,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The topology: lines -> words -> re-keyed by word -> counted.
     let builder = StreamsBuilder::new();
     builder
-        .stream("text-lines", Consumed::with(Serdes::string(), Serdes::string()))
+        .stream(
+            "text-lines",
+            Consumed::with(Serdes::string(), Serdes::string()),
+        )
         .flat_map_values(|line: String| {
             line.split(|c: char| !c.is_alphanumeric())
                 .filter(|w| !w.is_empty())
@@ -94,7 +103,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let elapsed = started.elapsed();
     let mut all = counts.all()?;
     all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    println!("counted {want} words ({} distinct) in {elapsed:.1?}; the most frequent:", all.len());
+    println!(
+        "counted {want} words ({} distinct) in {elapsed:.1?}; the most frequent:",
+        all.len()
+    );
     for (word, n) in all.iter().take(10) {
         println!("  {word:>12} {n}");
     }

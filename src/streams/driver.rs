@@ -228,7 +228,7 @@ impl TopologyTestDriver {
             });
         }
         inner.run(VecDeque::from([Outgoing {
-            topic: topic.to_owned(),
+            topic: topic.into(),
             partition: Some(0),
             key,
             value,
@@ -378,7 +378,7 @@ impl Inner {
     /// Processes `queue` and everything it leads to.
     fn run(&mut self, mut queue: VecDeque<Outgoing>) -> Result<()> {
         while let Some(r) = queue.pop_front() {
-            if let Some(store) = self.globals.get(&r.topic) {
+            if let Some(store) = self.globals.get(&*r.topic) {
                 if let Some(k) = r.key.clone() {
                     let mut s = store.lock();
                     match r.value.clone() {
@@ -387,11 +387,11 @@ impl Inner {
                     }
                 }
             }
-            let Some(&i) = self.by_topic.get(&r.topic) else {
+            let Some(&i) = self.by_topic.get(&*r.topic) else {
                 continue;
             };
-            let offset = self.offsets.get(&r.topic).copied().unwrap_or(0);
-            self.offsets.insert(r.topic.clone(), offset + 1);
+            let offset = self.offsets.get(&*r.topic).copied().unwrap_or(0);
+            self.offsets.insert(r.topic.to_string(), offset + 1);
             let task = &mut self.tasks[i];
             task.process(
                 &r.topic,
@@ -406,7 +406,7 @@ impl Inner {
             let out = task.take_outbox();
             self.capture(&out);
             for o in out {
-                if self.by_topic.contains_key(&o.topic) || self.globals.contains_key(&o.topic) {
+                if self.by_topic.contains_key(&*o.topic) || self.globals.contains_key(&*o.topic) {
                     queue.push_back(o);
                 }
             }
@@ -417,7 +417,7 @@ impl Inner {
     fn capture(&mut self, out: &[Outgoing]) {
         for o in out {
             self.outputs
-                .entry(o.topic.clone())
+                .entry(o.topic.to_string())
                 .or_default()
                 .push_back(o.clone());
         }
@@ -429,7 +429,9 @@ impl Inner {
         self.capture(&out);
         let queue = out
             .into_iter()
-            .filter(|o| self.by_topic.contains_key(&o.topic) || self.globals.contains_key(&o.topic))
+            .filter(|o| {
+                self.by_topic.contains_key(&*o.topic) || self.globals.contains_key(&*o.topic)
+            })
             .collect();
         self.run(queue)
     }

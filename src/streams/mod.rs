@@ -33,6 +33,7 @@
 mod builder;
 mod driver;
 mod dsl;
+mod hash;
 mod processor;
 mod record;
 mod runtime;

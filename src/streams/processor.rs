@@ -26,7 +26,7 @@ pub enum PunctuationType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
     /// Its topic.
-    pub topic: String,
+    pub topic: std::sync::Arc<str>,
     /// Its partition.
     pub partition: u32,
     /// Its offset.

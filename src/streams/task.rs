@@ -45,7 +45,7 @@ pub enum DeserializationErrors {
 /// changelog write. Topics are resolved names.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
-    pub(crate) topic: String,
+    pub(crate) topic: Arc<str>,
     pub(crate) partition: Option<u32>,
     pub(crate) key: Option<Bytes>,
     pub(crate) value: Option<Bytes>,
@@ -96,7 +96,7 @@ pub(crate) struct TaskCtx {
     pub(crate) cache_max_bytes: usize,
     deserialization: DeserializationErrors,
     /// Unresolved internal topic name → resolved.
-    topics: Arc<BTreeMap<String, String>>,
+    topics: Arc<BTreeMap<String, Arc<str>>>,
     partition_counts: Rc<dyn Fn(&str) -> Result<u32>>,
 }
 
@@ -135,22 +135,25 @@ impl TaskCtx {
         Ok((state.clone(), k, v))
     }
 
+    /// The name topic `name` (as the topology names it) has.
+    pub(crate) fn resolve_topic(&self, name: &str) -> Arc<str> {
+        self.topics
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.into())
+    }
+
     pub(crate) fn send(
         &mut self,
-        topic: &str,
+        topic: &Arc<str>,
         partition: Option<u32>,
         key: Option<Bytes>,
         value: Option<Bytes>,
         timestamp: i64,
         headers: Vec<Header>,
     ) {
-        let topic = self
-            .topics
-            .get(topic)
-            .cloned()
-            .unwrap_or_else(|| topic.to_owned());
         self.outbox.push(Outgoing {
-            topic,
+            topic: topic.clone(),
             partition,
             key,
             value,
@@ -160,8 +163,8 @@ impl TaskCtx {
     }
 
     pub(crate) fn partition_count(&self, topic: &str) -> Result<u32> {
-        let topic = self.topics.get(topic).map_or(topic, String::as_str);
-        (self.partition_counts)(topic)
+        let topic = self.resolve_topic(topic);
+        (self.partition_counts)(&topic)
     }
 
     pub(crate) fn deserialization_failed(&mut self, node: &str, e: Error) -> Result<()> {
@@ -199,11 +202,12 @@ pub(crate) struct TaskSetup {
 /// One sub-topology's nodes for one partition.
 pub(crate) struct Task {
     pub(crate) ctx: TaskCtx,
-    /// Source nodes by resolved topic name.
-    sources: HashMap<String, Rc<RefCell<dyn RawSource>>>,
+    /// Source nodes by resolved topic name (a task reads few topics: a
+    /// scan beats hashing the name of every record).
+    sources: Vec<(String, Rc<RefCell<dyn RawSource>>)>,
     lifecycles: Vec<(NodeId, Box<dyn Lifecycle>)>,
     /// The task's own stores and their resolved changelog topics.
-    logged: Vec<(SharedStore, Option<String>)>,
+    logged: Vec<(SharedStore, Option<Arc<str>>)>,
     closed: bool,
 }
 
@@ -221,10 +225,10 @@ impl Task {
             Error::Topology(format!("task {id}: no sub-topology {}", id.subtopology))
         })?;
         let app = setup.application_id.clone();
-        let topics: BTreeMap<String, String> = topology
+        let topics: BTreeMap<String, Arc<str>> = topology
             .internal
             .keys()
-            .map(|t| (t.clone(), topology.resolve(&app, t)))
+            .map(|t| (t.clone(), topology.resolve(&app, t).into()))
             .collect();
         let mut inst = Instantiator::new(&topology.nodes);
         inst.build_all(&sub.nodes)?;
@@ -234,12 +238,21 @@ impl Task {
             .map(|(t, s)| (topology.resolve(&app, &t), s))
             .collect();
         let lifecycles = std::mem::take(&mut inst.lifecycles);
+        if setup.cache_max_bytes > 0 {
+            for name in &sub.stores {
+                if let Some((state, _)) = setup.stores.get(name) {
+                    state.lock().enable_cache();
+                }
+            }
+        }
         let logged = sub
             .stores
             .iter()
             .filter_map(|s| {
                 let (state, _) = setup.stores.get(s)?;
-                let changelog = topology.changelog_of(s).map(|t| topology.resolve(&app, &t));
+                let changelog = topology
+                    .changelog_of(s)
+                    .map(|t| Arc::from(topology.resolve(&app, &t)));
                 Some((state.clone(), changelog))
             })
             .collect();
@@ -279,7 +292,7 @@ impl Task {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn process(
         &mut self,
-        topic: &str,
+        topic: &Arc<str>,
         partition: u32,
         offset: u64,
         key: Option<&[u8]>,
@@ -287,14 +300,19 @@ impl Task {
         timestamp: i64,
         headers: Vec<Header>,
     ) -> Result<()> {
-        let source = self.sources.get(topic).cloned().ok_or_else(|| {
-            Error::Topology(format!(
-                "task {} has no source for topic {topic:?}",
-                self.ctx.id
-            ))
-        })?;
+        let source = self
+            .sources
+            .iter()
+            .find(|(t, _)| t.as_str() == &**topic)
+            .map(|(_, s)| s.clone())
+            .ok_or_else(|| {
+                Error::Topology(format!(
+                    "task {} has no source for topic {topic:?}",
+                    self.ctx.id
+                ))
+            })?;
         self.ctx.meta = Some(RecordMetadata {
-            topic: topic.to_owned(),
+            topic: topic.clone(),
             partition,
             offset,
         });
@@ -306,8 +324,7 @@ impl Task {
         self.ctx.meta = None;
         r?;
         self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)?;
-        self.drain_changelogs(false);
-        Ok(())
+        self.drain_changelogs(false)
     }
 
     /// Runs the punctuations of `kind` that are due at `now`.
@@ -341,7 +358,7 @@ impl Task {
     /// Moves the stores' changelog writes to the outbox: all of them
     /// (`all`, at commit), or those of stores over their share of the
     /// cache.
-    fn drain_changelogs(&mut self, all: bool) {
+    fn drain_changelogs(&mut self, all: bool) -> Result<()> {
         let budget = if self.logged.is_empty() {
             0
         } else {
@@ -350,10 +367,11 @@ impl Task {
         let (partition, ts) = (self.ctx.id.partition, self.ctx.stream_time.max(0));
         for (state, topic) in &self.logged {
             let mut s = state.lock();
-            if s.dirty.is_empty() || (!all && s.dirty_bytes <= budget) {
+            let held = s.dirty_bytes + s.cache_bytes;
+            if held == 0 || (!all && held <= budget) {
                 continue;
             }
-            let dirty = s.take_dirty();
+            let dirty = s.take_dirty()?;
             drop(s);
             let Some(topic) = topic else { continue };
             for (k, v) in dirty {
@@ -367,6 +385,7 @@ impl Task {
                 });
             }
         }
+        Ok(())
     }
 
     /// Prepares a commit: processors forward what they held back, every
@@ -376,7 +395,7 @@ impl Task {
         for (_, l) in &mut self.lifecycles {
             l.commit(&mut self.ctx)?;
         }
-        self.drain_changelogs(true);
+        self.drain_changelogs(true)?;
         for (state, _) in &self.logged {
             state.lock().expire()?;
         }

@@ -449,6 +449,9 @@ pub(crate) fn source_build<K: Clone + 'static, V: Clone + 'static>(
 /// A sink: encodes records for a topic.
 struct Sink<K, V> {
     topic: String,
+    /// `topic` as the task names it (internal topics get the
+    /// application id), once known.
+    resolved: Option<Arc<str>>,
     keys: SerdeRef<K>,
     values: SerdeRef<V>,
     partitioner: Option<Partitioner<K, V>>,
@@ -469,8 +472,15 @@ impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
             }
             None => None,
         };
+        let topic = match &self.resolved {
+            Some(t) => t.clone(),
+            None => self
+                .resolved
+                .insert(task.resolve_topic(&self.topic))
+                .clone(),
+        };
         task.send(
-            &self.topic,
+            &topic,
             partition,
             key,
             value,
@@ -492,6 +502,7 @@ pub(crate) fn sink_build<K: 'static, V: 'static>(
         move |inst: &mut Instantiator<'_>, id: NodeId, _children: &[NodeId]| {
             let sink = Rc::new(RefCell::new(Sink {
                 topic: topic.clone(),
+                resolved: None,
                 keys: keys.clone(),
                 values: values.clone(),
                 partitioner: partitioner.clone(),

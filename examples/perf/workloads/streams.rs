@@ -28,11 +28,16 @@ pub fn workloads() -> Vec<Workload> {
             .group("streams")
             .contender(Contender::new(
                 Column::Embedlog,
-                vec![Step::writes("streams", super::EMBEDLOG, move |p| run(p, eos, true))],
+                vec![Step::writes("streams", super::EMBEDLOG, move |p| {
+                    run(p, eos, true)
+                })],
             ))
             .contender(
-                Contender::new(Column::Floor, vec![Step::writes("hand", "hand", move |p| run(p, eos, false))])
-                    .label("hand loop"),
+                Contender::new(
+                    Column::Floor,
+                    vec![Step::writes("hand", "hand", move |p| run(p, eos, false))],
+                )
+                .label("hand loop"),
             );
         #[cfg(not(feature = "streams"))]
         let w = w.unavailable(Some("needs --features streams".into()));
@@ -95,8 +100,16 @@ fn streams_word_count(broker: &embedlog::Broker, eos: bool, records: u64) -> Res
         .count()
         .to_stream()
         .to("counts");
-    let guarantee = if eos { ProcessingGuarantee::ExactlyOnce } else { ProcessingGuarantee::AtLeastOnce };
-    let streams = Streams::new(broker, builder.build()?, StreamsConfig::new("wc").processing_guarantee(guarantee))?;
+    let guarantee = if eos {
+        ProcessingGuarantee::ExactlyOnce
+    } else {
+        ProcessingGuarantee::AtLeastOnce
+    };
+    let streams = Streams::new(
+        broker,
+        builder.build()?,
+        StreamsConfig::new("wc").processing_guarantee(guarantee),
+    )?;
     streams.start()?;
     // Lines, then every word again from the repartition topic.
     while streams.metrics().processed < records {
@@ -113,13 +126,19 @@ fn hand_word_count(broker: &embedlog::Broker, eos: bool, lines: u64) -> Res<()> 
         TopicConfig, TopicPartition,
     };
     use std::collections::HashMap;
-    broker.admin().create_topic("hand-changelog", TopicConfig::default())?;
+    broker
+        .admin()
+        .create_topic("hand-changelog", TopicConfig::default())?;
     let mut consumer = broker.consumer(
         ConsumerConfig::default()
             .group("hand")
             .offset_reset(OffsetReset::Earliest)
             .auto_commit(None)
-            .isolation_level(if eos { IsolationLevel::ReadCommitted } else { IsolationLevel::ReadUncommitted }),
+            .isolation_level(if eos {
+                IsolationLevel::ReadCommitted
+            } else {
+                IsolationLevel::ReadUncommitted
+            }),
     );
     consumer.subscribe(["lines"])?;
     let mut config = ProducerConfig::default();
@@ -146,7 +165,10 @@ fn hand_word_count(broker: &embedlog::Broker, eos: bool, lines: u64) -> Res<()> 
                 producer.send("counts", Record::new(value.clone()).key(w.clone()))?;
                 producer.send("hand-changelog", Record::new(value).key(w))?;
             }
-            let offsets = [(tp.clone(), OffsetAndMetadata::new(consumer.position(tp.clone())?))];
+            let offsets = [(
+                tp.clone(),
+                OffsetAndMetadata::new(consumer.position(tp.clone())?),
+            )];
             if eos {
                 producer.send_offsets_to_transaction(offsets, &consumer.group_metadata()?)?;
                 producer.commit_transaction()?;

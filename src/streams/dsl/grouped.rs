@@ -4,6 +4,7 @@
 use super::{KStream, KTable};
 use crate::Result;
 use crate::streams::builder::{Materialized, StreamsBuilder, or_default};
+use crate::streams::hash::FxHashMap;
 use crate::streams::processor::{Processor, ProcessorContext};
 use crate::streams::record::{Change, StreamRecord};
 use crate::streams::serde::{SerdeRef, Serdes, key_bytes};
@@ -11,7 +12,6 @@ use crate::streams::store::{KeyValueStore, Stores};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -31,14 +31,14 @@ impl<K, V> fmt::Debug for KGroupedStream<K, V> {
 /// configured (Kafka's caching: one update per key per commit), else
 /// forwards each at once.
 pub(crate) struct Emitter<K, A> {
-    pending: HashMap<Bytes, (K, Option<A>, i64)>,
+    pending: FxHashMap<Bytes, (K, Option<A>, i64)>,
     bytes: usize,
 }
 
 impl<K: Clone + 'static, A: Clone + 'static> Emitter<K, A> {
     pub(crate) fn new() -> Self {
         Emitter {
-            pending: HashMap::new(),
+            pending: FxHashMap::default(),
             bytes: 0,
         }
     }
@@ -120,15 +120,20 @@ where
         ctx: &mut ProcessorContext<'_, K, Change<A>>,
         record: StreamRecord<K, V>,
     ) -> Result<()> {
-        let Some(store) = &self.store else {
+        let Aggregate {
+            store,
+            combine,
+            emit,
+            ..
+        } = self;
+        let Some(store) = store.as_ref() else {
             return Ok(());
         };
         let kb = key_bytes(&*store.keys, &record.key)?;
         let old = store.get_bytes(&kb)?;
-        let new = (self.combine)(&record.key, record.value, old.clone());
+        let new = combine(&record.key, record.value, old.clone());
         store.put_bytes(kb.clone(), &new)?;
-        let store = store.clone();
-        self.emit.changed(
+        emit.changed(
             ctx,
             record.key,
             kb,

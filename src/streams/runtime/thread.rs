@@ -120,15 +120,25 @@ impl Work {
     }
 
     fn process(&mut self, records: Vec<ConsumerRecord>) -> Result<()> {
+        // Records come partition by partition: look the task up once per run.
+        let mut last: Option<(Arc<str>, u32, Option<TaskId>)> = None;
         for r in records {
-            let Some(&id) = self.by_input.get(&(r.topic().to_owned(), r.partition)) else {
-                continue;
+            let id = match &last {
+                Some((t, p, id)) if Arc::ptr_eq(t, r.topic_arc()) && *p == r.partition => *id,
+                _ => {
+                    let id = self
+                        .by_input
+                        .get(&(r.topic().to_owned(), r.partition))
+                        .copied();
+                    last = Some((r.topic_arc().clone(), r.partition, id));
+                    id
+                }
             };
-            let Some(task) = self.tasks.get_mut(&id) else {
+            let Some(task) = id.and_then(|id| self.tasks.get_mut(&id)) else {
                 continue;
             };
             task.process(
-                r.topic(),
+                r.topic_arc(),
                 r.partition,
                 r.offset,
                 r.key(),
@@ -136,8 +146,10 @@ impl Work {
                 r.timestamp,
                 r.headers(),
             )?;
-            let out = task.take_outbox();
-            self.send(out)?;
+            if task.has_output() {
+                let out = task.take_outbox();
+                self.send(out)?;
+            }
         }
         Ok(())
     }

@@ -100,7 +100,7 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
     /// [`Error::Codec`] from the serdes; what the storage reports.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         let k = key_bytes(&*self.keys, key)?;
-        let v = self.state.lock().data.get(&k)?;
+        let v = self.state.lock().get(&k)?;
         v.map(|v| self.values.deserialize(Some(&v))).transpose()
     }
 
@@ -123,7 +123,7 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
     pub fn delete(&self, key: &K) -> Result<Option<V>> {
         let k = key_bytes(&*self.keys, key)?;
         let mut state = self.state.lock();
-        let old = state.data.get(&k)?;
+        let old = state.get(&k)?;
         if old.is_some() {
             state.delete(&k)?;
         }
@@ -141,7 +141,6 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
         let rows = self
             .state
             .lock()
-            .data
             .range(Bound::Included(&a), Bound::Included(&b))?;
         self.decode(rows)
     }
@@ -154,14 +153,13 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
         let rows = self
             .state
             .lock()
-            .data
             .range(Bound::Unbounded, Bound::Unbounded)?;
         self.decode(rows)
     }
 
     /// The value stored under serialized key `key`.
     pub(crate) fn get_bytes(&self, key: &[u8]) -> Result<Option<V>> {
-        let v = self.state.lock().data.get(key)?;
+        let v = self.state.lock().get(key)?;
         v.map(|v| self.values.deserialize(Some(&v))).transpose()
     }
 
@@ -175,23 +173,19 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
 
     /// Every entry, as bytes.
     pub(crate) fn all_bytes(&self) -> Result<Vec<(Bytes, Bytes)>> {
-        self.state
-            .lock()
-            .data
-            .range(Bound::Unbounded, Bound::Unbounded)
+        self.state.lock().range(Bound::Unbounded, Bound::Unbounded)
     }
 
     /// The entries from `a` to `b` (serialized keys, both included).
     pub(crate) fn range_bytes(&self, a: &[u8], b: &[u8]) -> Result<Vec<(Bytes, Bytes)>> {
         self.state
             .lock()
-            .data
             .range(Bound::Included(a), Bound::Included(b))
     }
 
     /// How many entries it holds.
     pub fn approximate_num_entries(&self) -> usize {
-        self.state.lock().data.len()
+        self.state.lock().len().unwrap_or(0)
     }
 
     fn decode(&self, rows: Vec<(Bytes, Bytes)>) -> Result<Vec<(K, V)>> {
@@ -302,7 +296,6 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
         let rows = self
             .state
             .lock()
-            .data
             .range(Bound::Included(&a), Bound::Included(&b))?;
         rows.into_iter()
             .map(|(stored, v)| {
@@ -324,7 +317,7 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
             window_key(&k, window_start, u32::MAX),
         );
         let mut state = self.state.lock();
-        for (stored, _) in state.data.range(Bound::Included(&a), Bound::Included(&b))? {
+        for (stored, _) in state.range(Bound::Included(&a), Bound::Included(&b))? {
             state.delete(&stored)?;
         }
         Ok(())
@@ -340,7 +333,6 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
         let rows = self
             .state
             .lock()
-            .data
             .range(Bound::Unbounded, Bound::Unbounded)?;
         let mut out = Vec::new();
         for (stored, v) in rows {
@@ -444,7 +436,6 @@ impl<K: Clone + 'static, V: 'static> SessionStore<K, V> {
         let rows = self
             .state
             .lock()
-            .data
             .range(Bound::Included(&from), Bound::Included(&to))?;
         let mut out = Vec::new();
         for (stored, v) in rows {

@@ -19,6 +19,7 @@ pub use memory::InMemoryStore;
 pub(crate) use spec::Supplier;
 pub use spec::{StoreKind, StoreSpec, Stores};
 
+use super::hash::FxHashMap;
 use crate::Result;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -102,6 +103,11 @@ pub(crate) struct StoreState {
     pub(crate) seq: u32,
     /// The highest time seen by a windowed store (its own stream time).
     pub(crate) observed_time: i64,
+    /// Writes not yet applied to `data` (the record cache, when the task
+    /// has one): read first, applied and logged at commit or when over
+    /// the store's share of the cache.
+    cache: Option<FxHashMap<Bytes, Option<Bytes>>>,
+    pub(crate) cache_bytes: usize,
 }
 
 /// A shared store instance: processors hold it, interactive queries read
@@ -125,7 +131,58 @@ impl StoreState {
             by_time: Default::default(),
             seq: 0,
             observed_time: i64::MIN,
+            cache: None,
+            cache_bytes: 0,
         }
+    }
+
+    /// Turns the write-back cache on (a task with a record cache does).
+    pub(crate) fn enable_cache(&mut self) {
+        self.cache.get_or_insert_with(FxHashMap::default);
+    }
+
+    /// The value of `key`: a cached write, else the storage's.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        if let Some(v) = self.cache.as_ref().and_then(|c| c.get(key)) {
+            return Ok(v.clone());
+        }
+        self.data.get(key)
+    }
+
+    /// The entries between the bounds (cached writes applied first).
+    pub(crate) fn range(
+        &mut self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        self.flush_cache()?;
+        self.data.range(from, to)
+    }
+
+    /// How many entries it holds (cached writes applied first).
+    pub(crate) fn len(&mut self) -> Result<usize> {
+        self.flush_cache()?;
+        Ok(self.data.len())
+    }
+
+    /// Applies the cached writes to the storage and logs them.
+    pub(crate) fn flush_cache(&mut self) -> Result<()> {
+        let Some(cache) = self.cache.as_mut() else {
+            return Ok(());
+        };
+        if cache.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<(Bytes, Option<Bytes>)> = cache.drain().collect();
+        self.cache_bytes = 0;
+        for (k, v) in writes {
+            self.log(k.clone(), v.clone());
+            match v {
+                Some(v) => self.data.put(k, v)?,
+                None => self.data.delete(&k)?,
+            }
+        }
+        Ok(())
     }
 
     fn log(&mut self, key: Bytes, value: Option<Bytes>) {
@@ -140,6 +197,13 @@ impl StoreState {
         if let Some(time) = self.kind.entry_time(&key) {
             self.by_time.insert((time, key.clone()));
         }
+        if let Some(cache) = self.cache.as_mut() {
+            let size = key.len() + value.len() + 32;
+            if cache.insert(key, Some(value)).is_none() {
+                self.cache_bytes += size;
+            }
+            return Ok(());
+        }
         self.log(key.clone(), Some(value.clone()));
         self.data.put(key, value)
     }
@@ -149,12 +213,20 @@ impl StoreState {
         if let Some(time) = self.kind.entry_time(&key) {
             self.by_time.remove(&(time, key.clone()));
         }
+        if let Some(cache) = self.cache.as_mut() {
+            let size = key.len() + 32;
+            if cache.insert(key, None).is_none() {
+                self.cache_bytes += size;
+            }
+            return Ok(());
+        }
         self.log(key.clone(), None);
         self.data.delete(&key)
     }
 
     /// Applies one changelog record while restoring (not logged again).
     pub(crate) fn restore(&mut self, key: Bytes, value: Option<Bytes>) -> Result<()> {
+        self.flush_cache()?;
         let time = self.kind.entry_time(&key);
         match value {
             Some(v) => {
@@ -173,16 +245,19 @@ impl StoreState {
         }
     }
 
-    /// The changelog records to send, oldest write first per key.
-    pub(crate) fn take_dirty(&mut self) -> BTreeMap<Bytes, Option<Bytes>> {
+    /// The changelog records to send, by key (cached writes applied
+    /// first).
+    pub(crate) fn take_dirty(&mut self) -> Result<BTreeMap<Bytes, Option<Bytes>>> {
+        self.flush_cache()?;
         self.dirty_bytes = 0;
-        std::mem::take(&mut self.dirty)
+        Ok(std::mem::take(&mut self.dirty))
     }
 
     /// Drops a windowed store's entries older than its retention, measured
     /// from the newest time it has seen. Not logged: the changelog topic's
     /// own retention drops them there.
     pub(crate) fn expire(&mut self) -> Result<usize> {
+        self.flush_cache()?;
         let Some(retention) = self.kind.retention_ms() else {
             return Ok(0);
         };
