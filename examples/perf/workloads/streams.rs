@@ -1,15 +1,18 @@
 //! Streams word count against a hand-written consume-count-produce loop
 //! doing the same work (feature `streams`): the framework's overhead.
 //!
-//! Both read the same lines (10 words each from a vocabulary of 1 000,
+//! All read the same lines (10 words each from a vocabulary of 1 000,
 //! written before the timer in the same child), count words, and at every
 //! commit interval (Streams' defaults: 30 s at-least-once, 100 ms
 //! exactly-once) write the counts that changed to an output topic and to a
 //! changelog topic, then commit the input offsets (in one transaction
-//! under exactly-once). Streams also re-keys the words through its
-//! repartition topic, as Kafka's word count does; the hand loop, reading
-//! one partition, needs none. The timer runs from the start of processing
-//! to the last commit (Streams' `close`).
+//! under exactly-once). Streams re-keys the words through its repartition
+//! topic before counting, as Kafka's word count does, so that several
+//! instances can share the counting. The baseline does the same work by
+//! hand: it writes each word, keyed by itself, to a topic it also consumes
+//! and counts from. The third column is a hand loop that counts the lines'
+//! words directly (right for one instance only). The timer runs from the
+//! start of processing to the last commit (Streams' `close`).
 
 use super::{Column, Contender, Figures, Params, Res, Show, Step, Workload};
 
@@ -21,7 +24,7 @@ pub fn workloads() -> Vec<Workload> {
     let mut all = Vec::new();
     for (name, eos) in [("streams-alos", false), ("streams-eos", true)] {
         let what = format!(
-            "Streams word count, {}, 10 words per line; baseline: a hand-written consume-count-produce loop",
+            "Streams word count, {}, 10 words per line; baseline: a hand-written consume-count-produce loop re-keying through a topic as Streams does; third column: a hand loop counting directly",
             if eos { "exactly-once" } else { "at-least-once" }
         );
         let w = Workload::new(name, &what, LINES, 60, Show::Rate)
@@ -29,15 +32,26 @@ pub fn workloads() -> Vec<Workload> {
             .contender(Contender::new(
                 Column::Embedlog,
                 vec![Step::writes("streams", super::EMBEDLOG, move |p| {
-                    run(p, eos, true)
+                    run(p, eos, Loop::Streams)
                 })],
             ))
             .contender(
                 Contender::new(
                     Column::Floor,
-                    vec![Step::writes("hand", "hand", move |p| run(p, eos, false))],
+                    vec![Step::writes("hand", "hand", move |p| {
+                        run(p, eos, Loop::Hand)
+                    })],
                 )
                 .label("hand loop"),
+            )
+            .contender(
+                Contender::new(
+                    Column::Commitlog,
+                    vec![Step::writes("direct", "direct", move |p| {
+                        run(p, eos, Loop::Direct)
+                    })],
+                )
+                .label("hand loop, no re-keying"),
             );
         #[cfg(not(feature = "streams"))]
         let w = w.unavailable(Some("needs --features streams".into()));
@@ -46,19 +60,37 @@ pub fn workloads() -> Vec<Workload> {
     all
 }
 
+/// Which word count a step runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loop {
+    Streams,
+    /// By hand, re-keying the words through a topic.
+    Hand,
+    /// By hand, counting the words of each line at once.
+    Direct,
+}
+
 #[cfg(not(feature = "streams"))]
-fn run(_p: &Params, _eos: bool, _streams: bool) -> Res<Figures> {
+fn run(_p: &Params, _eos: bool, _which: Loop) -> Res<Figures> {
     Err("this build has no Streams (--features streams)".into())
 }
 
 #[cfg(feature = "streams")]
-fn run(p: &Params, eos: bool, streams: bool) -> Res<Figures> {
+fn run(p: &Params, eos: bool, which: Loop) -> Res<Figures> {
     use embedlog::{Broker, ProducerConfig, Record, TopicConfig};
-    let dir = super::data_dir(p, if streams { super::EMBEDLOG } else { "hand" })?;
+    let dir = super::data_dir(
+        p,
+        match which {
+            Loop::Streams => super::EMBEDLOG,
+            Loop::Hand => "hand",
+            Loop::Direct => "direct",
+        },
+    )?;
     let broker = Broker::open(&dir)?;
     let admin = broker.admin();
     admin.create_topic("lines", TopicConfig::default())?;
     admin.create_topic("counts", TopicConfig::default())?;
+    admin.create_topic("hand-words", TopicConfig::default())?;
     let producer = broker.producer(ProducerConfig::default());
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for i in 0..p.records {
@@ -77,10 +109,10 @@ fn run(p: &Params, eos: bool, streams: bool) -> Res<Figures> {
     producer.flush()?;
     let words = p.records * WORDS_PER_LINE;
     let started = std::time::Instant::now();
-    if streams {
-        streams_word_count(&broker, eos, p.records + words)?;
-    } else {
-        hand_word_count(&broker, eos, p.records)?;
+    match which {
+        Loop::Streams => streams_word_count(&broker, eos, p.records + words)?,
+        Loop::Hand => hand_word_count(&broker, eos, words, true)?,
+        Loop::Direct => hand_word_count(&broker, eos, words, false)?,
     }
     let elapsed = started.elapsed();
     broker.close()?;
@@ -120,7 +152,7 @@ fn streams_word_count(broker: &embedlog::Broker, eos: bool, records: u64) -> Res
 }
 
 #[cfg(feature = "streams")]
-fn hand_word_count(broker: &embedlog::Broker, eos: bool, lines: u64) -> Res<()> {
+fn hand_word_count(broker: &embedlog::Broker, eos: bool, words: u64, rekey: bool) -> Res<()> {
     use embedlog::{
         ConsumerConfig, IsolationLevel, OffsetAndMetadata, OffsetReset, ProducerConfig, Record,
         TopicConfig, TopicPartition,
@@ -140,7 +172,7 @@ fn hand_word_count(broker: &embedlog::Broker, eos: bool, lines: u64) -> Res<()> 
                 IsolationLevel::ReadUncommitted
             }),
     );
-    consumer.subscribe(["lines"])?;
+    consumer.subscribe(["lines", "hand-words"])?;
     let mut config = ProducerConfig::default();
     if eos {
         config = config.transactional_id("hand");
@@ -154,10 +186,13 @@ fn hand_word_count(broker: &embedlog::Broker, eos: bool, lines: u64) -> Res<()> 
     let mut counts: HashMap<String, i64> = HashMap::new();
     let mut dirty: HashMap<String, ()> = HashMap::new();
     let mut last = std::time::Instant::now();
-    let mut seen = 0u64;
-    let tp = TopicPartition::new("lines", 0);
+    let mut counted = 0u64;
+    let inputs = [
+        TopicPartition::new("lines", 0),
+        TopicPartition::new("hand-words", 0),
+    ];
     loop {
-        let done = seen >= lines;
+        let done = counted >= words;
         if done || last.elapsed() >= every {
             for (w, ()) in dirty.drain() {
                 let n = counts[&w];
@@ -165,10 +200,13 @@ fn hand_word_count(broker: &embedlog::Broker, eos: bool, lines: u64) -> Res<()> 
                 producer.send("counts", Record::new(value.clone()).key(w.clone()))?;
                 producer.send("hand-changelog", Record::new(value).key(w))?;
             }
-            let offsets = [(
-                tp.clone(),
-                OffsetAndMetadata::new(consumer.position(tp.clone())?),
-            )];
+            let mut offsets = Vec::new();
+            for tp in &inputs {
+                offsets.push((
+                    tp.clone(),
+                    OffsetAndMetadata::new(consumer.position(tp.clone())?),
+                ));
+            }
             if eos {
                 producer.send_offsets_to_transaction(offsets, &consumer.group_metadata()?)?;
                 producer.commit_transaction()?;
@@ -185,9 +223,15 @@ fn hand_word_count(broker: &embedlog::Broker, eos: bool, lines: u64) -> Res<()> 
             }
         }
         for r in consumer.poll(std::time::Duration::from_millis(100))? {
-            seen += 1;
-            let line = std::str::from_utf8(r.value().unwrap_or_default())?;
-            for w in line.split(' ') {
+            let text = std::str::from_utf8(r.value().unwrap_or_default())?;
+            if r.topic() == "lines" && rekey {
+                for w in text.split(' ') {
+                    producer.send("hand-words", Record::new(w.to_owned()).key(w.to_owned()))?;
+                }
+                continue;
+            }
+            for w in text.split(' ') {
+                counted += 1;
                 *counts.entry(w.to_owned()).or_default() += 1;
                 dirty.insert(w.to_owned(), ());
             }
