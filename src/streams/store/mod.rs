@@ -9,6 +9,10 @@
 //! exactly-once. A task restores a store by replaying its changelog
 //! partition.
 
+// The changelog checkpoint of persistent stores; the runtime
+// (src/streams/runtime) reads and writes it, until then only tests do.
+#[allow(dead_code)]
+pub(crate) mod checkpoint;
 mod handles;
 mod memory;
 mod spec;
