@@ -47,5 +47,7 @@ pub use processor::{Processor, ProcessorContext, PunctuationType, RecordMetadata
 pub use record::{StreamRecord, Window, Windowed};
 pub use serde::{Serde, SerdeRef, Serdes};
 pub use store::{BytesStore, KeyValueStore, SessionStore, StoreSpec, Stores, WindowStore};
+#[cfg(feature = "streams-persistent")]
+pub use store::{PersistentStore, PersistentStoreConfig};
 pub use task::{DeserializationErrors, TaskId, TaskMetrics};
 pub use topology::{Partitioner, Topology};

@@ -15,11 +15,15 @@
 pub(crate) mod checkpoint;
 mod handles;
 mod memory;
+#[cfg(feature = "streams-persistent")]
+pub(crate) mod persistent;
 mod spec;
 
 pub use handles::{KeyValueStore, SessionStore, WindowStore};
 pub(crate) use handles::{session_key, window_key};
 pub use memory::InMemoryStore;
+#[cfg(feature = "streams-persistent")]
+pub use persistent::{PersistentStore, PersistentStoreConfig};
 pub(crate) use spec::Supplier;
 pub use spec::{StoreKind, StoreSpec, Stores};
 
