@@ -47,5 +47,7 @@ mod recovery_index_damage;
 mod recovery_torn_tail;
 mod replication;
 mod retention;
+#[cfg(feature = "streams-persistent")]
+mod streams_persistent;
 mod transactions;
 mod typed_values;
