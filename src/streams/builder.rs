@@ -327,6 +327,28 @@ impl<K, V> Materialized<K, V> {
         self
     }
 
+    /// Keeps the data on disk, in a
+    /// [`PersistentStore`](super::PersistentStore) per task (default
+    /// configuration): for state larger than memory, restored after a
+    /// restart from its checkpoint rather than from the changelog's
+    /// beginning.
+    ///
+    /// ```
+    /// use embedlog::streams::{Consumed, Materialized, Serdes, StreamsBuilder};
+    ///
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key()
+    ///     .count_with(Materialized::as_("clicks-per-user").persistent());
+    /// builder.build()?;
+    /// # Ok::<(), embedlog::Error>(())
+    /// ```
+    #[cfg(feature = "streams-persistent")]
+    pub fn persistent(self) -> Self {
+        self.with_storage(true, super::store::persistent::supplier)
+    }
+
     /// Applies the name-independent choices to `spec`.
     pub(crate) fn apply(&self, mut spec: StoreSpec) -> StoreSpec {
         spec.logged = self.logged;

@@ -53,5 +53,7 @@ pub use runtime::{
 };
 pub use serde::{Serde, SerdeRef, Serdes};
 pub use store::{BytesStore, KeyValueStore, SessionStore, StoreSpec, Stores, WindowStore};
+#[cfg(feature = "streams-persistent")]
+pub use store::{PersistentStore, PersistentStoreConfig};
 pub use task::{DeserializationErrors, TaskId, TaskMetrics};
 pub use topology::{Partitioner, Topology};

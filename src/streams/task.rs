@@ -402,6 +402,18 @@ impl Task {
         Ok(())
     }
 
+    /// The task's stores that outlive the process, with their changelog
+    /// topics (what a checkpoint covers).
+    pub(crate) fn persistent_stores(&self) -> Vec<(SharedStore, Arc<str>)> {
+        self.logged
+            .iter()
+            .filter_map(|(s, t)| {
+                let t = t.as_ref()?;
+                s.lock().data.persistent().then(|| (s.clone(), t.clone()))
+            })
+            .collect()
+    }
+
     /// The records to send, in the order they were produced.
     pub(crate) fn take_outbox(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.ctx.outbox)

@@ -51,5 +51,7 @@ mod retention;
 mod streams_dsl;
 #[cfg(feature = "streams")]
 mod streams_runtime;
+#[cfg(feature = "streams-persistent")]
+mod streams_persistent;
 mod transactions;
 mod typed_values;

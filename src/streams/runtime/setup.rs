@@ -258,21 +258,26 @@ pub(crate) fn read_to_end(
     }
 }
 
-/// Restores the store of every task-local store from its changelog; all
-/// in-memory stores restore from the beginning.
+/// Restores a task's store from its changelog: from `from` (a persistent
+/// store's checkpoint: it holds everything before), else from the
+/// beginning into an emptied store.
 pub(crate) fn restore_task_store(
     shared: &Shared,
     store: &SharedStore,
     changelog: &str,
     partition: u32,
+    from: Option<u64>,
 ) -> Result<u64> {
     let committed = shared.config.guarantee == super::ProcessingGuarantee::ExactlyOnce;
-    store.lock().data.clear()?;
+    match from {
+        Some(_) => store.lock().rebuild_time_index()?,
+        None => store.lock().data.clear()?,
+    }
     read_to_end(
         &shared.broker,
         changelog,
         partition,
-        0,
+        from.unwrap_or(0),
         committed,
         |k, v| {
             if let Some(k) = k {

@@ -6,7 +6,7 @@ use super::setup::restore_task_store;
 use super::{ProcessingGuarantee, Shared, ThreadStatus};
 use crate::streams::driver::open_store;
 use crate::streams::processor::PunctuationType;
-use crate::streams::store::{SharedStore, StoreSpec};
+use crate::streams::store::{SharedStore, StoreSpec, checkpoint};
 use crate::streams::task::{Outgoing, Task, TaskId, TaskMetrics, TaskSetup};
 use crate::{
     Consumer, ConsumerConfig, ConsumerRecord, Error, IsolationLevel, OffsetAndMetadata,
@@ -203,6 +203,36 @@ impl Work {
         }
         self.last_commit = Instant::now();
         self.purge(&offsets);
+        // Persistent stores now hold what the committed changelogs hold:
+        // a restart may resume their restore from here. (Under
+        // exactly-once only a clean close checkpoints.)
+        if !self.eos() {
+            self.checkpoint_all()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every task's persistent stores and records where their
+    /// changelogs end.
+    fn checkpoint_all(&self) -> Result<()> {
+        let admin = self.shared.broker.admin();
+        for (id, task) in &self.tasks {
+            let stores = task.persistent_stores();
+            if stores.is_empty() {
+                continue;
+            }
+            let mut offsets = checkpoint::Offsets::new();
+            for (store, topic) in stores {
+                store.lock().flush_cache()?;
+                store.lock().data.flush()?;
+                let end = admin
+                    .list_offsets(&topic, id.partition, crate::OffsetSpec::Latest)?
+                    .unwrap_or(0);
+                offsets.insert((topic.to_string(), id.partition), i64::try_from(end).unwrap_or(i64::MAX));
+            }
+            let dir = self.shared.state_dir.join(id.to_string());
+            checkpoint::write_checkpoint(&dir.join(checkpoint::FILE_NAME), &offsets)?;
+        }
         Ok(())
     }
 
@@ -313,6 +343,10 @@ impl Work {
     /// Closes every task: cleanly (a last commit) or not.
     fn close(&mut self, consumer: &mut Consumer, clean: bool) -> Result<()> {
         let all: Vec<TopicPartition> = self.inputs.values().flatten().cloned().collect();
+        if clean {
+            self.commit(consumer)?;
+            self.checkpoint_all()?;
+        }
         let r = self.revoke(consumer, &all, clean);
         if !clean {
             let _ = self.abort();
@@ -330,16 +364,40 @@ impl Shared {
             .get(id.subtopology)
             .ok_or_else(|| Error::Topology(format!("no sub-topology {}", id.subtopology)))?;
         let mut stores: HashMap<String, (SharedStore, StoreSpec)> = self.globals.clone();
+        let task_dir = self.state_dir.join(id.to_string());
+        let checkpoint_path = task_dir.join(checkpoint::FILE_NAME);
+        let persistent = sub
+            .stores
+            .iter()
+            .any(|s| self.topology.stores.get(s).is_some_and(|s| s.persistent));
+        let mut checkpoint = checkpoint::Offsets::new();
+        if persistent {
+            checkpoint = checkpoint::read_checkpoint(&checkpoint_path).unwrap_or_else(|e| {
+                // The stores are restored in full instead.
+                tracing::warn!(task = %id, error = %e, "ignoring a damaged checkpoint");
+                checkpoint::Offsets::new()
+            });
+            // Under exactly-once the stores will soon hold uncommitted
+            // writes: until a clean close writes a new checkpoint, a
+            // restart must rebuild them from the changelog.
+            if self.config.guarantee == ProcessingGuarantee::ExactlyOnce {
+                checkpoint::delete_checkpoint(&checkpoint_path)?;
+            }
+        }
         for name in &sub.stores {
             let Some(spec) = self.topology.stores.get(name) else {
                 continue;
             };
-            let store = open_store(spec, &self.state_dir.join(id.to_string()).join(name))?;
+            let store = open_store(spec, &task_dir.join(name))?;
             if let Some(changelog) = self.topology.changelog_of(name) {
                 let topic = self
                     .topology
                     .resolve(&self.config.application_id, &changelog);
-                restore_task_store(self, &store, &topic, id.partition)?;
+                let from = checkpoint
+                    .get(&(topic.clone(), id.partition))
+                    .and_then(|o| u64::try_from(*o).ok())
+                    .filter(|_| spec.persistent);
+                restore_task_store(self, &store, &topic, id.partition, from)?;
             }
             self.register(name, id, store.clone());
             stores.insert(name.clone(), (store, spec.clone()));

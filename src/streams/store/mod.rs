@@ -9,13 +9,18 @@
 //! exactly-once. A task restores a store by replaying its changelog
 //! partition.
 
+pub(crate) mod checkpoint;
 mod handles;
 mod memory;
+#[cfg(feature = "streams-persistent")]
+pub(crate) mod persistent;
 mod spec;
 
 pub use handles::{KeyValueStore, SessionStore, WindowStore};
 pub(crate) use handles::{session_key, window_key};
 pub use memory::InMemoryStore;
+#[cfg(feature = "streams-persistent")]
+pub use persistent::{PersistentStore, PersistentStoreConfig};
 pub(crate) use spec::Supplier;
 pub use spec::{StoreKind, StoreSpec, Stores};
 
@@ -251,6 +256,22 @@ impl StoreState {
         self.flush_cache()?;
         self.dirty_bytes = 0;
         Ok(std::mem::take(&mut self.dirty))
+    }
+
+    /// Rebuilds a windowed store's time index from its data (a persistent
+    /// store reopened from a checkpoint, not replayed from the start).
+    pub(crate) fn rebuild_time_index(&mut self) -> Result<()> {
+        if self.kind.retention_ms().is_none() {
+            return Ok(());
+        }
+        self.by_time.clear();
+        for (k, _) in self.data.range(Bound::Unbounded, Bound::Unbounded)? {
+            if let Some(t) = self.kind.entry_time(&k) {
+                self.observed_time = self.observed_time.max(t);
+                self.by_time.insert((t, k));
+            }
+        }
+        Ok(())
     }
 
     /// Drops a windowed store's entries older than its retention, measured
