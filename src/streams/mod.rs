@@ -33,6 +33,7 @@
 mod builder;
 mod driver;
 mod dsl;
+mod join_windows;
 mod processor;
 mod record;
 mod serde;
@@ -43,6 +44,7 @@ mod topology;
 pub use builder::{Consumed, Grouped, Materialized, Produced, Repartitioned, StreamsBuilder};
 pub use driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
 pub use dsl::{BranchedKStream, GlobalKTable, KGroupedStream, KStream, KTable};
+pub use join_windows::{JoinWindows, StreamJoined};
 pub use processor::{Processor, ProcessorContext, PunctuationType, RecordMetadata};
 pub use record::{StreamRecord, Window, Windowed};
 pub use serde::{Serde, SerdeRef, Serdes};
