@@ -1,6 +1,7 @@
 //! The DSL's stream and table types.
 
 mod grouped;
+mod join;
 mod stream;
 mod table;
 
