@@ -3,6 +3,7 @@
 mod grouped;
 mod join;
 mod stream;
+mod stream_join;
 mod table;
 
 pub use grouped::KGroupedStream;
