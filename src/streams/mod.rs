@@ -31,6 +31,7 @@
 //! ```
 
 mod builder;
+mod copartition;
 mod driver;
 mod dsl;
 mod join_windows;
