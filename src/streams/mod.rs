@@ -31,9 +31,11 @@
 //! ```
 
 mod builder;
+mod copartition;
 mod driver;
 mod dsl;
 mod hash;
+mod join_windows;
 mod processor;
 mod record;
 mod runtime;
@@ -45,6 +47,7 @@ mod topology;
 pub use builder::{Consumed, Grouped, Materialized, Produced, Repartitioned, StreamsBuilder};
 pub use driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
 pub use dsl::{BranchedKStream, GlobalKTable, KGroupedStream, KStream, KTable};
+pub use join_windows::{JoinWindows, StreamJoined};
 pub use processor::{Processor, ProcessorContext, PunctuationType, RecordMetadata};
 pub use record::{StreamRecord, Window, Windowed};
 pub use runtime::{

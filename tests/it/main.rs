@@ -53,5 +53,7 @@ mod streams_dsl;
 mod streams_runtime;
 #[cfg(feature = "streams-persistent")]
 mod streams_persistent;
+#[cfg(feature = "streams")]
+mod streams_joins;
 mod transactions;
 mod typed_values;

@@ -1,7 +1,9 @@
 //! The DSL's stream and table types.
 
 mod grouped;
+mod join;
 mod stream;
+mod stream_join;
 mod table;
 
 pub use grouped::KGroupedStream;

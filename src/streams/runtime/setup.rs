@@ -58,7 +58,18 @@ pub(crate) fn prepare(broker: &Broker, topology: &Topology, app: &str) -> Result
             ))
         })?;
     }
-    // Repartition topics: as fixed by the topology, else as many
+    // Joins' inputs must be co-partitioned; repartition topics get the
+    // count of what they are joined with, else of what writes them.
+    let decided = topology.check_copartitioning(app, |t| {
+        counts.get(t).copied().ok_or_else(|| Error::UnknownTopic { name: t.to_owned() })
+    })?;
+    let prefix = format!("{app}-");
+    for (full, n) in decided {
+        if let Some(name) = full.strip_prefix(&prefix) {
+            counts.insert(name.to_owned(), n);
+        }
+    }
+    // Any repartition topic left: as fixed by the topology, else as many
     // partitions as the sub-topology writing them has tasks.
     for (name, kind) in &topology.internal {
         if let InternalKind::Repartition {
