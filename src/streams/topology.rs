@@ -388,6 +388,9 @@ struct Source<K, V> {
     values: SerdeRef<V>,
     children: Vec<Child<K, V>>,
     name: Rc<str>,
+    /// A table's source: a record without a key is skipped (a table row
+    /// needs one), as Kafka does.
+    skip_null_keys: bool,
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> RawSource for Source<K, V> {
@@ -399,6 +402,11 @@ impl<K: Clone + 'static, V: Clone + 'static> RawSource for Source<K, V> {
         timestamp: i64,
         headers: Vec<Header>,
     ) -> Result<()> {
+        if key.is_none() && self.skip_null_keys {
+            tracing::warn!(node = %self.name, "skipping a table record without a key");
+            task.metrics.skipped += 1;
+            return Ok(());
+        }
         let decoded = self
             .keys
             .deserialize(key)
@@ -429,6 +437,24 @@ pub(crate) fn source_build<K: Clone + 'static, V: Clone + 'static>(
     keys: SerdeRef<K>,
     values: SerdeRef<V>,
 ) -> Build {
+    source_build_with(topics, keys, values, false)
+}
+
+/// The build of a table's source node (records without a key skipped).
+pub(crate) fn table_source_build<K: Clone + 'static, V: Clone + 'static>(
+    topics: Vec<String>,
+    keys: SerdeRef<K>,
+    values: SerdeRef<V>,
+) -> Build {
+    source_build_with(topics, keys, values, true)
+}
+
+fn source_build_with<K: Clone + 'static, V: Clone + 'static>(
+    topics: Vec<String>,
+    keys: SerdeRef<K>,
+    values: SerdeRef<V>,
+    skip_null_keys: bool,
+) -> Build {
     Arc::new(
         move |inst: &mut Instantiator<'_>, id: NodeId, children: &[NodeId]| {
             let source = Rc::new(RefCell::new(Source {
@@ -436,6 +462,7 @@ pub(crate) fn source_build<K: Clone + 'static, V: Clone + 'static>(
                 values: values.clone(),
                 children: inst.children::<K, V>(children)?,
                 name: inst.nodes[id].name.as_str().into(),
+                skip_null_keys,
             }));
             for t in &topics {
                 inst.sources

@@ -50,10 +50,10 @@ mod retention;
 #[cfg(feature = "streams")]
 mod streams_dsl;
 #[cfg(feature = "streams")]
-mod streams_runtime;
+mod streams_joins;
 #[cfg(feature = "streams-persistent")]
 mod streams_persistent;
 #[cfg(feature = "streams")]
-mod streams_joins;
+mod streams_runtime;
 mod transactions;
 mod typed_values;

@@ -8,7 +8,7 @@ use crate::streams::processor::{Processor, ProcessorContext};
 use crate::streams::record::{Change, StreamRecord};
 use crate::streams::serde::{SerdeRef, Serdes, key_bytes};
 use crate::streams::store::{KeyValueStore, Stores};
-use crate::streams::topology::{NodeId, NodeKind, source_build};
+use crate::streams::topology::{NodeId, NodeKind, table_source_build};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -130,7 +130,7 @@ where
         values.clone(),
     )))?;
     let name = g.name("KTABLE-SOURCE");
-    let build = source_build(
+    let build = table_source_build(
         vec![topic.to_owned()],
         consumed.keys.clone(),
         Serdes::optional(consumed.values.clone()),

@@ -61,7 +61,10 @@ pub(crate) fn prepare(broker: &Broker, topology: &Topology, app: &str) -> Result
     // Joins' inputs must be co-partitioned; repartition topics get the
     // count of what they are joined with, else of what writes them.
     let decided = topology.check_copartitioning(app, |t| {
-        counts.get(t).copied().ok_or_else(|| Error::UnknownTopic { name: t.to_owned() })
+        counts
+            .get(t)
+            .copied()
+            .ok_or_else(|| Error::UnknownTopic { name: t.to_owned() })
     })?;
     let prefix = format!("{app}-");
     for (full, n) in decided {

@@ -228,7 +228,10 @@ impl Work {
                 let end = admin
                     .list_offsets(&topic, id.partition, crate::OffsetSpec::Latest)?
                     .unwrap_or(0);
-                offsets.insert((topic.to_string(), id.partition), i64::try_from(end).unwrap_or(i64::MAX));
+                offsets.insert(
+                    (topic.to_string(), id.partition),
+                    i64::try_from(end).unwrap_or(i64::MAX),
+                );
             }
             let dir = self.shared.state_dir.join(id.to_string());
             checkpoint::write_checkpoint(&dir.join(checkpoint::FILE_NAME), &offsets)?;

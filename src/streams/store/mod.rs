@@ -240,6 +240,7 @@ impl StoreState {
                     self.observed_time = self.observed_time.max(t);
                     self.by_time.insert((t, key.clone()));
                 }
+                self.note_sequence(&key);
                 self.data.put(key, v)
             }
             None => {
@@ -259,6 +260,21 @@ impl StoreState {
         Ok(std::mem::take(&mut self.dirty))
     }
 
+    /// Keeps the next sequence number of a store with duplicates past
+    /// the one in `key` (restored entries must not be overwritten by new
+    /// ones).
+    fn note_sequence(&mut self, key: &[u8]) {
+        if let StoreKind::Window {
+            retain_duplicates: true,
+            ..
+        } = self.kind
+            && let Some(tail) = key.len().checked_sub(4).and_then(|at| key.get(at..))
+            && let Ok(b) = <[u8; 4]>::try_from(tail)
+        {
+            self.seq = self.seq.max(u32::from_be_bytes(b));
+        }
+    }
+
     /// Rebuilds a windowed store's time index from its data (a persistent
     /// store reopened from a checkpoint, not replayed from the start).
     pub(crate) fn rebuild_time_index(&mut self) -> Result<()> {
@@ -269,6 +285,7 @@ impl StoreState {
         for (k, _) in self.data.range(Bound::Unbounded, Bound::Unbounded)? {
             if let Some(t) = self.kind.entry_time(&k) {
                 self.observed_time = self.observed_time.max(t);
+                self.note_sequence(&k);
                 self.by_time.insert((t, k));
             }
         }
