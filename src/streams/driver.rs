@@ -378,14 +378,8 @@ impl Inner {
     /// Processes `queue` and everything it leads to.
     fn run(&mut self, mut queue: VecDeque<Outgoing>) -> Result<()> {
         while let Some(r) = queue.pop_front() {
-            if let Some(store) = self.globals.get(&*r.topic) {
-                if let Some(k) = r.key.clone() {
-                    let mut s = store.lock();
-                    match r.value.clone() {
-                        Some(v) => s.restore(k, Some(v))?,
-                        None => s.restore(k, None)?,
-                    }
-                }
+            if let (Some(store), Some(k)) = (self.globals.get(&*r.topic), r.key.clone()) {
+                store.lock().restore(k, r.value.clone())?;
             }
             let Some(&i) = self.by_topic.get(&*r.topic) else {
                 continue;

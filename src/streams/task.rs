@@ -97,8 +97,11 @@ pub(crate) struct TaskCtx {
     deserialization: DeserializationErrors,
     /// Unresolved internal topic name → resolved.
     topics: Arc<BTreeMap<String, Arc<str>>>,
-    partition_counts: Rc<dyn Fn(&str) -> Result<u32>>,
+    partition_counts: PartitionCounts,
 }
+
+/// The partition count of a topic, by its resolved name.
+pub(crate) type PartitionCounts = Rc<dyn Fn(&str) -> Result<u32>>;
 
 impl TaskCtx {
     pub(crate) fn schedule(&mut self, node: NodeId, interval: i64, kind: PunctuationType) {
@@ -196,7 +199,7 @@ pub(crate) struct TaskSetup {
     pub(crate) deserialization: DeserializationErrors,
     pub(crate) wall_clock_ms: i64,
     pub(crate) stream_time: i64,
-    pub(crate) partition_counts: Rc<dyn Fn(&str) -> Result<u32>>,
+    pub(crate) partition_counts: PartitionCounts,
 }
 
 /// One sub-topology's nodes for one partition.
@@ -282,10 +285,6 @@ impl Task {
             l.init(&mut task.ctx)?;
         }
         Ok(task)
-    }
-
-    pub(crate) fn id(&self) -> TaskId {
-        self.ctx.id
     }
 
     /// Processes one input record of `topic` (a resolved name).

@@ -117,14 +117,6 @@ impl Topology {
             .collect()
     }
 
-    /// The sub-topology reading `topic`.
-    pub(crate) fn subtopology_of(&self, topic: &str) -> Option<usize> {
-        self.subtopologies
-            .iter()
-            .find(|s| s.sources.iter().any(|t| t == topic))
-            .map(|s| s.id)
-    }
-
     /// Prints the graph: each sub-topology's nodes with their topics,
     /// stores and children, then the global stores (as Kafka's
     /// `Topology#describe`).

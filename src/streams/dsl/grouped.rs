@@ -45,6 +45,7 @@ impl<K: Clone + 'static, A: Clone + 'static> Emitter<K, A> {
 
     /// Reports that `key` (`key_bytes`) changed from `old` to `new` at
     /// `timestamp`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn changed(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, Change<A>>,

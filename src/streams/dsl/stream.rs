@@ -57,8 +57,14 @@ impl<K, V> fmt::Debug for KStream<K, V> {
 /// A processor made of a closure over each record and the context.
 pub(crate) struct FnProcessor<F, KIn, VIn, KOut, VOut> {
     pub(crate) f: F,
-    pub(crate) _types: PhantomData<fn(KIn, VIn) -> (KOut, VOut)>,
+    pub(crate) _types: Types<KIn, VIn, KOut, VOut>,
 }
+
+/// The record types a processor takes and gives.
+pub(crate) type Types<KIn, VIn, KOut, VOut> = PhantomData<fn(KIn, VIn) -> (KOut, VOut)>;
+
+/// A branch's predicate (`None`: the default branch).
+type Branch<K, V> = (String, Option<Arc<dyn Fn(&K, &V) -> bool + Send + Sync>>);
 
 impl<F, KIn, VIn, KOut, VOut> Processor<KIn, VIn, KOut, VOut>
     for FnProcessor<F, KIn, VIn, KOut, VOut>
@@ -480,9 +486,10 @@ where
     /// operation).
     pub(crate) fn partitioned(&self, name: Option<String>) -> KStream<K, V> {
         if self.repartition {
-            let mut how = Repartitioned::default();
-            how.name = name;
-            self.repartition_with(how)
+            self.repartition_with(Repartitioned {
+                name,
+                ..Repartitioned::default()
+            })
         } else {
             self.clone()
         }
@@ -572,8 +579,7 @@ impl<K: Clone + 'static, V: Clone + 'static> BranchedKStream<K, V> {
 
     /// The branches by name; records no branch takes are dropped.
     pub fn no_default_branch(self) -> BTreeMap<String, KStream<K, V>> {
-        let preds: Vec<(String, Option<Arc<dyn Fn(&K, &V) -> bool + Send + Sync>>)> =
-            self.branches.clone();
+        let preds: Vec<Branch<K, V>> = self.branches.clone();
         let split = self.parent.then::<K, V, _>(
             "KSTREAM-BRANCH",
             self.parent.keys.clone(),

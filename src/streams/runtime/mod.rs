@@ -244,7 +244,7 @@ impl Streams {
             .clone()
             .unwrap_or_else(|| broker.path().join("streams"))
             .join(&app);
-        let globals = setup::open_globals(broker, &topology, &state_dir)?;
+        let globals = setup::open_globals(&topology, &state_dir)?;
         let source_topics: Vec<String> = topology
             .source_topics()
             .iter()

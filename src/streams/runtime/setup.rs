@@ -4,7 +4,7 @@
 
 use super::Shared;
 use crate::streams::driver::open_store;
-use crate::streams::store::{SharedStore, StoreKind, StoreSpec};
+use crate::streams::store::{SharedStore, StoreSpec};
 use crate::streams::topology::{InternalKind, Topology};
 use crate::{
     Admin, Broker, CleanupPolicy, ConsumerConfig, Error, IsolationLevel, OffsetReset, OffsetSpec,
@@ -17,8 +17,6 @@ use std::time::Duration;
 /// The partition counts the application runs with.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Layout {
-    /// Tasks (partitions) per sub-topology.
-    pub(crate) tasks: Vec<u32>,
     /// Partition count of every topic the topology reads or writes that
     /// exists, by resolved name.
     pub(crate) partitions: HashMap<String, u32>,
@@ -185,12 +183,11 @@ pub(crate) fn prepare(broker: &Broker, topology: &Topology, app: &str) -> Result
     for (t, n) in counts {
         partitions.entry(topology.resolve(app, &t)).or_insert(n);
     }
-    Ok(Layout { tasks, partitions })
+    Ok(Layout { partitions })
 }
 
 /// Opens every global store and reads its topic to the end.
 pub(crate) fn open_globals(
-    broker: &Broker,
     topology: &Topology,
     state_dir: &Path,
 ) -> Result<HashMap<String, (SharedStore, StoreSpec)>> {
@@ -300,11 +297,6 @@ pub(crate) fn restore_task_store(
             Ok(())
         },
     )
-}
-
-/// The kind of a store, by name.
-pub(crate) fn kind_of(topology: &Topology, store: &str) -> Option<StoreKind> {
-    topology.stores.get(store).map(|s| s.kind)
 }
 
 /// Resolved names of the topology's internal repartition topics.
