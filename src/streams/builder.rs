@@ -8,7 +8,7 @@ use super::serde::{SerdeRef, default_serde};
 use super::store::{StoreSpec, Stores};
 use super::topology::{
     Build, GlobalSpec, InternalKind, NodeId, NodeKind, NodeSpec, Topology, processor_build,
-    source_build,
+    source_build_extracting,
 };
 use crate::{Error, Result};
 use serde::Serialize;
@@ -106,7 +106,12 @@ impl Graph {
 pub struct Consumed<K, V> {
     pub(crate) keys: SerdeRef<K>,
     pub(crate) values: SerdeRef<V>,
+    pub(crate) extractor: Option<TimestampExtractor<K, V>>,
 }
+
+/// Gives a record's event time from its key, value and the timestamp it
+/// was stored with (Kafka's `TimestampExtractor`).
+pub type TimestampExtractor<K, V> = Arc<dyn Fn(&K, &V, i64) -> i64 + Send + Sync>;
 
 impl<K, V> fmt::Debug for Consumed<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,7 +122,32 @@ impl<K, V> fmt::Debug for Consumed<K, V> {
 impl<K, V> Consumed<K, V> {
     /// Reads keys with `keys` and values with `values`.
     pub fn with(keys: SerdeRef<K>, values: SerdeRef<V>) -> Self {
-        Consumed { keys, values }
+        Consumed {
+            keys,
+            values,
+            extractor: None,
+        }
+    }
+
+    /// Takes each record's event time from `f(key, value, stored
+    /// timestamp)` instead of its stored timestamp: what windows, joins,
+    /// stream time and outputs see.
+    ///
+    /// ```
+    /// use embedlog::streams::{Consumed, Serdes};
+    /// // Values carry their own time: "1700000000000,click".
+    /// let consumed = Consumed::with(Serdes::string(), Serdes::string())
+    ///     .with_timestamp_extractor(|_, v: &String, stored| {
+    ///         v.split(',').next().and_then(|t| t.parse().ok()).unwrap_or(stored)
+    ///     });
+    /// # let _ = consumed;
+    /// ```
+    pub fn with_timestamp_extractor(
+        mut self,
+        f: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static,
+    ) -> Self {
+        self.extractor = Some(Arc::new(f));
+        self
     }
 }
 
@@ -423,10 +453,11 @@ impl StreamsBuilder {
         let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
         let mut g = self.graph.borrow_mut();
         let name = g.name("KSTREAM-SOURCE");
-        let build = source_build(
+        let build = source_build_extracting(
             topics.clone(),
             consumed.keys.clone(),
             consumed.values.clone(),
+            consumed.extractor.clone(),
         );
         let id = g.add(name, NodeKind::Source { topics }, &[], Vec::new(), build);
         drop(g);

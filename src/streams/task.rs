@@ -315,7 +315,7 @@ impl Task {
             partition,
             offset,
         });
-        self.ctx.stream_time = self.ctx.stream_time.max(timestamp);
+        // The source advances stream time, by the record's event time.
         self.ctx.metrics.processed += 1;
         let r = source
             .borrow_mut()

@@ -383,6 +383,7 @@ struct Source<K, V> {
     /// A table's source: a record without a key is skipped (a table row
     /// needs one), as Kafka does.
     skip_null_keys: bool,
+    extractor: Option<crate::streams::builder::TimestampExtractor<K, V>>,
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> RawSource for Source<K, V> {
@@ -407,6 +408,11 @@ impl<K: Clone + 'static, V: Clone + 'static> RawSource for Source<K, V> {
             Ok(kv) => kv,
             Err(e) => return task.deserialization_failed(&self.name, e),
         };
+        let timestamp = match &self.extractor {
+            Some(f) => f(&key, &value, timestamp),
+            None => timestamp,
+        };
+        task.stream_time = task.stream_time.max(timestamp);
         let record = StreamRecord {
             key,
             value,
@@ -429,7 +435,17 @@ pub(crate) fn source_build<K: Clone + 'static, V: Clone + 'static>(
     keys: SerdeRef<K>,
     values: SerdeRef<V>,
 ) -> Build {
-    source_build_with(topics, keys, values, false)
+    source_build_with(topics, keys, values, false, None)
+}
+
+/// The build of a source node whose records' event time `extractor` gives.
+pub(crate) fn source_build_extracting<K: Clone + 'static, V: Clone + 'static>(
+    topics: Vec<String>,
+    keys: SerdeRef<K>,
+    values: SerdeRef<V>,
+    extractor: Option<crate::streams::builder::TimestampExtractor<K, V>>,
+) -> Build {
+    source_build_with(topics, keys, values, false, extractor)
 }
 
 /// The build of a table's source node (records without a key skipped).
@@ -438,7 +454,7 @@ pub(crate) fn table_source_build<K: Clone + 'static, V: Clone + 'static>(
     keys: SerdeRef<K>,
     values: SerdeRef<V>,
 ) -> Build {
-    source_build_with(topics, keys, values, true)
+    source_build_with(topics, keys, values, true, None)
 }
 
 fn source_build_with<K: Clone + 'static, V: Clone + 'static>(
@@ -446,6 +462,7 @@ fn source_build_with<K: Clone + 'static, V: Clone + 'static>(
     keys: SerdeRef<K>,
     values: SerdeRef<V>,
     skip_null_keys: bool,
+    extractor: Option<crate::streams::builder::TimestampExtractor<K, V>>,
 ) -> Build {
     Arc::new(
         move |inst: &mut Instantiator<'_>, id: NodeId, children: &[NodeId]| {
@@ -455,6 +472,7 @@ fn source_build_with<K: Clone + 'static, V: Clone + 'static>(
                 children: inst.children::<K, V>(children)?,
                 name: inst.nodes[id].name.as_str().into(),
                 skip_null_keys,
+                extractor: extractor.clone(),
             }));
             for t in &topics {
                 inst.sources

@@ -495,3 +495,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_timestamp_extractor_sets_event_time() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(
+            "in",
+            Consumed::with(Serdes::string(), Serdes::i64())
+                .with_timestamp_extractor(|_, v, _| *v * 1000),
+        )
+        .to("out");
+    let driver = TopologyTestDriver::new(builder.build().unwrap()).unwrap();
+    driver
+        .input_topic("in", Serdes::string(), Serdes::i64())
+        .pipe_input("k".into(), 7, 1)
+        .unwrap();
+    let out = driver
+        .output_topic("out", Serdes::string(), Serdes::i64())
+        .read_records_to_list()
+        .unwrap();
+    assert_eq!((out[0].value, out[0].timestamp), (7, 7000));
+}
