@@ -39,13 +39,18 @@ mod serde;
 pub mod store;
 mod task;
 mod topology;
+mod windows;
 
 pub use builder::{Consumed, Grouped, Materialized, Produced, Repartitioned, StreamsBuilder};
 pub use driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
-pub use dsl::{BranchedKStream, GlobalKTable, KGroupedStream, KStream, KTable};
+pub use dsl::{
+    BranchedKStream, GlobalKTable, KGroupedStream, KStream, KTable, SessionWindowedKStream,
+    TimeWindowedKStream,
+};
 pub use processor::{Processor, ProcessorContext, PunctuationType, RecordMetadata};
-pub use record::{StreamRecord, Window, Windowed};
+pub use record::{StreamRecord, Window, Windowed, windowed_serde};
 pub use serde::{Serde, SerdeRef, Serdes};
 pub use store::{BytesStore, KeyValueStore, SessionStore, StoreSpec, Stores, WindowStore};
 pub use task::{DeserializationErrors, TaskId, TaskMetrics};
 pub use topology::{Partitioner, Topology};
+pub use windows::{SessionWindows, SlidingWindows, TimeWindows};

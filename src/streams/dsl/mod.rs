@@ -1,15 +1,20 @@
 //! The DSL's stream and table types.
 
 mod grouped;
+mod session;
+mod sliding;
 mod stream;
 mod table;
+mod windowed;
 
 pub use grouped::KGroupedStream;
 pub(crate) use grouped::{Aggregate, Emitter};
+pub use session::SessionWindowedKStream;
 pub(crate) use stream::FnProcessor;
 pub use stream::{BranchedKStream, KStream};
 pub(crate) use table::table_source;
 pub use table::{GlobalKTable, KTable};
+pub use windowed::TimeWindowedKStream;
 
 use super::processor::{Processor, ProcessorContext};
 use super::record::StreamRecord;
