@@ -44,8 +44,8 @@ mod windows;
 pub use builder::{Consumed, Grouped, Materialized, Produced, Repartitioned, StreamsBuilder};
 pub use driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
 pub use dsl::{
-    BranchedKStream, GlobalKTable, KGroupedStream, KStream, KTable, SessionWindowedKStream,
-    TimeWindowedKStream,
+    BranchedKStream, BufferConfig, GlobalKTable, KGroupedStream, KStream, KTable,
+    SessionWindowedKStream, Suppressed, TimeWindowedKStream,
 };
 pub use processor::{Processor, ProcessorContext, PunctuationType, RecordMetadata};
 pub use record::{StreamRecord, Window, Windowed, windowed_serde};

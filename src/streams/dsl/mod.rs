@@ -4,6 +4,7 @@ mod grouped;
 mod session;
 mod sliding;
 mod stream;
+mod suppress;
 mod table;
 mod windowed;
 
@@ -12,6 +13,7 @@ pub(crate) use grouped::{Aggregate, Emitter};
 pub use session::SessionWindowedKStream;
 pub(crate) use stream::FnProcessor;
 pub use stream::{BranchedKStream, KStream};
+pub use suppress::{BufferConfig, Suppressed};
 pub(crate) use table::table_source;
 pub use table::{GlobalKTable, KTable};
 pub use windowed::TimeWindowedKStream;

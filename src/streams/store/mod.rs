@@ -14,7 +14,7 @@ mod memory;
 mod spec;
 
 pub use handles::{KeyValueStore, SessionStore, WindowStore};
-pub(crate) use handles::{session_key, window_key};
+pub(crate) use handles::{flip, session_key, unflip, window_key};
 pub use memory::InMemoryStore;
 pub(crate) use spec::Supplier;
 pub use spec::{StoreKind, StoreSpec, Stores};
