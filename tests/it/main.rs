@@ -47,5 +47,7 @@ mod recovery_index_damage;
 mod recovery_torn_tail;
 mod replication;
 mod retention;
+#[cfg(feature = "streams")]
+mod streams_windows;
 mod transactions;
 mod typed_values;
