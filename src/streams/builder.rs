@@ -294,6 +294,7 @@ pub struct Materialized<K, V> {
     pub(crate) values: Option<SerdeRef<V>>,
     pub(crate) logged: bool,
     pub(crate) storage: Option<StorageChoice>,
+    pub(crate) retention: Option<std::time::Duration>,
 }
 
 /// A store's storage, as [`Materialized::with_storage`] sets it.
@@ -316,6 +317,7 @@ impl<K, V> Default for Materialized<K, V> {
             values: None,
             logged: true,
             storage: None,
+            retention: None,
         }
     }
 }
@@ -377,6 +379,23 @@ impl<K, V> Materialized<K, V> {
     #[cfg(feature = "streams-persistent")]
     pub fn persistent(self) -> Self {
         self.with_storage(true, super::store::persistent::supplier)
+    }
+
+    /// Keeps a windowed store's entries for `retention` (measured from the
+    /// newest time it has seen), to query closed windows for longer; only
+    /// windowed aggregations use it.
+    ///
+    /// Default: as long as the windows need (time windows: size plus
+    /// grace; sliding windows: twice the time difference plus grace;
+    /// sessions: gap plus grace, after the session's end).
+    ///
+    /// # Errors
+    /// None here; a retention shorter than the default makes
+    /// [`StreamsBuilder::build`] fail with [`Error::Topology`] (the store
+    /// would forget windows still open).
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention = Some(retention);
+        self
     }
 
     /// Applies the name-independent choices to `spec`.

@@ -43,13 +43,17 @@ mod serde;
 pub mod store;
 mod task;
 mod topology;
+mod windows;
 
 pub use builder::{Consumed, Grouped, Materialized, Produced, Repartitioned, StreamsBuilder};
 pub use driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
-pub use dsl::{BranchedKStream, GlobalKTable, KGroupedStream, KStream, KTable};
+pub use dsl::{
+    BranchedKStream, BufferConfig, GlobalKTable, KGroupedStream, KStream, KTable,
+    SessionWindowedKStream, Suppressed, TimeWindowedKStream,
+};
 pub use join_windows::{JoinWindows, StreamJoined};
 pub use processor::{Processor, ProcessorContext, PunctuationType, RecordMetadata};
-pub use record::{StreamRecord, Window, Windowed};
+pub use record::{StreamRecord, Window, Windowed, windowed_serde};
 pub use runtime::{
     ProcessingGuarantee, ReadOnlyKeyValueStore, ReadOnlyWindowStore, StreamThreadErrorResponse,
     Streams, StreamsConfig, StreamsState,
@@ -60,3 +64,4 @@ pub use store::{BytesStore, KeyValueStore, SessionStore, StoreSpec, Stores, Wind
 pub use store::{PersistentStore, PersistentStoreConfig};
 pub use task::{DeserializationErrors, TaskId, TaskMetrics};
 pub use topology::{Partitioner, Topology};
+pub use windows::{SessionWindows, SlidingWindows, TimeWindows};

@@ -115,8 +115,21 @@ impl<K: 'static> Serde<Windowed<K>> for WindowedSerde<K> {
     }
 }
 
-/// The serde of windowed keys over `inner`.
-pub(crate) fn windowed_serde<K: 'static>(inner: SerdeRef<K>) -> SerdeRef<Windowed<K>> {
+/// The serde of [`Windowed`] keys over `inner`, the serde of their keys:
+/// what the tables of windowed aggregations write their keys with (read
+/// their output topics with it).
+///
+/// ```
+/// use embedlog::streams::{Serdes, Window, Windowed, windowed_serde};
+///
+/// let serde = windowed_serde(Serdes::string());
+/// let key = Windowed { key: "k".to_string(), window: Window { start: 0, end: 10 } };
+/// let bytes = serde.serialize(&key)?.unwrap();
+/// assert_eq!(bytes.len(), 1 + 16);
+/// assert_eq!(serde.deserialize(Some(&bytes))?, key);
+/// # Ok::<(), embedlog::Error>(())
+/// ```
+pub fn windowed_serde<K: 'static>(inner: SerdeRef<K>) -> SerdeRef<Windowed<K>> {
     Arc::new(WindowedSerde(inner))
 }
 

@@ -59,11 +59,18 @@ pub struct TaskMetrics {
     /// Input records processed.
     pub processed: u64,
     /// Records dropped because they arrived after their window's grace
-    /// period.
+    /// period, counted as Kafka's `dropped-records` sensor counts them:
+    /// once per window a record was too late for. A record of tumbling
+    /// windows, or of sessions, counts at most once; a record of hopping
+    /// windows counts once for each of its windows that had closed (and
+    /// still updates those that had not); a record of sliding windows
+    /// counts once if all its windows had closed, else once per closed
+    /// window it falls in.
     pub dropped_late: u64,
     /// Records skipped: undecodable (with
-    /// [`DeserializationErrors::LogAndContinue`]) or without a key or value
-    /// an operation needs.
+    /// [`DeserializationErrors::LogAndContinue`]), without a key or value
+    /// an operation needs, or (windowed aggregations) with a negative
+    /// timestamp.
     pub skipped: u64,
 }
 

@@ -55,5 +55,7 @@ mod streams_joins;
 mod streams_persistent;
 #[cfg(feature = "streams")]
 mod streams_runtime;
+#[cfg(feature = "streams")]
+mod streams_windows;
 mod transactions;
 mod typed_values;

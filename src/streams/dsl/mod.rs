@@ -2,16 +2,23 @@
 
 mod grouped;
 mod join;
+mod session;
+mod sliding;
 mod stream;
 mod stream_join;
+mod suppress;
 mod table;
+mod windowed;
 
+pub(crate) use grouped::Emitter;
 pub use grouped::KGroupedStream;
-pub(crate) use grouped::{Aggregate, Emitter};
+pub use session::SessionWindowedKStream;
 pub(crate) use stream::FnProcessor;
 pub use stream::{BranchedKStream, KStream};
+pub use suppress::{BufferConfig, Suppressed};
 pub(crate) use table::table_source;
 pub use table::{GlobalKTable, KTable};
+pub use windowed::TimeWindowedKStream;
 
 use super::processor::{Processor, ProcessorContext};
 use super::record::StreamRecord;

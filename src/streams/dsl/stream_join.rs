@@ -161,7 +161,6 @@ where
             let rows = unmatched
                 .state
                 .lock()
-                .data
                 .range(Bound::Included(&from[..]), Bound::Excluded(&to[..]))?;
             due.extend(rows);
         }
@@ -248,7 +247,7 @@ where
             }
             if matches.is_empty() && spec.joiner.left_alone() {
                 let k = unmatched_key(spec.tag, t, &key);
-                let list = unmatched.state.lock().data.get(&k)?;
+                let list = unmatched.state.lock().get(&k)?;
                 let list = push_value(list.as_deref(), &value)?;
                 unmatched.state.lock().put(k, list)?;
             }

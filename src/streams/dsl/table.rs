@@ -24,6 +24,11 @@ pub struct KTable<K, V> {
     pub(crate) values: Option<SerdeRef<V>>,
     /// The store holding the table, if it is materialized.
     pub(crate) store: Option<String>,
+    /// A table of windowed aggregates: how long after a window's end
+    /// (its `Windowed` key's) the window closes, in milliseconds. Set by
+    /// the windowed aggregations, kept by the operations that keep the
+    /// windows; what `suppress(until_window_closes)` needs.
+    pub(crate) close_after: Option<i64>,
 }
 
 impl<K, V> Clone for KTable<K, V> {
@@ -34,6 +39,7 @@ impl<K, V> Clone for KTable<K, V> {
             keys: self.keys.clone(),
             values: self.values.clone(),
             store: self.store.clone(),
+            close_after: self.close_after,
         }
     }
 }
@@ -180,7 +186,15 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
             keys,
             values,
             store,
+            close_after: None,
         }
+    }
+
+    /// This table, whose windows close `close_after` ms after they end
+    /// (`None`: not a windowed table).
+    pub(crate) fn closing_after(mut self, close_after: Option<i64>) -> Self {
+        self.close_after = close_after;
+        self
     }
 
     /// The name of the store holding the table (to query it), if it is
@@ -228,6 +242,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
             },
         );
         KTable::new(self.graph.clone(), node, self.keys.clone(), values, None)
+            .closing_after(self.close_after)
     }
 
     /// The rows for which `predicate` holds (a row that stops matching is
@@ -269,6 +284,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
             self.values.clone(),
             None,
         )
+        .closing_after(self.close_after)
     }
 
     /// The rows for which `predicate` does not hold.
@@ -373,6 +389,7 @@ where
             Some(values),
             Some(store),
         )
+        .closing_after(self.close_after)
     }
 }
 

@@ -17,8 +17,7 @@ pub(crate) mod persistent;
 mod spec;
 
 pub use handles::{KeyValueStore, SessionStore, WindowStore};
-pub(crate) use handles::{flip, unflip};
-pub(crate) use handles::{session_key, window_key};
+pub(crate) use handles::{flip, session_key, unflip, window_key};
 pub use memory::InMemoryStore;
 #[cfg(feature = "streams-persistent")]
 pub use persistent::{PersistentStore, PersistentStoreConfig};
