@@ -626,11 +626,12 @@ mod tests {
             },
         )
         .unwrap();
+        let input: std::sync::Arc<str> = "in".into();
         let mut run = |key: &str, value: i64, at: i64| {
             task.process(
-                "in",
+                &input,
                 0,
-                at,
+                at as u64,
                 Some(key.as_bytes()),
                 Some(&value.to_be_bytes()),
                 at,
@@ -652,7 +653,7 @@ mod tests {
             .iter()
             .filter(|o| !o.topic.ends_with("-changelog"))
             .map(|o| {
-                let key = match o.topic.as_str() {
+                let key = match &*o.topic {
                     "final" => {
                         let w = windows.deserialize(o.key.as_deref()).unwrap();
                         format!("{}@{}", w.key, w.window.start)
@@ -660,7 +661,7 @@ mod tests {
                     _ => Serdes::string().deserialize(o.key.as_deref()).unwrap(),
                 };
                 let value = Serdes::i64().deserialize(o.value.as_deref()).unwrap();
-                (o.topic.clone(), key, value)
+                (o.topic.to_string(), key, value)
             })
             .collect();
         assert_eq!(
