@@ -57,17 +57,25 @@ fn child_app() {
     let streams = Streams::new(&broker, topology(), config).unwrap();
     streams.start().unwrap();
     println!("STARTED");
-    // Done when the committed outputs account for the whole input.
+    // Report progress while processing; when idle, check whether the
+    // committed outputs account for the whole input.
+    let mut last = 0;
     common::wait_until("the outputs cover the input", || {
+        let processed = streams.metrics().processed;
+        if processed != last {
+            last = processed;
+            println!("PROGRESS {processed}");
+            return false;
+        }
         let tens = common::consume_all(&broker, "tens", IsolationLevel::ReadCommitted).len() as u64;
-        let mut last: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut counts: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         for r in common::consume_all(&broker, "counts", IsolationLevel::ReadCommitted) {
-            last.insert(
+            counts.insert(
                 r.key().unwrap().to_vec(),
                 i64::from_be_bytes(r.value().unwrap().try_into().unwrap()),
             );
         }
-        tens >= RECORDS && last.values().sum::<i64>() as u64 >= RECORDS
+        tens >= RECORDS && counts.values().sum::<i64>() as u64 >= RECORDS
     });
     streams.close().unwrap();
     broker.close().unwrap();
@@ -118,23 +126,39 @@ fn exactly_once_outputs_survive_twenty_kills() {
             .spawn()
             .unwrap()
     };
+    let mut mid_work = 0;
     for round in 0..kills {
         let mut child = spawn();
-        // Wait until the application started (its stores restored), then
-        // kill it after a random share of the work: the whole input takes
-        // about a second of processing, twenty kills at most 60 ms each
-        // into it all land while it is being processed.
+        // Kill the application once it has processed a random number of
+        // records in this run (its progress lines say how many): a point
+        // in the work, not in time. The targets add up to less than the
+        // work, so the kills land while it is processing.
+        let target = rng.next() % 8_000 + 1;
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let started = lines
             .by_ref()
             .map_while(Result::ok)
             .any(|l| l.contains("STARTED"));
         assert!(started, "round {round}: the child did not start");
-        let delay = Duration::from_millis(rng.next() % 60);
-        std::thread::sleep(delay); // when to kill, not a wait for an effect
+        for line in lines.by_ref().map_while(Result::ok) {
+            if line.contains("DONE") {
+                break;
+            }
+            let n: u64 = line
+                .strip_prefix("PROGRESS ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if n >= target {
+                mid_work += 1;
+                break;
+            }
+        }
+        // Killed before its stdout closes: a print cannot fail first.
         child.kill().unwrap();
         child.wait().unwrap();
+        drop(lines);
     }
+    println!("{mid_work} of {kills} kills while processing");
     let mut child = spawn();
     // Read to the end: a closed pipe would fail the child's last prints.
     let out: Vec<String> = BufReader::new(child.stdout.take().unwrap())
