@@ -2,7 +2,7 @@
 //! [`Serde`] trait and the built-in [`Serdes`].
 
 use crate::{Error, Result};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
@@ -49,6 +49,23 @@ pub trait Serde<T>: Send + Sync + 'static {
     /// [`Error::Codec`] if the bytes are not a `T`, or are null and a `T`
     /// cannot be null.
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T>;
+
+    /// Appends the bytes of `value` to `out`; `false` for a Kafka null
+    /// (nothing appended). The default calls
+    /// [`serialize`](Self::serialize); serdes that can write in place
+    /// save an allocation per record.
+    ///
+    /// # Errors
+    /// As [`serialize`](Self::serialize).
+    fn serialize_into(&self, value: &T, out: &mut BytesMut) -> Result<bool> {
+        match self.serialize(value)? {
+            Some(b) => {
+                out.extend_from_slice(&b);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }
 
 /// A shared serde, as streams, stores and topics hold it.
@@ -118,6 +135,11 @@ impl Serde<String> for Utf8 {
         Ok(Some(Bytes::copy_from_slice(value.as_bytes())))
     }
 
+    fn serialize_into(&self, value: &String, out: &mut BytesMut) -> Result<bool> {
+        out.extend_from_slice(value.as_bytes());
+        Ok(true)
+    }
+
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<String> {
         let bytes = not_null(bytes, "a string")?;
         std::str::from_utf8(bytes)
@@ -145,6 +167,11 @@ macro_rules! big_endian {
         impl Serde<$t> for BigEndian {
             fn serialize(&self, value: &$t) -> Result<Option<Bytes>> {
                 Ok(Some(Bytes::copy_from_slice(&value.to_be_bytes())))
+            }
+
+            fn serialize_into(&self, value: &$t, out: &mut BytesMut) -> Result<bool> {
+                out.extend_from_slice(&value.to_be_bytes());
+                Ok(true)
             }
 
             fn deserialize(&self, bytes: Option<&[u8]>) -> Result<$t> {
@@ -206,6 +233,13 @@ impl<T: 'static> Serde<Option<T>> for Optional<T> {
         match value {
             Some(v) => self.0.serialize(v),
             None => Ok(None),
+        }
+    }
+
+    fn serialize_into(&self, value: &Option<T>, out: &mut BytesMut) -> Result<bool> {
+        match value {
+            Some(v) => self.0.serialize_into(v, out),
+            None => Ok(false),
         }
     }
 

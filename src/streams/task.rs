@@ -2,11 +2,12 @@
 //! stream time, punctuations and the records it has yet to send.
 
 use super::processor::{Lifecycle, PunctuationType, RecordMetadata};
+use super::serde::Serde;
 use super::serde::SerdeRef;
 use super::store::{SharedStore, StoreKind, StoreSpec};
 use super::topology::{Instantiator, NodeId, RawSource, Topology};
 use crate::{Error, Header, Result};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -82,7 +83,7 @@ impl TaskMetrics {
     }
 }
 
-struct Schedule {
+pub(crate) struct Schedule {
     node: NodeId,
     interval: i64,
     kind: PunctuationType,
@@ -98,9 +99,12 @@ pub(crate) struct TaskCtx {
     pub(crate) meta: Option<RecordMetadata>,
     pub(crate) stores: HashMap<String, (SharedStore, StoreSpec)>,
     pub(crate) outbox: Vec<Outgoing>,
-    schedules: Vec<Schedule>,
+    pub(crate) schedules: Vec<Schedule>,
     pub(crate) metrics: TaskMetrics,
     pub(crate) cache_max_bytes: usize,
+    /// Where outgoing keys and values are serialized: each is a slice of
+    /// a shared chunk, not an allocation of its own.
+    arena: BytesMut,
     deserialization: DeserializationErrors,
     /// Unresolved internal topic name → resolved.
     topics: Arc<BTreeMap<String, Arc<str>>>,
@@ -172,6 +176,26 @@ impl TaskCtx {
         });
     }
 
+    /// `value`'s bytes, serialized into the task's arena (`None`: null).
+    pub(crate) fn encode<T: 'static>(
+        &mut self,
+        serde: &dyn Serde<T>,
+        value: &T,
+    ) -> Result<Option<Bytes>> {
+        const CHUNK: usize = 64 << 10;
+        if self.arena.capacity() - self.arena.len() < 1024 {
+            self.arena.reserve(CHUNK);
+        }
+        match serde.serialize_into(value, &mut self.arena) {
+            Ok(true) => Ok(Some(self.arena.split().freeze())),
+            Ok(false) => Ok(None),
+            Err(e) => {
+                self.arena.clear();
+                Err(e)
+            }
+        }
+    }
+
     pub(crate) fn partition_count(&self, topic: &str) -> Result<u32> {
         let topic = self.resolve_topic(topic);
         (self.partition_counts)(&topic)
@@ -219,7 +243,14 @@ pub(crate) struct Task {
     /// The task's own stores and their resolved changelog topics.
     logged: Vec<(SharedStore, Option<Arc<str>>)>,
     closed: bool,
+    /// Records processed since the stores' cache use was last checked.
+    since_drain: u32,
 }
+
+/// How many records a task processes between checks of its stores' cache
+/// use (with a record cache): a cache can exceed its share by what that
+/// many records write.
+const DRAIN_CHECK_EVERY: u32 = 32;
 
 impl fmt::Debug for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -277,6 +308,7 @@ impl Task {
             schedules: Vec::new(),
             metrics: TaskMetrics::default(),
             cache_max_bytes: setup.cache_max_bytes,
+            arena: BytesMut::new(),
             deserialization: setup.deserialization,
             topics: Arc::new(topics),
             partition_counts: setup.partition_counts,
@@ -287,6 +319,7 @@ impl Task {
             lifecycles,
             logged,
             closed: false,
+            since_drain: 0,
         };
         for (_, l) in &mut task.lifecycles {
             l.init(&mut task.ctx)?;
@@ -329,8 +362,18 @@ impl Task {
             .process_raw(&mut self.ctx, key, value, timestamp, headers);
         self.ctx.meta = None;
         r?;
-        self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)?;
-        self.drain_changelogs(false)
+        if !self.ctx.schedules.is_empty() {
+            self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)?;
+        }
+        // Without a record cache every write goes out after its record;
+        // with one, the stores' share of it is checked every few records
+        // (a lock per store, which a record need not pay).
+        self.since_drain += 1;
+        if self.ctx.cache_max_bytes == 0 || self.since_drain >= DRAIN_CHECK_EVERY {
+            self.since_drain = 0;
+            self.drain_changelogs(false)?;
+        }
+        Ok(())
     }
 
     /// Runs the punctuations of `kind` that are due at `now`.

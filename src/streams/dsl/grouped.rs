@@ -2,6 +2,7 @@
 //! into tables.
 
 use super::{KStream, KTable};
+use crate::Error;
 use crate::Result;
 use crate::streams::builder::{Materialized, StreamsBuilder, or_default};
 use crate::streams::hash::FxHashMap;
@@ -9,7 +10,7 @@ use crate::streams::processor::{Processor, ProcessorContext};
 use crate::streams::record::{Change, StreamRecord};
 use crate::streams::serde::{SerdeRef, Serdes, key_bytes};
 use crate::streams::store::{KeyValueStore, Stores};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -103,6 +104,76 @@ pub(crate) struct Aggregate<K, V, A> {
     store: Option<KeyValueStore<K, A>>,
     combine: Combine<K, V, A>,
     emit: Emitter<K, A>,
+    /// The serialized key of the record at hand.
+    scratch: BytesMut,
+}
+
+impl<K: Clone + 'static, V: 'static, A: Clone + 'static> Aggregate<K, V, A> {
+    /// With a record cache: updates the aggregate in the store's cache
+    /// (one lock, one lookup), to be forwarded once per key at commit.
+    /// Returns the record if the store has no cache.
+    fn process_cached(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<A>>,
+        record: StreamRecord<K, V>,
+    ) -> Result<Option<StreamRecord<K, V>>> {
+        let Some(store) = self.store.as_ref() else {
+            return Ok(None);
+        };
+        self.scratch.clear();
+        if !store.keys.serialize_into(&record.key, &mut self.scratch)? {
+            return Err(Error::Codec(
+                "a key serialized to null: stores and repartitioning need a key".into(),
+            ));
+        }
+        let mut state = store.state.lock();
+        if !state.caching() {
+            return Ok(Some(record));
+        }
+        let (values, combine) = (&store.values, &self.combine);
+        let StreamRecord {
+            key,
+            value,
+            timestamp,
+            ..
+        } = record;
+        state.update_tracked(&self.scratch, timestamp, |old| {
+            let old = old.map(|b| values.deserialize(Some(b))).transpose()?;
+            values.serialize(&combine(&key, value, old))
+        })?;
+        let over = state.cache_bytes > ctx.cache_budget();
+        drop(state);
+        if over {
+            self.forward_tracked(ctx)?;
+        }
+        Ok(None)
+    }
+
+    /// Forwards each key changed since the last call: its value now and
+    /// before the first change.
+    fn forward_tracked(&mut self, ctx: &mut ProcessorContext<'_, K, Change<A>>) -> Result<()> {
+        let Some(store) = self.store.as_ref() else {
+            return Ok(());
+        };
+        let rows = store.state.lock().take_tracked()?;
+        for (k, new, old, ts) in rows {
+            if new.is_none() && old.is_none() {
+                continue;
+            }
+            let decode =
+                |v: Option<Bytes>| v.map(|b| store.values.deserialize(Some(&b))).transpose();
+            let change = Change {
+                new: decode(new)?,
+                old: decode(old)?,
+            };
+            ctx.forward(StreamRecord::new(
+                store.keys.deserialize(Some(&k))?,
+                change,
+                ts,
+            ))?;
+        }
+        Ok(())
+    }
 }
 
 impl<K, V, A> Processor<K, V, K, Change<A>> for Aggregate<K, V, A>
@@ -121,6 +192,14 @@ where
         ctx: &mut ProcessorContext<'_, K, Change<A>>,
         record: StreamRecord<K, V>,
     ) -> Result<()> {
+        let record = if ctx.caching() {
+            match self.process_cached(ctx, record)? {
+                Some(r) => r,
+                None => return Ok(()),
+            }
+        } else {
+            record
+        };
         let Aggregate {
             store,
             combine,
@@ -146,6 +225,7 @@ where
     }
 
     fn commit(&mut self, ctx: &mut ProcessorContext<'_, K, Change<A>>) -> Result<()> {
+        self.forward_tracked(ctx)?;
         let Some(store) = self.store.clone() else {
             return Ok(());
         };
@@ -274,6 +354,7 @@ where
                 store: None,
                 combine: combine.clone(),
                 emit: Emitter::new(),
+                scratch: BytesMut::new(),
             },
         );
         KTable::new(graph, node, Some(keys), Some(values), Some(store_name))

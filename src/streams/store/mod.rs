@@ -111,8 +111,29 @@ pub(crate) struct StoreState {
     /// Writes not yet applied to `data` (the record cache, when the task
     /// has one): read first, applied and logged at commit or when over
     /// the store's share of the cache.
-    cache: Option<FxHashMap<Bytes, Option<Bytes>>>,
+    cache: Option<FxHashMap<Bytes, Cached>>,
     pub(crate) cache_bytes: usize,
+    /// Keys whose tracked changes left the cache before they were taken
+    /// (a flush): the value before the first change, the latest time.
+    tracked: FxHashMap<Bytes, (Option<Bytes>, i64)>,
+}
+
+/// A cached write: the value, and for an aggregation's tracked change the
+/// value before the first change of the commit and its latest time.
+pub(crate) struct Cached {
+    value: Option<Bytes>,
+    prior: Option<Option<Bytes>>,
+    ts: i64,
+}
+
+impl Cached {
+    fn plain(value: Option<Bytes>) -> Self {
+        Cached {
+            value,
+            prior: None,
+            ts: i64::MIN,
+        }
+    }
 }
 
 /// A shared store instance: processors hold it, interactive queries read
@@ -138,7 +159,87 @@ impl StoreState {
             observed_time: i64::MIN,
             cache: None,
             cache_bytes: 0,
+            tracked: FxHashMap::default(),
         }
+    }
+
+    /// Whether writes go through the record cache.
+    pub(crate) fn caching(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// Replaces `key`'s value (in the cache, which must be on) with what
+    /// `f` makes of the current one, remembering the value before the
+    /// first such change since the last [`take_tracked`](Self::take_tracked):
+    /// an aggregation's update, emitted once per key per commit. One lock,
+    /// one lookup, no copy of the key when it is cached.
+    pub(crate) fn update_tracked(
+        &mut self,
+        key: &[u8],
+        ts: i64,
+        f: impl FnOnce(Option<&Bytes>) -> Result<Option<Bytes>>,
+    ) -> Result<()> {
+        let Some(cache) = self.cache.as_mut() else {
+            let old = self.data.get(key)?;
+            let new = f(old.as_ref())?;
+            let key = Bytes::copy_from_slice(key);
+            return match new {
+                Some(v) => self.put(key, v),
+                None => self.delete(&key),
+            };
+        };
+        if let Some(c) = cache.get_mut(key) {
+            let new = f(c.value.as_ref())?;
+            let old = std::mem::replace(&mut c.value, new);
+            if c.prior.is_none() {
+                c.prior = Some(old);
+            }
+            c.ts = c.ts.max(ts);
+            return Ok(());
+        }
+        let current = self.data.get(key)?;
+        let new = f(current.as_ref())?;
+        let (prior, ts) = match self.tracked.remove(key) {
+            Some((prior, t)) => (prior, t.max(ts)),
+            None => (current, ts),
+        };
+        self.cache_bytes += key.len() + new.as_ref().map_or(0, Bytes::len) + 32;
+        let key = Bytes::copy_from_slice(key);
+        if let Some(cache) = self.cache.as_mut() {
+            cache.insert(
+                key,
+                Cached {
+                    value: new,
+                    prior: Some(prior),
+                    ts,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The keys changed through [`update_tracked`](Self::update_tracked)
+    /// since the last call, in key order: key, value now, value before the
+    /// first change, latest time.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn take_tracked(
+        &mut self,
+    ) -> Result<Vec<(Bytes, Option<Bytes>, Option<Bytes>, i64)>> {
+        let mut out = Vec::new();
+        if let Some(cache) = self.cache.as_mut() {
+            for (k, c) in cache.iter_mut() {
+                if let Some(prior) = c.prior.take() {
+                    out.push((k.clone(), c.value.clone(), prior, c.ts));
+                }
+            }
+        }
+        let left: Vec<(Bytes, (Option<Bytes>, i64))> = self.tracked.drain().collect();
+        for (k, (prior, ts)) in left {
+            let now = self.get(&k)?;
+            out.push((k, now, prior, ts));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// Turns the write-back cache on (a task with a record cache does).
@@ -148,8 +249,8 @@ impl StoreState {
 
     /// The value of `key`: a cached write, else the storage's.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        if let Some(v) = self.cache.as_ref().and_then(|c| c.get(key)) {
-            return Ok(v.clone());
+        if let Some(c) = self.cache.as_ref().and_then(|c| c.get(key)) {
+            return Ok(c.value.clone());
         }
         self.data.get(key)
     }
@@ -178,9 +279,13 @@ impl StoreState {
         if cache.is_empty() {
             return Ok(());
         }
-        let writes: Vec<(Bytes, Option<Bytes>)> = cache.drain().collect();
+        let writes: Vec<(Bytes, Cached)> = cache.drain().collect();
         self.cache_bytes = 0;
-        for (k, v) in writes {
+        for (k, c) in writes {
+            if let Some(prior) = c.prior {
+                self.tracked.entry(k.clone()).or_insert((prior, c.ts)).1 = c.ts;
+            }
+            let v = c.value;
             self.log(k.clone(), v.clone());
             match v {
                 Some(v) => self.data.put(k, v)?,
@@ -204,8 +309,12 @@ impl StoreState {
         }
         if let Some(cache) = self.cache.as_mut() {
             let size = key.len() + value.len() + 32;
-            if cache.insert(key, Some(value)).is_none() {
-                self.cache_bytes += size;
+            match cache.get_mut(&key) {
+                Some(c) => c.value = Some(value),
+                None => {
+                    cache.insert(key, Cached::plain(Some(value)));
+                    self.cache_bytes += size;
+                }
             }
             return Ok(());
         }
@@ -220,8 +329,12 @@ impl StoreState {
         }
         if let Some(cache) = self.cache.as_mut() {
             let size = key.len() + 32;
-            if cache.insert(key, None).is_none() {
-                self.cache_bytes += size;
+            match cache.get_mut(&key) {
+                Some(c) => c.value = None,
+                None => {
+                    cache.insert(key, Cached::plain(None));
+                    self.cache_bytes += size;
+                }
             }
             return Ok(());
         }
