@@ -463,6 +463,12 @@ impl Task {
             .collect()
     }
 
+    /// Moves the records to send to the end of `out`, in the order they
+    /// were produced (the task's outbox keeps its capacity).
+    pub(crate) fn move_outbox_to(&mut self, out: &mut Vec<Outgoing>) {
+        out.append(&mut self.ctx.outbox);
+    }
+
     /// The records to send, in the order they were produced.
     pub(crate) fn take_outbox(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.ctx.outbox)

@@ -82,6 +82,8 @@ pub(crate) struct Work {
     failed: Option<Error>,
     /// Counts of tasks this thread closed.
     closed_metrics: TaskMetrics,
+    /// Records the tasks produced, to send (reused).
+    pending: Vec<Outgoing>,
 }
 
 impl Work {
@@ -97,12 +99,21 @@ impl Work {
         Ok(())
     }
 
-    fn send(&mut self, out: Vec<Outgoing>) -> Result<()> {
-        if out.is_empty() {
+    /// Sends the records in `self.pending`.
+    fn send(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
             return Ok(());
         }
         self.begin()?;
-        for o in out {
+        let mut pending = std::mem::take(&mut self.pending);
+        let result = self.send_all(&mut pending);
+        pending.clear();
+        self.pending = pending;
+        result
+    }
+
+    fn send_all(&mut self, out: &mut Vec<Outgoing>) -> Result<()> {
+        for o in out.drain(..) {
             let record = Record {
                 key: o.key,
                 value: o.value,
@@ -147,8 +158,8 @@ impl Work {
                 r.headers(),
             )?;
             if task.has_output() {
-                let out = task.take_outbox();
-                self.send(out)?;
+                task.move_outbox_to(&mut self.pending);
+                self.send()?;
             }
         }
         Ok(())
@@ -156,24 +167,22 @@ impl Work {
 
     fn punctuate(&mut self) -> Result<()> {
         let now = crate::now_ms();
-        let mut out = Vec::new();
         for t in self.tasks.values_mut() {
             t.punctuate(PunctuationType::WallClockTime, now)?;
-            out.extend(t.take_outbox());
+            t.move_outbox_to(&mut self.pending);
         }
-        self.send(out)
+        self.send()
     }
 
     /// Commits every task: held-back updates and changelog writes are
     /// sent, then the input positions are committed (in the transaction
     /// under exactly-once).
     fn commit(&mut self, consumer: &mut Consumer) -> Result<()> {
-        let mut out = Vec::new();
         for t in self.tasks.values_mut() {
             t.prepare_commit()?;
-            out.extend(t.take_outbox());
+            t.move_outbox_to(&mut self.pending);
         }
-        self.send(out)?;
+        self.send()?;
         let mut offsets = Vec::new();
         for (id, inputs) in &self.inputs {
             let stream_time = self.tasks.get(id).map_or(i64::MIN, |t| t.ctx.stream_time);
@@ -469,6 +478,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
             last_commit: Instant::now(),
             failed: None,
             closed_metrics: TaskMetrics::default(),
+            pending: Vec::new(),
         })
     });
     consumer.set_rebalance_listener(Listener);
