@@ -348,3 +348,57 @@ fn persistent_stores_restore_from_their_checkpoint() {
         streams.close().unwrap();
     }
 }
+
+/// A task reading two partitions (a stream and the table it joins) takes
+/// the records of a poll in timestamp order across them: each click joins
+/// the user record that was current at its time, whatever order the
+/// partitions come in.
+#[test]
+fn a_task_takes_its_partitions_records_in_timestamp_order() {
+    let dir = tempdir();
+    let broker = Broker::open(dir.path()).unwrap();
+    for t in ["users", "clicks", "named-clicks"] {
+        broker
+            .admin()
+            .create_topic(t, TopicConfig::default())
+            .unwrap();
+    }
+    let p = broker.producer(ProducerConfig::default());
+    let send = |topic: &str, v: &str, ts: i64| {
+        p.send(topic, Record::new(v.to_owned()).key("a").timestamp(ts))
+            .unwrap();
+    };
+    send("users", "old", 1);
+    send("users", "new", 10);
+    send("clicks", "c1", 5);
+    send("clicks", "c2", 20);
+    p.flush().unwrap();
+    let builder = StreamsBuilder::new();
+    let users = builder
+        .table(
+            "users",
+            Consumed::with(Serdes::string(), Serdes::string()),
+            Materialized::default(),
+        )
+        .unwrap();
+    builder
+        .stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+        .join(&users, |c: &String, u: &String| format!("{c}:{u}"))
+        .to("named-clicks");
+    let streams = Streams::new(
+        &broker,
+        builder.build().unwrap(),
+        config("order", ProcessingGuarantee::AtLeastOnce),
+    )
+    .unwrap();
+    streams.start().unwrap();
+    wait_until("both clicks joined", || {
+        consume_all(&broker, "named-clicks", IsolationLevel::ReadUncommitted).len() == 2
+    });
+    streams.close().unwrap();
+    let got: Vec<String> = consume_all(&broker, "named-clicks", IsolationLevel::ReadUncommitted)
+        .iter()
+        .map(|r| String::from_utf8(r.value().unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(got, ["c1:old", "c2:new"]);
+}

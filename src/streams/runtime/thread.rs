@@ -131,36 +131,77 @@ impl Work {
     }
 
     fn process(&mut self, records: Vec<ConsumerRecord>) -> Result<()> {
-        // Records come partition by partition: look the task up once per run.
+        // Records come partition by partition: split them into runs, each
+        // with its task (looked up once per run).
+        let mut runs: Vec<(TaskId, Vec<ConsumerRecord>)> = Vec::new();
         let mut last: Option<(Arc<str>, u32, Option<TaskId>)> = None;
         for r in records {
-            let id = match &last {
-                Some((t, p, id)) if Arc::ptr_eq(t, r.topic_arc()) && *p == r.partition => *id,
-                _ => {
-                    let id = self
-                        .by_input
-                        .get(&(r.topic().to_owned(), r.partition))
-                        .copied();
-                    last = Some((r.topic_arc().clone(), r.partition, id));
-                    id
+            let same = matches!(&last, Some((t, p, _)) if Arc::ptr_eq(t, r.topic_arc()) && *p == r.partition);
+            if !same {
+                let id = self
+                    .by_input
+                    .get(&(r.topic().to_owned(), r.partition))
+                    .copied();
+                last = Some((r.topic_arc().clone(), r.partition, id));
+                if let Some(id) = id {
+                    runs.push((id, Vec::new()));
                 }
-            };
-            let Some(task) = id.and_then(|id| self.tasks.get_mut(&id)) else {
-                continue;
-            };
-            task.process(
-                r.topic_arc(),
-                r.partition,
-                r.offset,
-                r.key(),
-                r.value(),
-                r.timestamp,
-                r.headers(),
-            )?;
-            if task.has_output() {
-                task.move_outbox_to(&mut self.pending);
-                self.send()?;
             }
+            if let (Some((_, _, Some(_))), Some((_, run))) = (&last, runs.last_mut()) {
+                run.push(r);
+            }
+        }
+        // A task reading several partitions takes, among the runs it got,
+        // the record with the smallest timestamp at the head of a run next
+        // (Kafka's choice by timestamp across a task's partitions), so a
+        // join sees its inputs in time order; each partition keeps its own
+        // order.
+        while !runs.is_empty() {
+            let id = runs[0].0;
+            let mine: Vec<Vec<ConsumerRecord>> = {
+                let (same, rest): (Vec<_>, Vec<_>) = runs.into_iter().partition(|(t, _)| *t == id);
+                runs = rest;
+                same.into_iter().map(|(_, r)| r).collect()
+            };
+            if mine.len() == 1 {
+                for r in mine.into_iter().flatten() {
+                    self.process_one(id, &r)?;
+                }
+                continue;
+            }
+            let mut queues: Vec<std::collections::VecDeque<ConsumerRecord>> =
+                mine.into_iter().map(Into::into).collect();
+            loop {
+                let next = queues
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, q)| q.front().map(|r| (r.timestamp, i)))
+                    .min();
+                let Some((_, i)) = next else { break };
+                if let Some(r) = queues[i].pop_front() {
+                    self.process_one(id, &r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn process_one(&mut self, id: TaskId, r: &ConsumerRecord) -> Result<()> {
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return Ok(());
+        };
+        task.process(
+            r.topic_arc(),
+            r.partition,
+            r.offset,
+            r.key(),
+            r.value(),
+            r.timestamp,
+            r.headers(),
+        )?;
+        if task.has_output() {
+            task.move_outbox_to(&mut self.pending);
+            self.send()?;
         }
         Ok(())
     }
