@@ -44,8 +44,19 @@ impl RebalanceListener for Listener {
     fn on_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
         with_work(|w| {
             w.shared.set_thread(w.index, ThreadStatus::Rebalancing);
-            if let Err(e) = w.revoke(consumer, partitions, true) {
-                w.failed.get_or_insert(e);
+            match w.revoke(consumer, partitions, true) {
+                // The group moved on before this member committed: the
+                // work since the last commit is the new owners' to redo.
+                Err(e) if migrated(&e) => {
+                    tracing::warn!(thread = w.index, error = %e, "tasks migrated before their commit");
+                    if let Err(e) = w.abort() {
+                        w.failed.get_or_insert(e);
+                    }
+                }
+                Err(e) => {
+                    w.failed.get_or_insert(e);
+                }
+                Ok(()) => {}
             }
         });
     }
@@ -376,6 +387,25 @@ impl Work {
         result
     }
 
+    /// After a commit the group refused (a rebalance moved on): drops
+    /// every task's uncommitted work (the open transaction is aborted,
+    /// the stores are rebuilt from their changelogs) and restarts the
+    /// tasks of the partitions still assigned from their last commit.
+    fn revive(&mut self, consumer: &mut Consumer) -> Result<()> {
+        self.abort()?;
+        let all: Vec<TopicPartition> = self.inputs.values().flatten().cloned().collect();
+        self.revoke(consumer, &all, false)?;
+        let owned = consumer.assignment();
+        for tp in &owned {
+            match consumer.committed(tp.clone())? {
+                Some(c) => consumer.seek(tp.clone(), c.offset)?,
+                None => consumer.seek_to_beginning([tp.clone()])?,
+            }
+        }
+        self.last_commit = Instant::now();
+        self.assign(consumer, &owned)
+    }
+
     /// Drops the uncommitted work: the open transaction is aborted.
     fn abort(&mut self) -> Result<()> {
         if self.in_txn {
@@ -477,6 +507,15 @@ impl Shared {
     }
 }
 
+/// Whether `e` says the group moved on before a commit (Kafka's
+/// `TaskMigratedException`): the tasks are restarted, the thread goes on.
+fn migrated(e: &Error) -> bool {
+    matches!(
+        e.root_cause(),
+        Error::CommitFailed { .. } | Error::Fenced { .. }
+    )
+}
+
 /// The body of stream thread `index`: returns when told to stop (`Ok`) or
 /// when processing fails (the error, after closing the tasks without
 /// committing).
@@ -552,7 +591,13 @@ fn run_loop(shared: &Arc<Shared>, index: usize, consumer: &mut Consumer) -> Resu
             w.process(records)?;
             w.punctuate()?;
             if w.last_commit.elapsed() >= commit_every {
-                w.commit(consumer)?;
+                match w.commit(consumer) {
+                    Err(e) if migrated(&e) => {
+                        tracing::warn!(thread = index, error = %e, "tasks migrated before their commit: restarting them from the last commit");
+                        w.revive(consumer)?;
+                    }
+                    r => r?,
+                }
             }
             w.shared.publish_metrics(index, w.metrics());
             Ok(())
