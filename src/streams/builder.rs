@@ -86,19 +86,7 @@ impl Graph {
     /// The source topics that feed `node`, walking up to the sources
     /// (stopping at repartition topics, which are sources themselves).
     pub(crate) fn upstream_topics(&self, node: NodeId) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        let mut stack = vec![node];
-        let mut seen = BTreeSet::new();
-        while let Some(n) = stack.pop() {
-            if !seen.insert(n) {
-                continue;
-            }
-            if let NodeKind::Source { topics } = &self.nodes[n].kind {
-                out.extend(topics.iter().cloned());
-            }
-            stack.extend(self.nodes[n].parents.iter().copied());
-        }
-        out
+        super::topology::upstream_topics(&self.nodes, node)
     }
 }
 

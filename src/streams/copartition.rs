@@ -96,17 +96,7 @@ impl<F: Fn(&str) -> Result<u32>> Counts<'_, F> {
         let mut upstream = BTreeSet::new();
         for (id, n) in nodes.iter().enumerate() {
             if matches!(&n.kind, NodeKind::Sink { topic: t } if t == topic) {
-                let mut stack = vec![id];
-                let mut seen = BTreeSet::new();
-                while let Some(x) = stack.pop() {
-                    if !seen.insert(x) {
-                        continue;
-                    }
-                    if let NodeKind::Source { topics } = &nodes[x].kind {
-                        upstream.extend(topics.iter().cloned());
-                    }
-                    stack.extend(nodes[x].parents.iter().copied());
-                }
+                upstream.extend(super::topology::upstream_topics(nodes, id));
             }
         }
         let mut best = None;

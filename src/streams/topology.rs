@@ -64,7 +64,6 @@ pub(crate) struct Subtopology {
     pub(crate) id: usize,
     pub(crate) nodes: Vec<NodeId>,
     pub(crate) sources: Vec<String>,
-    pub(crate) sinks: Vec<String>,
     pub(crate) stores: Vec<String>,
 }
 
@@ -210,13 +209,10 @@ impl Topology {
         let mut subs = Vec::new();
         for (_, nodes) in groups {
             let mut sources = Vec::new();
-            let mut sinks = Vec::new();
             let mut stores = BTreeSet::new();
             for &id in &nodes {
-                match &self.nodes[id].kind {
-                    NodeKind::Source { topics } => sources.extend(topics.iter().cloned()),
-                    NodeKind::Sink { topic } => sinks.push(topic.clone()),
-                    NodeKind::Processor => {}
+                if let NodeKind::Source { topics } = &self.nodes[id].kind {
+                    sources.extend(topics.iter().cloned());
                 }
                 for s in &self.nodes[id].stores {
                     if !global_stores.contains(s.as_str()) {
@@ -235,7 +231,6 @@ impl Topology {
                 id: subs.len(),
                 nodes,
                 sources,
-                sinks,
                 stores: stores.into_iter().collect(),
             });
         }
@@ -263,6 +258,24 @@ impl Topology {
         self.subtopologies = subs;
         Ok(self)
     }
+}
+
+/// The source topics feeding `start` (itself included), walking up its
+/// parents; repartition topics count as sources (they are).
+pub(crate) fn upstream_topics(nodes: &[NodeSpec], start: NodeId) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![start];
+    let mut seen = BTreeSet::new();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if let NodeKind::Source { topics } = &nodes[n].kind {
+            out.extend(topics.iter().cloned());
+        }
+        stack.extend(nodes[n].parents.iter().copied());
+    }
+    out
 }
 
 /// A node whose input is raw record bytes: a source.

@@ -56,8 +56,9 @@ pub(crate) fn prepare(broker: &Broker, topology: &Topology, app: &str) -> Result
             ))
         })?;
     }
-    // Joins' inputs must be co-partitioned; repartition topics get the
-    // count of what they are joined with, else of what writes them.
+    // Joins' inputs must be co-partitioned; every repartition topic gets
+    // the count `Repartitioned` fixed, else that of what it is joined with,
+    // else that of what writes it.
     let decided = topology.check_copartitioning(app, |t| {
         counts
             .get(t)
@@ -68,37 +69,6 @@ pub(crate) fn prepare(broker: &Broker, topology: &Topology, app: &str) -> Result
     for (full, n) in decided {
         if let Some(name) = full.strip_prefix(&prefix) {
             counts.insert(name.to_owned(), n);
-        }
-    }
-    // Any repartition topic left: as fixed by the topology, else as many
-    // partitions as the sub-topology writing them has tasks.
-    for (name, kind) in &topology.internal {
-        if let InternalKind::Repartition {
-            partitions: Some(n),
-        } = kind
-        {
-            counts.insert(name.clone(), *n);
-        }
-    }
-    for _ in 0..=topology.subtopologies.len() {
-        for sub in &topology.subtopologies {
-            let known: Vec<u32> = sub
-                .sources
-                .iter()
-                .filter_map(|t| counts.get(t).copied())
-                .collect();
-            if known.len() != sub.sources.len() {
-                continue;
-            }
-            let tasks = known.iter().copied().max().unwrap_or(1);
-            for sink in &sub.sinks {
-                if matches!(
-                    topology.internal.get(sink),
-                    Some(InternalKind::Repartition { .. })
-                ) {
-                    counts.entry(sink.clone()).or_insert(tasks);
-                }
-            }
         }
     }
     let mut tasks = Vec::new();
