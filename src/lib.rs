@@ -158,8 +158,8 @@ pub use codec::{Codec, TypedConsumer, TypedProducer, TypedRecord};
 #[cfg(feature = "async")]
 pub use consumer::ConsumerStream;
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, IsolationLevel, OffsetReset,
-    RebalanceListener,
+    Consumer, ConsumerConfig, ConsumerIter, ConsumerRecord, ConsumerWakeup, IsolationLevel,
+    OffsetReset, RebalanceListener,
 };
 pub use error::{Error, Result};
 pub use group::{

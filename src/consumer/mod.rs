@@ -6,6 +6,7 @@ mod group;
 mod record;
 #[cfg(feature = "async")]
 mod stream;
+mod wakeup;
 
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use group::Membership;
@@ -13,6 +14,7 @@ pub use group::RebalanceListener;
 pub use record::ConsumerRecord;
 #[cfg(feature = "async")]
 pub use stream::ConsumerStream;
+pub use wakeup::ConsumerWakeup;
 
 use crate::catalog::{Catalog, Partition, TopicPartition};
 use crate::client::Context;
@@ -77,6 +79,8 @@ pub struct Consumer {
     config: ConsumerConfig,
     assigned: Vec<Assigned>,
     notify: Arc<Notify>,
+    /// Set by a [`ConsumerWakeup`]: the next wait for records ends at once.
+    woken: Arc<std::sync::atomic::AtomicBool>,
     next: usize,
     /// An error a poll met after it had records to return: reported by the
     /// next poll.
@@ -100,6 +104,7 @@ impl Consumer {
             config,
             assigned: Vec::new(),
             notify: Arc::new(Notify::new()),
+            woken: Arc::default(),
             next: 0,
             pending_error: None,
             membership,
@@ -343,10 +348,19 @@ impl Consumer {
                 return Ok(out);
             }
             let now = Instant::now();
-            if now >= deadline {
+            if now >= deadline || wakeup::take(&self.woken) {
                 return Ok(out);
             }
             self.notify.wait_past(seen, deadline - now);
+        }
+    }
+
+    /// A handle that ends this consumer's wait for records from another
+    /// thread (Kafka's `wakeup()`): see [`ConsumerWakeup`].
+    pub fn wakeup_handle(&self) -> ConsumerWakeup {
+        ConsumerWakeup {
+            woken: self.woken.clone(),
+            notify: self.notify.clone(),
         }
     }
 

@@ -336,3 +336,41 @@ fn an_enormous_timeout_does_not_panic() {
     let p = broker.partition("t", 0).unwrap();
     assert!(p.log().wait_for(0, Duration::MAX));
 }
+
+/// A wakeup from another thread ends a poll that would otherwise wait two
+/// minutes; one given before a poll makes that poll skip its wait once.
+#[test]
+fn a_wakeup_ends_a_long_poll_once() {
+    const LONG: Duration = Duration::from_secs(120);
+    let dir = tempdir();
+    let broker = common::broker_with_topic(dir.path(), "quiet", TopicConfig::default());
+    let mut consumer = broker.consumer(ConsumerConfig::default());
+    consumer.assign(&[("quiet", 0)]).unwrap();
+    let wakeup = consumer.wakeup_handle();
+
+    // Before the poll: it returns at once, and the wakeup is used up.
+    wakeup.wakeup();
+    let started = Instant::now();
+    assert!(consumer.poll(LONG).unwrap().is_empty());
+    assert!(started.elapsed() < LONG);
+    let started = Instant::now();
+    assert!(
+        consumer.poll(Duration::from_millis(20)).unwrap().is_empty(),
+        "nothing was written"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(20),
+        "a used-up wakeup must not end the next poll's wait"
+    );
+
+    // During the poll, from another thread.
+    let poller = std::thread::spawn(move || {
+        let started = Instant::now();
+        let n = consumer.poll(LONG).unwrap().len();
+        (n, started.elapsed())
+    });
+    wakeup.wakeup();
+    let (n, waited) = poller.join().unwrap();
+    assert_eq!(n, 0);
+    assert!(waited < LONG, "the wakeup did not end the poll");
+}

@@ -402,3 +402,24 @@ fn a_task_takes_its_partitions_records_in_timestamp_order() {
         .collect();
     assert_eq!(got, ["c1:old", "c2:new"]);
 }
+
+/// `close` ends the stream threads' polls instead of waiting out the poll
+/// timeout (two minutes here).
+#[test]
+fn close_does_not_wait_out_the_poll_timeout() {
+    let (_dir, broker) = setup(1);
+    let streams = Streams::new(
+        &broker,
+        word_count(),
+        StreamsConfig::new("idle").poll_timeout(Duration::from_secs(120)),
+    )
+    .unwrap();
+    streams.start().unwrap();
+    wait_until("the thread runs", || {
+        streams.state() == StreamsState::Running
+    });
+    let started = std::time::Instant::now();
+    streams.close().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(120));
+    assert_eq!(streams.state(), StreamsState::NotRunning);
+}

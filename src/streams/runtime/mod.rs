@@ -12,7 +12,9 @@ pub use query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
 use super::store::{SharedStore, StoreSpec};
 use super::task::{TaskId, TaskMetrics};
 use super::topology::Topology;
-use crate::{Broker, ConsumerConfig, Error, IsolationLevel, OffsetReset, Result};
+use crate::{
+    Broker, Consumer, ConsumerConfig, ConsumerWakeup, Error, IsolationLevel, OffsetReset, Result,
+};
 use parking_lot::{Condvar, Mutex};
 use setup::Layout;
 use std::collections::{BTreeMap, HashMap};
@@ -84,6 +86,9 @@ pub(crate) struct Shared {
     /// Store name → task → instance (interactive queries).
     registry: Mutex<BTreeMap<String, BTreeMap<TaskId, SharedStore>>>,
     stop: AtomicBool,
+    /// The stream threads' (by index) and the global thread's
+    /// (`usize::MAX`) consumers, woken to stop.
+    wakeups: Mutex<BTreeMap<usize, ConsumerWakeup>>,
     status: Mutex<Status>,
     changed: Condvar,
     metrics: Mutex<Vec<TaskMetrics>>,
@@ -100,6 +105,22 @@ struct Status {
 impl Shared {
     pub(crate) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+
+    /// Tells every thread to stop, ending their polls at once rather than
+    /// at the poll timeout.
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        for w in self.wakeups.lock().values() {
+            w.wakeup();
+        }
+    }
+
+    /// Lets [`request_stop`](Self::request_stop) end the polls of thread
+    /// `index`'s `consumer` (before the thread checks
+    /// [`stopping`](Self::stopping) first).
+    pub(crate) fn stop_wakes(&self, index: usize, consumer: &Consumer) {
+        self.wakeups.lock().insert(index, consumer.wakeup_handle());
     }
 
     pub(crate) fn subtopology_of(&self, topic: &str) -> Option<usize> {
@@ -275,6 +296,7 @@ impl Streams {
             globals,
             registry: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
+            wakeups: Mutex::new(BTreeMap::new()),
             status: Mutex::new(Status {
                 state: StreamsState::Created,
                 threads: vec![ThreadStatus::Starting; threads],
@@ -433,7 +455,7 @@ impl Streams {
                     StreamsState::PendingShutdown
                 });
         }
-        self.shared.stop.store(true, Ordering::Release);
+        self.shared.request_stop();
         loop {
             let next = self.threads.lock().iter_mut().find_map(Option::take);
             let Some(h) = next else { break };
@@ -539,7 +561,7 @@ fn thread_main(shared: Arc<Shared>, index: usize) {
 }
 
 fn shutdown_on_error(shared: &Shared) {
-    shared.stop.store(true, Ordering::Release);
+    shared.request_stop();
     shared.transition(StreamsState::PendingError);
 }
 
@@ -574,6 +596,7 @@ fn global_loop(shared: &Shared, positions: &[(String, u32, u64)]) -> Result<()> 
             by_topic.insert(g.topic.clone(), store.clone());
         }
     }
+    shared.stop_wakes(usize::MAX, &consumer);
     consumer.assign(positions.iter().map(|(t, p, _)| (t.as_str(), *p)))?;
     // Go on from where the bootstrap read stopped.
     for (t, p, next) in positions {

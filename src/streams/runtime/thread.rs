@@ -62,8 +62,11 @@ impl RebalanceListener for Listener {
     }
 
     fn on_assigned(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
-        with_work(|w| {
-            if let Err(e) = w.assign(consumer, partitions) {
+        with_work(|w| match w.assign(consumer, partitions) {
+            // Its tasks are created and restored: the thread runs, even
+            // while the poll that assigned them waits for records.
+            Ok(()) => w.shared.set_thread(w.index, ThreadStatus::Running),
+            Err(e) => {
                 w.failed.get_or_insert(e);
             }
         });
@@ -142,24 +145,24 @@ impl Work {
     }
 
     fn process(&mut self, records: Vec<ConsumerRecord>) -> Result<()> {
-        // Records come partition by partition: split them into runs, each
-        // with its task (looked up once per run).
-        let mut runs: Vec<(TaskId, Vec<ConsumerRecord>)> = Vec::new();
-        let mut last: Option<(Arc<str>, u32, Option<TaskId>)> = None;
-        for r in records {
-            let same = matches!(&last, Some((t, p, _)) if Arc::ptr_eq(t, r.topic_arc()) && *p == r.partition);
+        // Records come partition by partition: split them into runs (index
+        // ranges), each with its task, looked up once per run.
+        let mut runs: Vec<(TaskId, std::ops::Range<usize>)> = Vec::new();
+        let mut last: Option<(&Arc<str>, u32, Option<TaskId>)> = None;
+        for (i, r) in records.iter().enumerate() {
+            let same = matches!(last, Some((t, p, _)) if Arc::ptr_eq(t, r.topic_arc()) && p == r.partition);
             if !same {
                 let id = self
                     .by_input
                     .get(&(r.topic().to_owned(), r.partition))
                     .copied();
-                last = Some((r.topic_arc().clone(), r.partition, id));
+                last = Some((r.topic_arc(), r.partition, id));
                 if let Some(id) = id {
-                    runs.push((id, Vec::new()));
+                    runs.push((id, i..i));
                 }
             }
             if let (Some((_, _, Some(_))), Some((_, run))) = (&last, runs.last_mut()) {
-                run.push(r);
+                run.end = i + 1;
             }
         }
         // A task reading several partitions takes, among the runs it got,
@@ -167,31 +170,36 @@ impl Work {
         // (Kafka's choice by timestamp across a task's partitions), so a
         // join sees its inputs in time order; each partition keeps its own
         // order.
-        while !runs.is_empty() {
-            let id = runs[0].0;
-            let mine: Vec<Vec<ConsumerRecord>> = {
-                let (same, rest): (Vec<_>, Vec<_>) = runs.into_iter().partition(|(t, _)| *t == id);
-                runs = rest;
-                same.into_iter().map(|(_, r)| r).collect()
-            };
-            if mine.len() == 1 {
-                for r in mine.into_iter().flatten() {
-                    self.process_one(id, &r)?;
+        let mut done = vec![false; runs.len()];
+        for first in 0..runs.len() {
+            if done[first] {
+                continue;
+            }
+            let id = runs[first].0;
+            let mut mine: Vec<std::ops::Range<usize>> = Vec::new();
+            for (j, (t, run)) in runs.iter().enumerate().skip(first) {
+                if *t == id {
+                    done[j] = true;
+                    mine.push(run.clone());
+                }
+            }
+            if let [only] = mine.as_slice() {
+                for r in &records[only.clone()] {
+                    self.process_one(id, r)?;
                 }
                 continue;
             }
-            let mut queues: Vec<std::collections::VecDeque<ConsumerRecord>> =
-                mine.into_iter().map(Into::into).collect();
             loop {
-                let next = queues
+                let next = mine
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, q)| q.front().map(|r| (r.timestamp, i)))
+                    .filter(|(_, q)| !q.is_empty())
+                    .map(|(k, q)| (records[q.start].timestamp, k))
                     .min();
-                let Some((_, i)) = next else { break };
-                if let Some(r) = queues[i].pop_front() {
-                    self.process_one(id, &r)?;
-                }
+                let Some((_, k)) = next else { break };
+                let at = mine[k].start;
+                mine[k].start += 1;
+                self.process_one(id, &records[at])?;
             }
         }
         Ok(())
@@ -535,6 +543,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
                 IsolationLevel::ReadUncommitted
             }),
     );
+    shared.stop_wakes(index, &consumer);
     let mut producer_config = ProducerConfig::default().idempotence(true);
     if eos {
         producer_config = producer_config.transactional_id(format!(
