@@ -176,24 +176,43 @@ impl TaskCtx {
         });
     }
 
-    /// `value`'s bytes, serialized into the task's arena (`None`: null).
-    pub(crate) fn encode<T: 'static>(
+    /// A key's and a value's bytes, serialized into the task's arena
+    /// together (one split of the arena for both; `None`: null).
+    pub(crate) fn encode_pair<K: 'static, V: 'static>(
         &mut self,
-        serde: &dyn Serde<T>,
-        value: &T,
-    ) -> Result<Option<Bytes>> {
+        keys: &dyn Serde<K>,
+        key: &K,
+        values: &dyn Serde<V>,
+        value: &V,
+    ) -> Result<(Option<Bytes>, Option<Bytes>)> {
         const CHUNK: usize = 64 << 10;
         if self.arena.capacity() - self.arena.len() < 1024 {
             self.arena.reserve(CHUNK);
         }
-        match serde.serialize_into(value, &mut self.arena) {
-            Ok(true) => Ok(Some(self.arena.split().freeze())),
-            Ok(false) => Ok(None),
+        // What is left of an earlier record that failed is dropped.
+        self.arena.clear();
+        let arena = &mut self.arena;
+        let written = keys.serialize_into(key, arena).and_then(|k| {
+            if !k {
+                arena.clear(); // a null key is no bytes
+            }
+            let key_len = arena.len();
+            let v = values.serialize_into(value, arena)?;
+            if !v {
+                arena.truncate(key_len);
+            }
+            Ok((k, key_len, v))
+        });
+        let (has_key, key_len, has_value) = match written {
+            Ok(w) => w,
             Err(e) => {
                 self.arena.clear();
-                Err(e)
+                return Err(e);
             }
-        }
+        };
+        let mut both = self.arena.split().freeze();
+        let key = has_key.then(|| both.split_to(key_len));
+        Ok((key, has_value.then_some(both)))
     }
 
     pub(crate) fn partition_count(&self, topic: &str) -> Result<u32> {
@@ -233,12 +252,19 @@ pub(crate) struct TaskSetup {
     pub(crate) partition_counts: PartitionCounts,
 }
 
+/// A task's source node.
+type SourceRef = Rc<RefCell<dyn RawSource>>;
+
 /// One sub-topology's nodes for one partition.
 pub(crate) struct Task {
     pub(crate) ctx: TaskCtx,
     /// Source nodes by resolved topic name (a task reads few topics: a
     /// scan beats hashing the name of every record).
-    sources: Vec<(String, Rc<RefCell<dyn RawSource>>)>,
+    sources: Vec<(String, SourceRef)>,
+    /// The source of the last record's topic, by the consumer's shared
+    /// topic name (records of one partition share it): no name compare
+    /// per record.
+    last_source: Option<(Arc<str>, SourceRef)>,
     lifecycles: Vec<(NodeId, Box<dyn Lifecycle>)>,
     /// The task's own stores and their resolved changelog topics.
     logged: Vec<(SharedStore, Option<Arc<str>>)>,
@@ -316,6 +342,7 @@ impl Task {
         let mut task = Task {
             ctx,
             sources,
+            last_source: None,
             lifecycles,
             logged,
             closed: false,
@@ -339,17 +366,24 @@ impl Task {
         timestamp: i64,
         headers: Vec<Header>,
     ) -> Result<()> {
-        let source = self
-            .sources
-            .iter()
-            .find(|(t, _)| t.as_str() == &**topic)
-            .map(|(_, s)| s.clone())
-            .ok_or_else(|| {
-                Error::Topology(format!(
-                    "task {} has no source for topic {topic:?}",
-                    self.ctx.id
-                ))
-            })?;
+        let source = match &self.last_source {
+            Some((t, s)) if Arc::ptr_eq(t, topic) => s.clone(),
+            _ => {
+                let found = self
+                    .sources
+                    .iter()
+                    .find(|(t, _)| t.as_str() == &**topic)
+                    .map(|(_, s)| s.clone())
+                    .ok_or_else(|| {
+                        Error::Topology(format!(
+                            "task {} has no source for topic {topic:?}",
+                            self.ctx.id
+                        ))
+                    })?;
+                self.last_source = Some((topic.clone(), found.clone()));
+                found
+            }
+        };
         self.ctx.meta = Some(RecordMetadata {
             topic: topic.clone(),
             partition,

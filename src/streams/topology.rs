@@ -513,8 +513,8 @@ pub type Partitioner<K, V> = Arc<dyn Fn(&K, &V, u32) -> u32 + Send + Sync>;
 
 impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
     fn process(&mut self, task: &mut TaskCtx, record: StreamRecord<K, V>) -> Result<()> {
-        let key = task.encode(&*self.keys, &record.key)?;
-        let value = task.encode(&*self.values, &record.value)?;
+        let (key, value) =
+            task.encode_pair(&*self.keys, &record.key, &*self.values, &record.value)?;
         let partition = match &self.partitioner {
             Some(p) => {
                 let count = task.partition_count(&self.topic)?;

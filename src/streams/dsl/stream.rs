@@ -285,7 +285,17 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             None,
             self.repartition,
             move |ctx, r| {
-                for v in f(r.value) {
+                // The last value takes the record's own key and headers.
+                let mut values = f(r.value).into_iter().peekable();
+                while let Some(v) = values.next() {
+                    if values.peek().is_none() {
+                        return ctx.forward(StreamRecord {
+                            key: r.key,
+                            value: v,
+                            timestamp: r.timestamp,
+                            headers: r.headers,
+                        });
+                    }
                     ctx.forward(StreamRecord {
                         key: r.key.clone(),
                         value: v,
