@@ -229,7 +229,6 @@ impl TopologyTestDriver {
         }
         inner.run(VecDeque::from([Outgoing {
             topic: topic.into(),
-            partition: Some(0),
             key,
             value,
             timestamp,

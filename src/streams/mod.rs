@@ -36,6 +36,7 @@ mod driver;
 mod dsl;
 mod hash;
 mod join_windows;
+mod outbox;
 mod processor;
 mod record;
 mod runtime;

@@ -1,13 +1,13 @@
 //! A task: one sub-topology's nodes for one partition, with its stores,
 //! stream time, punctuations and the records it has yet to send.
 
+use super::outbox::Outbox;
+pub(crate) use super::outbox::{OutRecord, Outgoing};
 use super::processor::{Lifecycle, PunctuationType, RecordMetadata};
-use super::serde::Serde;
 use super::serde::SerdeRef;
 use super::store::{SharedStore, StoreKind, StoreSpec};
 use super::topology::{Instantiator, NodeId, RawSource, Topology};
 use crate::{Error, Header, Result};
-use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -40,18 +40,6 @@ pub enum DeserializationErrors {
     /// Log a warning, count the record as skipped and go on
     /// (`LogAndContinueExceptionHandler`).
     LogAndContinue,
-}
-
-/// A record a task sends: an output, a repartitioned record or a
-/// changelog write. Topics are resolved names.
-#[derive(Debug, Clone)]
-pub(crate) struct Outgoing {
-    pub(crate) topic: Arc<str>,
-    pub(crate) partition: Option<u32>,
-    pub(crate) key: Option<Bytes>,
-    pub(crate) value: Option<Bytes>,
-    pub(crate) timestamp: i64,
-    pub(crate) headers: Vec<Header>,
 }
 
 /// Counts a task keeps.
@@ -98,13 +86,10 @@ pub(crate) struct TaskCtx {
     pub(crate) wall_clock_ms: i64,
     pub(crate) meta: Option<RecordMetadata>,
     pub(crate) stores: HashMap<String, (SharedStore, StoreSpec)>,
-    pub(crate) outbox: Vec<Outgoing>,
+    pub(crate) outbox: Outbox,
     pub(crate) schedules: Vec<Schedule>,
     pub(crate) metrics: TaskMetrics,
     pub(crate) cache_max_bytes: usize,
-    /// Where outgoing keys and values are serialized: each is a slice of
-    /// a shared chunk, not an allocation of its own.
-    arena: BytesMut,
     deserialization: DeserializationErrors,
     /// Unresolved internal topic name → resolved.
     topics: Arc<BTreeMap<String, Arc<str>>>,
@@ -155,64 +140,6 @@ impl TaskCtx {
             .get(name)
             .cloned()
             .unwrap_or_else(|| name.into())
-    }
-
-    pub(crate) fn send(
-        &mut self,
-        topic: &Arc<str>,
-        partition: Option<u32>,
-        key: Option<Bytes>,
-        value: Option<Bytes>,
-        timestamp: i64,
-        headers: Vec<Header>,
-    ) {
-        self.outbox.push(Outgoing {
-            topic: topic.clone(),
-            partition,
-            key,
-            value,
-            timestamp,
-            headers,
-        });
-    }
-
-    /// A key's and a value's bytes, serialized into the task's arena
-    /// together (one split of the arena for both; `None`: null).
-    pub(crate) fn encode_pair<K: 'static, V: 'static>(
-        &mut self,
-        keys: &dyn Serde<K>,
-        key: &K,
-        values: &dyn Serde<V>,
-        value: &V,
-    ) -> Result<(Option<Bytes>, Option<Bytes>)> {
-        const CHUNK: usize = 64 << 10;
-        if self.arena.capacity() - self.arena.len() < 1024 {
-            self.arena.reserve(CHUNK);
-        }
-        // What is left of an earlier record that failed is dropped.
-        self.arena.clear();
-        let arena = &mut self.arena;
-        let written = keys.serialize_into(key, arena).and_then(|k| {
-            if !k {
-                arena.clear(); // a null key is no bytes
-            }
-            let key_len = arena.len();
-            let v = values.serialize_into(value, arena)?;
-            if !v {
-                arena.truncate(key_len);
-            }
-            Ok((k, key_len, v))
-        });
-        let (has_key, key_len, has_value) = match written {
-            Ok(w) => w,
-            Err(e) => {
-                self.arena.clear();
-                return Err(e);
-            }
-        };
-        let mut both = self.arena.split().freeze();
-        let key = has_key.then(|| both.split_to(key_len));
-        Ok((key, has_value.then_some(both)))
     }
 
     pub(crate) fn partition_count(&self, topic: &str) -> Result<u32> {
@@ -330,11 +257,10 @@ impl Task {
             wall_clock_ms: setup.wall_clock_ms,
             meta: None,
             stores: setup.stores,
-            outbox: Vec::new(),
+            outbox: Outbox::default(),
             schedules: Vec::new(),
             metrics: TaskMetrics::default(),
             cache_max_bytes: setup.cache_max_bytes,
-            arena: BytesMut::new(),
             deserialization: setup.deserialization,
             topics: Arc::new(topics),
             partition_counts: setup.partition_counts,
@@ -458,14 +384,9 @@ impl Task {
             drop(s);
             let Some(topic) = topic else { continue };
             for (k, v) in dirty {
-                self.ctx.outbox.push(Outgoing {
-                    topic: topic.clone(),
-                    partition: Some(partition),
-                    key: Some(k),
-                    value: v,
-                    timestamp: ts,
-                    headers: Vec::new(),
-                });
+                self.ctx
+                    .outbox
+                    .push_bytes(topic, Some(partition), Some(&k), v.as_deref(), ts);
             }
         }
         Ok(())
@@ -499,13 +420,21 @@ impl Task {
 
     /// Moves the records to send to the end of `out`, in the order they
     /// were produced (the task's outbox keeps its capacity).
-    pub(crate) fn move_outbox_to(&mut self, out: &mut Vec<Outgoing>) {
-        out.append(&mut self.ctx.outbox);
+    /// Hands each record to send to `send`, in the order they were
+    /// produced, and empties the outbox.
+    ///
+    /// # Errors
+    /// The first error of `send` (the records after it are dropped).
+    pub(crate) fn drain_outbox(
+        &mut self,
+        send: impl FnMut(OutRecord<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.ctx.outbox.drain(send)
     }
 
-    /// The records to send, in the order they were produced.
+    /// The records to send, owned, in the order they were produced.
     pub(crate) fn take_outbox(&mut self) -> Vec<Outgoing> {
-        std::mem::take(&mut self.ctx.outbox)
+        self.ctx.outbox.take()
     }
 
     /// Whether the task holds records to send.

@@ -513,8 +513,6 @@ pub type Partitioner<K, V> = Arc<dyn Fn(&K, &V, u32) -> u32 + Send + Sync>;
 
 impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
     fn process(&mut self, task: &mut TaskCtx, record: StreamRecord<K, V>) -> Result<()> {
-        let (key, value) =
-            task.encode_pair(&*self.keys, &record.key, &*self.values, &record.value)?;
         let partition = match &self.partitioner {
             Some(p) => {
                 let count = task.partition_count(&self.topic)?;
@@ -529,15 +527,16 @@ impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
                 .insert(task.resolve_topic(&self.topic))
                 .clone(),
         };
-        task.send(
+        task.outbox.push_encoded(
             &topic,
             partition,
-            key,
-            value,
+            &*self.keys,
+            &record.key,
+            &*self.values,
+            &record.value,
             record.timestamp,
             record.headers,
-        );
-        Ok(())
+        )
     }
 }
 

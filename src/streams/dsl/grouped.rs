@@ -137,9 +137,9 @@ impl<K: Clone + 'static, V: 'static, A: Clone + 'static> Aggregate<K, V, A> {
             timestamp,
             ..
         } = record;
-        state.update_tracked(&self.scratch, timestamp, |old| {
+        state.update_tracked(&self.scratch, timestamp, |old, out| {
             let old = old.map(|b| values.deserialize(Some(b))).transpose()?;
-            values.serialize(&combine(&key, value, old))
+            values.serialize_into(&combine(&key, value, old), out)
         })?;
         let over = state.cache_bytes > ctx.cache_budget();
         drop(state);

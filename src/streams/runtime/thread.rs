@@ -7,10 +7,10 @@ use super::{ProcessingGuarantee, Shared, ThreadStatus};
 use crate::streams::driver::open_store;
 use crate::streams::processor::PunctuationType;
 use crate::streams::store::{SharedStore, StoreSpec, checkpoint};
-use crate::streams::task::{Outgoing, Task, TaskId, TaskMetrics, TaskSetup};
+use crate::streams::task::{Task, TaskId, TaskMetrics, TaskSetup};
 use crate::{
     Consumer, ConsumerConfig, ConsumerRecord, Error, IsolationLevel, OffsetAndMetadata,
-    OffsetReset, Producer, ProducerConfig, RangeAssignor, RebalanceListener, Record, Result,
+    OffsetReset, Producer, ProducerConfig, RangeAssignor, RebalanceListener, Result,
     TopicPartition,
 };
 use std::cell::RefCell;
@@ -35,6 +35,33 @@ fn with_work<T>(f: impl FnOnce(&mut Work) -> T) -> Option<T> {
             tracing::warn!("a rebalance callback ran while the stream thread was busy");
             None
         }
+    })
+}
+
+/// Begins the producer's transaction under exactly-once, if none is open.
+fn begin(producer: &Producer, eos: bool, in_txn: &mut bool) -> Result<()> {
+    if eos && !*in_txn {
+        producer.begin_transaction()?;
+        *in_txn = true;
+    }
+    Ok(())
+}
+
+/// Sends what `task` produced, straight from its outbox (in the
+/// transaction under exactly-once). A send's failure surfaces here only
+/// for a record refused at once; the others surface at the flush or
+/// transaction commit that must precede the offsets' commit.
+fn send_output(producer: &Producer, eos: bool, in_txn: &mut bool, task: &mut Task) -> Result<()> {
+    if !task.has_output() {
+        return Ok(());
+    }
+    begin(producer, eos, in_txn)?;
+    task.drain_outbox(|r| {
+        let _delivery = match r.partition {
+            Some(p) => producer.send_to(r.topic, p, r)?,
+            None => producer.send(r.topic, r)?,
+        };
+        Ok(())
     })
 }
 
@@ -96,8 +123,6 @@ pub(crate) struct Work {
     failed: Option<Error>,
     /// Counts of tasks this thread closed.
     closed_metrics: TaskMetrics,
-    /// Records the tasks produced, to send (reused).
-    pending: Vec<Outgoing>,
 }
 
 impl Work {
@@ -106,42 +131,7 @@ impl Work {
     }
 
     fn begin(&mut self) -> Result<()> {
-        if self.eos() && !self.in_txn {
-            self.producer.begin_transaction()?;
-            self.in_txn = true;
-        }
-        Ok(())
-    }
-
-    /// Sends the records in `self.pending`.
-    fn send(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        self.begin()?;
-        let mut pending = std::mem::take(&mut self.pending);
-        let result = self.send_all(&mut pending);
-        pending.clear();
-        self.pending = pending;
-        result
-    }
-
-    fn send_all(&mut self, out: &mut Vec<Outgoing>) -> Result<()> {
-        for o in out.drain(..) {
-            let record = Record {
-                key: o.key,
-                value: o.value,
-                timestamp: o.timestamp,
-                headers: o.headers,
-            };
-            // Failures surface at the flush or transaction commit that
-            // must precede the offsets' commit.
-            let _delivery = match o.partition {
-                Some(p) => self.producer.send_to(&o.topic, p, record)?,
-                None => self.producer.send(&o.topic, record)?,
-            };
-        }
-        Ok(())
+        begin(&self.producer, self.eos(), &mut self.in_txn)
     }
 
     fn process(&mut self, records: Vec<ConsumerRecord>) -> Result<()> {
@@ -219,30 +209,31 @@ impl Work {
             r.headers(),
         )?;
         if task.has_output() {
-            task.move_outbox_to(&mut self.pending);
-            self.send()?;
+            let eos = self.shared.config.guarantee == ProcessingGuarantee::ExactlyOnce;
+            send_output(&self.producer, eos, &mut self.in_txn, task)?;
         }
         Ok(())
     }
 
     fn punctuate(&mut self) -> Result<()> {
         let now = crate::now_ms();
+        let eos = self.eos();
         for t in self.tasks.values_mut() {
             t.punctuate(PunctuationType::WallClockTime, now)?;
-            t.move_outbox_to(&mut self.pending);
+            send_output(&self.producer, eos, &mut self.in_txn, t)?;
         }
-        self.send()
+        Ok(())
     }
 
     /// Commits every task: held-back updates and changelog writes are
     /// sent, then the input positions are committed (in the transaction
     /// under exactly-once).
     fn commit(&mut self, consumer: &mut Consumer) -> Result<()> {
+        let eos = self.eos();
         for t in self.tasks.values_mut() {
             t.prepare_commit()?;
-            t.move_outbox_to(&mut self.pending);
+            send_output(&self.producer, eos, &mut self.in_txn, t)?;
         }
-        self.send()?;
         let mut offsets = Vec::new();
         for (id, inputs) in &self.inputs {
             let stream_time = self.tasks.get(id).map_or(i64::MIN, |t| t.ctx.stream_time);
@@ -567,7 +558,6 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
             last_commit: Instant::now(),
             failed: None,
             closed_metrics: TaskMetrics::default(),
-            pending: Vec::new(),
         })
     });
     consumer.set_rebalance_listener(Listener);

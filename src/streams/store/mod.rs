@@ -26,7 +26,7 @@ pub use spec::{StoreKind, StoreSpec, Stores};
 
 use super::hash::FxHashMap;
 use crate::Result;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -116,6 +116,8 @@ pub(crate) struct StoreState {
     /// Keys whose tracked changes left the cache before they were taken
     /// (a flush): the value before the first change, the latest time.
     tracked: FxHashMap<Bytes, (Option<Bytes>, i64)>,
+    /// Where [`update_tracked`](Self::update_tracked) has values written.
+    scratch: BytesMut,
 }
 
 /// A cached write: the value, and for an aggregation's tracked change the
@@ -124,6 +126,23 @@ pub(crate) struct Cached {
     value: Option<Bytes>,
     prior: Option<Option<Bytes>>,
     ts: i64,
+}
+
+/// The new value `bytes` in place of `old`, written over `old`'s own
+/// buffer when `old` is no longer needed (`superseded`), is not shared and
+/// has the same length; else a copy. Returns the new value and `old` if it
+/// was not overwritten.
+fn overwrite(old: Option<Bytes>, bytes: &[u8], superseded: bool) -> (Option<Bytes>, Option<Bytes>) {
+    match old {
+        Some(b) if superseded && b.len() == bytes.len() => match b.try_into_mut() {
+            Ok(mut m) => {
+                m.copy_from_slice(bytes);
+                (Some(m.freeze()), None)
+            }
+            Err(b) => (Some(Bytes::copy_from_slice(bytes)), Some(b)),
+        },
+        old => (Some(Bytes::copy_from_slice(bytes)), old),
+    }
 }
 
 impl Cached {
@@ -160,6 +179,7 @@ impl StoreState {
             cache: None,
             cache_bytes: 0,
             tracked: FxHashMap::default(),
+            scratch: BytesMut::new(),
         }
     }
 
@@ -173,24 +193,50 @@ impl StoreState {
     /// first such change since the last [`take_tracked`](Self::take_tracked):
     /// an aggregation's update, emitted once per key per commit. One lock,
     /// one lookup, no copy of the key when it is cached.
+    ///
+    /// `f` appends the new value to the buffer it is given and returns
+    /// `true`, or returns `false` for a deletion. A cached value changed
+    /// again in the same commit is overwritten in place when it keeps its
+    /// length: no allocation per update.
     pub(crate) fn update_tracked(
         &mut self,
         key: &[u8],
         ts: i64,
-        f: impl FnOnce(Option<&Bytes>) -> Result<Option<Bytes>>,
+        f: impl FnOnce(Option<&[u8]>, &mut BytesMut) -> Result<bool>,
+    ) -> Result<()> {
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        let result = self.update_tracked_into(key, ts, f, &mut out);
+        self.scratch = out;
+        result
+    }
+
+    fn update_tracked_into(
+        &mut self,
+        key: &[u8],
+        ts: i64,
+        f: impl FnOnce(Option<&[u8]>, &mut BytesMut) -> Result<bool>,
+        out: &mut BytesMut,
     ) -> Result<()> {
         let Some(cache) = self.cache.as_mut() else {
             let old = self.data.get(key)?;
-            let new = f(old.as_ref())?;
+            let present = f(old.as_deref(), out)?;
             let key = Bytes::copy_from_slice(key);
-            return match new {
-                Some(v) => self.put(key, v),
-                None => self.delete(&key),
+            return if present {
+                self.put(key, Bytes::copy_from_slice(out))
+            } else {
+                self.delete(&key)
             };
         };
         if let Some(c) = cache.get_mut(key) {
-            let new = f(c.value.as_ref())?;
-            let old = std::mem::replace(&mut c.value, new);
+            let present = f(c.value.as_deref(), out)?;
+            let old = c.value.take();
+            let (new, old) = if present {
+                overwrite(old, out, c.prior.is_some())
+            } else {
+                (None, old)
+            };
+            c.value = new;
             if c.prior.is_none() {
                 c.prior = Some(old);
             }
@@ -198,7 +244,7 @@ impl StoreState {
             return Ok(());
         }
         let current = self.data.get(key)?;
-        let new = f(current.as_ref())?;
+        let new = f(current.as_deref(), out)?.then(|| Bytes::copy_from_slice(out));
         let (prior, ts) = match self.tracked.remove(key) {
             Some((prior, t)) => (prior, t.max(ts)),
             None => (current, ts),
@@ -427,5 +473,84 @@ impl StoreState {
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter() -> StoreState {
+        let mut s = StoreState::new(
+            "counts",
+            StoreKind::KeyValue,
+            Box::new(InMemoryStore::new()),
+            true,
+        );
+        s.enable_cache();
+        s
+    }
+
+    fn add_one(s: &mut StoreState, key: &[u8], ts: i64) {
+        s.update_tracked(key, ts, |old, out| {
+            let n = old.map_or(0, |b| i64::from_be_bytes(b.try_into().unwrap()));
+            out.extend_from_slice(&(n + 1).to_be_bytes());
+            Ok(true)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn tracked_updates_keep_the_first_prior_and_reuse_an_unshared_value() {
+        let mut s = counter();
+        add_one(&mut s, b"a", 1);
+        add_one(&mut s, b"a", 3);
+        let before = s.get(b"a").unwrap().unwrap();
+        let at = before.as_ptr();
+        drop(before);
+        add_one(&mut s, b"a", 2);
+        let now = s.get(b"a").unwrap().unwrap();
+        assert_eq!(
+            now.as_ptr(),
+            at,
+            "an unshared value of the same length is overwritten"
+        );
+        // A reader's copy is never written over.
+        add_one(&mut s, b"a", 2);
+        assert_eq!(&now[..], &3i64.to_be_bytes());
+        assert_eq!(&s.get(b"a").unwrap().unwrap()[..], &4i64.to_be_bytes());
+        let tracked = s.take_tracked().unwrap();
+        assert_eq!(
+            tracked,
+            vec![(
+                Bytes::from_static(b"a"),
+                Some(Bytes::copy_from_slice(&4i64.to_be_bytes())),
+                None,
+                3
+            )]
+        );
+        // The next commit's first change remembers the value before it.
+        add_one(&mut s, b"a", 5);
+        let tracked = s.take_tracked().unwrap();
+        assert_eq!(
+            tracked[0].2,
+            Some(Bytes::copy_from_slice(&4i64.to_be_bytes()))
+        );
+    }
+
+    #[test]
+    fn a_deletion_through_update_tracked_is_tracked() {
+        let mut s = counter();
+        add_one(&mut s, b"k", 1);
+        s.take_tracked().unwrap();
+        s.update_tracked(b"k", 2, |_, _| Ok(false)).unwrap();
+        assert_eq!(s.get(b"k").unwrap(), None);
+        let tracked = s.take_tracked().unwrap();
+        assert_eq!(tracked.len(), 1);
+        assert_eq!(tracked[0].1, None);
+        assert_eq!(
+            tracked[0].2,
+            Some(Bytes::copy_from_slice(&1i64.to_be_bytes()))
+        );
     }
 }
