@@ -25,7 +25,8 @@ pub(crate) struct Outgoing {
 /// One record in the outbox: where its key and value are in the buffer.
 #[derive(Debug)]
 struct Entry {
-    topic: Arc<str>,
+    /// Its place in [`Outbox::topics`].
+    topic: usize,
     partition: Option<u32>,
     key: Option<Range<usize>>,
     value: Option<Range<usize>>,
@@ -38,6 +39,9 @@ struct Entry {
 pub(crate) struct Outbox {
     entries: Vec<Entry>,
     bytes: BytesMut,
+    /// The topics records went to (few: a task's sinks and changelogs),
+    /// so that a record costs no reference count of its topic's name.
+    topics: Vec<Arc<str>>,
 }
 
 /// A record of the outbox, borrowed, as the producer takes it.
@@ -64,6 +68,18 @@ impl sealed::Parts for OutRecord<'_> {
 impl ToRecord for OutRecord<'_> {}
 
 impl Outbox {
+    /// `topic`'s place in `topics`, added if new.
+    fn topic(&mut self, topic: &Arc<str>) -> usize {
+        let found = self
+            .topics
+            .iter()
+            .position(|t| Arc::ptr_eq(t, topic) || **t == **topic);
+        found.unwrap_or_else(|| {
+            self.topics.push(topic.clone());
+            self.topics.len() - 1
+        })
+    }
+
     /// Whether it holds nothing.
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -98,8 +114,9 @@ impl Outbox {
                 return Err(e);
             }
         };
+        let topic = self.topic(topic);
         self.entries.push(Entry {
-            topic: topic.clone(),
+            topic,
             partition,
             key,
             value,
@@ -141,8 +158,9 @@ impl Outbox {
         };
         let key = key.map(&mut put);
         let value = value.map(&mut put);
+        let topic = self.topic(topic);
         self.entries.push(Entry {
-            topic: topic.clone(),
+            topic,
             partition,
             key,
             value,
@@ -158,11 +176,11 @@ impl Outbox {
         &mut self,
         mut send: impl FnMut(OutRecord<'_>) -> Result<()>,
     ) -> Result<()> {
-        let bytes = &self.bytes[..];
+        let (bytes, topics) = (&self.bytes[..], &self.topics);
         let part = |r: &Option<Range<usize>>| r.clone().map(|r| &bytes[r]);
         let result = self.entries.iter().try_for_each(|e| {
             send(OutRecord {
-                topic: &e.topic,
+                topic: &topics[e.topic],
                 partition: e.partition,
                 key: part(&e.key),
                 value: part(&e.value),

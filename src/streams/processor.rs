@@ -231,7 +231,7 @@ impl<K, V> ProcessorContext<'_, K, V> {
     /// Where the record being processed came from (`None` in a
     /// punctuation).
     pub fn record_metadata(&self) -> Option<&RecordMetadata> {
-        self.task.meta.as_ref()
+        self.task.record_metadata()
     }
 
     /// The application id.

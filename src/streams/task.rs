@@ -84,7 +84,11 @@ pub(crate) struct TaskCtx {
     pub(crate) application_id: Arc<str>,
     pub(crate) stream_time: i64,
     pub(crate) wall_clock_ms: i64,
-    pub(crate) meta: Option<RecordMetadata>,
+    /// The origin of the record being processed, valid while `in_record`
+    /// (a punctuation has none); kept between records so that its topic
+    /// costs no reference count per record.
+    meta: Option<RecordMetadata>,
+    in_record: bool,
     pub(crate) stores: HashMap<String, (SharedStore, StoreSpec)>,
     pub(crate) outbox: Outbox,
     pub(crate) schedules: Vec<Schedule>,
@@ -142,6 +146,11 @@ impl TaskCtx {
             .unwrap_or_else(|| name.into())
     }
 
+    /// The origin of the record being processed (`None` in a punctuation).
+    pub(crate) fn record_metadata(&self) -> Option<&RecordMetadata> {
+        self.meta.as_ref().filter(|_| self.in_record)
+    }
+
     pub(crate) fn partition_count(&self, topic: &str) -> Result<u32> {
         let topic = self.resolve_topic(topic);
         (self.partition_counts)(&topic)
@@ -149,8 +158,7 @@ impl TaskCtx {
 
     pub(crate) fn deserialization_failed(&mut self, node: &str, e: Error) -> Result<()> {
         let at = self
-            .meta
-            .as_ref()
+            .record_metadata()
             .map(|m| format!("{} partition {} offset {}", m.topic, m.partition, m.offset))
             .unwrap_or_default();
         match self.deserialization {
@@ -256,6 +264,7 @@ impl Task {
             stream_time: setup.stream_time,
             wall_clock_ms: setup.wall_clock_ms,
             meta: None,
+            in_record: false,
             stores: setup.stores,
             outbox: Outbox::default(),
             schedules: Vec::new(),
@@ -310,17 +319,26 @@ impl Task {
                 found
             }
         };
-        self.ctx.meta = Some(RecordMetadata {
-            topic: topic.clone(),
-            partition,
-            offset,
-        });
+        match &mut self.ctx.meta {
+            Some(m) if Arc::ptr_eq(&m.topic, topic) => {
+                m.partition = partition;
+                m.offset = offset;
+            }
+            meta => {
+                *meta = Some(RecordMetadata {
+                    topic: topic.clone(),
+                    partition,
+                    offset,
+                });
+            }
+        }
         // The source advances stream time, by the record's event time.
         self.ctx.metrics.processed += 1;
+        self.ctx.in_record = true;
         let r = source
             .borrow_mut()
             .process_raw(&mut self.ctx, key, value, timestamp, headers);
-        self.ctx.meta = None;
+        self.ctx.in_record = false;
         r?;
         if !self.ctx.schedules.is_empty() {
             self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)?;

@@ -3,7 +3,7 @@
 //! the test driver (and counts against a plain model, with proptest).
 
 use embedlog::streams::{
-    Consumed, DeserializationErrors, Grouped, Materialized, Processor, ProcessorContext,
+    Consumed, DeserializationErrors, Grouped, Materialized, Processor, ProcessorContext, Produced,
     PunctuationType, Serdes, Stores, StreamRecord, StreamsBuilder, TopologyTestDriver,
 };
 use proptest::prelude::*;
@@ -516,4 +516,65 @@ fn a_timestamp_extractor_sets_event_time() {
         .read_records_to_list()
         .unwrap();
     assert_eq!((out[0].value, out[0].timestamp), (7, 7000));
+}
+
+/// Forwards where each record came from; a punctuation forwards whether
+/// it saw any origin (it must not: it runs outside a record).
+struct Origins;
+
+impl Processor<String, i64, String, String> for Origins {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> embedlog::Result<()> {
+        ctx.schedule(Duration::from_millis(10), PunctuationType::StreamTime)
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, String>,
+        r: StreamRecord<String, i64>,
+    ) -> embedlog::Result<()> {
+        let m = ctx.record_metadata().expect("a record has an origin");
+        let origin = format!("{}/{}@{}", m.topic, m.partition, m.offset);
+        ctx.forward(StreamRecord::new(r.key, origin, r.timestamp))
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, String>,
+        _kind: PunctuationType,
+        ts: i64,
+    ) -> embedlog::Result<()> {
+        let seen = format!("{:?}", ctx.record_metadata());
+        ctx.forward(StreamRecord::new("punctuation".into(), seen, ts))
+    }
+}
+
+#[test]
+fn record_metadata_names_each_records_origin_and_is_absent_in_a_punctuation() {
+    let builder = StreamsBuilder::new();
+    let a = builder.stream("a", Consumed::with(Serdes::string(), Serdes::i64()));
+    let b = builder.stream("b", Consumed::with(Serdes::string(), Serdes::i64()));
+    a.merge(&b).process(|| Origins, &[]).to_with(
+        "origins",
+        Produced::with(Serdes::string(), Serdes::string()),
+    );
+    let driver = TopologyTestDriver::new(builder.build().unwrap()).unwrap();
+    let (ia, ib) = (
+        driver.input_topic("a", Serdes::string(), Serdes::i64()),
+        driver.input_topic("b", Serdes::string(), Serdes::i64()),
+    );
+    let out = driver.output_topic("origins", Serdes::string(), Serdes::string());
+    ia.pipe_input("x".into(), 1, 1).unwrap();
+    ia.pipe_input("y".into(), 1, 2).unwrap();
+    ib.pipe_input("z".into(), 1, 3).unwrap();
+    ia.pipe_input("w".into(), 1, 12).unwrap(); // stream time 12: punctuates
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![
+            ("x".into(), "a/0@0".into()),
+            ("y".into(), "a/0@1".into()),
+            ("z".into(), "b/0@0".into()),
+            ("w".into(), "a/0@2".into()),
+            ("punctuation".into(), "None".into()),
+        ]
+    );
 }
