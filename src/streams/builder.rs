@@ -3,12 +3,12 @@
 //! [`Materialized`], [`Repartitioned`]).
 
 use super::dsl::{GlobalKTable, KStream, KTable};
-use super::processor::Processor;
+use super::processor::{BytesProcessor, Processor};
 use super::serde::{SerdeRef, default_serde};
 use super::store::{StoreSpec, Stores};
 use super::topology::{
-    Build, GlobalSpec, InternalKind, NodeId, NodeKind, NodeSpec, Topology, processor_build,
-    source_build_extracting,
+    Build, GlobalSpec, InternalKind, NodeId, NodeKind, NodeSpec, Topology, bytes_processor_build,
+    processor_build, source_build_extracting,
 };
 use crate::{Error, Result};
 use serde::Serialize;
@@ -560,6 +560,34 @@ impl StreamsBuilder {
             parents,
             stores,
             processor_build::<KIn, VIn, KOut, VOut, P>(supplier),
+        )
+    }
+
+    /// As [`add_processor`](Self::add_processor), for a processor that can
+    /// also take records as bytes keyed by the serde `keys`.
+    pub(crate) fn add_bytes_processor<KIn, VIn, KOut, VOut, P>(
+        graph: &GraphRef,
+        kind: &str,
+        parents: &[NodeId],
+        stores: Vec<String>,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+        keys: SerdeRef<KIn>,
+    ) -> NodeId
+    where
+        KIn: 'static,
+        VIn: 'static,
+        KOut: 'static,
+        VOut: 'static,
+        P: Processor<KIn, VIn, KOut, VOut> + BytesProcessor<KOut, VOut>,
+    {
+        let mut g = graph.borrow_mut();
+        let name = g.name(kind);
+        g.add(
+            name,
+            NodeKind::Processor,
+            parents,
+            stores,
+            bytes_processor_build::<KIn, VIn, KOut, VOut, P>(supplier, keys),
         )
     }
 

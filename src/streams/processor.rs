@@ -378,6 +378,36 @@ where
     }
 }
 
+/// A processor that can also take records as bytes (see
+/// [`BytesNode`](super::topology::BytesNode)): `Ok(false)` when it cannot
+/// now, and the record comes decoded instead.
+pub(crate) trait BytesProcessor<KOut, VOut> {
+    /// Whether it takes records as bytes, in a task with a record cache
+    /// or not (`caching`).
+    fn takes_bytes(&self, caching: bool) -> bool;
+
+    fn process_bytes(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        key: &[u8],
+        timestamp: i64,
+    ) -> Result<bool>;
+}
+
+impl<P, KOut, VOut> super::topology::BytesNode for ProcessorNode<P, KOut, VOut>
+where
+    P: BytesProcessor<KOut, VOut>,
+{
+    fn takes_bytes(&self, task: &TaskCtx) -> bool {
+        self.processor.takes_bytes(task.cache_max_bytes > 0)
+    }
+
+    fn process_bytes(&mut self, task: &mut TaskCtx, key: &[u8], timestamp: i64) -> Result<bool> {
+        let mut ctx = Self::ctx(task, &self.children, self.id, &self.name);
+        self.processor.process_bytes(&mut ctx, key, timestamp)
+    }
+}
+
 /// The lifecycle of a node, whatever its input types (a processor node
 /// implements `Node` for its input types only, through `P`).
 pub(crate) struct LifecycleOf<P, KIn, VIn, KOut, VOut> {

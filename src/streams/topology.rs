@@ -2,7 +2,9 @@
 //! stores, internal topics, sub-topologies; and its instantiation into a
 //! task's processor nodes.
 
-use super::processor::{Child, Lifecycle, LifecycleOf, Node, Processor, ProcessorNode};
+use super::processor::{
+    BytesProcessor, Child, Lifecycle, LifecycleOf, Node, Processor, ProcessorNode,
+};
 use super::record::StreamRecord;
 use super::serde::SerdeRef;
 use super::store::StoreSpec;
@@ -290,10 +292,33 @@ pub(crate) trait RawSource {
     ) -> Result<()>;
 }
 
+/// A node that can take a record as its source read it: the key's bytes,
+/// already checked by the source's serdes ([`Serde::validate`]) but not
+/// decoded (a `count` needs no more). Only a source whose one child it is,
+/// and whose key serde is the node's own, uses it.
+///
+/// [`Serde::validate`]: crate::streams::Serde::validate
+pub(crate) trait BytesNode {
+    /// Whether it takes records as bytes in `task` (asked once, after the
+    /// task's nodes are initialized).
+    fn takes_bytes(&self, task: &TaskCtx) -> bool;
+
+    /// Processes a record of key `key` (its value was checked, and is not
+    /// needed); `false` if the node cannot (then the source decodes the
+    /// record and forwards it as usual).
+    fn process_bytes(&mut self, task: &mut TaskCtx, key: &[u8], timestamp: i64) -> Result<bool>;
+}
+
+/// A node that may take records as bytes, shared.
+pub(crate) type BytesNodeRef = Rc<RefCell<dyn BytesNode>>;
+
 /// Builds a task's nodes, children first.
 pub(crate) struct Instantiator<'a> {
     pub(crate) nodes: &'a [NodeSpec],
     built: HashMap<NodeId, Box<dyn Any>>,
+    /// Nodes that take records as bytes, with the address of their key
+    /// serde (a source uses one only if its own key serde is that one).
+    bytes_nodes: HashMap<NodeId, (BytesNodeRef, usize)>,
     pub(crate) lifecycles: Vec<(NodeId, Box<dyn Lifecycle>)>,
     pub(crate) sources: HashMap<String, Rc<RefCell<dyn RawSource>>>,
 }
@@ -303,6 +328,7 @@ impl<'a> Instantiator<'a> {
         Instantiator {
             nodes,
             built: HashMap::new(),
+            bytes_nodes: HashMap::new(),
             lifecycles: Vec::new(),
             sources: HashMap::new(),
         }
@@ -353,6 +379,56 @@ impl<'a> Instantiator<'a> {
     ) {
         self.built.insert(id, Box::new(node));
     }
+
+    /// Registers node `id` as one that also takes records as bytes, keyed
+    /// by the serde `keys`.
+    pub(crate) fn register_bytes<K: 'static>(
+        &mut self,
+        id: NodeId,
+        node: BytesNodeRef,
+        keys: &SerdeRef<K>,
+    ) {
+        self.bytes_nodes.insert(id, (node, serde_address(keys)));
+    }
+
+    /// The node taking records as bytes a source with the key serde
+    /// `keys` and the children `children` may hand its records to.
+    fn bytes_child<K: 'static>(
+        &self,
+        children: &[NodeId],
+        keys: &SerdeRef<K>,
+    ) -> Option<BytesNodeRef> {
+        let [only] = children else { return None };
+        let (node, address) = self.bytes_nodes.get(only)?;
+        (*address == serde_address(keys)).then(|| node.clone())
+    }
+}
+
+/// The address of a serde: two handles of the same serde share it.
+fn serde_address<K: 'static>(serde: &SerdeRef<K>) -> usize {
+    Arc::as_ptr(serde).cast::<()>() as usize
+}
+
+/// As [`processor_build`], for a processor that can also take records as
+/// bytes keyed by the serde `keys` (see [`BytesNode`]).
+pub(crate) fn bytes_processor_build<KIn, VIn, KOut, VOut, P>(
+    supplier: impl Fn() -> P + Send + Sync + 'static,
+    keys: SerdeRef<KIn>,
+) -> Build
+where
+    KIn: 'static,
+    VIn: 'static,
+    KOut: 'static,
+    VOut: 'static,
+    P: Processor<KIn, VIn, KOut, VOut> + BytesProcessor<KOut, VOut>,
+{
+    Arc::new(
+        move |inst: &mut Instantiator<'_>, id: NodeId, children: &[NodeId]| {
+            let node = instantiate::<KIn, VIn, KOut, VOut, P>(inst, id, children, supplier())?;
+            inst.register_bytes(id, node as Rc<RefCell<dyn BytesNode>>, &keys);
+            Ok(())
+        },
+    )
 }
 
 /// The build of a processor node running what `supplier` makes.
@@ -368,23 +444,40 @@ where
 {
     Arc::new(
         move |inst: &mut Instantiator<'_>, id: NodeId, children: &[NodeId]| {
-            let node = Rc::new(RefCell::new(ProcessorNode {
-                processor: supplier(),
-                children: inst.children::<KOut, VOut>(children)?,
-                id,
-                name: inst.nodes[id].name.as_str().into(),
-            }));
-            inst.register::<KIn, VIn>(id, node.clone() as Rc<RefCell<dyn Node<KIn, VIn>>>);
-            inst.lifecycles.push((
-                id,
-                Box::new(LifecycleOf::<P, KIn, VIn, KOut, VOut> {
-                    node,
-                    _types: std::marker::PhantomData,
-                }),
-            ));
-            Ok(())
+            instantiate::<KIn, VIn, KOut, VOut, P>(inst, id, children, supplier()).map(drop)
         },
     )
+}
+
+/// Node `id` of a task running `processor`, registered with its lifecycle.
+fn instantiate<KIn, VIn, KOut, VOut, P>(
+    inst: &mut Instantiator<'_>,
+    id: NodeId,
+    children: &[NodeId],
+    processor: P,
+) -> Result<Rc<RefCell<ProcessorNode<P, KOut, VOut>>>>
+where
+    KIn: 'static,
+    VIn: 'static,
+    KOut: 'static,
+    VOut: 'static,
+    P: Processor<KIn, VIn, KOut, VOut>,
+{
+    let node = Rc::new(RefCell::new(ProcessorNode {
+        processor,
+        children: inst.children::<KOut, VOut>(children)?,
+        id,
+        name: inst.nodes[id].name.as_str().into(),
+    }));
+    inst.register::<KIn, VIn>(id, node.clone() as Rc<RefCell<dyn Node<KIn, VIn>>>);
+    inst.lifecycles.push((
+        id,
+        Box::new(LifecycleOf::<P, KIn, VIn, KOut, VOut> {
+            node: node.clone(),
+            _types: std::marker::PhantomData,
+        }),
+    ));
+    Ok(node)
 }
 
 /// A source node: decodes a topic's records and forwards them.
@@ -397,6 +490,9 @@ struct Source<K, V> {
     /// needs one), as Kafka does.
     skip_null_keys: bool,
     extractor: Option<crate::streams::builder::TimestampExtractor<K, V>>,
+    /// Its one child, when that may take records as bytes, and whether it
+    /// does in this task (known at the first record).
+    bytes_child: Option<(BytesNodeRef, Option<bool>)>,
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> RawSource for Source<K, V> {
@@ -412,6 +508,23 @@ impl<K: Clone + 'static, V: Clone + 'static> RawSource for Source<K, V> {
             tracing::warn!(node = %self.name, "skipping a table record without a key");
             task.metrics.skipped += 1;
             return Ok(());
+        }
+        if let Some((child, takes @ None)) = &mut self.bytes_child {
+            *takes = Some(child.borrow().takes_bytes(task));
+        }
+        if let (Some((child, Some(true))), Some(k)) = (&self.bytes_child, key) {
+            // Checked as decoding would, with the same errors; not decoded.
+            let checked = self
+                .keys
+                .validate(key)
+                .and_then(|()| self.values.validate(value));
+            if let Err(e) = checked {
+                return task.deserialization_failed(&self.name, e);
+            }
+            task.stream_time = task.stream_time.max(timestamp);
+            if child.borrow_mut().process_bytes(task, k, timestamp)? {
+                return Ok(());
+            }
         }
         let decoded = self
             .keys
@@ -479,6 +592,12 @@ fn source_build_with<K: Clone + 'static, V: Clone + 'static>(
 ) -> Build {
     Arc::new(
         move |inst: &mut Instantiator<'_>, id: NodeId, children: &[NodeId]| {
+            // A source with an extractor or for a table needs the record
+            // decoded.
+            let bytes_child = (extractor.is_none() && !skip_null_keys)
+                .then(|| inst.bytes_child(children, &keys))
+                .flatten()
+                .map(|c| (c, None));
             let source = Rc::new(RefCell::new(Source {
                 keys: keys.clone(),
                 values: values.clone(),
@@ -486,6 +605,7 @@ fn source_build_with<K: Clone + 'static, V: Clone + 'static>(
                 name: inst.nodes[id].name.as_str().into(),
                 skip_null_keys,
                 extractor: extractor.clone(),
+                bytes_child,
             }));
             for t in &topics {
                 inst.sources

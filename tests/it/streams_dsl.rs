@@ -471,13 +471,16 @@ proptest! {
     /// Counting and summing by a derived key equals a plain fold, for
     /// every prefix of the input.
     #[test]
-    fn count_and_sum_equal_a_plain_fold(input in proptest::collection::vec((0u8..6, -50i64..50), 0..60)) {
+    /// With a record cache (then a count takes its records' key bytes
+    /// without decoding them) or without.
+    fn count_and_sum_equal_a_plain_fold(input in proptest::collection::vec((0u8..6, -50i64..50), 0..60), cached in any::<bool>()) {
         let builder = StreamsBuilder::new();
         let nums = builder.stream("n", Consumed::with(Serdes::string(), Serdes::i64()));
         let by_bucket = nums.group_by(|_, v| (v.rem_euclid(3)).to_string());
         by_bucket.count().to_stream().to("count");
         nums.group_by_key().aggregate(|| 0i64, |_, v, s| s + v).to_stream().to("sum");
-        let driver = TopologyTestDriver::new(builder.build().unwrap()).unwrap();
+        let cache = if cached { 1 << 20 } else { 0 };
+        let driver = TopologyTestDriver::with_config(builder.build().unwrap(), "app", cache, DeserializationErrors::Fail).unwrap();
         let topic = driver.input_topic("n", Serdes::string(), Serdes::i64());
         let counts = driver.output_topic("count", Serdes::string(), Serdes::optional(Serdes::i64()));
         let sums = driver.output_topic("sum", Serdes::string(), Serdes::optional(Serdes::i64()));
@@ -577,4 +580,93 @@ fn record_metadata_names_each_records_origin_and_is_absent_in_a_punctuation() {
             ("punctuation".into(), "None".into()),
         ]
     );
+}
+
+/// A key serde that counts how it is used.
+#[derive(Default)]
+struct Counted {
+    decoded: std::sync::atomic::AtomicUsize,
+    checked: std::sync::atomic::AtomicUsize,
+}
+
+impl embedlog::streams::Serde<String> for Counted {
+    fn serialize(&self, value: &String) -> embedlog::Result<Option<bytes::Bytes>> {
+        Serdes::string().serialize(value)
+    }
+    fn deserialize(&self, bytes: Option<&[u8]>) -> embedlog::Result<String> {
+        self.decoded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Serdes::string().deserialize(bytes)
+    }
+    fn validate(&self, bytes: Option<&[u8]>) -> embedlog::Result<()> {
+        self.checked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Serdes::string().validate(bytes)
+    }
+}
+
+/// With a record cache, a count straight after its source takes each
+/// record's key as bytes, checked but not decoded, with the results and
+/// the handling of undecodable records of the decoding path.
+#[test]
+fn a_cached_count_checks_its_keys_without_decoding_them() {
+    let build = |keys: std::sync::Arc<Counted>| {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("words", Consumed::with(keys, Serdes::string()))
+            .group_by_key()
+            .count()
+            .to_stream()
+            .to_with(
+                "counts",
+                Produced::with(Serdes::string(), Serdes::optional(Serdes::i64())),
+            );
+        builder.build().unwrap()
+    };
+    for cache in [0, 1 << 20] {
+        let keys = std::sync::Arc::new(Counted::default());
+        let driver = TopologyTestDriver::with_config(
+            build(keys.clone()),
+            "app",
+            cache,
+            DeserializationErrors::LogAndContinue,
+        )
+        .unwrap();
+        let raw = |k: &[u8], v: Option<&[u8]>| {
+            driver
+                .pipe_raw(
+                    "words",
+                    Some(bytes::Bytes::copy_from_slice(k)),
+                    v.map(bytes::Bytes::copy_from_slice),
+                    0,
+                    Vec::new(),
+                )
+                .unwrap();
+        };
+        raw(b"a", Some(b"x"));
+        raw(&[0xff], Some(b"x")); // not UTF-8: skipped
+        raw(b"a", Some(&[0xfe])); // a value its serde refuses: skipped
+        raw(b"b", Some(b"y"));
+        raw(b"a", Some(b"z"));
+        assert_eq!(driver.metrics().skipped, 2, "cache {cache}");
+        let out = driver.output_topic("counts", Serdes::string(), Serdes::optional(Serdes::i64()));
+        assert_eq!(
+            out.read_key_values_to_list().unwrap(),
+            vec![
+                ("a".to_string(), Some(1)),
+                ("b".to_string(), Some(1)),
+                ("a".to_string(), Some(2)),
+            ],
+            "cache {cache}"
+        );
+        let checked = keys.checked.load(std::sync::atomic::Ordering::Relaxed);
+        let decoded = keys.decoded.load(std::sync::atomic::Ordering::Relaxed);
+        if cache == 0 {
+            assert_eq!(checked, 0, "without a cache the source decodes");
+        } else {
+            // Every record is checked; the only decodings are of the
+            // three updates forwarded at commit.
+            assert_eq!((checked, decoded), (5, 3));
+        }
+    }
 }

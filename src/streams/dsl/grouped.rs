@@ -6,7 +6,7 @@ use crate::Error;
 use crate::Result;
 use crate::streams::builder::{Materialized, StreamsBuilder, or_default};
 use crate::streams::hash::FxHashMap;
-use crate::streams::processor::{Processor, ProcessorContext};
+use crate::streams::processor::{BytesProcessor, Processor, ProcessorContext};
 use crate::streams::record::{Change, StreamRecord};
 use crate::streams::serde::{SerdeRef, Serdes, key_bytes};
 use crate::streams::store::{KeyValueStore, Stores};
@@ -98,11 +98,18 @@ impl<K: Clone + 'static, A: Clone + 'static> Emitter<K, A> {
 /// far)` (`None` for a new key).
 pub(crate) type Combine<K, V, A> = Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>;
 
+/// How an aggregate that needs neither key nor value (a count) takes in
+/// a record: `grow(aggregate so far)`.
+pub(crate) type Grow<A> = Arc<dyn Fn(Option<A>) -> A + Send + Sync>;
+
 /// The aggregation of a grouped stream into a key-value store.
 pub(crate) struct Aggregate<K, V, A> {
     store_name: String,
     store: Option<KeyValueStore<K, A>>,
     combine: Combine<K, V, A>,
+    /// For a count: the same as `combine`, without key or value, so that
+    /// records can come as bytes (see `process_bytes`).
+    grow: Option<Grow<A>>,
     emit: Emitter<K, A>,
     /// The serialized key of the record at hand.
     scratch: BytesMut,
@@ -233,6 +240,54 @@ where
     }
 }
 
+impl<K, V, A> BytesProcessor<K, Change<A>> for Aggregate<K, V, A>
+where
+    K: Clone + 'static,
+    V: 'static,
+    A: Clone + 'static,
+{
+    fn takes_bytes(&self, caching: bool) -> bool {
+        caching
+            && self.grow.is_some()
+            && self
+                .store
+                .as_ref()
+                .is_some_and(|s| s.state.lock().caching())
+    }
+
+    /// A count with a record cache takes a record as its key's bytes (the
+    /// source checked them and the value): no key or value decoded, the
+    /// key not encoded again. Kafka decodes both; the result is the same.
+    fn process_bytes(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<A>>,
+        key: &[u8],
+        timestamp: i64,
+    ) -> Result<bool> {
+        let (Some(grow), Some(store)) = (self.grow.as_ref(), self.store.as_ref()) else {
+            return Ok(false);
+        };
+        if !ctx.caching() {
+            return Ok(false);
+        }
+        let mut state = store.state.lock();
+        if !state.caching() {
+            return Ok(false);
+        }
+        let values = &store.values;
+        state.update_tracked(key, timestamp, |old, out| {
+            let old = old.map(|b| values.deserialize(Some(b))).transpose()?;
+            values.serialize_into(&grow(old), out)
+        })?;
+        let over = state.cache_bytes > ctx.cache_budget();
+        drop(state);
+        if over {
+            self.forward_tracked(ctx)?;
+        }
+        Ok(true)
+    }
+}
+
 impl<K, V> KGroupedStream<K, V>
 where
     K: Clone + Serialize + DeserializeOwned + 'static,
@@ -255,7 +310,12 @@ where
         if m.values.is_none() {
             m.values = Some(Serdes::i64());
         }
-        self.aggregate_with(|| 0, |_, _, n| n + 1, m)
+        self.build_aggregate(
+            "KSTREAM-AGGREGATE",
+            Arc::new(|_: &K, _, n: Option<i64>| n.unwrap_or(0) + 1),
+            Some(Arc::new(|n: Option<i64>| n.unwrap_or(0) + 1)),
+            m,
+        )
     }
 
     /// Combines each key's values with `f(aggregate, value)`, starting from
@@ -280,6 +340,7 @@ where
                 Some(a) => f(a, v),
                 None => v,
             }),
+            None,
             m,
         )
     }
@@ -311,6 +372,7 @@ where
         self.build_aggregate(
             "KSTREAM-AGGREGATE",
             Arc::new(move |k: &K, v, a: Option<A>| add(k, v, a.unwrap_or_else(&init))),
+            None,
             materialized,
         )
     }
@@ -320,6 +382,7 @@ where
         &self,
         kind: &str,
         combine: Combine<K, V, A>,
+        grow: Option<Grow<A>>,
         materialized: Materialized<K, A>,
     ) -> KTable<K, A>
     where
@@ -344,7 +407,7 @@ where
         ));
         graph.borrow_mut().add_store_or_defer(spec);
         let name = store_name.clone();
-        let node = StreamsBuilder::add_processor::<K, V, K, Change<A>, _>(
+        let node = StreamsBuilder::add_bytes_processor::<K, V, K, Change<A>, _>(
             &graph,
             kind,
             &[self.stream.node],
@@ -353,9 +416,11 @@ where
                 store_name: name.clone(),
                 store: None,
                 combine: combine.clone(),
+                grow: grow.clone(),
                 emit: Emitter::new(),
                 scratch: BytesMut::new(),
             },
+            keys.clone(),
         );
         KTable::new(graph, node, Some(keys), Some(values), Some(store_name))
     }
