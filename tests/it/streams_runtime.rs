@@ -423,3 +423,46 @@ fn close_does_not_wait_out_the_poll_timeout() {
     assert!(started.elapsed() < Duration::from_secs(120));
     assert_eq!(streams.state(), StreamsState::NotRunning);
 }
+
+/// What every task committed of a repartition topic is deleted at a
+/// commit once the purge interval has passed (Kafka's
+/// `repartition.purge.interval.ms`), and not before.
+#[test]
+fn committed_repartition_records_are_purged_at_the_purge_interval() {
+    for (app, every, purged) in [
+        ("purge-now", Duration::ZERO, true),
+        ("purge-later", Duration::from_secs(3600), false),
+    ] {
+        let (_dir, broker) = setup(1);
+        send_lines(&broker, &["a b a", "c a", "b"]);
+        let streams = Streams::new(
+            &broker,
+            word_count(),
+            config(app, ProcessingGuarantee::AtLeastOnce).repartition_purge_interval(every),
+        )
+        .unwrap();
+        streams.start().unwrap();
+        let want: BTreeMap<String, i64> =
+            [("a".into(), 3), ("b".into(), 2), ("c".into(), 1)].into();
+        wait_until("the counts are written", || {
+            last_counts(&broker, IsolationLevel::ReadUncommitted) == want
+        });
+        // The close commits what is left.
+        streams.close().unwrap();
+        let admin = broker.admin();
+        let topic = admin
+            .list_topics()
+            .unwrap()
+            .into_iter()
+            .find(|t| t.starts_with(app) && t.ends_with("-repartition"))
+            .unwrap();
+        let earliest = admin
+            .list_offsets(&topic, 0, embedlog::OffsetSpec::Earliest)
+            .unwrap();
+        let latest = admin
+            .list_offsets(&topic, 0, embedlog::OffsetSpec::Latest)
+            .unwrap();
+        assert_eq!(latest, Some(6), "six words went through {topic}");
+        assert_eq!(earliest, Some(if purged { 6 } else { 0 }), "{app}");
+    }
+}

@@ -45,6 +45,7 @@ pub struct StreamsConfig {
     pub(crate) poll_timeout: Duration,
     pub(crate) max_poll_records: usize,
     pub(crate) deserialization: DeserializationErrors,
+    pub(crate) repartition_purge_interval: Duration,
 }
 
 impl StreamsConfig {
@@ -62,6 +63,7 @@ impl StreamsConfig {
             poll_timeout: Duration::from_millis(100),
             max_poll_records: 1000,
             deserialization: DeserializationErrors::Fail,
+            repartition_purge_interval: Duration::from_secs(30),
         }
     }
 
@@ -115,6 +117,15 @@ impl StreamsConfig {
     /// The most records a thread takes per poll (default 1000).
     pub fn max_poll_records(mut self, n: usize) -> Self {
         self.max_poll_records = n;
+        self
+    }
+
+    /// How often the records of repartition topics that every task has
+    /// committed are deleted, at a commit (Kafka's
+    /// `repartition.purge.interval.ms`, default 30 s; zero: at every
+    /// commit).
+    pub fn repartition_purge_interval(mut self, every: Duration) -> Self {
+        self.repartition_purge_interval = every;
         self
     }
 

@@ -9,10 +9,11 @@ use crate::streams::processor::PunctuationType;
 use crate::streams::store::{SharedStore, StoreSpec, checkpoint};
 use crate::streams::task::{Task, TaskId, TaskMetrics, TaskSetup};
 use crate::{
-    Consumer, ConsumerConfig, ConsumerRecord, Error, IsolationLevel, OffsetAndMetadata,
-    OffsetReset, Producer, ProducerConfig, RangeAssignor, RebalanceListener, Result,
+    Batches, Consumer, ConsumerConfig, Error, Header, IsolationLevel, OffsetAndMetadata,
+    OffsetReset, Producer, ProducerConfig, RangeAssignor, RebalanceListener, RecordRef, Result,
     TopicPartition,
 };
+use bytes::Bytes;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -64,6 +65,9 @@ fn send_output(producer: &Producer, eos: bool, in_txn: &mut bool, task: &mut Tas
         Ok(())
     })
 }
+
+/// A task's partitions in a poll, each with the pieces of its batches.
+type TaskParts<'a> = Vec<(&'a TopicPartition, Vec<&'a Batches>)>;
 
 struct Listener;
 
@@ -120,6 +124,8 @@ pub(crate) struct Work {
     producer: Producer,
     in_txn: bool,
     last_commit: Instant,
+    /// When repartition topics were last purged.
+    last_purge: Instant,
     failed: Option<Error>,
     /// Counts of tasks this thread closed.
     closed_metrics: TaskMetrics,
@@ -134,79 +140,115 @@ impl Work {
         begin(&self.producer, self.eos(), &mut self.in_txn)
     }
 
-    fn process(&mut self, records: Vec<ConsumerRecord>) -> Result<()> {
-        // Records come partition by partition: split them into runs (index
-        // ranges), each with its task, looked up once per run.
-        let mut runs: Vec<(TaskId, std::ops::Range<usize>)> = Vec::new();
-        let mut last: Option<(&Arc<str>, u32, Option<TaskId>)> = None;
-        for (i, r) in records.iter().enumerate() {
-            let same = matches!(last, Some((t, p, _)) if Arc::ptr_eq(t, r.topic_arc()) && p == r.partition);
-            if !same {
-                let id = self
-                    .by_input
-                    .get(&(r.topic().to_owned(), r.partition))
-                    .copied();
-                last = Some((r.topic_arc(), r.partition, id));
-                if let Some(id) = id {
-                    runs.push((id, i..i));
+    /// Processes a poll's batches, at most `max_poll_records` records:
+    /// the consumer is moved back to the first record left of each
+    /// partition. Batches come partition by partition (a partition's may
+    /// come in several pieces, around aborted transactions), each record
+    /// borrowed from its batch: no copy and no reference count per record.
+    fn process(
+        &mut self,
+        consumer: &mut Consumer,
+        polled: Vec<(TopicPartition, Batches)>,
+    ) -> Result<()> {
+        // Each task's partitions, in the order they came, each with its
+        // pieces.
+        let mut tasks: Vec<(TaskId, TaskParts<'_>)> = Vec::new();
+        for (tp, batches) in &polled {
+            let Some(&id) = self.by_input.get(&(tp.topic.to_string(), tp.partition)) else {
+                continue;
+            };
+            let at = match tasks.iter().position(|(t, _)| *t == id) {
+                Some(at) => at,
+                None => {
+                    tasks.push((id, Vec::new()));
+                    tasks.len() - 1
                 }
-            }
-            if let (Some((_, _, Some(_))), Some((_, run))) = (&last, runs.last_mut()) {
-                run.end = i + 1;
+            };
+            let parts = &mut tasks[at].1;
+            match parts.iter_mut().find(|(p, _)| *p == tp) {
+                Some((_, pieces)) => pieces.push(batches),
+                None => parts.push((tp, vec![batches])),
             }
         }
-        // A task reading several partitions takes, among the runs it got,
-        // the record with the smallest timestamp at the head of a run next
-        // (Kafka's choice by timestamp across a task's partitions), so a
-        // join sees its inputs in time order; each partition keeps its own
-        // order.
-        let mut done = vec![false; runs.len()];
-        for first in 0..runs.len() {
-            if done[first] {
-                continue;
-            }
-            let id = runs[first].0;
-            let mut mine: Vec<std::ops::Range<usize>> = Vec::new();
-            for (j, (t, run)) in runs.iter().enumerate().skip(first) {
-                if *t == id {
-                    done[j] = true;
-                    mine.push(run.clone());
-                }
-            }
-            if let [only] = mine.as_slice() {
-                for r in &records[only.clone()] {
-                    self.process_one(id, r)?;
-                }
-                continue;
-            }
+        let mut budget = self.shared.config.max_poll_records;
+        let mut rewind: Vec<(TopicPartition, u64)> = Vec::new();
+        for (id, parts) in tasks {
+            let mut heads: Vec<_> = parts
+                .into_iter()
+                .map(|(tp, pieces)| {
+                    let records = pieces.into_iter().flat_map(Batches::records_ref);
+                    (tp, records.peekable())
+                })
+                .collect();
+            // A task reading several partitions takes the record with the
+            // smallest timestamp at the head of a partition next (Kafka's
+            // choice by timestamp across a task's partitions), so a join
+            // sees its inputs in time order; each partition keeps its own
+            // order. An undecodable record comes first, to fail the task.
             loop {
-                let next = mine
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, q)| !q.is_empty())
-                    .map(|(k, q)| (records[q.start].timestamp, k))
-                    .min();
-                let Some((_, k)) = next else { break };
-                let at = mine[k].start;
-                mine[k].start += 1;
-                self.process_one(id, &records[at])?;
+                let next = if let [(_, records)] = heads.as_mut_slice() {
+                    records.peek().map(|_| 0)
+                } else {
+                    heads
+                        .iter_mut()
+                        .enumerate()
+                        .filter_map(|(k, (_, records))| {
+                            records
+                                .peek()
+                                .map(|r| (r.as_ref().map_or(i64::MIN, |r| r.timestamp), k))
+                        })
+                        .min()
+                        .map(|(_, k)| k)
+                };
+                let Some(k) = next else { break };
+                if budget == 0 {
+                    break;
+                }
+                let (tp, records) = &mut heads[k];
+                if let Some(r) = records.next() {
+                    budget -= 1;
+                    self.process_one(id, tp, r?)?;
+                }
             }
+            // What the budget left: read again from its first record.
+            for (tp, mut records) in heads {
+                if let Some(r) = records.next() {
+                    rewind.push((tp.clone(), r?.offset));
+                }
+            }
+        }
+        for (tp, at) in rewind {
+            consumer.seek(tp, at)?;
         }
         Ok(())
     }
 
-    fn process_one(&mut self, id: TaskId, r: &ConsumerRecord) -> Result<()> {
+    fn process_one(&mut self, id: TaskId, tp: &TopicPartition, r: RecordRef<'_>) -> Result<()> {
         let Some(task) = self.tasks.get_mut(&id) else {
             return Ok(());
         };
+        let headers = if r.header_count == 0 {
+            Vec::new()
+        } else {
+            r.headers()
+                .map(|h| {
+                    h.map(|(key, value)| {
+                        Header::from_validated(
+                            Bytes::copy_from_slice(key.as_bytes()),
+                            value.map(Bytes::copy_from_slice),
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
         task.process(
-            r.topic_arc(),
-            r.partition,
+            &tp.topic,
+            tp.partition,
             r.offset,
-            r.key(),
-            r.value(),
+            r.key,
+            r.value,
             r.timestamp,
-            r.headers(),
+            headers,
         )?;
         if task.has_output() {
             let eos = self.shared.config.guarantee == ProcessingGuarantee::ExactlyOnce;
@@ -262,7 +304,10 @@ impl Work {
             }
         }
         self.last_commit = Instant::now();
-        self.purge(&offsets);
+        if self.last_purge.elapsed() >= self.shared.config.repartition_purge_interval {
+            self.purge(&offsets);
+            self.last_purge = self.last_commit;
+        }
         // Persistent stores now hold what the committed changelogs hold:
         // a restart may resume their restore from here. (Under
         // exactly-once only a clean close checkpoints.)
@@ -556,6 +601,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
             producer,
             in_txn: false,
             last_commit: Instant::now(),
+            last_purge: Instant::now(),
             failed: None,
             closed_metrics: TaskMetrics::default(),
         })
@@ -581,13 +627,13 @@ fn run_loop(shared: &Arc<Shared>, index: usize, consumer: &mut Consumer) -> Resu
     consumer.subscribe(topics)?;
     let commit_every = shared.config.commit_every();
     while !shared.stopping() {
-        let records = consumer.poll(shared.config.poll_timeout)?;
+        let records = consumer.poll_batches(shared.config.poll_timeout)?;
         let step = with_work(|w| -> Result<()> {
             if let Some(e) = w.failed.take() {
                 return Err(e);
             }
             w.shared.set_thread(index, ThreadStatus::Running);
-            w.process(records)?;
+            w.process(consumer, records)?;
             w.punctuate()?;
             if w.last_commit.elapsed() >= commit_every {
                 match w.commit(consumer) {
