@@ -466,3 +466,40 @@ fn committed_repartition_records_are_purged_at_the_purge_interval() {
         assert_eq!(earliest, Some(if purged { 6 } else { 0 }), "{app}");
     }
 }
+
+/// A thread taking one record per poll (the rest of each fetched batch is
+/// read again by the next poll) loses and repeats nothing.
+#[test]
+fn one_record_per_poll_loses_and_repeats_nothing() {
+    for guarantee in [
+        ProcessingGuarantee::AtLeastOnce,
+        ProcessingGuarantee::ExactlyOnce,
+    ] {
+        let (_dir, broker) = setup(2);
+        let lines: Vec<String> = (0..30)
+            .map(|i| format!("w{} w{} x", i % 4, i % 7))
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        send_lines(&broker, &refs);
+        let mut want: BTreeMap<String, i64> = BTreeMap::new();
+        for l in &lines {
+            for w in l.split_whitespace() {
+                *want.entry(w.to_string()).or_default() += 1;
+            }
+        }
+        let streams = Streams::new(
+            &broker,
+            word_count(),
+            config("one-by-one", guarantee).max_poll_records(1),
+        )
+        .unwrap();
+        streams.start().unwrap();
+        wait_until("the counts are written", || {
+            last_counts(&broker, IsolationLevel::ReadCommitted) == want
+        });
+        streams.close().unwrap();
+        // 30 lines, then each of their 90 words from the repartition topic.
+        assert_eq!(streams.metrics().processed, 120, "{guarantee:?}");
+        assert_eq!(last_counts(&broker, IsolationLevel::ReadCommitted), want);
+    }
+}
