@@ -552,11 +552,9 @@ impl StreamsBuilder {
         VOut: 'static,
         P: Processor<KIn, VIn, KOut, VOut>,
     {
-        let mut g = graph.borrow_mut();
-        let name = g.name(kind);
-        g.add(
-            name,
-            NodeKind::Processor,
+        Self::add_processor_node(
+            graph,
+            kind,
             parents,
             stores,
             processor_build::<KIn, VIn, KOut, VOut, P>(supplier),
@@ -580,15 +578,26 @@ impl StreamsBuilder {
         VOut: 'static,
         P: Processor<KIn, VIn, KOut, VOut> + BytesProcessor<KOut, VOut>,
     {
-        let mut g = graph.borrow_mut();
-        let name = g.name(kind);
-        g.add(
-            name,
-            NodeKind::Processor,
+        Self::add_processor_node(
+            graph,
+            kind,
             parents,
             stores,
             bytes_processor_build::<KIn, VIn, KOut, VOut, P>(supplier, keys),
         )
+    }
+
+    /// Adds a processor node named after `kind`, built by `build`.
+    fn add_processor_node(
+        graph: &GraphRef,
+        kind: &str,
+        parents: &[NodeId],
+        stores: Vec<String>,
+        build: Build,
+    ) -> NodeId {
+        let mut g = graph.borrow_mut();
+        let name = g.name(kind);
+        g.add(name, NodeKind::Processor, parents, stores, build)
     }
 
     /// The topology built so far.

@@ -114,15 +114,7 @@ impl Outbox {
                 return Err(e);
             }
         };
-        let topic = self.topic(topic);
-        self.entries.push(Entry {
-            topic,
-            partition,
-            key,
-            value,
-            timestamp,
-            headers,
-        });
+        self.push(topic, partition, key, value, timestamp, headers);
         Ok(())
     }
 
@@ -158,6 +150,19 @@ impl Outbox {
         };
         let key = key.map(&mut put);
         let value = value.map(&mut put);
+        self.push(topic, partition, key, value, timestamp, Vec::new());
+    }
+
+    /// Adds the record whose key and value are at `key` and `value`.
+    fn push(
+        &mut self,
+        topic: &Arc<str>,
+        partition: Option<u32>,
+        key: Option<Range<usize>>,
+        value: Option<Range<usize>>,
+        timestamp: i64,
+        headers: Vec<Header>,
+    ) {
         let topic = self.topic(topic);
         self.entries.push(Entry {
             topic,
@@ -165,7 +170,7 @@ impl Outbox {
             key,
             value,
             timestamp,
-            headers: Vec::new(),
+            headers,
         });
     }
 
