@@ -22,6 +22,9 @@ pub(crate) struct Outgoing {
     pub(crate) headers: Vec<Header>,
 }
 
+/// The most bytes an emptied outbox keeps of its buffers.
+const SHRINK_ABOVE: usize = 1 << 20;
+
 /// One record in the outbox: where its key and value are in the buffer.
 #[derive(Debug)]
 struct Entry {
@@ -195,6 +198,14 @@ impl Outbox {
         });
         self.entries.clear();
         self.bytes.clear();
+        // A commit that flushed a full record cache leaves no lasting
+        // buffer of its size behind.
+        if self.bytes.capacity() > SHRINK_ABOVE {
+            self.bytes = BytesMut::new();
+        }
+        if self.entries.capacity() * std::mem::size_of::<Entry>() > SHRINK_ABOVE {
+            self.entries = Vec::new();
+        }
         result
     }
 

@@ -50,6 +50,17 @@ pub trait Serde<T>: Send + Sync + 'static {
     /// cannot be null.
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T>;
 
+    /// Whether a value has one encoding only: bytes that decode to a value
+    /// are the bytes that value encodes to, so that the bytes can stand
+    /// for the value (a `count` then keys its store by the bytes its
+    /// source read, without decoding them). The default is `false`; the
+    /// built-in string, bytes, integer and `f64` serdes say `true`, and
+    /// [`Serdes::optional`] says what its inner serde says. JSON does not
+    /// (`{"a":1}` and `{ "a": 1 }` are one value).
+    fn is_canonical(&self) -> bool {
+        false
+    }
+
     /// Checks that `bytes` are a `T`, with the error
     /// [`deserialize`](Self::deserialize) would give, without keeping the
     /// value: what an operation that needs only the bytes (a `count` reads
@@ -165,6 +176,10 @@ impl Serde<String> for Utf8 {
     fn validate(&self, bytes: Option<&[u8]>) -> Result<()> {
         utf8(bytes).map(drop)
     }
+
+    fn is_canonical(&self) -> bool {
+        true
+    }
 }
 
 struct RawBytes;
@@ -180,6 +195,10 @@ impl Serde<Bytes> for RawBytes {
 
     fn validate(&self, bytes: Option<&[u8]>) -> Result<()> {
         not_null(bytes, "bytes").map(drop)
+    }
+
+    fn is_canonical(&self) -> bool {
+        true
     }
 }
 
@@ -208,6 +227,11 @@ macro_rules! big_endian {
                     ))
                 })?;
                 Ok(<$t>::from_be_bytes(array))
+            }
+
+            fn is_canonical(&self) -> bool {
+                // The bits as they are, NaN payloads included.
+                true
             }
         }
     };
@@ -272,6 +296,10 @@ impl<T: 'static> Serde<Option<T>> for Optional<T> {
 
     fn validate(&self, bytes: Option<&[u8]>) -> Result<()> {
         bytes.map_or(Ok(()), |b| self.0.validate(Some(b)))
+    }
+
+    fn is_canonical(&self) -> bool {
+        self.0.is_canonical()
     }
 }
 
@@ -364,6 +392,10 @@ mod tests {
                 .is_err()
         );
         assert!(Serdes::i64().validate(Some(&[1])).is_err());
+        assert!(Serdes::string().is_canonical() && Serdes::f64().is_canonical());
+        assert!(Serdes::optional(Serdes::bytes()).is_canonical());
+        assert!(!Serdes::json::<String>().is_canonical());
+        assert!(!Serdes::optional(Serdes::json::<String>()).is_canonical());
 
         let j = Serdes::json::<Vec<u32>>();
         let b = j.serialize(&vec![1, 2]).unwrap().unwrap();

@@ -436,8 +436,6 @@ impl Task {
             .collect()
     }
 
-    /// Moves the records to send to the end of `out`, in the order they
-    /// were produced (the task's outbox keeps its capacity).
     /// Hands each record to send to `send`, in the order they were
     /// produced, and empties the outbox.
     ///

@@ -295,9 +295,11 @@ pub(crate) trait RawSource {
 /// A node that can take a record as its source read it: the key's bytes,
 /// already checked by the source's serdes ([`Serde::validate`]) but not
 /// decoded (a `count` needs no more). Only a source whose one child it is,
-/// and whose key serde is the node's own, uses it.
+/// and whose key serde is the node's own and canonical
+/// ([`Serde::is_canonical`]: the bytes stand for the key), uses it.
 ///
 /// [`Serde::validate`]: crate::streams::Serde::validate
+/// [`Serde::is_canonical`]: crate::streams::Serde::is_canonical
 pub(crate) trait BytesNode {
     /// Whether it takes records as bytes in `task` (asked once, after the
     /// task's nodes are initialized).
@@ -400,7 +402,8 @@ impl<'a> Instantiator<'a> {
     ) -> Option<BytesNodeRef> {
         let [only] = children else { return None };
         let (node, address) = self.bytes_nodes.get(only)?;
-        (*address == serde_address(keys)).then(|| node.clone())
+        // The same serde, and one whose bytes stand for the key.
+        (*address == serde_address(keys) && keys.is_canonical()).then(|| node.clone())
     }
 }
 

@@ -603,6 +603,9 @@ impl embedlog::streams::Serde<String> for Counted {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Serdes::string().validate(bytes)
     }
+    fn is_canonical(&self) -> bool {
+        true
+    }
 }
 
 /// With a record cache, a count straight after its source takes each
@@ -669,4 +672,86 @@ fn a_cached_count_checks_its_keys_without_decoding_them() {
             assert_eq!((checked, decoded), (5, 3));
         }
     }
+}
+
+/// A count keeps its typed path, decoding every key, where the source's
+/// key bytes cannot stand for the key: a key serde with several encodings
+/// of one value (JSON), or a store with a key serde of its own.
+#[test]
+fn a_count_decodes_keys_whose_bytes_cannot_stand_for_them() {
+    // JSON: two spellings of one key are one key.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(
+            "j",
+            Consumed::with(Serdes::json::<String>(), Serdes::string()),
+        )
+        .group_by_key()
+        .count()
+        .to_stream()
+        .to_with(
+            "j-counts",
+            Produced::with(Serdes::json(), Serdes::optional(Serdes::i64())),
+        );
+    let driver = TopologyTestDriver::with_config(
+        builder.build().unwrap(),
+        "app",
+        1 << 20,
+        DeserializationErrors::Fail,
+    )
+    .unwrap();
+    for key in [&b"\"a\""[..], &b" \"a\" "[..]] {
+        driver
+            .pipe_raw(
+                "j",
+                Some(bytes::Bytes::copy_from_slice(key)),
+                Some("x".into()),
+                0,
+                Vec::new(),
+            )
+            .unwrap();
+    }
+    let out = driver.output_topic(
+        "j-counts",
+        Serdes::json::<String>(),
+        Serdes::optional(Serdes::i64()),
+    );
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![("a".to_string(), Some(1)), ("a".to_string(), Some(2))]
+    );
+
+    // A store keyed by another serde than the source's.
+    let keys = std::sync::Arc::new(Counted::default());
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("w", Consumed::with(keys.clone(), Serdes::string()))
+        .group_by_key()
+        .count_with(Materialized::as_("own-keys").with(Serdes::string(), Serdes::i64()))
+        .to_stream()
+        .to_with(
+            "w-counts",
+            Produced::with(Serdes::string(), Serdes::optional(Serdes::i64())),
+        );
+    let driver = TopologyTestDriver::with_config(
+        builder.build().unwrap(),
+        "app",
+        1 << 20,
+        DeserializationErrors::Fail,
+    )
+    .unwrap();
+    let input = driver.input_topic("w", Serdes::string(), Serdes::string());
+    input.pipe_input("a".into(), "x".into(), 0).unwrap();
+    input.pipe_input("a".into(), "y".into(), 1).unwrap();
+    let out = driver.output_topic(
+        "w-counts",
+        Serdes::string(),
+        Serdes::optional(Serdes::i64()),
+    );
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![("a".to_string(), Some(1)), ("a".to_string(), Some(2))]
+    );
+    assert_eq!(keys.checked.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(keys.decoded.load(std::sync::atomic::Ordering::Relaxed), 2);
 }

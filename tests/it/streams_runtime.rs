@@ -355,6 +355,13 @@ fn persistent_stores_restore_from_their_checkpoint() {
 /// partitions come in.
 #[test]
 fn a_task_takes_its_partitions_records_in_timestamp_order() {
+    // Also when a poll takes one record and reads the rest again.
+    for max_poll_records in [1000, 1] {
+        takes_records_in_timestamp_order(max_poll_records);
+    }
+}
+
+fn takes_records_in_timestamp_order(max_poll_records: usize) {
     let dir = tempdir();
     let broker = Broker::open(dir.path()).unwrap();
     for t in ["users", "clicks", "named-clicks"] {
@@ -388,7 +395,7 @@ fn a_task_takes_its_partitions_records_in_timestamp_order() {
     let streams = Streams::new(
         &broker,
         builder.build().unwrap(),
-        config("order", ProcessingGuarantee::AtLeastOnce),
+        config("order", ProcessingGuarantee::AtLeastOnce).max_poll_records(max_poll_records),
     )
     .unwrap();
     streams.start().unwrap();
@@ -400,7 +407,11 @@ fn a_task_takes_its_partitions_records_in_timestamp_order() {
         .iter()
         .map(|r| String::from_utf8(r.value().unwrap().to_vec()).unwrap())
         .collect();
-    assert_eq!(got, ["c1:old", "c2:new"]);
+    assert_eq!(
+        got,
+        ["c1:old", "c2:new"],
+        "max_poll_records {max_poll_records}"
+    );
 }
 
 /// `close` ends the stream threads' polls instead of waiting out the poll
@@ -420,7 +431,8 @@ fn close_does_not_wait_out_the_poll_timeout() {
     });
     let started = std::time::Instant::now();
     streams.close().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(120));
+    // Without the wakeup the close would take the whole two minutes.
+    assert!(started.elapsed() < Duration::from_secs(60));
     assert_eq!(streams.state(), StreamsState::NotRunning);
 }
 
@@ -502,4 +514,43 @@ fn one_record_per_poll_loses_and_repeats_nothing() {
         assert_eq!(streams.metrics().processed, 120, "{guarantee:?}");
         assert_eq!(last_counts(&broker, IsolationLevel::ReadCommitted), want);
     }
+}
+
+/// Under exactly-once, a thread taking one record per poll over input
+/// with an aborted transaction between committed ones counts the
+/// committed records only, each once.
+#[test]
+fn one_record_per_poll_skips_aborted_input_exactly_once() {
+    let (_dir, broker) = setup(1);
+    let writer = broker.producer(ProducerConfig::default().transactional_id("writer"));
+    writer.init_transactions().unwrap();
+    for (round, commit) in [(0, true), (1, false), (2, true)] {
+        writer.begin_transaction().unwrap();
+        for i in 0..10 {
+            let line = if commit { "kept" } else { "aborted" };
+            writer
+                .send("text", Record::new(line).key(format!("{round}-{i}")))
+                .unwrap();
+        }
+        if commit {
+            writer.commit_transaction().unwrap();
+        } else {
+            writer.abort_transaction().unwrap();
+        }
+    }
+    let streams = Streams::new(
+        &broker,
+        word_count(),
+        config("aborted-input", ProcessingGuarantee::ExactlyOnce).max_poll_records(1),
+    )
+    .unwrap();
+    streams.start().unwrap();
+    let want: BTreeMap<String, i64> = [("kept".into(), 20)].into();
+    wait_until("the committed lines are counted", || {
+        last_counts(&broker, IsolationLevel::ReadCommitted) == want
+    });
+    streams.close().unwrap();
+    assert_eq!(last_counts(&broker, IsolationLevel::ReadCommitted), want);
+    // 20 lines, then their 20 words from the repartition topic.
+    assert_eq!(streams.metrics().processed, 40);
 }

@@ -270,7 +270,9 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         )
     }
 
-    /// Zero or more values for each record, under its key.
+    /// Zero or more values for each record, under its key. The values are
+    /// taken from `f`'s iterator one ahead of the one forwarded (the last
+    /// one takes the record's own key and headers, without a copy).
     pub fn flat_map_values<V2, I>(
         &self,
         f: impl Fn(V) -> I + Send + Sync + 'static,

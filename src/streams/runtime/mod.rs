@@ -20,6 +20,8 @@ use setup::Layout;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
+#[cfg(test)]
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -89,6 +91,10 @@ pub(crate) struct Shared {
     /// The stream threads' (by index) and the global thread's
     /// (`usize::MAX`) consumers, woken to stop.
     wakeups: Mutex<BTreeMap<usize, ConsumerWakeup>>,
+    /// A fault seam for tests: how many of the next commits the group
+    /// refuses, as it does when a rebalance moved on before them.
+    #[cfg(test)]
+    pub(crate) refused_commits: AtomicUsize,
     status: Mutex<Status>,
     changed: Condvar,
     metrics: Mutex<Vec<TaskMetrics>>,
@@ -297,6 +303,8 @@ impl Streams {
             registry: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
             wakeups: Mutex::new(BTreeMap::new()),
+            #[cfg(test)]
+            refused_commits: AtomicUsize::new(0),
             status: Mutex::new(Status {
                 state: StreamsState::Created,
                 threads: vec![ThreadStatus::Starting; threads],
@@ -611,3 +619,6 @@ fn global_loop(shared: &Shared, positions: &[(String, u32, u64)]) -> Result<()> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

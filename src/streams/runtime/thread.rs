@@ -66,6 +66,10 @@ fn send_output(producer: &Producer, eos: bool, in_txn: &mut bool, task: &mut Tas
     })
 }
 
+/// The most a stream thread reads of a partition per poll (a first batch
+/// larger than this is read whole).
+const STREAM_FETCH_BYTES: usize = 256 << 10;
+
 /// A task's partitions in a poll, each with the pieces of its batches.
 type TaskParts<'a> = Vec<(&'a TopicPartition, Vec<&'a Batches>)>;
 
@@ -96,7 +100,8 @@ impl RebalanceListener for Listener {
         with_work(|w| match w.assign(consumer, partitions) {
             // Its tasks are created and restored: the thread runs, even
             // while the poll that assigned them waits for records.
-            Ok(()) => w.shared.set_thread(w.index, ThreadStatus::Running),
+            Ok(()) if w.failed.is_none() => w.shared.set_thread(w.index, ThreadStatus::Running),
+            Ok(()) => {}
             Err(e) => {
                 w.failed.get_or_insert(e);
             }
@@ -287,6 +292,13 @@ impl Work {
                 ));
             }
         }
+        #[cfg(test)]
+        if !offsets.is_empty() && self.refused_by_test()? {
+            return Err(Error::CommitFailed {
+                group: self.shared.config.application_id.clone(),
+                reason: "refused by a test (a rebalance moved on)".into(),
+            });
+        }
         if self.eos() {
             if !offsets.is_empty() {
                 self.begin()?;
@@ -342,6 +354,23 @@ impl Work {
             checkpoint::write_checkpoint(&dir.join(checkpoint::FILE_NAME), &offsets)?;
         }
         Ok(())
+    }
+
+    /// The fault seam of tests: whether the group refuses this commit.
+    /// What was sent before the refusal is where a real one leaves it:
+    /// in the open transaction under exactly-once, flushed otherwise.
+    #[cfg(test)]
+    fn refused_by_test(&mut self) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        let refused = self
+            .shared
+            .refused_commits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if refused && !self.eos() {
+            self.producer.flush()?;
+        }
+        Ok(refused)
     }
 
     /// Deletes what every task has consumed from repartition topics.
@@ -573,6 +602,9 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
             .offset_reset(OffsetReset::Earliest)
             .auto_commit(None)
             .max_poll_records(config.max_poll_records)
+            // A poll takes at most max_poll_records and reads the rest
+            // again next time: fetch a bounded amount per partition.
+            .max_partition_fetch_bytes(STREAM_FETCH_BYTES)
             .isolation_level(if eos {
                 IsolationLevel::ReadCommitted
             } else {

@@ -4,7 +4,8 @@
 
 use bytes::Bytes;
 
-/// The longest value kept inline (a slot is as large as a [`Bytes`]).
+/// The longest value kept inline: a slot takes 40 bytes, a [`Bytes`] and
+/// its tag.
 const INLINE: usize = 30;
 
 /// A cached value: null, a small value inline, or a larger one shared.
