@@ -17,7 +17,9 @@
 use super::{Column, Contender, Figures, Params, Res, Show, Step, Workload};
 
 const LINES: u64 = 100_000;
+#[cfg(feature = "streams")]
 const WORDS_PER_LINE: u64 = 10;
+#[cfg(feature = "streams")]
 const VOCABULARY: u64 = 1_000;
 
 pub fn workloads() -> Vec<Workload> {
