@@ -4,10 +4,10 @@ mod batch;
 mod to_record;
 pub(crate) mod varint;
 
-pub use to_record::{BorrowedRecord, ToRecord};
-pub(crate) use to_record::{HeaderParts, RecordParts};
 #[cfg(feature = "streams")]
 pub(crate) use to_record::sealed;
+pub use to_record::{BorrowedRecord, ToRecord};
+pub(crate) use to_record::{HeaderParts, RecordParts};
 
 pub use batch::{
     BATCH_HEADER_SIZE, Batch, BatchBuilder, BatchHeader, BatchIter, BatchRecords, Batches,
