@@ -17,7 +17,7 @@ pub use batch::{
 pub(crate) use batch::{
     BatchParams, CodecError, CrcChecked, FormatError, RecordSpan, ValidateError, batch_crc,
     crc_matches, deflate, encode_batch, encode_marker, extend_batch, filter_batch, fixed_body_size,
-    headers_of, inflate, seal_batch, size_bound_of, validate_records,
+    headers_of, inflate, seal_batch, size_bound_of, skip_records, validate_records,
 };
 
 use bytes::Bytes;

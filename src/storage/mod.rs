@@ -11,6 +11,7 @@ mod index;
 pub(crate) mod inspect;
 mod log;
 mod mmap;
+mod positions;
 pub(crate) mod prealloc;
 pub(crate) mod producer_state;
 mod read_only;

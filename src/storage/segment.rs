@@ -10,10 +10,11 @@
 
 use super::checkpoint::SegmentSummary;
 use super::index::{Entry, Index, IndexKind};
+use super::positions::RecordPositions;
 use super::prealloc::{self, LOG_CHUNK, Preallocated};
 use super::vfs::{Handle, Vfs};
 use crate::error::{Error, Result};
-use crate::record::{Batch, BatchHeader, Batches, CrcChecked, FormatError, Offset};
+use crate::record::{Batch, BatchHeader, Batches, Compression, CrcChecked, FormatError, Offset};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -207,6 +208,9 @@ pub(crate) struct Segment {
     index_crcs: parking_lot::Mutex<Option<(u32, u32)>>,
     /// The batches whose CRC this process checked (readers skip them).
     checked: Arc<CrcChecked>,
+    /// Where the records of checked batches start, as random reads found
+    /// them.
+    positions: parking_lot::Mutex<RecordPositions>,
 }
 
 /// Indexes rebuilt from a scan of the log, and what the scan found.
@@ -285,6 +289,7 @@ impl Segment {
             offset_index,
             time_index,
             index_crcs: parking_lot::Mutex::new(None),
+            positions: parking_lot::Mutex::new(RecordPositions::default()),
             checked: Arc::new(CrcChecked::new(limits.map_len, 0, 0)),
         })
     }
@@ -397,6 +402,7 @@ impl Segment {
             offset_index,
             time_index,
             index_crcs: parking_lot::Mutex::new(None),
+            positions: parking_lot::Mutex::new(RecordPositions::default()),
             checked: Arc::new(CrcChecked::new(
                 map_len,
                 size,
@@ -832,10 +838,14 @@ impl Segment {
         };
         let mut pos = start;
         let mut records = 0usize;
+        let mut first = None;
         while pos < size && records < max_records {
             let h = self.header_at(pos, size, expected, next)?;
             if h.first_offset() >= end {
                 break;
+            }
+            if pos == start {
+                first = Some(h);
             }
             let len = h.size() as u64;
             if pos > start && (pos + len - start) as usize > max_bytes {
@@ -850,14 +860,41 @@ impl Segment {
             return Ok(None);
         }
         let data = self.data.slice(start as usize..pos as usize);
-        Ok(Some(Batches::from_log(
+        let read = Batches::from_log(
             data,
             self.path.clone(),
             start,
             from,
             max_records,
             Some(self.checked.clone()),
-        )))
+        );
+        let known = first.and_then(|h| {
+            self.record_in(start, &h, from)
+                .map(|(at, n)| (h.first_offset(), at, n))
+        });
+        Ok(Some(match known {
+            Some((base, at, n)) => read.with_first_record(base, at, n),
+            None => read,
+        }))
+    }
+
+    /// Where record `from` starts in the batch `h` at `start`, when the
+    /// read lands inside it and that batch is one whose records can be
+    /// found by position: uncompressed, without offset gaps, and checked
+    /// by this process (so its bytes are known good).
+    fn record_in(&self, start: u64, h: &BatchHeader, from: Offset) -> Option<(usize, i32)> {
+        let n = from.checked_sub(h.first_offset()).filter(|&n| n > 0)?;
+        let plain = h.compression() == Compression::None
+            && !h.is_control()
+            && i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1
+            && n < u64::from(h.record_count.unsigned_abs());
+        if !plain || !self.checked.contains(start, h.size() as u64) {
+            return None;
+        }
+        let buf = self.data.get(start as usize..start as usize + h.size())?;
+        let n = usize::try_from(n).ok()?;
+        let at = self.positions.lock().find(start, buf, n)?;
+        Some((at, i32::try_from(n).ok()?))
     }
 
     /// The first offset `>= min_offset` whose record has a timestamp

@@ -44,6 +44,10 @@ pub struct Batches {
     /// For a log read: the batches of the segment this process already
     /// checked the CRC of (`position` is `data`'s place in it).
     pub(super) checked: Option<Arc<CrcChecked>>,
+    /// For a log read that starts inside the first batch: where the record
+    /// at `skip_before` starts in it (the batch's base offset, the byte,
+    /// the record's index), as the log learned from earlier reads.
+    pub(super) first_record: Option<(Offset, usize, i32)>,
 }
 
 /// The decompressed buffers of a run's compressed batches, by position.
@@ -68,7 +72,17 @@ impl Batches {
             limit: DEFAULT_DECOMPRESSION_LIMIT,
             inflated: OnceLock::new(),
             checked,
+            first_record: None,
         }
+    }
+
+    /// Says where the record at `skip_before` starts in the first batch
+    /// (of base offset `base`): at byte `at`, the `index`-th record. The
+    /// log knows it for a batch it checked; records before it are then
+    /// not stepped over.
+    pub(crate) fn with_first_record(mut self, base: Offset, at: usize, index: i32) -> Batches {
+        self.first_record = Some((base, at, index));
+        self
     }
 
     /// Wraps bytes holding zero or more whole batches back to back.
@@ -82,6 +96,7 @@ impl Batches {
             limit: DEFAULT_DECOMPRESSION_LIMIT,
             inflated: OnceLock::new(),
             checked: None,
+            first_record: None,
         }
     }
 
@@ -107,6 +122,7 @@ impl Batches {
             limit: self.limit,
             inflated: OnceLock::new(),
             checked: self.checked.clone(),
+            first_record: self.first_record.filter(|_| range.start == 0),
         }
     }
 
@@ -385,7 +401,15 @@ impl<'a> Iterator for RecordRefIter<'a> {
                     // (The batch ends past `skip_before`, or it would not
                     // have been opened, so n < record_count.)
                     let n = (self.skip_before - first) as usize;
-                    match skip_records(buf, b.at, n) {
+                    let known = match batches.first_record {
+                        Some((base, at, index))
+                            if start == 0 && base == first && index as usize == n =>
+                        {
+                            Some(at)
+                        }
+                        _ => None,
+                    };
+                    match known.map_or_else(|| skip_records(buf, b.at, n), Ok) {
                         Ok(at) => {
                             b.at = at;
                             b.index = n as i32;

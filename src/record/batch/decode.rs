@@ -474,7 +474,7 @@ pub(super) fn skip_record(
 /// found from their lengths alone: for a batch without offset gaps, where
 /// the `n`-th record is the one at offset delta `n`. Each length is checked
 /// to be positive and to stay inside the batch.
-pub(super) fn skip_records(buf: &[u8], mut pos: usize, n: usize) -> Result<usize, FormatError> {
+pub(crate) fn skip_records(buf: &[u8], mut pos: usize, n: usize) -> Result<usize, FormatError> {
     for _ in 0..n {
         let at = pos;
         let len = varint::get_i32(buf, &mut pos)

@@ -73,7 +73,7 @@ pub(crate) use checked::CrcChecked;
 pub use compression::DEFAULT_DECOMPRESSION_LIMIT;
 pub(crate) use compression::{CodecError, deflate, inflate};
 pub use decode::{Batch, BatchRecords, ControlRecord, ControlType};
-pub(crate) use decode::{RecordSpan, ValidateError, headers_of, validate_records};
+pub(crate) use decode::{RecordSpan, ValidateError, headers_of, skip_records, validate_records};
 pub use encode::BatchBuilder;
 pub(crate) use encode::{BatchParams, encode_batch, encode_marker, fixed_body_size, size_bound_of};
 pub use header::{BatchHeader, Compression, TimestampType};

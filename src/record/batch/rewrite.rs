@@ -29,6 +29,7 @@ impl Batch {
             limit: self.source.limit,
             inflated: std::sync::OnceLock::new(),
             checked: self.source.checked.clone(),
+            first_record: None,
         }
     }
 }
