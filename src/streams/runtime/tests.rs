@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const KEYS: u64 = 5;
-const RECORDS: u64 = 300;
+const RECORDS: i64 = 300;
 
 /// A broker whose `events` hold `RECORDS` records over `KEYS` keys.
 fn events() -> (tempfile::TempDir, Broker) {
@@ -23,7 +23,7 @@ fn events() -> (tempfile::TempDir, Broker) {
         .create_topic("counts", TopicConfig::default())
         .unwrap();
     let p = broker.producer(ProducerConfig::default());
-    for i in 0..RECORDS {
+    for i in 0..RECORDS as u64 {
         p.send("events", Record::new("x").key(format!("k{}", i % KEYS)))
             .unwrap();
     }
@@ -31,26 +31,31 @@ fn events() -> (tempfile::TempDir, Broker) {
     (dir, broker)
 }
 
-/// Every count of `counts` readable at `isolation`, per key, in order.
-fn counts(broker: &Broker, isolation: IsolationLevel) -> BTreeMap<String, Vec<i64>> {
+/// Reads `counts` at `isolation` (every count per key, in order) until
+/// `done` holds of what was read, waiting on the consumer's long poll
+/// for new records (at most a minute).
+fn read_counts_until(
+    broker: &Broker,
+    isolation: IsolationLevel,
+    mut done: impl FnMut(&BTreeMap<String, Vec<i64>>) -> bool,
+) -> BTreeMap<String, Vec<i64>> {
     let mut c = broker.consumer(
         ConsumerConfig::default()
             .offset_reset(OffsetReset::Earliest)
             .isolation_level(isolation),
     );
     c.assign([("counts", 0)]).unwrap();
-    let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    loop {
-        let batch = c.poll(Duration::ZERO).unwrap();
-        if batch.is_empty() {
-            return out;
-        }
-        for r in batch {
+    let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(&seen) {
+        assert!(Instant::now() < deadline, "not within 60 s: {seen:?}");
+        for r in c.poll(Duration::from_millis(100)).unwrap() {
             let k = String::from_utf8(r.key().unwrap().to_vec()).unwrap();
             let v = i64::from_be_bytes(r.value().unwrap().try_into().unwrap());
-            out.entry(k).or_default().push(v);
+            seen.entry(k).or_default().push(v);
         }
     }
+    seen
 }
 
 fn run(guarantee: ProcessingGuarantee, refusals: usize) -> (Broker, tempfile::TempDir, Streams) {
@@ -79,30 +84,14 @@ fn run(guarantee: ProcessingGuarantee, refusals: usize) -> (Broker, tempfile::Te
     (broker, dir, streams)
 }
 
-/// Waits (at most a minute) until `done`.
-fn wait(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within 60 s");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn refused_commits_restart_the_tasks_and_exactly_once_outputs_stay_exact() {
     let (broker, _dir, streams) = run(ProcessingGuarantee::ExactlyOnce, 3);
-    let per_key = RECORDS / KEYS;
-    let want: BTreeMap<String, Vec<i64>> = (0..KEYS)
-        .map(|k| (format!("k{k}"), vec![per_key as i64]))
-        .collect();
+    let per_key = RECORDS / KEYS as i64;
     // With the record cache, each commit forwards the latest count per
     // key; read committed, the last one of each key is the total.
-    wait("the committed counts are complete", || {
-        let last: BTreeMap<String, Vec<i64>> = counts(&broker, IsolationLevel::ReadCommitted)
-            .into_iter()
-            .map(|(k, v)| (k, v.last().copied().into_iter().collect()))
-            .collect();
-        last == want
+    let seen = read_counts_until(&broker, IsolationLevel::ReadCommitted, |seen| {
+        seen.len() == KEYS as usize && seen.values().all(|v| v.last() == Some(&per_key))
     });
     assert_eq!(
         streams.shared.refused_commits.load(Ordering::Acquire),
@@ -113,9 +102,9 @@ fn refused_commits_restart_the_tasks_and_exactly_once_outputs_stay_exact() {
     assert_eq!(streams.state(), StreamsState::Running);
     // Nothing of the refused work is visible: the committed counts of a
     // key only grow, and never past the total.
-    for (k, seen) in counts(&broker, IsolationLevel::ReadCommitted) {
-        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{k}: {seen:?}");
-        assert!(seen.iter().all(|&n| n <= per_key as i64), "{k}: {seen:?}");
+    for (k, counts) in seen {
+        assert!(counts.windows(2).all(|w| w[0] < w[1]), "{k}: {counts:?}");
+        assert!(counts.iter().all(|&n| n <= per_key), "{k}: {counts:?}");
     }
     streams.close().unwrap();
 }
@@ -123,15 +112,15 @@ fn refused_commits_restart_the_tasks_and_exactly_once_outputs_stay_exact() {
 #[test]
 fn refused_commits_restart_the_tasks_at_least_once() {
     let (broker, _dir, streams) = run(ProcessingGuarantee::AtLeastOnce, 3);
-    let per_key = RECORDS / KEYS;
+    let per_key = RECORDS / KEYS as i64;
     // At least once: redone work may count twice, never less. (The
     // counts are out before the first refusal: wait for all three.)
-    wait("every refusal used and every key counted in full", || {
-        let c = counts(&broker, IsolationLevel::ReadUncommitted);
+    read_counts_until(&broker, IsolationLevel::ReadUncommitted, |seen| {
         streams.shared.refused_commits.load(Ordering::Acquire) == 0
-            && c.len() == KEYS as usize
-            && c.values()
-                .all(|v| v.last().is_some_and(|&n| n >= per_key as i64))
+            && seen.len() == KEYS as usize
+            && seen
+                .values()
+                .all(|v| v.last().is_some_and(|&n| n >= per_key))
     });
     assert!(streams.errors().is_empty(), "{:?}", streams.errors());
     assert_eq!(streams.state(), StreamsState::Running);
