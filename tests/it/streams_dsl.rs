@@ -674,6 +674,17 @@ fn a_cached_count_checks_its_keys_without_decoding_them() {
     }
 }
 
+/// A test driver with a record cache of 1 MiB over what `builder` built.
+fn cached_driver(builder: &StreamsBuilder) -> TopologyTestDriver {
+    TopologyTestDriver::with_config(
+        builder.build().unwrap(),
+        "app",
+        1 << 20,
+        DeserializationErrors::Fail,
+    )
+    .unwrap()
+}
+
 /// A count keeps its typed path, decoding every key, where the source's
 /// key bytes cannot stand for the key: a key serde with several encodings
 /// of one value (JSON), or a store with a key serde of its own.
@@ -693,13 +704,7 @@ fn a_count_decodes_keys_whose_bytes_cannot_stand_for_them() {
             "j-counts",
             Produced::with(Serdes::json(), Serdes::optional(Serdes::i64())),
         );
-    let driver = TopologyTestDriver::with_config(
-        builder.build().unwrap(),
-        "app",
-        1 << 20,
-        DeserializationErrors::Fail,
-    )
-    .unwrap();
+    let driver = cached_driver(&builder);
     for key in [&b"\"a\""[..], &b" \"a\" "[..]] {
         driver
             .pipe_raw(
@@ -733,13 +738,7 @@ fn a_count_decodes_keys_whose_bytes_cannot_stand_for_them() {
             "w-counts",
             Produced::with(Serdes::string(), Serdes::optional(Serdes::i64())),
         );
-    let driver = TopologyTestDriver::with_config(
-        builder.build().unwrap(),
-        "app",
-        1 << 20,
-        DeserializationErrors::Fail,
-    )
-    .unwrap();
+    let driver = cached_driver(&builder);
     let input = driver.input_topic("w", Serdes::string(), Serdes::string());
     input.pipe_input("a".into(), "x".into(), 0).unwrap();
     input.pipe_input("a".into(), "y".into(), 1).unwrap();
