@@ -477,17 +477,39 @@ pub(super) fn skip_record(
 pub(crate) fn skip_records(buf: &[u8], mut pos: usize, n: usize) -> Result<usize, FormatError> {
     for _ in 0..n {
         let at = pos;
-        let len = varint::get_i32(buf, &mut pos)
-            .map_err(|e| FormatError::varint(at, "record length", e))?;
-        if len <= 0 || len as usize > buf.len() - pos {
-            return Err(FormatError::new(
-                at,
-                format!("record length {len} runs past the end of the batch"),
-            ));
+        // Lengths below 8 KiB take one or two bytes: read those inline (a
+        // zig-zag varint of a positive length is even and not zero), the
+        // rest through the general reader.
+        let (z, used) = match buf.get(pos..pos + 2) {
+            Some(&[b, _]) if b < 0x80 => (u64::from(b), 1),
+            Some(&[b, c]) if c < 0x80 => (u64::from(b & 0x7f) | (u64::from(c) << 7), 2),
+            _ => {
+                let mut p = pos;
+                let len = varint::get_i32(buf, &mut p)
+                    .map_err(|e| FormatError::varint(at, "record length", e))?;
+                let len = i64::from(len);
+                (((len << 1) ^ (len >> 63)) as u64, p - pos)
+            }
+        };
+        pos += used;
+        let len = (z >> 1) as usize;
+        if z & 1 != 0 || len == 0 || len > buf.len() - pos {
+            return Err(bad_length(at, z));
         }
-        pos += len as usize;
+        pos += len;
     }
     Ok(pos)
+}
+
+/// The error for a record length (zig-zag `z`) that is not positive or
+/// runs past the end of the batch.
+#[cold]
+fn bad_length(at: usize, z: u64) -> FormatError {
+    let len = ((z >> 1) as i64) ^ -((z & 1) as i64);
+    FormatError::new(
+        at,
+        format!("record length {len} runs past the end of the batch"),
+    )
 }
 
 /// Checks that a record's offset delta follows `prev` and stays within the

@@ -71,18 +71,14 @@ pub struct BatchHeader {
     pub record_count: i32,
 }
 
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    i64::from_be_bytes(a)
-}
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    i32::from_be_bytes(a)
-}
-fn be_i16(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes([b[at], b[at + 1]])
+/// The big-endian integer of `N` bytes at `AT` of a header: the offsets are
+/// constants and the array has the header's length, so no bounds check is
+/// left in the compiled parse.
+#[inline(always)]
+fn be<const AT: usize, const N: usize>(b: &[u8; BATCH_HEADER_SIZE]) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[AT..AT + N]);
+    a
 }
 
 impl BatchHeader {
@@ -91,88 +87,105 @@ impl BatchHeader {
     /// Checks: at least 61 bytes, magic 2, a batch length that covers the
     /// header and fits `i32`, non-negative base offset, counts and deltas that
     /// agree. It does not check the CRC or that `buf` holds the whole batch.
+    #[inline]
     pub(crate) fn parse(buf: &[u8]) -> Result<BatchHeader, FormatError> {
-        if buf.len() < BATCH_HEADER_SIZE {
-            return Err(FormatError::new(
-                0,
-                format!(
-                    "batch header needs {BATCH_HEADER_SIZE} bytes, only {} remain",
-                    buf.len()
-                ),
-            ));
-        }
-        let h = BatchHeader {
-            base_offset: be_i64(buf, 0),
-            batch_length: be_i32(buf, 8),
-            partition_leader_epoch: be_i32(buf, 12),
-            magic: buf[16] as i8,
-            crc: u32::from_be_bytes([buf[17], buf[18], buf[19], buf[20]]),
-            attributes: be_i16(buf, 21),
-            last_offset_delta: be_i32(buf, 23),
-            base_timestamp: be_i64(buf, 27),
-            max_timestamp: be_i64(buf, 35),
-            producer_id: be_i64(buf, 43),
-            producer_epoch: be_i16(buf, 51),
-            base_sequence: be_i32(buf, 53),
-            record_count: be_i32(buf, 57),
+        let Some(b) = buf.first_chunk::<BATCH_HEADER_SIZE>() else {
+            return Err(Self::short(buf.len()));
         };
+        let h = BatchHeader {
+            base_offset: i64::from_be_bytes(be::<0, 8>(b)),
+            batch_length: i32::from_be_bytes(be::<8, 4>(b)),
+            partition_leader_epoch: i32::from_be_bytes(be::<12, 4>(b)),
+            magic: b[16] as i8,
+            crc: u32::from_be_bytes(be::<17, 4>(b)),
+            attributes: i16::from_be_bytes(be::<21, 2>(b)),
+            last_offset_delta: i32::from_be_bytes(be::<23, 4>(b)),
+            base_timestamp: i64::from_be_bytes(be::<27, 8>(b)),
+            max_timestamp: i64::from_be_bytes(be::<35, 8>(b)),
+            producer_id: i64::from_be_bytes(be::<43, 8>(b)),
+            producer_epoch: i16::from_be_bytes(be::<51, 2>(b)),
+            base_sequence: i32::from_be_bytes(be::<53, 4>(b)),
+            record_count: i32::from_be_bytes(be::<57, 4>(b)),
+        };
+        // Every check at once on the hot path; which one failed, and the
+        // message, on the cold one.
+        let body = i64::from(h.batch_length) - (BATCH_HEADER_SIZE - LOG_OVERHEAD) as i64;
+        let fits = h.attributes & COMPRESSION_MASK != 0
+            || i64::from(h.record_count) <= body / MIN_RECORD_SIZE as i64;
+        let ok = h.magic == MAGIC
+            && body >= 0
+            && h.base_offset >= 0
+            && h.last_offset_delta >= 0
+            && h.record_count >= 0
+            && i64::from(h.record_count) <= i64::from(h.last_offset_delta) + 1
+            && h.base_offset <= i64::MAX - i64::from(h.last_offset_delta)
+            && fits;
+        if ok { Ok(h) } else { Err(h.problem()) }
+    }
+
+    /// The error for a header cut short at `len` bytes.
+    #[cold]
+    fn short(len: usize) -> FormatError {
+        FormatError::new(
+            0,
+            format!("batch header needs {BATCH_HEADER_SIZE} bytes, only {len} remain"),
+        )
+    }
+
+    /// What is wrong with a header that failed [`parse`](Self::parse)'s
+    /// checks.
+    #[cold]
+    #[inline(never)]
+    fn problem(&self) -> FormatError {
+        let h = self;
         if h.magic != MAGIC {
-            return Err(FormatError::new(
+            return FormatError::new(
                 16,
                 format!(
                     "unsupported magic {} (only record batch v2 is read)",
                     h.magic
                 ),
-            ));
+            );
         }
         if (h.batch_length as i64) < (BATCH_HEADER_SIZE - LOG_OVERHEAD) as i64 {
-            return Err(FormatError::new(
+            return FormatError::new(
                 8,
                 format!("batch length {} is smaller than the header", h.batch_length),
-            ));
+            );
         }
         if h.base_offset < 0 {
-            return Err(FormatError::new(
-                0,
-                format!("negative base offset {}", h.base_offset),
-            ));
+            return FormatError::new(0, format!("negative base offset {}", h.base_offset));
         }
         if h.last_offset_delta < 0 || h.record_count < 0 {
-            return Err(FormatError::new(
+            return FormatError::new(
                 23,
                 format!(
                     "negative last offset delta {} or record count {}",
                     h.last_offset_delta, h.record_count
                 ),
-            ));
+            );
         }
         if h.record_count as i64 > h.last_offset_delta as i64 + 1 {
-            return Err(FormatError::new(
+            return FormatError::new(
                 57,
                 format!(
                     "record count {} exceeds the offset span {}",
                     h.record_count,
                     h.last_offset_delta as i64 + 1
                 ),
-            ));
+            );
         }
         if h.base_offset
             .checked_add(h.last_offset_delta as i64)
             .is_none()
         {
-            return Err(FormatError::new(0, "last offset overflows"));
+            return FormatError::new(0, "last offset overflows");
         }
         let body = h.batch_length as usize - (BATCH_HEADER_SIZE - LOG_OVERHEAD);
-        // Compressed records take less room than MIN_RECORD_SIZE each; their
-        // count is checked against the decompressed bytes.
-        if h.attributes & COMPRESSION_MASK == 0 && h.record_count as usize > body / MIN_RECORD_SIZE
-        {
-            return Err(FormatError::new(
-                57,
-                format!("record count {} cannot fit in {body} bytes", h.record_count),
-            ));
-        }
-        Ok(h)
+        FormatError::new(
+            57,
+            format!("record count {} cannot fit in {body} bytes", h.record_count),
+        )
     }
 
     /// Total size of the batch in bytes, header included.
