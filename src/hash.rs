@@ -1,7 +1,9 @@
-//! A fast hasher for the hash maps of the processing path (record caches
-//! keyed by serialized keys): the Fx hash of rustc, a multiply and a
-//! rotate per word. Not resistant to chosen keys; the maps it serves hold
-//! one task's keys and are drained at every commit.
+//! A fast hasher for hash maps on hot paths: the Fx hash of rustc, a
+//! multiply and a rotate per word. Not resistant to chosen keys, so only
+//! for maps whose keys an attacker does not pick freely or whose size is
+//! bounded: the Streams record caches (one task's keys, drained at every
+//! commit) and the record positions of a segment's batches (keyed by byte
+//! position, bounded).
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -37,6 +39,10 @@ impl Hasher for FxHasher {
 
     fn write_u8(&mut self, i: u8) {
         self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
     }
 
     fn write_usize(&mut self, i: usize) {

@@ -101,6 +101,7 @@ pub mod connect;
 mod consumer;
 mod error;
 mod group;
+mod hash;
 mod maintenance;
 mod producer;
 mod read_only;

@@ -265,6 +265,16 @@ impl Index {
 
     /// The last entry whose key is `<= target` (or `< target` if `strict`).
     pub(crate) fn floor(&self, target: i64, strict: bool) -> Option<Entry> {
+        self.floor_and_next(target, strict).0
+    }
+
+    /// [`floor`](Self::floor), and the entry after it (the first whose key
+    /// is past `target`), if there is one.
+    pub(crate) fn floor_and_next(
+        &self,
+        target: i64,
+        strict: bool,
+    ) -> (Option<Entry>, Option<Entry>) {
         let n = self.len();
         // Binary search over the published entries: the first entry whose
         // key is past the target.
@@ -279,7 +289,10 @@ impl Index {
                 lo = mid + 1;
             }
         }
-        (lo > 0).then(|| self.entry(lo - 1))
+        (
+            (lo > 0).then(|| self.entry(lo - 1)),
+            (lo < n).then(|| self.entry(lo)),
+        )
     }
 
     /// Appends an entry. Only the log's writer calls this. Returns `false`

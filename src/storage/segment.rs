@@ -763,11 +763,25 @@ impl Segment {
     ) -> Result<BatchHeader> {
         let rest = &self.data[pos as usize..size as usize];
         let h = BatchHeader::parse(rest).map_err(|e| e.in_file(&self.path, pos))?;
-        let problem = if h.size() > rest.len() {
+        self.check_header(&h, pos, size, expected, next)?;
+        Ok(h)
+    }
+
+    /// The checks of [`header_at`](Self::header_at) on a header already
+    /// parsed from `pos`.
+    fn check_header(
+        &self,
+        h: &BatchHeader,
+        pos: u64,
+        size: u64,
+        expected: Offset,
+        next: Offset,
+    ) -> Result<()> {
+        let rest = size - pos;
+        let problem = if h.size() as u64 > rest {
             Some(format!(
-                "batch of {} bytes runs past the segment's end ({} bytes remain)",
+                "batch of {} bytes runs past the segment's end ({rest} bytes remain)",
                 h.size(),
-                rest.len()
             ))
         } else if h.first_offset() != expected {
             Some(format!(
@@ -784,37 +798,65 @@ impl Segment {
         };
         match problem {
             Some(reason) => Err(Error::corrupt(&self.path, pos, reason)),
-            None => Ok(h),
+            None => Ok(()),
         }
     }
 
-    /// Position and first offset of the first batch whose last offset is
-    /// `>= target`, looking only at the first `size` bytes; `None` if there
-    /// is none.
+    /// The header of the batch an offset index entry points to, if the
+    /// entry is to be trusted: the batch is published (below `size`) and
+    /// its last offset is the entry's key. An entry written for a batch
+    /// that is not published yet (or a bad index) is not.
+    fn indexed_batch(&self, e: Entry, size: u64) -> Option<BatchHeader> {
+        let p = u64::from(e.value);
+        if p >= size {
+            return None;
+        }
+        let h = BatchHeader::parse(&self.data[p as usize..size as usize]).ok()?;
+        (h.last_offset() == self.base + e.key as u64 && h.first_offset() >= self.base).then_some(h)
+    }
+
+    /// Position, first offset and header of the first batch whose last
+    /// offset is `>= target`, looking only at the first `size` bytes;
+    /// `None` if there is none.
     fn position_of(
         &self,
         target: Offset,
         size: u64,
         next: Offset,
-    ) -> Result<Option<(u64, Offset)>> {
+    ) -> Result<Option<(u64, Offset, BatchHeader)>> {
         let rel = target.saturating_sub(self.base).min(u64::from(u32::MAX)) as i64;
         let (mut pos, mut expected) = (0, self.base);
-        if let Some(e) = self.offset_index.floor(rel, false) {
-            // An entry written for a batch that is not published yet (or a
-            // bad index) is not trusted: fall back to the segment start.
-            let p = u64::from(e.value);
-            if p < size
-                && let Ok(h) = BatchHeader::parse(&self.data[p as usize..size as usize])
-                && h.last_offset() == self.base + e.key as u64
-                && h.first_offset() >= self.base
+        // The header at `pos`, when the index lookup already parsed it.
+        let mut parsed = None;
+        let (floor, after) = self.offset_index.floor_and_next(rel, false);
+        if let Some(e) = floor {
+            // The target is past the floor entry's batch (its key is that
+            // batch's last offset). If the next entry's batch starts right
+            // after that offset, it is the next batch and holds the target:
+            // go there directly, without reading the floor entry's batch.
+            if e.key < rel
+                && let Some(a) = after
+                && let Some(h) = self.indexed_batch(a, size)
+                && h.first_offset() == self.base + e.key as u64 + 1
             {
-                (pos, expected) = (p, h.first_offset());
+                self.check_header(&h, u64::from(a.value), size, h.first_offset(), next)?;
+                return Ok(Some((u64::from(a.value), h.first_offset(), h)));
+            }
+            if let Some(h) = self.indexed_batch(e, size) {
+                (pos, expected) = (u64::from(e.value), h.first_offset());
+                parsed = Some(h);
             }
         }
         while pos < size {
-            let h = self.header_at(pos, size, expected, next)?;
+            let h = match parsed.take() {
+                Some(h) => {
+                    self.check_header(&h, pos, size, expected, next)?;
+                    h
+                }
+                None => self.header_at(pos, size, expected, next)?,
+            };
             if h.last_offset() >= target {
-                return Ok(Some((pos, expected)));
+                return Ok(Some((pos, expected, h)));
             }
             pos += h.size() as u64;
             expected = h.last_offset() + 1;
@@ -833,31 +875,33 @@ impl Segment {
     ) -> Result<Option<Batches>> {
         let size = self.size();
         let next = self.next_offset();
-        let Some((start, mut expected)) = self.position_of(from, size, next)? else {
+        if max_records == 0 {
+            return Ok(None);
+        }
+        let Some((start, _, first)) = self.position_of(from, size, next)? else {
             return Ok(None);
         };
-        let mut pos = start;
-        let mut records = 0usize;
-        let mut first = None;
+        if first.first_offset() >= end {
+            return Ok(None);
+        }
+        // The first batch is always taken (it was checked by position_of).
+        let mut pos = start + first.size() as u64;
+        let mut records = (first.last_offset().min(end - 1) + 1)
+            .saturating_sub(from.max(first.first_offset())) as usize;
+        let mut expected = first.last_offset() + 1;
         while pos < size && records < max_records {
             let h = self.header_at(pos, size, expected, next)?;
             if h.first_offset() >= end {
                 break;
             }
-            if pos == start {
-                first = Some(h);
-            }
             let len = h.size() as u64;
-            if pos > start && (pos + len - start) as usize > max_bytes {
+            if (pos + len - start) as usize > max_bytes {
                 break;
             }
             records += (h.last_offset().min(end - 1) + 1).saturating_sub(from.max(h.first_offset()))
                 as usize;
             pos += len;
             expected = h.last_offset() + 1;
-        }
-        if pos == start {
-            return Ok(None);
         }
         let data = self.data.slice(start as usize..pos as usize);
         let read = Batches::from_log(
@@ -867,33 +911,39 @@ impl Segment {
             from,
             max_records,
             Some(self.checked.clone()),
-        );
-        let known = first.and_then(|h| {
-            self.record_in(start, &h, from)
-                .map(|(at, n)| (h.first_offset(), at, n))
-        });
-        Ok(Some(match known {
-            Some((base, at, n)) => read.with_first_record(base, at, n),
+        )
+        .with_first_header(first);
+        Ok(Some(match self.record_in(start, &first, from) {
+            Some((at, n)) => read.with_first_record(first.first_offset(), at, n),
             None => read,
         }))
     }
 
     /// Where record `from` starts in the batch `h` at `start`, when the
     /// read lands inside it and that batch is one whose records can be
-    /// found by position: uncompressed, without offset gaps, and checked
-    /// by this process (so its bytes are known good).
+    /// found by position: uncompressed, without offset gaps, and whose CRC
+    /// holds (checked here unless this process checked it before), so its
+    /// bytes are known good.
     fn record_in(&self, start: u64, h: &BatchHeader, from: Offset) -> Option<(usize, i32)> {
         let n = from.checked_sub(h.first_offset()).filter(|&n| n > 0)?;
         let plain = h.compression() == Compression::None
             && !h.is_control()
             && i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1
             && n < u64::from(h.record_count.unsigned_abs());
-        if !plain || !self.checked.contains(start, h.size() as u64) {
+        if !plain {
             return None;
         }
+        // Positions come only from bytes known good: the batch's CRC is
+        // checked here if this process has not checked it yet (the reader
+        // then does not check it again; if it fails, the reader checks it
+        // and reports it).
         let buf = self.data.get(start as usize..start as usize + h.size())?;
+        if !self.checked.holds(start, buf) {
+            return None;
+        }
         let n = usize::try_from(n).ok()?;
-        let at = self.positions.lock().find(start, buf, n)?;
+        let count = usize::try_from(h.record_count).ok()?;
+        let at = self.positions.lock().find(start, buf, count, n)?;
         Some((at, i32::try_from(n).ok()?))
     }
 
@@ -916,7 +966,7 @@ impl Segment {
         };
         let size = self.size();
         let next = self.next_offset();
-        let Some((mut pos, mut expected)) = self.position_of(start, size, next)? else {
+        let Some((mut pos, mut expected, _)) = self.position_of(start, size, next)? else {
             return Ok(None);
         };
         while pos < size {
@@ -975,7 +1025,7 @@ impl Segment {
         let next = self.next_offset();
         Ok(self
             .position_of(offset, size, next)?
-            .unwrap_or((size, next)))
+            .map_or((size, next), |(pos, first, _)| (pos, first)))
     }
 }
 

@@ -34,7 +34,6 @@ mod builder;
 mod copartition;
 mod driver;
 mod dsl;
-mod hash;
 mod join_windows;
 mod outbox;
 mod processor;

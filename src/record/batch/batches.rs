@@ -48,6 +48,9 @@ pub struct Batches {
     /// at `skip_before` starts in it (the batch's base offset, the byte,
     /// the record's index), as the log learned from earlier reads.
     pub(super) first_record: Option<(Offset, usize, i32)>,
+    /// For a log read: the first batch's header, as the log parsed and
+    /// checked it while finding the batch (not parsed again).
+    pub(super) first_header: Option<BatchHeader>,
 }
 
 /// The decompressed buffers of a run's compressed batches, by position.
@@ -73,6 +76,7 @@ impl Batches {
             inflated: OnceLock::new(),
             checked,
             first_record: None,
+            first_header: None,
         }
     }
 
@@ -82,6 +86,13 @@ impl Batches {
     /// not stepped over.
     pub(crate) fn with_first_record(mut self, base: Offset, at: usize, index: i32) -> Batches {
         self.first_record = Some((base, at, index));
+        self
+    }
+
+    /// Hands over the first batch's header, which the caller parsed from
+    /// the start of these bytes and checked to fit them.
+    pub(crate) fn with_first_header(mut self, h: BatchHeader) -> Batches {
+        self.first_header = Some(h);
         self
     }
 
@@ -97,6 +108,7 @@ impl Batches {
             inflated: OnceLock::new(),
             checked: None,
             first_record: None,
+            first_header: None,
         }
     }
 
@@ -123,6 +135,7 @@ impl Batches {
             inflated: OnceLock::new(),
             checked: self.checked.clone(),
             first_record: self.first_record.filter(|_| range.start == 0),
+            first_header: self.first_header.filter(|_| range.start == 0),
         }
     }
 
@@ -392,6 +405,9 @@ impl<'a> Iterator for RecordRefIter<'a> {
                     continue;
                 }
                 let first = h.base_offset as u64;
+                // Whether `b.at` was just moved to the record at the read's
+                // offset (then it needs no check against that offset).
+                let mut landed = false;
                 if b.index == 0
                     && first < self.skip_before
                     && i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1
@@ -414,11 +430,12 @@ impl<'a> Iterator for RecordRefIter<'a> {
                             b.at = at;
                             b.index = n as i32;
                             b.prev = n as i64 - 1;
+                            landed = true;
                         }
                         Err(e) => return self.fail(start, e),
                     }
                 }
-                if first < self.skip_before {
+                if first < self.skip_before && !landed {
                     // Before the offset the read started from (a random
                     // read lands inside a batch): step over the record
                     // without decoding it.
@@ -463,7 +480,8 @@ impl<'a> Iterator for RecordRefIter<'a> {
             }
             let start = self.pos;
             let rest = &data[start..];
-            let h = match BatchHeader::parse(rest) {
+            let known = batches.first_header.filter(|_| start == 0);
+            let h = match known.map_or_else(|| BatchHeader::parse(rest), Ok) {
                 Ok(h) => h,
                 Err(e) => return self.fail(start, e),
             };
@@ -626,16 +644,8 @@ impl Iterator for RecordIter {
 /// holds, computed unless `checked` says this process already checked it
 /// (and recorded there when it holds).
 pub(super) fn crc_holds_once(checked: Option<&CrcChecked>, pos: u64, buf: &[u8]) -> bool {
-    let Some(checked) = checked else {
-        return crc_matches(buf);
-    };
-    let len = buf.len() as u64;
-    if checked.contains(pos, len) {
-        return true;
+    match checked {
+        Some(checked) => checked.holds(pos, buf),
+        None => crc_matches(buf),
     }
-    let holds = crc_matches(buf);
-    if holds {
-        checked.insert(pos, len);
-    }
-    holds
 }

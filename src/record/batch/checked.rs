@@ -73,6 +73,21 @@ impl CrcChecked {
             .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (g % 64)) != 0)
     }
 
+    /// Whether the CRC of the whole batch `buf` at `pos` holds: computed
+    /// only if this process has not checked that batch yet, and recorded
+    /// when it passes.
+    pub(crate) fn holds(&self, pos: u64, buf: &[u8]) -> bool {
+        let len = buf.len() as u64;
+        if self.contains(pos, len) {
+            return true;
+        }
+        let holds = super::crc_matches(buf);
+        if holds {
+            self.insert(pos, len);
+        }
+        holds
+    }
+
     /// Records that the batch of `len` bytes at `pos` passed its check.
     pub(crate) fn insert(&self, pos: u64, len: u64) {
         if self

@@ -30,6 +30,7 @@ impl Batch {
             inflated: std::sync::OnceLock::new(),
             checked: self.source.checked.clone(),
             first_record: None,
+            first_header: None,
         }
     }
 }

@@ -105,11 +105,10 @@ mod tests {
     }
 
     /// Flips the last byte of the last record's value in the batch holding
-    /// `offset` (the record ends with its header count, one byte).
+    /// `offset` (the record ends with its header count, one byte). Finding
+    /// the batch checks no CRC.
     fn corrupt(dir: &Path, log: &Log, offset: u64) {
-        let b = log.read(offset, ReadLimit::bytes(1)).unwrap();
-        let pos = b.iter().next().unwrap().unwrap().as_bytes().len() as u64;
-        let start = position_of(log, offset);
+        let (start, pos) = position_of(log, offset);
         let f = std::fs::OpenOptions::new()
             .write(true)
             .read(true)
@@ -120,19 +119,21 @@ mod tests {
         f.write_all_at(&[byte[0] ^ 0xff], start + pos - 2).unwrap();
     }
 
-    /// The byte position of the batch holding `offset` (summing the sizes
-    /// of the batches before it).
-    fn position_of(log: &Log, offset: u64) -> u64 {
+    /// The byte position and the length of the batch holding `offset`
+    /// (summing the sizes of the batches before it; a read from the start
+    /// of the log, which checks no CRC until records are decoded).
+    fn position_of(log: &Log, offset: u64) -> (u64, u64) {
         let all = log.read(0, ReadLimit::bytes(usize::MAX)).unwrap();
         let mut pos = 0;
         for b in all.iter() {
             let b = b.unwrap();
+            let len = b.as_bytes().len() as u64;
             if b.last_offset() >= offset {
-                return pos;
+                return (pos, len);
             }
-            pos += b.as_bytes().len() as u64;
+            pos += len;
         }
-        pos
+        panic!("no batch holds offset {offset}")
     }
 
     /// Reads every record from `from` with `records_ref`; the first error.

@@ -4,8 +4,8 @@
 use super::{KStream, KTable};
 use crate::Error;
 use crate::Result;
+use crate::hash::FxHashMap;
 use crate::streams::builder::{Materialized, StreamsBuilder, or_default};
-use crate::streams::hash::FxHashMap;
 use crate::streams::processor::{BytesProcessor, Processor, ProcessorContext};
 use crate::streams::record::{Change, StreamRecord};
 use crate::streams::serde::{SerdeRef, Serdes, key_bytes};

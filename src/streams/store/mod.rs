@@ -25,8 +25,8 @@ pub use persistent::{PersistentStore, PersistentStoreConfig};
 pub(crate) use spec::Supplier;
 pub use spec::{StoreKind, StoreSpec, Stores};
 
-use super::hash::FxHashMap;
 use crate::Result;
+use crate::hash::FxHashMap;
 use bytes::{Bytes, BytesMut};
 use cached::{Cached, Slot};
 use parking_lot::Mutex;
