@@ -15,9 +15,10 @@ pub use batch::{
     RecordRefIter, TimestampType,
 };
 pub(crate) use batch::{
-    BatchParams, CodecError, CrcChecked, FormatError, RecordSpan, ValidateError, batch_crc,
-    crc_matches, deflate, encode_batch, encode_marker, extend_batch, filter_batch, fixed_body_size,
-    headers_of, inflate, seal_batch, size_bound_of, skip_records, validate_records,
+    BatchParams, CodecError, CrcChecked, FormatError, LOG_OVERHEAD, RecordSpan, ValidateError,
+    batch_crc, crc_matches, deflate, encode_batch, encode_marker, extend_batch, filter_batch,
+    fixed_body_size, headers_of, inflate, seal_batch, size_bound_of, skip_records,
+    validate_records,
 };
 
 use bytes::Bytes;
