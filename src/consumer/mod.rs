@@ -32,9 +32,9 @@ struct Assigned {
     partition: Partition,
     /// `None` until the reset policy gives one.
     position: Option<Offset>,
-    /// The records left of a compressed batch a poll stopped inside (its
-    /// record limit was reached), so that the next poll goes on without
-    /// decompressing and decoding the batch again from its start.
+    /// The records left of a batch a poll stopped inside (its record limit
+    /// was reached), so that the next poll goes on without decompressing
+    /// and decoding the batch again from its start.
     partial: Option<Partial>,
 }
 
@@ -463,12 +463,12 @@ impl Consumer {
                     };
                     loop {
                         if out.len() >= max {
-                            // Stopped inside the batch: a compressed one
-                            // keeps its decompressed records for the next
-                            // poll.
-                            if b.header().compression() != Compression::None
-                                && let Some(position) = a.position
-                            {
+                            // Stopped inside the batch: its records
+                            // iterator is kept for the next poll (a
+                            // compressed batch is not decompressed again,
+                            // and no batch's records are decoded again to
+                            // step over the ones taken).
+                            if let Some(position) = a.position {
                                 a.partial = Some(Partial {
                                     base: b.base_offset(),
                                     crc: b.header().crc,

@@ -374,3 +374,48 @@ fn a_wakeup_ends_a_long_poll_once() {
     assert_eq!(n, 0);
     assert!(waited < LONG, "the wakeup did not end the poll");
 }
+
+/// A poll that stops inside a batch (its record limit) keeps the batch's
+/// records iterator; the next poll goes on from it. Every record comes
+/// once, in order, and a seek into the batch (back or forth, or to where
+/// the iterator stopped) reads from there.
+#[test]
+fn polls_stopping_inside_an_uncompressed_batch_go_on_from_there() {
+    let dir = tempdir();
+    let broker = common::broker_with_topic(dir.path(), "t", TopicConfig::default());
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    let records: Vec<_> = (0..300)
+        .map(|i| Record::new(format!("v{i}")).key(format!("k{i}")))
+        .collect();
+    p.append(&records).unwrap();
+    let mut c = broker.consumer(
+        ConsumerConfig::default()
+            .offset_reset(OffsetReset::Earliest)
+            .max_poll_records(7),
+    );
+    c.assign([("t", 0)]).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 300 {
+        let polled = c.poll(Duration::from_secs(5)).unwrap();
+        assert!(polled.len() <= 7);
+        for r in polled {
+            assert_eq!(r.offset, got.len() as u64, "in order, none twice");
+            assert_eq!(r.key(), Some(format!("k{}", r.offset).as_bytes()));
+            got.push(r.value_bytes());
+        }
+    }
+    for at in [123u64, 5, 290, 297, 12] {
+        c.seek(("t", 0), at).unwrap();
+        let r = c.poll(Duration::from_secs(5)).unwrap();
+        assert_eq!(r[0].offset, at);
+        assert_eq!(r[0].value(), Some(format!("v{at}").as_bytes()));
+        // Where the last poll stopped: the kept iterator goes on.
+        let stop = r.last().unwrap().offset + 1;
+        if stop < 300 {
+            c.seek(("t", 0), stop).unwrap();
+            let r = c.poll(Duration::from_secs(5)).unwrap();
+            assert_eq!(r[0].offset, stop);
+            assert_eq!(r[0].value(), Some(format!("v{stop}").as_bytes()));
+        }
+    }
+}

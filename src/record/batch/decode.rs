@@ -353,7 +353,7 @@ pub(super) struct RawRecord {
 }
 
 /// Decodes one record starting at `pos` of `buf` (a whole batch).
-#[inline]
+#[inline(always)]
 fn parse_record(buf: &[u8], pos: usize) -> Result<RawRecord, Bad> {
     let mut p = pos;
     let len = varint_i32(buf, &mut p, "record length")?;
@@ -534,7 +534,7 @@ fn check_delta(
 
 /// Decodes the record at `pos` of batch `buf` (header `h`) and checks that
 /// its offset delta follows `prev` and stays within the batch.
-#[inline]
+#[inline(always)]
 pub(super) fn next_record(
     buf: &[u8],
     pos: usize,
