@@ -526,10 +526,10 @@ impl Inner {
                 continue;
             }
             self.check_cleaning()?;
-            let Some(batches) = s.read(dirty_from, end, usize::MAX, usize::MAX)? else {
+            let inflate = self.decompression_limit();
+            let Some(batches) = s.read(dirty_from, end, usize::MAX, usize::MAX, inflate)? else {
                 continue;
             };
-            let batches = batches.decompression_limit(self.decompression_limit());
             for b in batches.iter() {
                 let b = b?;
                 let is_abort = || {

@@ -76,6 +76,28 @@ pub(crate) struct Index {
     allocated: Preallocated,
 }
 
+/// The first of `entries` whose key (ascending) is past `limit`, or their
+/// count.
+#[inline(always)]
+fn first_past<const N: usize>(
+    entries: &[[u8; N]],
+    limit: i64,
+    key: impl Fn(&[u8; N]) -> i64,
+) -> usize {
+    let (mut lo, mut len) = (0usize, entries.len());
+    while len > 1 {
+        let half = len / 2;
+        if entries.get(lo + half - 1).is_some_and(|e| key(e) <= limit) {
+            lo += half;
+        }
+        len -= half;
+    }
+    if entries.get(lo).is_some_and(|e| key(e) <= limit) {
+        lo += 1;
+    }
+    lo
+}
+
 /// Decodes entry `i` of `kind` from `buf`, which must hold it.
 pub(crate) fn decode(kind: IndexKind, buf: &[u8], i: usize) -> Entry {
     let size = kind.entry_size();
@@ -277,18 +299,30 @@ impl Index {
     ) -> (Option<Entry>, Option<Entry>) {
         let n = self.len();
         // Binary search over the published entries: the first entry whose
-        // key is past the target.
-        let (mut lo, mut hi) = (0usize, n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let k = self.entry(mid).key;
-            let past = if strict { k >= target } else { k > target };
-            if past {
-                hi = mid;
-            } else {
-                lo = mid + 1;
+        // key is past the target. The key is read for each kind by its own
+        // loop, which the compiler makes branch-free.
+        // Keys are integers: `< target` is `<= target - 1`.
+        let limit = if strict {
+            target.checked_sub(1)
+        } else {
+            Some(target)
+        };
+        let buf = &self.map[..n * self.kind.entry_size()];
+        let lo = match self.kind {
+            _ if limit.is_none() => 0,
+            IndexKind::Offset => {
+                let (entries, _) = buf.as_chunks::<8>();
+                first_past(entries, limit.unwrap_or(i64::MIN), |e| {
+                    i64::from(u32::from_be_bytes([e[0], e[1], e[2], e[3]]))
+                })
             }
-        }
+            IndexKind::Time => {
+                let (entries, _) = buf.as_chunks::<12>();
+                first_past(entries, limit.unwrap_or(i64::MIN), |e| {
+                    i64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]])
+                })
+            }
+        };
         (
             (lo > 0).then(|| self.entry(lo - 1)),
             (lo < n).then(|| self.entry(lo)),
@@ -440,6 +474,38 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    proptest::proptest! {
+        /// `floor_and_next` against a linear scan, for both kinds, every
+        /// count of entries (none too), strict or not, and targets below,
+        /// between, on and past the keys.
+        #[test]
+        fn floor_and_next_agrees_with_a_scan(
+            gaps in proptest::collection::vec(1i64..5, 0..40),
+            targets in proptest::collection::vec(-3i64..130, 1..20),
+            time in proptest::bool::ANY,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let kind = if time { IndexKind::Time } else { IndexKind::Offset };
+            let idx = Index::create(&RealFs, dir.path().join("i"), kind, 64).unwrap();
+            let mut entries = Vec::new();
+            let mut key = 0;
+            for (i, g) in gaps.iter().enumerate() {
+                key += g;
+                let e = Entry { key, value: i as u32 + 1 };
+                idx.append(e).unwrap();
+                entries.push(e);
+            }
+            for &t in &targets {
+                for strict in [false, true] {
+                    let below = |e: &&Entry| if strict { e.key < t } else { e.key <= t };
+                    let floor = entries.iter().filter(below).last().copied();
+                    let next = entries.iter().find(|e| !below(e)).copied();
+                    proptest::prop_assert_eq!(idx.floor_and_next(t, strict), (floor, next));
+                }
+            }
+        }
     }
 
     #[test]

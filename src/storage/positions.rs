@@ -146,8 +146,8 @@ mod tests {
     /// `at`.
     fn read_at(data: &bytes::Bytes, n: usize, at: usize) -> (u64, Vec<u8>) {
         let path: Arc<Path> = Arc::from(Path::new("test"));
-        let read = Batches::from_log(data.clone(), path, 0, n as u64, 1, None)
-            .with_first_record(0, at, n as i32);
+        let mut read = Batches::from_log(data.clone(), path, 0, n as u64, 1, None);
+        read.set_first_record(0, at, n as i32);
         let r = read.records_ref().next().unwrap().unwrap();
         (r.offset, r.key.unwrap().to_vec())
     }

@@ -911,13 +911,15 @@ impl Segment {
     }
 
     /// Whole batches from the one holding `from` on, below `end`, up to
-    /// `max_bytes` (but always one batch) and about `max_records`.
+    /// `max_bytes` (but always one batch) and about `max_records`; their
+    /// compressed batches inflate to at most `decompression_limit` bytes.
     pub(crate) fn read(
         &self,
         from: Offset,
         end: Offset,
         max_bytes: usize,
         max_records: usize,
+        decompression_limit: usize,
     ) -> Result<Option<Batches>> {
         let size = self.size();
         let next = self.next_offset();
@@ -950,19 +952,20 @@ impl Segment {
             expected = last + 1;
         }
         let data = self.data.slice(start as usize..pos as usize);
-        let read = Batches::from_log(
+        let mut read = Batches::from_log(
             data,
             self.path.clone(),
             start,
             from,
             max_records,
             Some(self.checked.clone()),
-        )
-        .with_first_header(first);
-        Ok(Some(match self.record_in(start, &first, from) {
-            Some((at, n)) => read.with_first_record(first.first_offset(), at, n),
-            None => read,
-        }))
+        );
+        read.set_decompression_limit(decompression_limit);
+        read.set_first_header(first);
+        if let Some((at, n)) = self.record_in(start, &first, from) {
+            read.set_first_record(first.first_offset(), at, n);
+        }
+        Ok(Some(read))
     }
 
     /// Where record `from` starts in the batch `h` at `start`, when the

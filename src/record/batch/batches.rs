@@ -83,17 +83,22 @@ impl Batches {
     /// Says where the record at `skip_before` starts in the first batch
     /// (of base offset `base`): at byte `at`, the `index`-th record. The
     /// log knows it for a batch it checked; records before it are then
-    /// not stepped over.
-    pub(crate) fn with_first_record(mut self, base: Offset, at: usize, index: i32) -> Batches {
+    /// not stepped over. (In place: a `Batches` is large enough that moves
+    /// through a builder chain cost a read of one record.)
+    pub(crate) fn set_first_record(&mut self, base: Offset, at: usize, index: i32) {
         self.first_record = Some((base, at, index));
-        self
     }
 
     /// Hands over the first batch's header, which the caller parsed from
     /// the start of these bytes and checked to fit them.
-    pub(crate) fn with_first_header(mut self, h: BatchHeader) -> Batches {
+    pub(crate) fn set_first_header(&mut self, h: BatchHeader) {
         self.first_header = Some(h);
-        self
+    }
+
+    /// [`decompression_limit`](Self::decompression_limit), in place.
+    pub(crate) fn set_decompression_limit(&mut self, bytes: usize) {
+        self.limit = bytes;
+        self.inflated = OnceLock::new();
     }
 
     /// Wraps bytes holding zero or more whole batches back to back.

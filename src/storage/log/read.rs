@@ -46,8 +46,9 @@ impl Inner {
             if s.base >= end {
                 break;
             }
-            if let Some(b) = s.read(from, end, limit.max_bytes, limit.max_records)? {
-                return Ok(b.decompression_limit(self.decompression_limit()));
+            let inflate = self.decompression_limit();
+            if let Some(b) = s.read(from, end, limit.max_bytes, limit.max_records, inflate)? {
+                return Ok(b);
             }
         }
         Ok(Batches::empty())
