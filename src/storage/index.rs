@@ -500,7 +500,7 @@ mod tests {
             for &t in &targets {
                 for strict in [false, true] {
                     let below = |e: &&Entry| if strict { e.key < t } else { e.key <= t };
-                    let floor = entries.iter().filter(below).last().copied();
+                    let floor = entries.iter().rev().find(below).copied();
                     let next = entries.iter().find(|e| !below(e)).copied();
                     proptest::prop_assert_eq!(idx.floor_and_next(t, strict), (floor, next));
                 }
