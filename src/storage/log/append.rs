@@ -17,13 +17,27 @@ const MAX_UNFLUSHED_ROLLED: usize = 4;
 
 /// Marks an encoded batch as log-append time stamped `now`: sets the
 /// timestamp-type attribute and the max timestamp, then the CRC (both are
-/// covered by it).
-fn set_log_append_time(batch: &mut [u8], now: i64) {
+/// covered by it). Returns the new attributes and CRC.
+fn set_log_append_time(batch: &mut [u8], now: i64) -> (i16, u32) {
     let attributes = i16::from_be_bytes([batch[21], batch[22]]) | 0x08;
     batch[21..23].copy_from_slice(&attributes.to_be_bytes());
     batch[35..43].copy_from_slice(&now.to_be_bytes());
     let crc = crate::record::batch_crc(batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    (attributes, crc)
+}
+
+/// The header `encode_batch` returned, for the append to take instead of
+/// parsing the bytes back, if it passes the checks a parse makes that a
+/// batch this log encoded can fail: a base offset (the log end) past
+/// `i64::MAX`, or a last offset that overflows. Otherwise `None`: the
+/// parse reports the error.
+fn encoded_header(h: BatchHeader) -> Option<BatchHeader> {
+    (h.base_offset >= 0
+        && h.base_offset
+            .checked_add(i64::from(h.last_offset_delta))
+            .is_some())
+    .then_some(h)
 }
 
 impl Inner {
@@ -56,13 +70,13 @@ impl Inner {
             partition_leader_epoch: epoch,
             ..BatchParams::default()
         };
-        let r = encode_batch(&mut buf, &params, records).and_then(|_| {
+        let r = encode_batch(&mut buf, &params, records).and_then(|h| {
             match w.config.compression.filter(|c| *c != Compression::None) {
                 Some(codec) => {
                     let mut compressed = deflate(&buf, codec)?;
                     self.append_locked(&mut w, &mut compressed, false)
                 }
-                None => self.append_locked(&mut w, &mut buf, false),
+                None => self.append_with_header(&mut w, &mut buf, encoded_header(h), false),
             }
         });
         w.buf = buf;
@@ -197,6 +211,20 @@ impl Inner {
         batch: &mut [u8],
         replicated: bool,
     ) -> Result<AppendInfo> {
+        self.append_with_header(w, batch, None, replicated)
+    }
+
+    /// [`append_locked`](Self::append_locked) of a batch whose header the
+    /// caller has, as [`BatchHeader::parse`] reads it from `batch` (the
+    /// header `encode_batch` returned for the bytes it wrote); `None`:
+    /// parsed here.
+    fn append_with_header(
+        &self,
+        w: &mut Writer,
+        batch: &mut [u8],
+        header: Option<BatchHeader>,
+        replicated: bool,
+    ) -> Result<AppendInfo> {
         let timer = crate::telemetry::Timer::start();
         let stamp_time = !replicated;
         if !replicated && batch.len() > w.config.max_batch_bytes {
@@ -211,10 +239,23 @@ impl Inner {
         // of the storage work of a small append.
         let stamp = stamp_time && w.config.timestamp_type == TimestampType::LogAppendTime;
         let precise = stamp.then(|| self.clock.now_ms());
-        if let Some(now) = precise {
-            set_log_append_time(batch, now);
-        }
-        let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
+        let stamped = precise.map(|now| (now, set_log_append_time(batch, now)));
+        let h = match header {
+            Some(mut h) => {
+                if let Some((now, (attributes, crc))) = stamped {
+                    h.attributes = attributes;
+                    h.max_timestamp = now;
+                    h.crc = crc;
+                }
+                debug_assert_eq!(
+                    BatchHeader::parse(batch).ok(),
+                    Some(h),
+                    "the header given is the batch's"
+                );
+                h
+            }
+            None => BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?,
+        };
         self.mark_dirty()?;
         let mut active = self.active();
         let aged = w.config.segment_ms.is_some_and(|ms| {
