@@ -158,7 +158,7 @@ impl VfsFile for RealFile {
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
-        if buf.len() < MAP_WRITE_MAX && self.writes.write(buf, pos) {
+        if buf.len() < MAP_WRITE_MAX && self.writes.write(&self.file, buf, pos) {
             return Ok(());
         }
         #[cfg(unix)]
@@ -286,5 +286,44 @@ impl Handle {
     /// Closes the descriptor. Only for files that are complete and fsync'd.
     pub(crate) fn release(&self) {
         self.file.write().take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes of every size at the end of a preallocated file, copies into
+    /// its map and `pwrite`s mixed: every byte lands, and the zeros a copy
+    /// fills its window ahead with never cover one. (The `pwrite` of
+    /// 200 000 bytes ends past the window the first copies faulted in; the
+    /// copy after it must fill from its own start, not the window's end.)
+    #[test]
+    fn copies_and_pwrites_at_the_end_keep_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = RealFs.create(&path).unwrap();
+        f.preallocate(8 << 20, 16 << 20).unwrap();
+        let mut model = Vec::new();
+        let sizes = [
+            100,
+            3000,
+            MAP_WRITE_MAX + 1000,
+            200_000,
+            50,
+            70_000,
+            10,
+            MAP_WRITE_MAX - 1,
+            5000,
+        ];
+        for (i, len) in sizes.into_iter().enumerate() {
+            let data = vec![i as u8 + 1; len];
+            f.write_at(&data, model.len() as u64).unwrap();
+            model.extend_from_slice(&data);
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 8 << 20);
+        assert!(bytes[..model.len()] == model[..], "a written byte changed");
+        assert!(bytes[model.len()..].iter().all(|&b| b == 0));
     }
 }
