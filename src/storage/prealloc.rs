@@ -24,25 +24,9 @@ use crate::error::{Error, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A segment log grows by at least this much at a time: one `fallocate`
-/// per 8 MiB appended (about 80 000 appends of 100 B records) while it is
-/// small.
+/// A segment log grows by this much at a time: one `fallocate` per 8 MiB
+/// appended (about 80 000 appends of 100 B records).
 pub(crate) const LOG_CHUNK: u64 = 8 << 20;
-
-/// ... and by at most this much: a log grows by as much as it holds
-/// already, between [`LOG_CHUNK`] and this (its preallocated tail is never
-/// larger than its data, but for the first chunk). Each growth costs more
-/// than its `fallocate`: the pages past the old end are faulted in small
-/// (readahead starts over at the old end of the file), about three times
-/// the cost of the pages after them (measured on Linux 6.18, ext4:
-/// 100 B single appends of 108 MB spent 71 ns each in the kernel with
-/// 8 MiB chunks, 49 growing to 64 MiB, 37 with 64 MiB throughout).
-pub(crate) const LOG_CHUNK_MAX: u64 = 64 << 20;
-
-/// How far past `end` a log is preallocated when its writes reach `end`.
-pub(crate) fn log_chunk(end: u64) -> u64 {
-    end.clamp(LOG_CHUNK, LOG_CHUNK_MAX)
-}
 
 /// An index grows by this much at a time (8 192 offset entries, one per
 /// 4 KiB of log by default).
@@ -183,38 +167,6 @@ mod tests {
         // The clean close is trusted: nothing to cut, everything there.
         let log = Log::open(dir.path(), LogConfig::default()).unwrap();
         assert_eq!(values(&log), want(15));
-        log.close().unwrap();
-    }
-
-    #[test]
-    fn the_chunk_grows_with_the_log_between_its_bounds() {
-        use super::{LOG_CHUNK, LOG_CHUNK_MAX, log_chunk};
-        assert_eq!(log_chunk(0), LOG_CHUNK);
-        assert_eq!(log_chunk(LOG_CHUNK + 5), LOG_CHUNK + 5);
-        assert_eq!(log_chunk(u64::MAX), LOG_CHUNK_MAX);
-    }
-
-    #[test]
-    fn a_segment_past_the_first_chunk_is_preallocated_as_far_again_and_cut_on_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
-        // 9 MiB in single appends of 64 KiB (written with `pwrite`).
-        let value = vec![b'x'; 64 << 10];
-        for _ in 0..144 {
-            log.append(&[Record::new(value.clone())]).unwrap();
-        }
-        let (valid, len) = lengths(dir.path(), 0);
-        assert!(valid > super::LOG_CHUNK);
-        // Reaching past the first 8 MiB allocated as much again.
-        assert!(
-            len > 2 * super::LOG_CHUNK && len <= 2 * valid,
-            "{len} bytes allocated for {valid}"
-        );
-        log.close().unwrap();
-        let (valid, len) = lengths(dir.path(), 0);
-        assert_eq!(len, valid, "a clean close cuts the tail");
-        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
-        assert_eq!(log.end_offset(), 144);
         log.close().unwrap();
     }
 

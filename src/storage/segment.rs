@@ -11,7 +11,7 @@
 use super::checkpoint::SegmentSummary;
 use super::index::{Entry, Index, IndexKind};
 use super::positions::RecordPositions;
-use super::prealloc::{self, Preallocated};
+use super::prealloc::{self, LOG_CHUNK, Preallocated};
 use super::vfs::{Handle, Vfs};
 use crate::error::{Error, Result};
 use crate::record::{Batch, BatchHeader, Batches, Compression, CrcChecked, FormatError, Offset};
@@ -641,7 +641,7 @@ impl Segment {
             &self.file,
             &self.path,
             end,
-            prealloc::log_chunk(end),
+            LOG_CHUNK,
             limits.segment_bytes.min(self.data.len() as u64),
             self.data.len() as u64,
         )?;
