@@ -37,7 +37,7 @@
 //!   reader drops it. Deleted segments are unlinked, which likewise leaves
 //!   existing mappings valid.
 //! - Ahead of its copies, a [`WriteMap`] fills the window of pages it
-//!   faults in with zeros by `pwrite` (`zero_fill`): only bytes at or past
+//!   faults in with zeros by `pwrite` (`fill_zeros`): only bytes at or past
 //!   the position being written, inside the backed prefix, which hold no
 //!   data (the writer appends; bytes a failed write left past the published
 //!   end are cut before the next write) and read as zeros already. It
@@ -138,8 +138,9 @@ impl WriteMap {
     /// `file` is the mapped file. Its writer appends: no byte at or past
     /// `pos` holds data (`pos` is at or past the published end, and bytes
     /// a failed write left there were cut), so the window faulted in
-    /// ahead may be filled with zeros first.
-    pub(crate) fn write(&self, file: &File, buf: &[u8], pos: u64) -> bool {
+    /// ahead is filled with zeros first if `zero_fill` says so (not for a
+    /// write an fsync follows, which would write the zeros back).
+    pub(crate) fn write(&self, file: &File, buf: &[u8], pos: u64, zero_fill: bool) -> bool {
         let mut st = self.state.lock();
         let st = &mut *st;
         let Some(map) = &st.map else {
@@ -166,7 +167,9 @@ impl WriteMap {
                 .min(map.len() as u64);
             #[cfg(target_os = "linux")]
             {
-                zero_fill(file, st.populated.max(pos), to);
+                if zero_fill {
+                    fill_zeros(file, st.populated.max(pos), to);
+                }
                 let _ = map.advise_range(
                     memmap2::Advice::PopulateWrite,
                     from as usize,
@@ -174,7 +177,7 @@ impl WriteMap {
                 );
             }
             #[cfg(not(target_os = "linux"))]
-            let _ = file;
+            let _ = (file, zero_fill);
             st.populated = to;
         }
         // SAFETY: `[pos, end)` lies inside the mapping and inside the file's
@@ -212,7 +215,7 @@ static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
 /// (medians of 12). Best effort: on any error the populate reads the
 /// pages as before (zeros either way).
 #[cfg(target_os = "linux")]
-fn zero_fill(file: &File, from: u64, to: u64) {
+fn fill_zeros(file: &File, from: u64, to: u64) {
     use std::os::unix::fs::FileExt;
     let mut at = from;
     while at < to {

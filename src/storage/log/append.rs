@@ -70,13 +70,14 @@ impl Inner {
             partition_leader_epoch: epoch,
             ..BatchParams::default()
         };
+        let sync = durability.unwrap_or(w.config.durability) == Durability::Sync;
         let r = encode_batch(&mut buf, &params, records).and_then(|h| {
             match w.config.compression.filter(|c| *c != Compression::None) {
                 Some(codec) => {
                     let mut compressed = deflate(&buf, codec)?;
-                    self.append_locked(&mut w, &mut compressed, false)
+                    self.append_locked(&mut w, &mut compressed, false, sync)
                 }
-                None => self.append_with_header(&mut w, &mut buf, encoded_header(h), false),
+                None => self.append_with_header(&mut w, &mut buf, encoded_header(h), false, sync),
             }
         });
         w.buf = buf;
@@ -139,9 +140,9 @@ impl Inner {
         let r = match &mut recompressed {
             Some(stored) => {
                 stored[0..8].copy_from_slice(&(base as i64).to_be_bytes());
-                self.append_locked(&mut w, stored, false)
+                self.append_locked(&mut w, stored, false, durability == Durability::Sync)
             }
-            None => self.append_locked(&mut w, batch, false),
+            None => self.append_locked(&mut w, batch, false, durability == Durability::Sync),
         };
         self.finish_append(w, r, Some(durability))
     }
@@ -198,20 +199,23 @@ impl Inner {
                 h.first_offset()
             )));
         }
-        let r = self.append_locked(&mut w, batch, true);
+        let r = self.append_locked(&mut w, batch, true, durability == Durability::Sync);
         self.finish_append(w, r, Some(durability))
     }
 
     /// Writes one encoded batch (its base offset already the log end).
     /// `replicated`: a copy of a leader's batch, kept byte for byte and
-    /// accepted whatever this log's batch size limit.
+    /// accepted whatever this log's batch size limit. `sync`: an fsync
+    /// follows (`Durability::Sync`), which decides how the bytes are
+    /// written (`VfsFile::write_at_before_sync`).
     pub(super) fn append_locked(
         &self,
         w: &mut Writer,
         batch: &mut [u8],
         replicated: bool,
+        sync: bool,
     ) -> Result<AppendInfo> {
-        self.append_with_header(w, batch, None, replicated)
+        self.append_with_header(w, batch, None, replicated, sync)
     }
 
     /// [`append_locked`](Self::append_locked) of a batch whose header the
@@ -224,6 +228,7 @@ impl Inner {
         batch: &mut [u8],
         header: Option<BatchHeader>,
         replicated: bool,
+        sync: bool,
     ) -> Result<AppendInfo> {
         let timer = crate::telemetry::Timer::start();
         let stamp_time = !replicated;
@@ -279,7 +284,7 @@ impl Inner {
         }
         let limits = w.limits;
         let now = || precise.unwrap_or_else(|| self.clock.now_ms());
-        if let Err(e) = active.append(batch, &h, &mut w.state, &limits, now) {
+        if let Err(e) = active.append(batch, &h, &mut w.state, &limits, now, sync) {
             // Bytes past the published end may have been written; cut them,
             // durably, so that neither a clean close nor a power loss brings
             // back a batch whose append failed. If that fails too, the
