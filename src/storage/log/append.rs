@@ -283,6 +283,12 @@ impl Inner {
             active = self.active();
         }
         let limits = w.limits;
+        // An fsync also follows when this append makes `flush.messages`
+        // due (`finish_append`).
+        let sync = sync
+            || w.config
+                .flush_messages
+                .is_some_and(|n| w.unflushed_records + h.record_count as u64 >= n);
         let now = || precise.unwrap_or_else(|| self.clock.now_ms());
         if let Err(e) = active.append(batch, &h, &mut w.state, &limits, now, sync) {
             // Bytes past the published end may have been written; cut them,
