@@ -98,6 +98,13 @@ mod tests {
         // At most a tick apart; a minute allows for any scheduling delay
         // between the two reads without deciding anything on timing.
         assert!((coarse - precise).abs() < 60_000, "{coarse} vs {precise}");
+        // `now_ms` (read directly on Linux) is the time `SystemTime` reads.
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let direct = crate::record::now_ms();
+        assert!((direct - system).abs() < 60_000, "{direct} vs {system}");
         let manual = ManualClock::new(42);
         assert_eq!(manual.coarse_now_ms(), 42, "the default is now_ms");
     }

@@ -4,10 +4,12 @@
 //! byte-exact, without duplicates, that what follows is a clean prefix of
 //! what was being written, and that appends continue.
 //!
-//! Variants: durable appends of 1-3 records, buffered ones, and buffered
+//! Variants: durable appends of 1-3 records, buffered ones, buffered
 //! appends of one record per call (each a copy into the mapped,
 //! preallocated segment, no system call: a kill leaves a tail of zeros
-//! after the last copy, which reopening cuts).
+//! after the last copy, which reopening cuts), and buffered appends of
+//! 1-40 records (batches of up to about 13 KB, several pages copied into
+//! the map at once).
 //!
 //! `EMBEDLOG_CRASH_ROUNDS` sets the rounds per variant (default 50);
 //! `EMBEDLOG_CRASH_SEED` replays a run (the seed is printed).
@@ -49,6 +51,7 @@ fn child_writer() {
     let mode = std::env::var("EMBEDLOG_CRASH_CHILD_MODE").unwrap_or_default();
     let sync = mode == "sync";
     let single = mode == "single";
+    let batches = mode == "batches";
     let log = Log::open(&dir, config()).unwrap();
     let durability = if sync {
         Durability::Sync
@@ -58,7 +61,13 @@ fn child_writer() {
     let mut out = std::io::stdout().lock();
     for i in 0u64.. {
         let start = log.end_offset();
-        let n = if single { 1 } else { 1 + i % 3 };
+        let n = if single {
+            1
+        } else if batches {
+            1 + i % 40
+        } else {
+            1 + i % 3
+        };
         let recs: Vec<_> = (start..start + n)
             .map(|o| Record::new(value(o)).timestamp(o as i64))
             .collect();
@@ -160,4 +169,9 @@ fn kill_9_during_buffered_appends_leaves_a_clean_prefix_with_every_ack() {
 #[test]
 fn kill_9_during_single_record_appends_keeps_every_ack() {
     torture("single");
+}
+
+#[test]
+fn kill_9_during_appends_of_multi_page_batches_keeps_every_ack() {
+    torture("batches");
 }

@@ -22,6 +22,7 @@ pub(crate) use batch::{
 };
 
 use bytes::Bytes;
+#[cfg(not(target_os = "linux"))]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A message offset within one partition: the first record gets 0, each
@@ -29,12 +30,32 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub type Offset = u64;
 
 /// Milliseconds since the Unix epoch, as Kafka stores timestamps.
+#[cfg(not(target_os = "linux"))]
 pub fn now_ms() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         // A clock set before 1970: Kafka has no meaning for it; use 0.
         Err(_) => 0,
     }
+}
+
+/// Milliseconds since the Unix epoch, as Kafka stores timestamps.
+///
+/// On Linux a `clock_gettime(CLOCK_REALTIME)` read turned into
+/// milliseconds directly (the same time `SystemTime::now` reads, without
+/// its `Duration` and 128-bit arithmetic: every append of records without
+/// a timestamp reads it).
+#[cfg(target_os = "linux")]
+#[allow(clippy::useless_conversion)] // `tv_nsec` is an i32 on 32-bit targets
+pub fn now_ms() -> i64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    if t.tv_sec < 0 {
+        // A clock set before 1970: Kafka has no meaning for it; use 0.
+        return 0;
+    }
+    t.tv_sec
+        .saturating_mul(1000)
+        .saturating_add(i64::from(t.tv_nsec) / 1_000_000)
 }
 
 /// One header of a record: a UTF-8 name and an optional byte value.

@@ -291,6 +291,13 @@ impl VfsFile for FaultyFile {
             .record(&self.path, Pending::Write(pos, buf.to_vec()));
         Ok(())
     }
+    fn write_at_before_sync(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.faults.check(Op::Write)?;
+        self.inner.write_at_before_sync(buf, pos)?;
+        self.faults
+            .record(&self.path, Pending::Write(pos, buf.to_vec()));
+        Ok(())
+    }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.faults.check(Op::SetLen)?;
         self.inner.set_len(len)?;

@@ -36,6 +36,12 @@
 //!   the old inode, and every mapping of it, stays intact until the last
 //!   reader drops it. Deleted segments are unlinked, which likewise leaves
 //!   existing mappings valid.
+//! - Ahead of its copies, a [`WriteMap`] fills the window of pages it
+//!   faults in with zeros by `pwrite` (`fill_zeros`): only bytes at or past
+//!   the position being written, inside the backed prefix, which hold no
+//!   data (the writer appends; bytes a failed write left past the published
+//!   end are cut before the next write) and read as zeros already. It
+//!   changes no byte anybody can read.
 //! - A mapping may be longer than its file (an active segment is mapped at
 //!   its maximum size up front). Pages past the end of the file are never
 //!   touched, because they are past the published end.
@@ -129,7 +135,12 @@ impl WriteMap {
 
     /// Copies `buf` to `pos` if the whole range is backed and mapped;
     /// `false` (nothing written) otherwise, for the caller to `pwrite`.
-    pub(crate) fn write(&self, buf: &[u8], pos: u64) -> bool {
+    /// `file` is the mapped file. Its writer appends: no byte at or past
+    /// `pos` holds data (`pos` is at or past the published end, and bytes
+    /// a failed write left there were cut), so the window faulted in
+    /// ahead is filled with zeros first if `zero_fill` says so (not for a
+    /// write an fsync follows, which would write the zeros back).
+    pub(crate) fn write(&self, file: &File, buf: &[u8], pos: u64, zero_fill: bool) -> bool {
         let mut st = self.state.lock();
         let st = &mut *st;
         let Some(map) = &st.map else {
@@ -155,11 +166,18 @@ impl WriteMap {
                 .min(st.backed)
                 .min(map.len() as u64);
             #[cfg(target_os = "linux")]
-            let _ = map.advise_range(
-                memmap2::Advice::PopulateWrite,
-                from as usize,
-                (to - from) as usize,
-            );
+            {
+                if zero_fill {
+                    fill_zeros(file, st.populated.max(pos), to);
+                }
+                let _ = map.advise_range(
+                    memmap2::Advice::PopulateWrite,
+                    from as usize,
+                    (to - from) as usize,
+                );
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = (file, zero_fill);
             st.populated = to;
         }
         // SAFETY: `[pos, end)` lies inside the mapping and inside the file's
@@ -177,5 +195,34 @@ impl WriteMap {
             );
         }
         true
+    }
+}
+
+/// Zeros `pwrite`s fill a window with (read from the zero page: this
+/// takes address space, not memory).
+#[cfg(target_os = "linux")]
+static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+
+/// Writes zeros over `[from, to)` of `file`, bytes that read as zeros
+/// already (allocated by `fallocate`, never written, or written with zeros)
+/// and hold no data: it changes no byte of the file. It makes the kernel
+/// create their page-cache pages the way a write does, in large folios
+/// and without reading them, where faulting them in through the map
+/// (`MADV_POPULATE_WRITE` alone) reads each around the fault, past every
+/// old end of the file in single pages that each take their own
+/// allocation, zero-fill and bookkeeping: measured on Linux 6.18, ext4,
+/// 108 B copies, the window's kernel time per copy fell from 88 to 59 ns
+/// (medians of 12). Best effort: on any error the populate reads the
+/// pages as before (zeros either way).
+#[cfg(target_os = "linux")]
+fn fill_zeros(file: &File, from: u64, to: u64) {
+    use std::os::unix::fs::FileExt;
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64) as usize;
+        if file.write_all_at(&ZEROS[..n], at).is_err() {
+            return;
+        }
+        at += n as u64;
     }
 }

@@ -627,7 +627,8 @@ impl Segment {
 
     /// Appends one batch (whose header is `h`) and publishes it. Nothing is
     /// published if an error is returned. `now` is asked for the first
-    /// batch only (the segment's age counts from it).
+    /// batch only (the segment's age counts from it). `before_sync`: an
+    /// fsync of the log follows at once (`VfsFile::write_at_before_sync`).
     pub(crate) fn append(
         &self,
         batch: &[u8],
@@ -635,6 +636,7 @@ impl Segment {
         st: &mut IndexState,
         limits: &Limits,
         now: impl FnOnce() -> i64,
+        before_sync: bool,
     ) -> Result<()> {
         let pos = self.size.load(Ordering::Relaxed);
         let end = pos + batch.len() as u64;
@@ -649,7 +651,13 @@ impl Segment {
             self.data.len() as u64,
         )?;
         self.file
-            .with(|f| f.write_at(batch, pos))
+            .with(|f| {
+                if before_sync {
+                    f.write_at_before_sync(batch, pos)
+                } else {
+                    f.write_at(batch, pos)
+                }
+            })
             .map_err(|e| Error::io("write", &self.path, e))?;
         let mut max_ts = self.max_timestamp.load(Ordering::Relaxed);
         let mut offset_of_max = self.offset_of_max.load(Ordering::Relaxed);

@@ -3,7 +3,8 @@
 
 use super::header::{CONTROL_MASK, TIMESTAMP_TYPE_MASK, TRANSACTIONAL_MASK};
 use super::{
-    BATCH_HEADER_SIZE, CRC_OFFSET, Compression, LOG_OVERHEAD, MAGIC, TimestampType, batch_crc,
+    BATCH_HEADER_SIZE, BatchHeader, CRC_OFFSET, Compression, LOG_OVERHEAD, MAGIC, TimestampType,
+    batch_crc,
 };
 use crate::error::{Error, Result};
 use crate::record::varint;
@@ -71,8 +72,9 @@ pub(crate) fn size_bound_of(fixed: usize) -> usize {
     fixed + 10 + 5 + 5
 }
 
-/// Writes one record whose [`fixed_body_size`] is `fixed`.
-fn put_record(
+/// Writes one record whose [`fixed_body_size`] is `fixed`: the general
+/// encoder, for callers that sized the record already ([`BatchBuilder`]).
+fn put_record_sized(
     buf: &mut Vec<u8>,
     r: &RecordParts<'_>,
     fixed: usize,
@@ -91,8 +93,12 @@ fn put_record(
             buf.extend_from_slice(p);
         }
     }
-    varint::put_i64(buf, r.headers.count() as i64);
-    match r.headers {
+    put_headers(buf, &r.headers);
+}
+
+fn put_headers(buf: &mut Vec<u8>, headers: &HeaderParts<'_>) {
+    varint::put_i64(buf, headers.count() as i64);
+    match *headers {
         HeaderParts::Owned(headers) => {
             for h in headers {
                 put_header(buf, &h.key, h.value.as_deref());
@@ -104,6 +110,106 @@ fn put_record(
             }
         }
         HeaderParts::Encoded { bytes, .. } => buf.extend_from_slice(bytes),
+    }
+}
+
+/// Bytes a record's headers take: their count and each one.
+fn headers_size(headers: &HeaderParts<'_>) -> usize {
+    let mut n = varint::size_i64(headers.count() as i64);
+    match *headers {
+        HeaderParts::Owned(headers) => {
+            for h in headers {
+                n += varint::size_i64(h.key.len() as i64) + h.key.len();
+                let v = h.value.as_deref();
+                n += varint::size_i64(len_or_null(v)) + v.map_or(0, <[u8]>::len);
+            }
+        }
+        HeaderParts::Borrowed(headers) => {
+            for (k, v) in headers {
+                n += varint::size_i64(k.len() as i64) + k.len();
+                n += varint::size_i64(len_or_null(*v)) + v.map_or(0, <[u8]>::len);
+            }
+        }
+        HeaderParts::Encoded { bytes, .. } => n += bytes.len(),
+    }
+    n
+}
+
+/// Where a record's fields start in [`put_record`]'s scratch: room for the
+/// longest length varint (5 bytes) before it, written right-aligned.
+const FIELDS_AT: usize = 5;
+
+/// Writes `v` as a zig-zag varint at `scratch[at..]`, returning the end.
+/// The caller leaves room: at most 10 bytes.
+#[inline(always)]
+fn put_varint_at(scratch: &mut [u8; 64], at: usize, v: i64) -> usize {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    let mut at = at;
+    while z >= 0x80 {
+        scratch[at] = (z as u8) | 0x80;
+        z >>= 7;
+        at += 1;
+    }
+    scratch[at] = z as u8;
+    at + 1
+}
+
+/// Appends `scratch[from..to]`: short runs as one fixed 16-byte copy cut
+/// back to size (no `memcpy` call for a handful of bytes).
+#[inline(always)]
+fn put_scratch(buf: &mut Vec<u8>, scratch: &[u8; 64], from: usize, to: usize) {
+    if to - from <= 16 && from <= 48 {
+        let len = buf.len();
+        buf.extend_from_slice(&scratch[from..from + 16]);
+        buf.truncate(len + (to - from));
+    } else {
+        buf.extend_from_slice(&scratch[from..to]);
+    }
+}
+
+/// Writes one record in one pass: the varints before the key and before
+/// the value go into a stack scratch first, whose length gives the
+/// record's (no separate sizing pass); each run is then one copy. Writes
+/// exactly the bytes [`put_record_sized`] writes (tested against it).
+fn put_record(buf: &mut Vec<u8>, r: &RecordParts<'_>, ts_delta: i64, offset_delta: i64) {
+    let key = r.key.unwrap_or_default();
+    let value = r.value.unwrap_or_default();
+    // Attributes (one byte, 0: unused), the two deltas and the two
+    // lengths: at most 1 + 4 * 10 bytes after FIELDS_AT.
+    let mut scratch = [0u8; 64];
+    let mut at = put_varint_at(&mut scratch, FIELDS_AT + 1, ts_delta);
+    at = put_varint_at(&mut scratch, at, offset_delta);
+    at = put_varint_at(&mut scratch, at, len_or_null(r.key));
+    let key_at = at;
+    at = put_varint_at(&mut scratch, at, len_or_null(r.value));
+    let no_headers = r.headers.count() == 0;
+    let headers = if no_headers {
+        1
+    } else {
+        headers_size(&r.headers)
+    };
+    let body = (at - FIELDS_AT) + key.len() + value.len() + headers;
+    // The length varint, ending where the fields start.
+    let Some(start) = FIELDS_AT.checked_sub(varint::size_i64(body as i64)) else {
+        // A record of 16 GiB or more: longer than any batch may be (the
+        // caller's size check refuses it); encoded the general way.
+        let fixed = fixed_body_size(r);
+        return put_record_sized(buf, r, fixed, ts_delta, offset_delta);
+    };
+    put_varint_at(&mut scratch, start, body as i64);
+    buf.reserve(FIELDS_AT - start + body + 16);
+    if key.is_empty() {
+        put_scratch(buf, &scratch, start, at);
+    } else {
+        put_scratch(buf, &scratch, start, key_at);
+        buf.extend_from_slice(key);
+        put_scratch(buf, &scratch, key_at, at);
+    }
+    buf.extend_from_slice(value);
+    if no_headers {
+        buf.push(0);
+    } else {
+        put_headers(buf, &r.headers);
     }
 }
 
@@ -138,7 +244,9 @@ impl BatchTime {
     }
 }
 
-fn write_header(buf: &mut [u8], p: &BatchParams, count: i32, base_ts: i64, max_ts: i64) {
+/// Fills in the header of the batch in `buf` (its records written) and
+/// returns its CRC.
+fn write_header(buf: &mut [u8], p: &BatchParams, count: i32, base_ts: i64, max_ts: i64) -> u32 {
     let batch_length = (buf.len() - LOG_OVERHEAD) as i32;
     buf[0..8].copy_from_slice(&p.base_offset.to_be_bytes());
     buf[8..12].copy_from_slice(&batch_length.to_be_bytes());
@@ -154,10 +262,12 @@ fn write_header(buf: &mut [u8], p: &BatchParams, count: i32, base_ts: i64, max_t
     buf[57..61].copy_from_slice(&count.to_be_bytes());
     let crc = batch_crc(buf);
     buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    crc
 }
 
 /// Encodes `records` as one batch, appending to `buf` (which is cleared
-/// first). Returns the batch's max timestamp.
+/// first). Returns the header it wrote, as [`BatchHeader::parse`] would
+/// read it back (the append path takes it instead of parsing).
 ///
 /// # Errors
 /// `InvalidArgument` for an empty slice, more than `i32::MAX` records, or a
@@ -166,7 +276,7 @@ pub(crate) fn encode_batch<R: ToRecord>(
     buf: &mut Vec<u8>,
     p: &BatchParams,
     records: &[R],
-) -> Result<i64> {
+) -> Result<BatchHeader> {
     let Some(first) = records.first() else {
         return Err(Error::InvalidArgument(
             "a batch needs at least one record".into(),
@@ -183,13 +293,7 @@ pub(crate) fn encode_batch<R: ToRecord>(
         let r = r.parts();
         let ts = time.of(r.timestamp);
         max_ts = max_ts.max(ts);
-        put_record(
-            buf,
-            &r,
-            fixed_body_size(&r),
-            ts.wrapping_sub(base_ts),
-            i as i64,
-        );
+        put_record(buf, &r, ts.wrapping_sub(base_ts), i as i64);
     }
     if buf.len() - LOG_OVERHEAD > i32::MAX as usize {
         return Err(Error::InvalidArgument(format!(
@@ -197,8 +301,22 @@ pub(crate) fn encode_batch<R: ToRecord>(
             buf.len()
         )));
     }
-    write_header(buf, p, count, base_ts, max_ts);
-    Ok(max_ts)
+    let crc = write_header(buf, p, count, base_ts, max_ts);
+    Ok(BatchHeader {
+        base_offset: p.base_offset,
+        batch_length: (buf.len() - LOG_OVERHEAD) as i32,
+        partition_leader_epoch: p.partition_leader_epoch,
+        magic: MAGIC,
+        crc,
+        attributes: p.attributes,
+        last_offset_delta: count - 1,
+        base_timestamp: base_ts,
+        max_timestamp: max_ts,
+        producer_id: p.producer_id,
+        producer_epoch: p.producer_epoch,
+        base_sequence: p.base_sequence,
+        record_count: count,
+    })
 }
 
 /// Builds one record batch, record by record.
@@ -377,7 +495,7 @@ impl BatchBuilder {
             self.base_ts = ts;
         }
         self.max_ts = self.max_ts.max(ts);
-        put_record(
+        put_record_sized(
             &mut self.buf,
             record,
             fixed,
@@ -484,4 +602,134 @@ pub(crate) fn encode_marker(
     };
     // One small record: cannot fail.
     let _ = encode_batch(buf, &params, std::slice::from_ref(&record));
+}
+
+#[cfg(test)]
+mod tests {
+    //! The one-pass record encoder (`put_record`, what `Log::append`
+    //! encodes with) against the general one (`put_record_sized`, what
+    //! `BatchBuilder` encodes with): the same bytes for any record.
+    use super::*;
+    use crate::record::{BatchHeader, BorrowedRecord, Header};
+    use proptest::prelude::*;
+
+    fn bytes(max: usize) -> impl Strategy<Value = Option<Vec<u8>>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Vec::new())),
+            prop::collection::vec(any::<u8>(), 0..max).prop_map(Some),
+            // Lengths whose varints take 2 and 3 bytes.
+            (60usize..70).prop_map(|n| Some(vec![7; n])),
+            (8180usize..8200).prop_map(|n| Some(vec![9; n])),
+        ]
+    }
+
+    fn delta() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            -3i64..3,
+            -200i64..200,
+            any::<i64>(),
+            Just(i64::MIN),
+            Just(i64::MAX)
+        ]
+    }
+
+    /// A record's headers, borrowed.
+    type Borrowed<'a> = Vec<(&'a str, Option<&'a [u8]>)>;
+
+    fn headers() -> impl Strategy<Value = Vec<(String, Option<Vec<u8>>)>> {
+        prop::collection::vec(("[a-z]{0,70}", bytes(80)), 0..4)
+    }
+
+    /// Both encoders' bytes for `r`, appended after `prefix` bytes.
+    fn both(r: &RecordParts<'_>, ts: i64, od: i64, prefix: usize) -> (Vec<u8>, Vec<u8>) {
+        let mut fast = vec![1; prefix];
+        put_record(&mut fast, r, ts, od);
+        let mut general = vec![1; prefix];
+        put_record_sized(&mut general, r, fixed_body_size(r), ts, od);
+        (fast, general)
+    }
+
+    proptest! {
+        #[test]
+        fn the_one_pass_encoder_writes_the_general_encoders_bytes(
+            key in bytes(300),
+            value in bytes(3000),
+            hs in headers(),
+            ts in delta(),
+            od in prop_oneof![0i64..100, 0i64..=i64::from(i32::MAX)],
+            prefix in 0usize..40,
+        ) {
+            // Owned headers (`Record`).
+            let owned: Vec<Header> = hs
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => Header::new(k.clone(), v.clone()),
+                    None => Header::null(k.clone()),
+                })
+                .collect();
+            let r = RecordParts {
+                key: key.as_deref(),
+                value: value.as_deref(),
+                timestamp: 0,
+                headers: HeaderParts::Owned(&owned),
+            };
+            let (fast, general) = both(&r, ts, od, prefix);
+            prop_assert_eq!(fast, general);
+            // Borrowed headers (`BorrowedRecord`).
+            let borrowed: Borrowed<'_> =
+                hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+            let r = RecordParts {
+                headers: HeaderParts::Borrowed(&borrowed),
+                ..r
+            };
+            let (fast, general) = both(&r, ts, od, prefix);
+            prop_assert_eq!(fast, general);
+            // Headers already encoded (a record read from a log).
+            let mut encoded = Vec::new();
+            for (k, v) in &borrowed {
+                put_header(&mut encoded, k.as_bytes(), *v);
+            }
+            let r = RecordParts {
+                headers: HeaderParts::Encoded { bytes: &encoded, count: hs.len() },
+                ..r
+            };
+            let (fast, general) = both(&r, ts, od, prefix);
+            prop_assert_eq!(fast, general);
+        }
+
+        #[test]
+        fn encode_batch_writes_what_the_builder_writes_and_returns_its_header(
+            records in prop::collection::vec(
+                (bytes(40), bytes(400), headers(), -1000i64..1000),
+                1..20,
+            ),
+            base in 0i64..i64::from(i32::MAX),
+        ) {
+            let hs: Vec<Borrowed<'_>> = records
+                .iter()
+                .map(|(_, _, h, _)| h.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
+                .collect();
+            let borrowed: Vec<BorrowedRecord<'_>> = records
+                .iter()
+                .zip(&hs)
+                .map(|((k, v, _, ts), h)| BorrowedRecord {
+                    key: k.as_deref(),
+                    value: v.as_deref(),
+                    timestamp: 1_700_000_000_000 + ts,
+                    headers: h,
+                })
+                .collect();
+            let p = BatchParams { base_offset: base, ..BatchParams::default() };
+            let mut buf = Vec::new();
+            let h = encode_batch(&mut buf, &p, &borrowed).unwrap();
+            let mut b = BatchBuilder::new().base_offset(base);
+            for r in &borrowed {
+                b.push(r);
+            }
+            prop_assert_eq!(&buf, &b.finish().unwrap());
+            prop_assert_eq!(BatchHeader::parse(&buf).unwrap(), h);
+            prop_assert!(crate::record::crc_matches(&buf));
+        }
+    }
 }

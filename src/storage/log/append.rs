@@ -17,13 +17,27 @@ const MAX_UNFLUSHED_ROLLED: usize = 4;
 
 /// Marks an encoded batch as log-append time stamped `now`: sets the
 /// timestamp-type attribute and the max timestamp, then the CRC (both are
-/// covered by it).
-fn set_log_append_time(batch: &mut [u8], now: i64) {
+/// covered by it). Returns the new attributes and CRC.
+fn set_log_append_time(batch: &mut [u8], now: i64) -> (i16, u32) {
     let attributes = i16::from_be_bytes([batch[21], batch[22]]) | 0x08;
     batch[21..23].copy_from_slice(&attributes.to_be_bytes());
     batch[35..43].copy_from_slice(&now.to_be_bytes());
     let crc = crate::record::batch_crc(batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    (attributes, crc)
+}
+
+/// The header `encode_batch` returned, for the append to take instead of
+/// parsing the bytes back, if it passes the checks a parse makes that a
+/// batch this log encoded can fail: a base offset (the log end) past
+/// `i64::MAX`, or a last offset that overflows. Otherwise `None`: the
+/// parse reports the error.
+fn encoded_header(h: BatchHeader) -> Option<BatchHeader> {
+    (h.base_offset >= 0
+        && h.base_offset
+            .checked_add(i64::from(h.last_offset_delta))
+            .is_some())
+    .then_some(h)
 }
 
 impl Inner {
@@ -56,13 +70,14 @@ impl Inner {
             partition_leader_epoch: epoch,
             ..BatchParams::default()
         };
-        let r = encode_batch(&mut buf, &params, records).and_then(|_| {
+        let sync = durability.unwrap_or(w.config.durability) == Durability::Sync;
+        let r = encode_batch(&mut buf, &params, records).and_then(|h| {
             match w.config.compression.filter(|c| *c != Compression::None) {
                 Some(codec) => {
                     let mut compressed = deflate(&buf, codec)?;
-                    self.append_locked(&mut w, &mut compressed, false)
+                    self.append_locked(&mut w, &mut compressed, false, sync)
                 }
-                None => self.append_locked(&mut w, &mut buf, false),
+                None => self.append_with_header(&mut w, &mut buf, encoded_header(h), false, sync),
             }
         });
         w.buf = buf;
@@ -125,9 +140,9 @@ impl Inner {
         let r = match &mut recompressed {
             Some(stored) => {
                 stored[0..8].copy_from_slice(&(base as i64).to_be_bytes());
-                self.append_locked(&mut w, stored, false)
+                self.append_locked(&mut w, stored, false, durability == Durability::Sync)
             }
-            None => self.append_locked(&mut w, batch, false),
+            None => self.append_locked(&mut w, batch, false, durability == Durability::Sync),
         };
         self.finish_append(w, r, Some(durability))
     }
@@ -184,18 +199,36 @@ impl Inner {
                 h.first_offset()
             )));
         }
-        let r = self.append_locked(&mut w, batch, true);
+        let r = self.append_locked(&mut w, batch, true, durability == Durability::Sync);
         self.finish_append(w, r, Some(durability))
     }
 
     /// Writes one encoded batch (its base offset already the log end).
     /// `replicated`: a copy of a leader's batch, kept byte for byte and
-    /// accepted whatever this log's batch size limit.
+    /// accepted whatever this log's batch size limit. `sync`: an fsync
+    /// follows (`Durability::Sync`), which decides how the bytes are
+    /// written (`VfsFile::write_at_before_sync`).
     pub(super) fn append_locked(
         &self,
         w: &mut Writer,
         batch: &mut [u8],
         replicated: bool,
+        sync: bool,
+    ) -> Result<AppendInfo> {
+        self.append_with_header(w, batch, None, replicated, sync)
+    }
+
+    /// [`append_locked`](Self::append_locked) of a batch whose header the
+    /// caller has, as [`BatchHeader::parse`] reads it from `batch` (the
+    /// header `encode_batch` returned for the bytes it wrote); `None`:
+    /// parsed here.
+    fn append_with_header(
+        &self,
+        w: &mut Writer,
+        batch: &mut [u8],
+        header: Option<BatchHeader>,
+        replicated: bool,
+        sync: bool,
     ) -> Result<AppendInfo> {
         let timer = crate::telemetry::Timer::start();
         let stamp_time = !replicated;
@@ -211,10 +244,23 @@ impl Inner {
         // of the storage work of a small append.
         let stamp = stamp_time && w.config.timestamp_type == TimestampType::LogAppendTime;
         let precise = stamp.then(|| self.clock.now_ms());
-        if let Some(now) = precise {
-            set_log_append_time(batch, now);
-        }
-        let h = BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?;
+        let stamped = precise.map(|now| (now, set_log_append_time(batch, now)));
+        let h = match header {
+            Some(mut h) => {
+                if let Some((now, (attributes, crc))) = stamped {
+                    h.attributes = attributes;
+                    h.max_timestamp = now;
+                    h.crc = crc;
+                }
+                debug_assert_eq!(
+                    BatchHeader::parse(batch).ok(),
+                    Some(h),
+                    "the header given is the batch's"
+                );
+                h
+            }
+            None => BatchHeader::parse(batch).map_err(|e| e.in_memory(0))?,
+        };
         self.mark_dirty()?;
         let mut active = self.active();
         let aged = w.config.segment_ms.is_some_and(|ms| {
@@ -237,8 +283,14 @@ impl Inner {
             active = self.active();
         }
         let limits = w.limits;
+        // An fsync also follows when this append makes `flush.messages`
+        // due (`finish_append`).
+        let sync = sync
+            || w.config
+                .flush_messages
+                .is_some_and(|n| w.unflushed_records + h.record_count as u64 >= n);
         let now = || precise.unwrap_or_else(|| self.clock.now_ms());
-        if let Err(e) = active.append(batch, &h, &mut w.state, &limits, now) {
+        if let Err(e) = active.append(batch, &h, &mut w.state, &limits, now, sync) {
             // Bytes past the published end may have been written; cut them,
             // durably, so that neither a clean close nor a power loss brings
             // back a batch whose append failed. If that fails too, the

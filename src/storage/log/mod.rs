@@ -148,6 +148,9 @@ struct Inner {
     abandoned: AtomicBool,
     /// Notified after every append (consumers waiting on many logs).
     watchers: RwLock<Vec<Arc<Notify>>>,
+    /// How many `watchers` there are (set under its write lock): an append
+    /// with none to wake reads this instead of taking the lock.
+    watching: AtomicUsize,
     closed: AtomicBool,
 }
 
@@ -289,15 +292,16 @@ impl Log {
 
     /// Registers `notify` to be woken after every append (and on close).
     pub fn watch(&self, notify: Arc<Notify>) {
-        self.inner.watchers.write().push(notify);
+        let mut watchers = self.inner.watchers.write();
+        watchers.push(notify);
+        self.inner.watching.store(watchers.len(), Ordering::SeqCst);
     }
 
     /// Removes a registration made with [`watch`](Self::watch).
     pub fn unwatch(&self, notify: &Arc<Notify>) {
-        self.inner
-            .watchers
-            .write()
-            .retain(|n| !Arc::ptr_eq(n, notify));
+        let mut watchers = self.inner.watchers.write();
+        watchers.retain(|n| !Arc::ptr_eq(n, notify));
+        self.inner.watching.store(watchers.len(), Ordering::SeqCst);
     }
 
     /// Closes the log through a shared handle (the broker's close).
@@ -730,17 +734,26 @@ impl Inner {
         segs[segs.len() - 1].clone()
     }
 
+    #[inline]
     fn check_writable(&self) -> Result<()> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::Closed);
-        }
-        if self.poisoned.load(Ordering::SeqCst) {
-            return Err(Error::Poisoned {
-                path: self.dir.clone(),
-                reason: self.poison_reason.lock().clone(),
-            });
+        // Two loads on the append path; the error is built out of line.
+        if self.closed.load(Ordering::SeqCst) || self.poisoned.load(Ordering::SeqCst) {
+            return Err(self.not_writable());
         }
         Ok(())
+    }
+
+    /// Why the log refuses writes (closed or poisoned).
+    #[cold]
+    #[inline(never)]
+    fn not_writable(&self) -> Error {
+        if self.closed.load(Ordering::SeqCst) {
+            return Error::Closed;
+        }
+        Error::Poisoned {
+            path: self.dir.clone(),
+            reason: self.poison_reason.lock().clone(),
+        }
     }
 
     fn poison(&self, e: &Error) {
@@ -756,6 +769,7 @@ impl Inner {
         }
     }
 
+    #[inline]
     fn lock_writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
         self.check_writable()?;
         let w = self.writer.lock();

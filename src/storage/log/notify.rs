@@ -307,6 +307,12 @@ impl Inner {
     /// Wakes readers waiting for data (and on close).
     pub(super) fn wake_all(&self) {
         self.signal.notify();
+        // A watcher registered before this append began is counted (the
+        // count is stored before `watch` returns); one registering during
+        // it may miss it, as it may behind the lock.
+        if self.watching.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         for n in self.watchers.read().iter() {
             n.notify();
         }

@@ -260,6 +260,7 @@ impl Inner {
             signal: Signal::default(),
             abandoned: AtomicBool::new(false),
             watchers: RwLock::new(Vec::new()),
+            watching: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         };
         if !inner.checkpoint_clean.load(Ordering::Relaxed) {

@@ -357,3 +357,26 @@ fn recovery_reports_what_it_scanned_and_cut() {
     assert!(!events.iter().any(|e| e.contains("torn tail")));
     log.unwrap().close().unwrap();
 }
+
+#[test]
+fn appends_wake_the_watchers_registered_and_only_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let (a, b) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    log.append(&[rec(0)]).unwrap();
+    assert_eq!((a.generation(), b.generation()), (0, 0), "none registered");
+    log.watch(a.clone());
+    log.watch(b.clone());
+    log.append(&[rec(1)]).unwrap();
+    assert_eq!((a.generation(), b.generation()), (1, 1));
+    log.unwatch(&a);
+    log.append(&[rec(2)]).unwrap();
+    assert_eq!((a.generation(), b.generation()), (1, 2));
+    log.unwatch(&b);
+    log.append(&[rec(3)]).unwrap();
+    assert_eq!((a.generation(), b.generation()), (1, 2), "none left");
+    log.watch(a.clone());
+    log.append(&[rec(4)]).unwrap();
+    assert_eq!((a.generation(), b.generation()), (2, 2));
+    log.close().unwrap();
+}

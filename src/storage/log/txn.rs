@@ -436,7 +436,12 @@ impl Inner {
             m.coordinator_epoch,
             self.clock.now_ms(),
         );
-        let r = self.append_locked(&mut w, &mut buf, false);
+        let r = self.append_locked(
+            &mut w,
+            &mut buf,
+            false,
+            durability == super::Durability::Sync,
+        );
         w.buf = buf;
         self.finish_append(w, r, Some(durability))
     }
