@@ -181,6 +181,10 @@ impl RealFile {
         if buf.len() < max && self.writes.write(&self.file, buf, pos, !before_sync) {
             return Ok(());
         }
+        if before_sync {
+            self.writes
+                .zero_ahead_of_sync(&self.file, pos, pos + buf.len() as u64);
+        }
         #[cfg(unix)]
         {
             std::os::unix::fs::FileExt::write_all_at(&self.file, buf, pos)
@@ -329,8 +333,8 @@ mod tests {
 
     /// Writes of every size at the end of a preallocated file, copies into
     /// its map and `pwrite`s mixed, some followed by an fsync: every byte
-    /// lands, and the zeros a copy fills its window ahead with never cover
-    /// one. (The `pwrite` of
+    /// lands, and the zeros a copy fills its window ahead with, or a write
+    /// an fsync follows writes ahead of itself, never cover one. (The `pwrite` of
     /// 200 000 bytes ends past the window the first copies faulted in; the
     /// copy after it must fill from its own start, not the window's end.)
     #[test]
@@ -364,6 +368,30 @@ mod tests {
                 }
                 model.extend_from_slice(&data);
             }
+        }
+        // Writes an fsync follows write zeros 1 MiB ahead of themselves;
+        // buffered writes past that, then more synced ones: the zeros start
+        // at the end of the data, never below it.
+        for (i, (len, synced)) in [
+            (5000, true),
+            (1_500_000, false),
+            (6000, true),
+            (100, false),
+            (70_000, true),
+            (900_000, false),
+            (4096, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let data = vec![0x40 + i as u8; len];
+            if synced {
+                f.write_at_before_sync(&data, model.len() as u64).unwrap();
+                f.sync_data().unwrap();
+            } else {
+                f.write_at(&data, model.len() as u64).unwrap();
+            }
+            model.extend_from_slice(&data);
         }
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len(), 8 << 20);
