@@ -30,7 +30,10 @@ mod on {
         ::metrics::counter!("embedlog_bytes_in_total", "topic" => topic).increment(bytes);
     }
 
-    pub(crate) fn records_out(topic: &Arc<str>, records: u64, bytes: u64) {
+    /// `bytes` is computed only here, with the feature (it walks the
+    /// records).
+    pub(crate) fn records_out(topic: &Arc<str>, records: u64, bytes: impl FnOnce() -> u64) {
+        let bytes = bytes();
         let topic = topic.clone();
         ::metrics::counter!("embedlog_records_out_total", "topic" => topic.clone())
             .increment(records);
@@ -79,7 +82,7 @@ mod on {
     use std::sync::Arc;
 
     pub(crate) fn records_in(_: &Arc<str>, _: u64, _: u64) {}
-    pub(crate) fn records_out(_: &Arc<str>, _: u64, _: u64) {}
+    pub(crate) fn records_out(_: &Arc<str>, _: u64, _: impl FnOnce() -> u64) {}
     pub(crate) fn consumer_lag(_: Option<&str>, _: &str, _: u32, _: u64) {}
     pub(crate) fn cleaner_run(_: u64) {}
     pub(crate) fn retention_deleted(_: usize) {}

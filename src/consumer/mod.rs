@@ -497,11 +497,12 @@ impl Consumer {
                 }
             }
             let taken = &out[before..];
-            let bytes = taken
-                .iter()
-                .map(|r| r.key().map_or(0, <[u8]>::len) + r.value().map_or(0, <[u8]>::len))
-                .sum::<usize>();
-            crate::telemetry::records_out(&a.tp.topic, taken.len() as u64, bytes as u64);
+            crate::telemetry::records_out(&a.tp.topic, taken.len() as u64, || {
+                taken
+                    .iter()
+                    .map(|r| r.key().map_or(0, <[u8]>::len) + r.value().map_or(0, <[u8]>::len))
+                    .sum::<usize>() as u64
+            });
             report_lag(a, self.config.group_id.as_deref(), isolation);
         }
         Ok(())
