@@ -45,24 +45,7 @@ pub(crate) fn fixed_body_size(r: &RecordParts<'_>) -> usize {
     for part in [r.key, r.value] {
         n += varint::size_i64(len_or_null(part)) + part.map_or(0, <[u8]>::len);
     }
-    n += varint::size_i64(r.headers.count() as i64);
-    match r.headers {
-        HeaderParts::Owned(headers) => {
-            for h in headers {
-                n += varint::size_i64(h.key.len() as i64) + h.key.len();
-                let v = h.value.as_deref();
-                n += varint::size_i64(len_or_null(v)) + v.map_or(0, <[u8]>::len);
-            }
-        }
-        HeaderParts::Borrowed(headers) => {
-            for (k, v) in headers {
-                n += varint::size_i64(k.len() as i64) + k.len();
-                n += varint::size_i64(len_or_null(*v)) + v.map_or(0, <[u8]>::len);
-            }
-        }
-        HeaderParts::Encoded { bytes, .. } => n += bytes.len(),
-    }
-    n
+    n + headers_size(&r.headers)
 }
 
 /// An upper bound of the bytes a record whose [`fixed_body_size`] is
