@@ -137,6 +137,33 @@ impl WriteMap {
         st.zeroed = st.zeroed.min(len);
     }
 
+    /// Before a `pwrite` of `[pos, end)` that an fsync follows at once:
+    /// writes zeros from `pos` to [`SYNC_ZERO_CHUNK`] past `end` (within
+    /// the preallocated prefix), unless done already. `fallocate` leaves
+    /// its blocks *unwritten*: the fsync after each write into them must
+    /// commit the file system's journal to mark them written, which costs
+    /// as much as the data's own write. Written once with zeros (whose
+    /// fsync pays that commit once for the chunk), later fsyncs write only
+    /// the data: measured on ext4, 11 KB writes each followed by
+    /// `fdatasync`, 4 600 syncs/s into fallocated blocks, 6 800/s with the
+    /// zeros written 1 MiB ahead (their cost included). Bytes at and past
+    /// `pos` hold no data (the writer appends at the end), so the zeros
+    /// change no byte. Best effort, like `fill_zeros`.
+    pub(crate) fn zero_ahead_of_sync(&self, file: &File, pos: u64, end: u64) {
+        #[cfg(target_os = "linux")]
+        {
+            let mut st = self.state.lock();
+            if st.map.is_none() || end <= st.zeroed || end > st.backed {
+                return;
+            }
+            let to = end.saturating_add(SYNC_ZERO_CHUNK).min(st.backed);
+            fill_zeros(file, st.zeroed.max(pos), to);
+            st.zeroed = to;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (file, pos, end);
+    }
+
     /// Copies `buf` to `pos` if the whole range is backed and mapped;
     /// `false` (nothing written) otherwise, for the caller to `pwrite`.
     /// `file` is the mapped file. Its writer appends: no byte at or past
@@ -207,35 +234,6 @@ impl WriteMap {
 /// the writes after it, into blocks already written, commit no metadata.
 #[cfg(target_os = "linux")]
 const SYNC_ZERO_CHUNK: u64 = 1 << 20;
-
-impl WriteMap {
-    /// Before a `pwrite` of `[pos, end)` that an fsync follows at once:
-    /// writes zeros from `pos` to [`SYNC_ZERO_CHUNK`] past `end` (within
-    /// the preallocated prefix), unless done already. `fallocate` leaves
-    /// its blocks *unwritten*: the fsync after each write into them must
-    /// commit the file system's journal to mark them written, which costs
-    /// as much as the data's own write. Written once with zeros (whose
-    /// fsync pays that commit once for the chunk), later fsyncs write only
-    /// the data: measured on ext4, 11 KB writes each followed by
-    /// `fdatasync`, 4 600 syncs/s into fallocated blocks, 6 800/s with the
-    /// zeros written 1 MiB ahead (their cost included). Bytes at and past
-    /// `pos` hold no data (the writer appends at the end), so the zeros
-    /// change no byte. Best effort, like `fill_zeros`.
-    pub(crate) fn zero_ahead_of_sync(&self, file: &File, pos: u64, end: u64) {
-        #[cfg(target_os = "linux")]
-        {
-            let mut st = self.state.lock();
-            if st.map.is_none() || end <= st.zeroed || end > st.backed {
-                return;
-            }
-            let to = end.saturating_add(SYNC_ZERO_CHUNK).min(st.backed);
-            fill_zeros(file, st.zeroed.max(pos), to);
-            st.zeroed = to;
-        }
-        #[cfg(not(target_os = "linux"))]
-        let _ = (file, pos, end);
-    }
-}
 
 /// Zeros `pwrite`s fill a window with (read from the zero page: this
 /// takes address space, not memory).

@@ -122,8 +122,7 @@ impl Batches {
     /// for [`from_bytes`](Self::from_bytes), the log's `max_batch_bytes`
     /// (Kafka's `max.message.bytes`) for a log read.
     pub fn decompression_limit(mut self, bytes: usize) -> Batches {
-        self.limit = bytes;
-        self.inflated = OnceLock::new();
+        self.set_decompression_limit(bytes);
         self
     }
 

@@ -123,6 +123,20 @@ impl BatchHeader {
         if ok { Ok(h) } else { Err(h.problem()) }
     }
 
+    /// The three fields that place a batch, read without checking the
+    /// rest: base offset, batch length, last offset delta (`None` if `buf`
+    /// is shorter than a header). For a walk over batches whose other
+    /// fields the decoder's [`parse`](Self::parse) checks.
+    #[inline]
+    pub(crate) fn placement(buf: &[u8]) -> Option<(i64, i32, i32)> {
+        let b = buf.first_chunk::<BATCH_HEADER_SIZE>()?;
+        Some((
+            i64::from_be_bytes(be::<0, 8>(b)),
+            i32::from_be_bytes(be::<8, 4>(b)),
+            i32::from_be_bytes(be::<23, 4>(b)),
+        ))
+    }
+
     /// The error for a header cut short at `len` bytes.
     #[cold]
     fn short(len: usize) -> FormatError {

@@ -41,22 +41,15 @@ impl Segment {
         expected: Offset,
         next: Offset,
     ) -> Result<(Offset, Offset, u64)> {
-        let head = self
+        let full = |h: BatchHeader| (h.first_offset(), h.last_offset(), h.size() as u64);
+        let fields = self
             .data
             .get(pos as usize..size as usize)
-            .and_then(|rest| rest.first_chunk::<BATCH_HEADER_SIZE>());
-        let full = |h: BatchHeader| (h.first_offset(), h.last_offset(), h.size() as u64);
-        let Some(head) = head else {
+            .and_then(BatchHeader::placement);
+        let Some((base, length, delta)) = fields else {
             return self.header_at(pos, size, expected, next).map(full);
         };
-        let be = |at: usize, n: usize| {
-            head[at..at + n]
-                .iter()
-                .fold(0u64, |v, &b| v << 8 | u64::from(b))
-        };
-        let base = be(0, 8);
-        let length = be(8, 4) as u32 as i32;
-        let delta = be(23, 4) as u32 as i32;
+        let base = base as u64;
         let len = i64::from(length) + LOG_OVERHEAD as i64;
         let placed = length >= (BATCH_HEADER_SIZE - LOG_OVERHEAD) as i32
             && len as u64 <= size - pos
